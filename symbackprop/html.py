@@ -1,0 +1,229 @@
+"""Offline HTML output: a standalone page that renders TeX math with the
+vendored KaTeX, and an inline SVG drawing of a fully-connected network.
+
+Everything the page needs (KaTeX's CSS, fonts, JS) is inlined, so the single
+file opens offline; nothing is loaded from the network at view time.
+"""
+
+import base64
+import functools
+import html
+import importlib.resources
+import re
+
+__all__ = ["standalone_page", "network_svg"]
+
+_PAGE_CSS = """
+body { margin: 0; background: #fff; color: #222;
+  font: 17px/1.55 Georgia, "DejaVu Serif", serif; }
+main { max-width: 52rem; margin: 0 auto; padding: 1.5rem 1.25rem 4rem; }
+h1, h2, h3 { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; line-height: 1.25; }
+table { border-collapse: collapse; margin: 1rem 0; }
+th, td { border: 1px solid #999; padding: .3rem .6rem; text-align: left; vertical-align: top; }
+th { background: #f0f0f0; }
+code, pre { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: .9em; }
+pre { background: #f6f6f6; padding: .75rem; overflow-x: auto; }
+.katex-display { overflow-x: auto; overflow-y: hidden; padding: .2rem 0; }
+svg { max-width: 100%; height: auto; }
+"""
+
+# Delimiter order matters: "$$" must come before "$". svg is skipped because
+# KaTeX's HTML spans cannot live inside SVG <text>; class "no-math" lets a
+# caller protect a literal "$" in prose.
+_RENDER_JS = """
+document.addEventListener("DOMContentLoaded", function () {
+  renderMathInElement(document.body, {
+    delimiters: [
+      {left: "$$", right: "$$", display: true},
+      {left: "$", right: "$", display: false},
+      {left: "\\\\[", right: "\\\\]", display: true},
+      {left: "\\\\(", right: "\\\\)", display: false}
+    ],
+    ignoredTags: ["script", "noscript", "style", "textarea", "pre", "code", "option", "svg"],
+    ignoredClasses: ["no-math"],
+    throwOnError: false
+  });
+});
+"""
+
+
+def _katex_file(*parts: str) -> bytes:
+    return importlib.resources.files("symbackprop").joinpath("static", "katex", *parts).read_bytes()
+
+
+@functools.lru_cache(maxsize=None)
+def _katex_css() -> str:
+    """KaTeX's CSS with each @font-face source replaced by the woff2 as a data: URI.
+
+    KaTeX lists woff2, woff and ttf per face; every browser that runs KaTeX
+    reads woff2, so we vendor and embed only those to keep pages small.
+    """
+    css = _katex_file("katex.min.css").decode("utf-8")
+
+    def embed(m: re.Match) -> str:
+        data = base64.b64encode(_katex_file("fonts", m.group(1) + ".woff2")).decode("ascii")
+        return f'url(data:font/woff2;base64,{data}) format("woff2")'
+
+    css = re.sub(r'url\(fonts/([\w-]+)\.woff2\) format\("woff2"\)'
+                 r'(?:,url\(fonts/[^)]*\) format\("[^"]*"\))*', embed, css)
+    assert "url(fonts/" not in css, "a KaTeX font was not embedded"
+    return css
+
+
+@functools.lru_cache(maxsize=None)
+def _katex_js() -> str:
+    js = _katex_file("katex.min.js") + b"\n" + _katex_file("contrib", "auto-render.min.js")
+    # A literal "</script" would end the inline <script> element early.
+    return js.decode("utf-8").replace("</script", "<\\/script")
+
+
+def standalone_page(title: str, body_html: str) -> str:
+    """A complete HTML5 page: body_html (trusted HTML) with $...$ / $$...$$ math
+    rendered by the inlined KaTeX when the page loads. The title is escaped."""
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        f"<title>{html.escape(title)}</title>\n"
+        f"<style>\n{_katex_css()}\n</style>\n<style>{_PAGE_CSS}</style>\n"
+        f"<script>\n{_katex_js()}\n</script>\n<script>{_RENDER_JS}</script>\n"
+        f"</head>\n<body>\n<main>\n{body_html}\n</main>\n</body>\n</html>\n"
+    )
+
+
+# ---- network drawing -------------------------------------------------------
+
+_R = 16            # node radius
+_ROW = 78          # vertical distance between nodes of one layer
+_FONT = 12         # label font size (px)
+_CHAR_W = 0.62     # estimated glyph width, as a fraction of the font size
+_MAX_SHOWN = 12    # wider layers are drawn as the first few nodes, "⋮", the last
+_HEAD = 4
+_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+
+
+def _shown(n: int) -> list:
+    """Indices of the drawn nodes of a layer of n; None marks the ellipsis row."""
+    return list(range(n)) if n <= _MAX_SHOWN else [*range(_HEAD), None, n - 1]
+
+
+def _box(cx: float, cy: float, text: str) -> tuple:
+    w, h = len(text) * _FONT * _CHAR_W + 4, _FONT + 4
+    return (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+
+
+def _overlap(a: tuple, b: tuple) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    return w * h if w > 0 and h > 0 else 0.0
+
+
+def _text(x: float, y: float, text: str, anchor: str = "middle", **attrs: str) -> str:
+    extra = "".join(f' {k.replace("_", "-")}="{v}"' for k, v in attrs.items())
+    return (f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" '
+            f'dominant-baseline="central"{extra}>{html.escape(text)}</text>')
+
+
+def network_svg(layers: list[int],
+                node_labels: dict[tuple[int, int], str] | None = None,
+                edge_labels: dict[tuple[int, int, int], str] | None = None,
+                layer_titles: list[str] | None = None) -> str:
+    """Inline SVG of a fully-connected net; layer 0 is the input.
+
+    node_labels[(l, j)] labels node j of layer l; edge_labels[(l, j, k)] labels
+    the edge from node k of layer l-1 to node j of layer l. Edges into the same
+    node share a colour with their labels, so a label can be traced to its edge.
+    """
+    node_labels, edge_labels = node_labels or {}, edge_labels or {}
+    shown = [_shown(n) for n in layers]
+    longest = max([len(t) for t in edge_labels.values()] + [0])
+    # Wide enough that the edge labels between two columns can sit side by side.
+    widest = max(len(s) for s in shown)
+    col = max(170.0, 0.55 * (widest + 1) * longest * _FONT * _CHAR_W)
+    side = max([len(t) for t in node_labels.values()] + [4]) * _FONT * _CHAR_W + _R + 14
+    top = 40 if layer_titles else 14
+    width = 2 * side + col * (len(layers) - 1)
+    height = top + _ROW * widest + 10
+    pos = {}  # (l, row) -> (x, y); row indexes shown[l]
+    for l, rows in enumerate(shown):
+        y0 = top + _ROW / 2 + _ROW * (widest - len(rows)) / 2
+        for r in range(len(rows)):
+            pos[l, r] = (side + col * l, y0 + _ROW * r)
+
+    out, taken = [], []  # taken: boxes already used, so edge labels avoid them
+    for l, rows in enumerate(shown):
+        for r, j in enumerate(rows):
+            x, y = pos[l, r]
+            taken.append((x - _R, y - _R, x + _R, y + _R))
+            if j is None:
+                continue
+            text = node_labels.get((l, j))
+            if text is None:
+                continue
+            # Inputs label to the left, outputs to the right, hidden nodes above:
+            # where edges do not run.
+            if l == 0 and len(layers) > 1:
+                lx, ly, anchor = x - _R - 6, y, "end"
+            elif l == len(layers) - 1:
+                lx, ly, anchor = x + _R + 6, y, "start"
+            else:
+                lx, ly, anchor = x, y - _R - 10, "middle"
+            shift = {"end": -1, "start": 1, "middle": 0}[anchor] * len(text) * _FONT * _CHAR_W / 2
+            taken.append(_box(lx + shift, ly, text))
+            out.append(_text(lx, ly, text, anchor, font_weight="bold"))
+
+    edges, labels = [], []
+    for l in range(1, len(layers)):
+        n_to = len(shown[l])
+        for r, j in enumerate(shown[l]):
+            if j is None:
+                continue
+            color = _COLORS[j % len(_COLORS)]
+            # Preferred spot along the edge differs per target, spreading labels.
+            pref = 0.25 + 0.5 * (r + 0.5) / n_to
+            for s, k in enumerate(shown[l - 1]):
+                if k is None:
+                    continue
+                (x0, y0), (x1, y1) = pos[l - 1, s], pos[l, r]
+                edges.append(f'<line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x1:.1f}" '
+                             f'y2="{y1:.1f}" stroke="{color}" stroke-width="1.3"/>')
+                text = edge_labels.get((l, j, k))
+                if text is not None:
+                    labels.append(_place(text, (x0, y0), (x1, y1), pref, taken, color))
+
+    for l, title in enumerate((layer_titles or [])[:len(layers)]):
+        out.append(_text(pos[l, 0][0], 18, title, font_style="italic"))
+    for l, rows in enumerate(shown):
+        for r, j in enumerate(rows):
+            x, y = pos[l, r]
+            if j is None:
+                out.append(_text(x, y, f"⋮ {layers[l]} nodes", font_size="14"))
+            else:
+                out.insert(0, f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{_R}" '
+                              f'fill="#fff" stroke="#333" stroke-width="1.6"/>')
+    # Lines first, then nodes over them, then text over everything.
+    circles = [s for s in out if s.startswith("<circle")]
+    texts = [s for s in out if not s.startswith("<circle")]
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
+            f'width="{width:.0f}" height="{height:.0f}" font-family="DejaVu Sans, Arial, sans-serif" '
+            f'font-size="{_FONT}" role="img">\n'
+            + "\n".join(edges + circles + texts + labels) + "\n</svg>")
+
+
+def _place(text: str, a: tuple, b: tuple, pref: float, taken: list, color: str) -> str:
+    """Put text on segment a-b at the spot nearest pref that overlaps nothing
+    already placed (or, failing that, overlaps least), and reserve that spot."""
+    ts = sorted((i / 40 for i in range(6, 35)), key=lambda t: abs(t - pref))
+    best = None
+    for t in ts:
+        cx, cy = a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])
+        box = _box(cx, cy, text)
+        cost = sum(_overlap(box, o) for o in taken)
+        if best is None or cost < best[0]:
+            best = (cost, cx, cy, box)
+        if cost == 0:
+            break
+    _, cx, cy, box = best
+    taken.append(box)
+    # A white halo keeps the label readable where it crosses other lines.
+    return _text(cx, cy, text, fill=color, stroke="#fff", stroke_width="3",
+                 paint_order="stroke")

@@ -1,0 +1,240 @@
+"""The network spec: TOML or JSON in, a validated :class:`Network` out.
+
+>>> net = Network.from_dict({"network": {"layers": [3, 2, 1],
+...     "activations": ["sigmoid", "sigmoid"], "loss": "squared_error"}})
+>>> net.layers, net.activations[0].name, net.loss.name
+((3, 2, 1), 'sigmoid', 'squared_error')
+"""
+import json
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SpecError
+from .registry import ACTIVATIONS, LOSSES, Activation, Loss, z
+from .safeexpr import parse_formula
+
+TABLES = {"network", "parameters", "sample", "optimizer"}
+NETWORK_KEYS = {"layers", "activations", "loss"}
+OPTIMIZER_KEYS = {"name", "learning_rate", "beta1", "beta2", "eps", "momentum", "weight_decay",
+                  "bias_correction", "train_biases", "rho"}
+
+
+@dataclass(frozen=True)
+class Network:
+    """A validated network: sizes, one activation per weight layer, a loss, and optional numbers.
+
+    ``parameters`` maps ``W1``, ``b1``, ... to float64 arrays (W<l> of shape (n_l, n_{l-1}));
+    ``x`` and ``y`` are (N, n_in) and (N, n_out) arrays, ``batched`` says whether the spec gave a
+    list of examples. ``exact`` keeps the numbers as written, for exact arithmetic.
+    """
+    layers: tuple[int, ...]
+    activations: tuple[Activation, ...]
+    loss: Loss
+    parameters: dict[str, np.ndarray] | None = None
+    x: np.ndarray | None = None
+    y: np.ndarray | None = None
+    batched: bool = False
+    optimizer: dict = field(default_factory=dict)
+    exact: dict = field(default_factory=dict, repr=False)
+    source: str = "<dict>"
+
+    @property
+    def depth(self) -> int:
+        return len(self.layers) - 1
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        shapes = {}
+        for l in range(1, len(self.layers)):
+            shapes[f"W{l}"] = (self.layers[l], self.layers[l - 1])
+            shapes[f"b{l}"] = (self.layers[l],)
+        return shapes
+
+    @property
+    def parameter_count(self) -> int:
+        return sum(math.prod(s) for s in self.parameter_shapes().values())
+
+    @property
+    def has_numbers(self) -> bool:
+        return self.parameters is not None and self.x is not None
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "<dict>") -> "Network":
+        """Validate the spec's data; SpecError names the first bad field."""
+        if not isinstance(data, dict):
+            raise SpecError("spec", "expected a table at the top level")
+        for key in data:
+            if key not in TABLES:
+                raise SpecError(key, f"unknown table (expected {', '.join(sorted(TABLES))})")
+        net = _table(data, "network", required=True)
+        for key in net:
+            if key not in NETWORK_KEYS:
+                raise SpecError(f"network.{key}", "unknown key (expected layers, activations, loss)")
+        layers = _layers(net.get("layers"))
+        activations = _activations(net.get("activations"), len(layers) - 1)
+        loss = _loss(net.get("loss"))
+        shapes = {f"W{l}": (layers[l], layers[l - 1]) for l in range(1, len(layers))}
+        shapes |= {f"b{l}": (layers[l],) for l in range(1, len(layers))}
+        exact = {}
+        parameters = None
+        if "parameters" in data:
+            params = _table(data, "parameters")
+            for key in params:
+                if key not in shapes:
+                    raise SpecError(f"parameters.{key}", f"unknown parameter (expected {', '.join(shapes)})")
+            parameters = {}
+            for name, shape in shapes.items():
+                if name not in params:
+                    raise SpecError(f"parameters.{name}", f"missing (expected shape {_shape_text(shape)})")
+                parameters[name] = _array(params[name], shape, f"parameters.{name}")
+                exact[name] = params[name]
+        x = y = None
+        batched = False
+        if "sample" in data:
+            x, y, batched = _sample(_table(data, "sample"), layers)
+            exact["x"] = data["sample"]["x"] if batched else [data["sample"]["x"]]
+            exact["y"] = _as_rows(data["sample"]["y"], batched, layers[-1])
+        optimizer = _optimizer(data.get("optimizer", {}))
+        return cls(tuple(layers), activations, loss, parameters, x, y, batched, optimizer, exact, source)
+
+
+def load(path: str | Path) -> Network:
+    """Read a TOML (or JSON) spec file into a Network; SpecError on any problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(str(path), "no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpecError(str(path), f"cannot read: {err}") from None
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+        kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
+        raise SpecError(str(path), f"invalid {kind}: {err}") from None
+    return Network.from_dict(data, source=str(path))
+
+
+def _table(data, name, required=False):
+    if name not in data:
+        if required:
+            raise SpecError(name, "missing table")
+        return {}
+    if not isinstance(data[name], dict):
+        raise SpecError(name, "expected a table")
+    return data[name]
+
+
+def _layers(value):
+    if not isinstance(value, list) or len(value) < 2:
+        raise SpecError("network.layers", "expected a list of at least two sizes, e.g. [3, 2, 1]")
+    for i, size in enumerate(value):
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise SpecError(f"network.layers[{i}]", f"expected a positive integer, got {size!r}")
+    return value
+
+
+def _activations(value, count):
+    if isinstance(value, str):
+        value = [value] * count
+    if not isinstance(value, list):
+        raise SpecError("network.activations", "expected a list with one activation per weight layer")
+    if len(value) != count:
+        raise SpecError("network.activations",
+                        f"{len(value)} activations for {count} weight layers (expected {count})")
+    acts = []
+    for i, name in enumerate(value):
+        where = f"network.activations[{i}]"
+        if not isinstance(name, str):
+            raise SpecError(where, f"expected a name or a formula in z, got {name!r}")
+        if name in ACTIVATIONS:
+            act = ACTIVATIONS[name]
+        elif re.fullmatch(r"[A-Za-z_]\w*", name) and name != "z":
+            raise SpecError(where, f"unknown activation {name!r} (known: {', '.join(ACTIVATIONS)}; "
+                                   "or a formula in z such as \"z/(1 + abs(z))\")")
+        else:
+            act = Activation(name, parse_formula(name, {"z": z}, where), r"f")
+        if not act.elementwise and i != count - 1:
+            raise SpecError(where, f"{name} is allowed only on the output layer")
+        acts.append(act)
+    return tuple(acts)
+
+
+def _loss(value):
+    if value not in LOSSES:
+        raise SpecError("network.loss", f"unknown loss {value!r} (known: {', '.join(LOSSES)})")
+    return LOSSES[value]
+
+
+def _shape_text(shape):
+    return "(" + ", ".join(map(str, shape)) + ")"
+
+
+def _array(value, shape, where):
+    """A float64 array of exactly ``shape`` from nested lists of finite numbers."""
+    def check(v, dims, path):
+        if not dims:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise SpecError(path, f"expected a number, got {v!r}")
+            if not math.isfinite(v):
+                raise SpecError(path, f"expected a finite number, got {v!r}")
+            return
+        if not isinstance(v, list) or len(v) != dims[0]:
+            got = f"{len(v)} entries" if isinstance(v, list) else repr(v)
+            raise SpecError(where, f"expected shape {_shape_text(shape)}, got {got} at {path}")
+        for i, item in enumerate(v):
+            check(item, dims[1:], f"{path}[{i}]")
+    check(value, shape, where)
+    return np.array(value, dtype=np.float64).reshape(shape)
+
+
+def _as_rows(value, batched, width):
+    """y as a list of rows; a bare number or a flat list is accepted for a single output."""
+    if not batched:
+        return [value if isinstance(value, list) else [value]]
+    if width == 1 and isinstance(value, list):
+        return [v if isinstance(v, list) else [v] for v in value]
+    return value
+
+
+def _sample(sample, layers):
+    for key in sample:
+        if key not in ("x", "y"):
+            raise SpecError(f"sample.{key}", "unknown key (expected x, y)")
+    for key in ("x", "y"):
+        if key not in sample:
+            raise SpecError(f"sample.{key}", "missing")
+    xv = sample["x"]
+    batched = isinstance(xv, list) and len(xv) > 0 and all(isinstance(r, list) for r in xv)
+    rows = xv if batched else [xv]
+    if batched and not rows:
+        raise SpecError("sample.x", "empty batch")
+    x = _array(rows, (len(rows), layers[0]), "sample.x")
+    yrows = _as_rows(sample["y"], batched, layers[-1])
+    if not isinstance(yrows, list) or len(yrows) != len(rows):
+        count = len(yrows) if isinstance(yrows, list) else 1
+        raise SpecError("sample.y", f"{count} targets for {len(rows)} inputs")
+    y = _array(yrows, (len(rows), layers[-1]), "sample.y")
+    return x, y, batched
+
+
+def _optimizer(table):
+    if not isinstance(table, dict):
+        raise SpecError("optimizer", "expected a table")
+    for key, value in table.items():
+        where = f"optimizer.{key}"
+        if key not in OPTIMIZER_KEYS:
+            raise SpecError(where, f"unknown key (expected {', '.join(sorted(OPTIMIZER_KEYS))})")
+        if key == "name":
+            if not isinstance(value, str):
+                raise SpecError(where, "expected an optimizer name")
+        elif key in ("bias_correction", "train_biases"):
+            if not isinstance(value, bool):
+                raise SpecError(where, f"expected true or false, got {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise SpecError(where, f"expected a non-negative number, got {value!r}")
+    return dict(table)
