@@ -132,81 +132,88 @@ def network_svg(layers: list[int],
     node_labels[(l, j)] labels node j of layer l; edge_labels[(l, j, k)] labels
     the edge from node k of layer l-1 to node j of layer l. Edges into the same
     node share a colour with their labels, so a label can be traced to its edge.
+    Layers wider than 12 nodes are drawn as their first 4 nodes, "⋮", the last.
     """
     node_labels, edge_labels = node_labels or {}, edge_labels or {}
     shown = [_shown(n) for n in layers]
+    pos, width, height = _layout(shown, node_labels, edge_labels, bool(layer_titles))
+    taken = []  # boxes already used, so that edge labels avoid them
+    nodes = _nodes(layers, shown, pos, node_labels, taken)
+    edges, labels = _edges(shown, pos, edge_labels, taken)
+    titles = [_text(pos[l, 0][0], 18, t, font_style="italic")
+              for l, t in enumerate((layer_titles or [])[:len(layers)])]
+    # Painted in order: lines, then nodes over them, then all text on top.
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
+            f'width="{width:.0f}" height="{height:.0f}" font-size="{_FONT}" '
+            f'font-family="DejaVu Sans, Arial, sans-serif" role="img">\n'
+            + "\n".join(edges + nodes + titles + labels) + "\n</svg>")
+
+
+def _layout(shown: list, node_labels: dict, edge_labels: dict, titled: bool) -> tuple:
+    """Centre of each drawn node, keyed (layer, row), and the picture's size."""
     longest = max([len(t) for t in edge_labels.values()] + [0])
-    # Wide enough that the edge labels between two columns can sit side by side.
-    widest = max(len(s) for s in shown)
+    widest = max(len(rows) for rows in shown)
+    # Columns far enough apart that the edge labels between them fit side by side.
     col = max(170.0, 0.55 * (widest + 1) * longest * _FONT * _CHAR_W)
     side = max([len(t) for t in node_labels.values()] + [4]) * _FONT * _CHAR_W + _R + 14
-    top = 40 if layer_titles else 14
-    width = 2 * side + col * (len(layers) - 1)
-    height = top + _ROW * widest + 10
-    pos = {}  # (l, row) -> (x, y); row indexes shown[l]
+    top = 40 if titled else 14
+    pos = {}
     for l, rows in enumerate(shown):
         y0 = top + _ROW / 2 + _ROW * (widest - len(rows)) / 2
         for r in range(len(rows)):
             pos[l, r] = (side + col * l, y0 + _ROW * r)
+    return pos, 2 * side + col * (len(shown) - 1), top + _ROW * widest + 10
 
-    out, taken = [], []  # taken: boxes already used, so edge labels avoid them
+
+def _nodes(layers: list, shown: list, pos: dict, node_labels: dict, taken: list) -> list:
+    """Circles, the ellipsis rows, and node labels (their boxes go in taken)."""
+    circles, texts, last = [], [], len(layers) - 1
     for l, rows in enumerate(shown):
         for r, j in enumerate(rows):
             x, y = pos[l, r]
             taken.append((x - _R, y - _R, x + _R, y + _R))
             if j is None:
+                texts.append(_text(x, y, f"⋮ {layers[l]} nodes", font_size="14"))
                 continue
+            circles.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{_R}" '
+                           f'fill="#fff" stroke="#333" stroke-width="1.6"/>')
             text = node_labels.get((l, j))
             if text is None:
                 continue
-            # Inputs label to the left, outputs to the right, hidden nodes above:
-            # where edges do not run.
-            if l == 0 and len(layers) > 1:
-                lx, ly, anchor = x - _R - 6, y, "end"
-            elif l == len(layers) - 1:
-                lx, ly, anchor = x + _R + 6, y, "start"
+            # Inputs are labelled on their left, outputs on their right, hidden
+            # nodes above: places where no edge runs.
+            w = len(text) * _FONT * _CHAR_W
+            if l == 0 and last > 0:
+                lx, ly, anchor, cx = x - _R - 6, y, "end", x - _R - 6 - w / 2
+            elif l == last:
+                lx, ly, anchor, cx = x + _R + 6, y, "start", x + _R + 6 + w / 2
             else:
-                lx, ly, anchor = x, y - _R - 10, "middle"
-            shift = {"end": -1, "start": 1, "middle": 0}[anchor] * len(text) * _FONT * _CHAR_W / 2
-            taken.append(_box(lx + shift, ly, text))
-            out.append(_text(lx, ly, text, anchor, font_weight="bold"))
+                lx, ly, anchor, cx = x, y - _R - 10, "middle", x
+            taken.append(_box(cx, ly, text))
+            texts.append(_text(lx, ly, text, anchor, font_weight="bold"))
+    return circles + texts
 
-    edges, labels = [], []
-    for l in range(1, len(layers)):
-        n_to = len(shown[l])
+
+def _edges(shown: list, pos: dict, edge_labels: dict, taken: list) -> tuple:
+    """The edge lines and their labels, each placed clear of what is in taken."""
+    lines, labels = [], []
+    for l in range(1, len(shown)):
         for r, j in enumerate(shown[l]):
             if j is None:
                 continue
             color = _COLORS[j % len(_COLORS)]
-            # Preferred spot along the edge differs per target, spreading labels.
-            pref = 0.25 + 0.5 * (r + 0.5) / n_to
+            # Each target node prefers its own stretch of the gap, spreading labels.
+            pref = 0.25 + 0.5 * (r + 0.5) / len(shown[l])
             for s, k in enumerate(shown[l - 1]):
                 if k is None:
                     continue
                 (x0, y0), (x1, y1) = pos[l - 1, s], pos[l, r]
-                edges.append(f'<line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x1:.1f}" '
+                lines.append(f'<line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x1:.1f}" '
                              f'y2="{y1:.1f}" stroke="{color}" stroke-width="1.3"/>')
                 text = edge_labels.get((l, j, k))
                 if text is not None:
                     labels.append(_place(text, (x0, y0), (x1, y1), pref, taken, color))
-
-    for l, title in enumerate((layer_titles or [])[:len(layers)]):
-        out.append(_text(pos[l, 0][0], 18, title, font_style="italic"))
-    for l, rows in enumerate(shown):
-        for r, j in enumerate(rows):
-            x, y = pos[l, r]
-            if j is None:
-                out.append(_text(x, y, f"⋮ {layers[l]} nodes", font_size="14"))
-            else:
-                out.insert(0, f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{_R}" '
-                              f'fill="#fff" stroke="#333" stroke-width="1.6"/>')
-    # Lines first, then nodes over them, then text over everything.
-    circles = [s for s in out if s.startswith("<circle")]
-    texts = [s for s in out if not s.startswith("<circle")]
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
-            f'width="{width:.0f}" height="{height:.0f}" font-family="DejaVu Sans, Arial, sans-serif" '
-            f'font-size="{_FONT}" role="img">\n'
-            + "\n".join(edges + circles + texts + labels) + "\n</svg>")
+    return lines, labels
 
 
 def _place(text: str, a: tuple, b: tuple, pref: float, taken: list, color: str) -> str:

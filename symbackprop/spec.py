@@ -62,6 +62,11 @@ class Network:
     def has_numbers(self) -> bool:
         return self.parameters is not None and self.x is not None
 
+    def compile(self, dtype=np.float64):
+        """Fast NumPy ``forward``/``loss``/``gradients`` generated from the matrix-form derivation."""
+        from .codegen import compile_network
+        return compile_network(self, dtype)
+
     @classmethod
     def from_dict(cls, data: dict, source: str = "<dict>") -> "Network":
         """Validate the spec's data; SpecError names the first bad field."""
