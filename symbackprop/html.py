@@ -48,7 +48,10 @@ document.addEventListener("DOMContentLoaded", function () {
 
 
 def _katex_file(*parts: str) -> bytes:
-    return importlib.resources.files("symbackprop").joinpath("static", "katex", *parts).read_bytes()
+    path = importlib.resources.files("symbackprop") / "static" / "katex"
+    for part in parts:  # one step at a time: Python 3.11's joinpath takes one
+        path = path / part
+    return path.read_bytes()
 
 
 @functools.lru_cache(maxsize=None)
