@@ -1,0 +1,149 @@
+"""Optimizers, each defined once as ordered SymPy assignments, element-wise on one parameter.
+
+From the one definition come the formulas ``explain`` prints (:meth:`Optimizer.latex`), the numbers
+``explain`` and ``check`` compute (:func:`step`), and the code ``generate`` writes
+(:meth:`Optimizer.assignments`). Symbols: θ the parameter, g its gradient, t the step number
+(1 for the first step), the optimizer's state (m, v, ...; zero before the first step) and the
+hyper-parameters, named as in the spec's ``[optimizer]`` table. Conventions are PyTorch's;
+``weight_decay`` is L2 added to the gradient, except in AdamW where it is decoupled.
+
+>>> import numpy as np
+>>> opt = OPTIMIZERS["sgd"]
+>>> new, state = step(opt, Settings.of({"learning_rate": 0.1}), {"W": np.array([0.5])},
+...                   {"W": np.array([-0.2])}, opt.init_state({"W": np.array([0.5])}), t=1)
+>>> new["W"].tolist()
+[0.52]
+"""
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import sympy
+from sympy import Symbol, sqrt
+
+theta, g, t = Symbol("theta", real=True), Symbol("g", real=True), Symbol("t", positive=True, integer=True)
+m, v, s = (Symbol(name, real=True) for name in ("m", "v", "s"))
+g_hat, m_hat, v_hat = (Symbol(name, real=True) for name in ("g_hat", "m_hat", "v_hat"))
+HYPER = {name: Symbol(name, nonnegative=True) for name in
+         ("learning_rate", "beta1", "beta2", "eps", "momentum", "rho", "weight_decay", "bias_correction")}
+lr, beta1, beta2, eps, mu, rho, wd, bc = HYPER.values()
+
+LATEX_NAMES = {theta: r"\theta", g: "g", t: "t", m: "m", v: "v", s: "s", g_hat: r"\tilde g",
+               m_hat: r"\hat m", v_hat: r"\hat v", lr: r"\eta", beta1: r"\beta_1", beta2: r"\beta_2",
+               eps: r"\epsilon", mu: r"\mu", rho: r"\rho", wd: r"\lambda", bc: "c"}
+
+_L2 = (g_hat, g + wd * theta)  # the gradient with L2 weight decay folded in
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    name: str
+    rules: tuple[tuple[Symbol, sympy.Expr], ...]  # ordered assignments; θ is assigned last
+    defaults: tuple[tuple[str, float], ...]        # hyper-parameters this optimizer reads
+    note: str = ""
+
+    @property
+    def state(self) -> tuple[str, ...]:
+        """Names of the state arrays (assigned and read back next step), zero-initialised."""
+        return tuple(target.name for target, _ in self.rules if target in (m, v, s))
+
+    def assignments(self, settings: "Settings") -> list[tuple[Symbol, sympy.Expr]]:
+        """The rules with the switches of ``settings`` applied (bias correction on or off);
+        hyper-parameters stay symbols but those set to 0 (weight decay) drop out, and temporaries
+        that became trivial are inlined."""
+        subs = {bc: 1 if settings.bias_correction else 0}
+        subs.update({HYPER[k]: 0 for k, val in settings.values(self).items() if val == 0})
+        out, inline = [], {}
+        for target, expr in self.rules:
+            expr = expr.xreplace(inline).xreplace(subs)
+            if target in (g_hat, m_hat, v_hat) and expr.is_Symbol:
+                inline[target] = expr
+                continue
+            out.append((target, expr))
+        return out
+
+    def init_state(self, params: dict) -> dict[str, dict]:
+        return {name: {p: np.zeros_like(value) for p, value in params.items()} for name in self.state}
+
+    def latex(self, settings: "Settings") -> list[str]:
+        """One LaTeX line per assignment, e.g. ``m \\leftarrow \\beta_1 m + (1 - \\beta_1) g``."""
+        arrow = {theta: r"\leftarrow", m: r"\leftarrow", v: r"\leftarrow", s: r"\leftarrow"}
+        return [f"{sympy.latex(target, symbol_names=LATEX_NAMES)} {arrow.get(target, '=')} "
+                f"{sympy.latex(expr, symbol_names=LATEX_NAMES)}"
+                for target, expr in self.assignments(settings)]
+
+
+_ADAM_MOMENTS = ((m, beta1 * m + (1 - beta1) * g_hat), (v, beta2 * v + (1 - beta2) * g_hat**2),
+                 (m_hat, m / (1 - bc * beta1**t)), (v_hat, v / (1 - bc * beta2**t)))
+
+OPTIMIZERS = {opt.name: opt for opt in [
+    Optimizer("sgd", (_L2, (theta, theta - lr * g_hat)),
+              (("learning_rate", 0.01), ("weight_decay", 0.0))),
+    Optimizer("momentum", (_L2, (v, mu * v + g_hat), (theta, theta - lr * v)),
+              (("learning_rate", 0.01), ("momentum", 0.9), ("weight_decay", 0.0)),
+              "PyTorch's form: v accumulates gradients, the step is lr * v"),
+    Optimizer("nesterov", (_L2, (v, mu * v + g_hat), (theta, theta - lr * (g_hat + mu * v))),
+              (("learning_rate", 0.01), ("momentum", 0.9), ("weight_decay", 0.0)),
+              "PyTorch's form of Nesterov momentum"),
+    Optimizer("rmsprop", (_L2, (s, rho * s + (1 - rho) * g_hat**2), (theta, theta - lr * g_hat / (sqrt(s) + eps))),
+              (("learning_rate", 0.001), ("rho", 0.9), ("eps", 1e-8), ("weight_decay", 0.0))),
+    Optimizer("adagrad", (_L2, (s, s + g_hat**2), (theta, theta - lr * g_hat / (sqrt(s) + eps))),
+              (("learning_rate", 0.01), ("eps", 1e-8), ("weight_decay", 0.0))),
+    Optimizer("adam", (_L2, *_ADAM_MOMENTS, (theta, theta - lr * m_hat / (sqrt(v_hat) + eps))),
+              (("learning_rate", 0.001), ("beta1", 0.9), ("beta2", 0.999), ("eps", 1e-8),
+               ("weight_decay", 0.0)), "bias correction on unless bias_correction = false"),
+    Optimizer("adamw", ((g_hat, g), *_ADAM_MOMENTS,
+                        (theta, theta - lr * (m_hat / (sqrt(v_hat) + eps) + wd * theta))),
+              (("learning_rate", 0.001), ("beta1", 0.9), ("beta2", 0.999), ("eps", 1e-8),
+               ("weight_decay", 0.01)), "decoupled weight decay"),
+]}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Hyper-parameters as given in the spec's ``[optimizer]`` table (missing ones: defaults)."""
+    given: tuple[tuple[str, float], ...] = ()
+    bias_correction: bool = True
+    train_biases: bool = True
+
+    @classmethod
+    def of(cls, table: dict) -> "Settings":
+        given = tuple(sorted((k, float(val)) for k, val in table.items() if k in HYPER and k != "bias_correction"))
+        return cls(given, table.get("bias_correction", True), table.get("train_biases", True))
+
+    def values(self, optimizer: Optimizer) -> dict[str, float]:
+        """The hyper-parameters ``optimizer`` reads: the given ones, else its defaults."""
+        given = dict(self.given)
+        return {name: given.get(name, default) for name, default in optimizer.defaults}
+
+
+@lru_cache(maxsize=None)
+def _compiled(optimizer: Optimizer, settings: Settings):
+    hyper = settings.values(optimizer)
+    subs = {HYPER[k]: val for k, val in hyper.items()}
+    subs.update({sym: 0 for name, sym in HYPER.items() if name not in hyper and name != "bias_correction"})
+    compiled = []
+    for target, expr in optimizer.assignments(settings):
+        expr = expr.xreplace(subs)
+        args = sorted(expr.free_symbols, key=lambda x: x.name)
+        compiled.append((target.name, [a.name for a in args], sympy.lambdify(args, expr, "numpy")))
+    return compiled
+
+
+def step(optimizer: Optimizer, settings: Settings, params: dict, grads: dict, state: dict, t: int,
+         names=None):
+    """One simultaneous update of every parameter: new arrays for params and state, the inputs
+    untouched. ``train_biases = False`` leaves parameters whose name starts with ``b`` as they are."""
+    new_params = dict(params)
+    new_state = {k: dict(val) for k, val in state.items()}
+    for name in names or params:
+        if not settings.train_biases and name.startswith("b"):
+            continue
+        env = {"theta": params[name], "g": grads[name], "t": t}
+        env.update({k: state[k][name] for k in state})
+        for target, args, fn in _compiled(optimizer, settings):
+            env[target] = np.asarray(fn(*[env[a] for a in args]), dtype=np.float64) * np.ones_like(params[name])
+        new_params[name] = env["theta"]
+        for k in state:
+            new_state[k][name] = env[k]
+    return new_params, new_state
