@@ -25,6 +25,10 @@ code, pre { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-si
 pre { background: #f6f6f6; padding: .75rem; overflow-x: auto; }
 .katex-display { overflow-x: auto; overflow-y: hidden; padding: .2rem 0; }
 svg { max-width: 100%; height: auto; }
+/* A wide network drawing may use the whole window, centred, not just the
+   text column, so that its labels stay legible. */
+svg.network { display: block; max-width: calc(100vw - 2rem);
+  margin: 1rem 0 1rem 50%; transform: translateX(-50%); }
 """
 
 # Delimiter order matters: "$$" must come before "$". svg is skipped because
@@ -98,7 +102,7 @@ def standalone_page(title: str, body_html: str) -> str:
 _R = 16            # node radius
 _ROW = 78          # vertical distance between nodes of one layer
 _FONT = 12         # label font size (px)
-_CHAR_W = 0.62     # estimated glyph width, as a fraction of the font size
+_CHAR_W = 0.66     # estimated glyph width, as a fraction of the font size
 _MAX_SHOWN = 12    # wider layers are drawn as the first few nodes, "⋮", the last
 _HEAD = 4
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
@@ -148,7 +152,7 @@ def network_svg(layers: list[int],
     # Painted in order: lines, then nodes over them, then all text on top.
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
             f'width="{width:.0f}" height="{height:.0f}" font-size="{_FONT}" '
-            f'font-family="DejaVu Sans, Arial, sans-serif" role="img">\n'
+            f'font-family="DejaVu Sans, Arial, sans-serif" class="network" role="img">\n'
             + "\n".join(edges + nodes + titles + labels) + "\n</svg>")
 
 
@@ -157,7 +161,7 @@ def _layout(shown: list, node_labels: dict, edge_labels: dict, titled: bool) -> 
     longest = max([len(t) for t in edge_labels.values()] + [0])
     widest = max(len(rows) for rows in shown)
     # Columns far enough apart that the edge labels between them fit side by side.
-    col = max(170.0, 0.55 * (widest + 1) * longest * _FONT * _CHAR_W)
+    col = max(170.0, 0.6 * (widest + 1) * longest * _FONT * _CHAR_W)
     side = max([len(t) for t in node_labels.values()] + [4]) * _FONT * _CHAR_W + _R + 14
     top = 40 if titled else 14
     pos = {}
@@ -193,7 +197,7 @@ def _nodes(layers: list, shown: list, pos: dict, node_labels: dict, taken: list)
             else:
                 lx, ly, anchor, cx = x, y - _R - 10, "middle", x
             taken.append(_box(cx, ly, text))
-            texts.append(_text(lx, ly, text, anchor, font_weight="bold"))
+            texts.append(_backing(taken[-1]) + _text(lx, ly, text, anchor, font_weight="bold"))
     return circles + texts
 
 
@@ -234,6 +238,10 @@ def _place(text: str, a: tuple, b: tuple, pref: float, taken: list, color: str) 
             break
     _, cx, cy, box = best
     taken.append(box)
-    # A white halo keeps the label readable where it crosses other lines.
-    return _text(cx, cy, text, fill=color, stroke="#fff", stroke_width="3",
-                 paint_order="stroke")
+    return _backing(box) + _text(cx, cy, text, fill=color)
+
+
+def _backing(box: tuple) -> str:
+    """A white patch behind a label, so lines crossing it do not hide the text."""
+    return (f'<rect x="{box[0]:.1f}" y="{box[1]:.1f}" width="{box[2] - box[0]:.1f}" '
+            f'height="{box[3] - box[1]:.1f}" rx="3" fill="#fff" fill-opacity="0.85"/>')

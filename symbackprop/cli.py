@@ -1,0 +1,43 @@
+"""The ``symbackprop`` command line: one subcommand per module in ``symbackprop.commands``.
+
+Each command module defines ``add_parser(subparsers)``, which registers its arguments and sets
+``run=<function(args) -> exit status>``. Bad input anywhere raises :class:`SpecError`, printed here
+as one line with exit status 2 — never a traceback.
+"""
+import argparse
+import importlib
+import sys
+
+from .errors import SpecError
+
+COMMANDS = ("derive", "gradcheck")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not argparse's usage block
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="symbackprop", description="Derive, explain, check, generate and verify "
+                     "the gradients of neural networks, symbolically.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name in COMMANDS:
+        importlib.import_module(f"symbackprop.commands.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except SpecError as err:
+        print(f"symbackprop {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
