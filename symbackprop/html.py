@@ -143,102 +143,112 @@ def network_svg(layers: list[int],
     """
     node_labels, edge_labels = node_labels or {}, edge_labels or {}
     shown = [_shown(n) for n in layers]
-    pos, width, height = _layout(shown, node_labels, edge_labels, bool(layer_titles))
-    taken = []  # boxes already used, so that edge labels avoid them
-    nodes = _nodes(layers, shown, pos, node_labels, taken)
-    edges, labels = _edges(shown, pos, edge_labels, taken)
-    titles = [_text(pos[l, 0][0], 18, t, font_style="italic")
+    widest = max(len(rows) for rows in shown)
+    top = 40 if layer_titles else 14
+    ys = [[top + _ROW * (r + 0.5 + (widest - len(rows)) / 2) for r in range(len(rows))]
+          for rows in shown]
+    side = max([len(t) for t in node_labels.values()] + [4]) * _FONT * _CHAR_W + _R + 14
+    xs = [side]
+    nodes, taken = _layer(0, layers, shown[0], side, ys[0], node_labels)
+    lines, labels = [], []
+    for l in range(1, len(layers)):
+        gap = _gap(l, shown, edge_labels)
+        # Widen the gap until its edge labels fit without overlapping anything;
+        # after a bounded number of tries, settle for the least overlap.
+        width = 170.0
+        for strict in [True] * 14 + [False]:
+            n, boxes = _layer(l, layers, shown[l], xs[-1] + width, ys[l], node_labels)
+            placed = _place_gap(gap, (xs[-1], xs[-1] + width), ys[l - 1:l + 1],
+                                taken + boxes, strict)
+            if placed is not None:
+                break
+            width *= 1.15
+        xs.append(xs[-1] + width)
+        nodes += n
+        taken += boxes + [p[2] for p in placed if p[2]]
+        for (x0, y0, x1, y1, color), (text, cx, cy), box in placed:
+            lines.append(f'<line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x1:.1f}" '
+                         f'y2="{y1:.1f}" stroke="{color}" stroke-width="1.3"/>')
+            if text is not None:
+                labels.append(_backing(box) + _text(cx, cy, text, fill=color))
+    titles = [_text(xs[l], 18, t, font_style="italic")
               for l, t in enumerate((layer_titles or [])[:len(layers)])]
+    circles = [s for s in nodes if s.startswith("<circle")]
+    texts = [s for s in nodes if not s.startswith("<circle")]
+    width, height = xs[-1] + side, top + _ROW * widest + 10
     # Painted in order: lines, then nodes over them, then all text on top.
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
             f'width="{width:.0f}" height="{height:.0f}" font-size="{_FONT}" '
             f'font-family="DejaVu Sans, Arial, sans-serif" class="network" role="img">\n'
-            + "\n".join(edges + nodes + titles + labels) + "\n</svg>")
+            + "\n".join(lines + circles + texts + titles + labels) + "\n</svg>")
 
 
-def _layout(shown: list, node_labels: dict, edge_labels: dict, titled: bool) -> tuple:
-    """Centre of each drawn node, keyed (layer, row), and the picture's size."""
-    longest = max([len(t) for t in edge_labels.values()] + [0])
-    widest = max(len(rows) for rows in shown)
-    # Columns far enough apart that the edge labels between them fit side by side.
-    col = max(170.0, 0.6 * (widest + 1) * longest * _FONT * _CHAR_W)
-    side = max([len(t) for t in node_labels.values()] + [4]) * _FONT * _CHAR_W + _R + 14
-    top = 40 if titled else 14
-    pos = {}
-    for l, rows in enumerate(shown):
-        y0 = top + _ROW / 2 + _ROW * (widest - len(rows)) / 2
-        for r in range(len(rows)):
-            pos[l, r] = (side + col * l, y0 + _ROW * r)
-    return pos, 2 * side + col * (len(shown) - 1), top + _ROW * widest + 10
+def _layer(l: int, layers: list, rows: list, x: float, ys: list, node_labels: dict) -> tuple:
+    """SVG parts of one column of nodes, and the boxes they cover."""
+    parts, boxes, last = [], [], len(layers) - 1
+    for j, y in zip(rows, ys):
+        boxes.append((x - _R, y - _R, x + _R, y + _R))
+        if j is None:
+            parts.append(_text(x, y, f"⋮ {layers[l]} nodes", font_size="14"))
+            continue
+        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{_R}" '
+                     f'fill="#fff" stroke="#333" stroke-width="1.6"/>')
+        text = node_labels.get((l, j))
+        if text is None:
+            continue
+        # Inputs are labelled on their left, outputs on their right, hidden
+        # nodes above: places where no edge runs.
+        w = len(text) * _FONT * _CHAR_W
+        if l == 0 and last > 0:
+            lx, ly, anchor, cx = x - _R - 6, y, "end", x - _R - 6 - w / 2
+        elif l == last:
+            lx, ly, anchor, cx = x + _R + 6, y, "start", x + _R + 6 + w / 2
+        else:
+            lx, ly, anchor, cx = x, y - _R - 10, "middle", x
+        boxes.append(_box(cx, ly, text))
+        parts.append(_backing(boxes[-1]) + _text(lx, ly, text, anchor, font_weight="bold"))
+    return parts, boxes
 
 
-def _nodes(layers: list, shown: list, pos: dict, node_labels: dict, taken: list) -> list:
-    """Circles, the ellipsis rows, and node labels (their boxes go in taken)."""
-    circles, texts, last = [], [], len(layers) - 1
-    for l, rows in enumerate(shown):
-        for r, j in enumerate(rows):
-            x, y = pos[l, r]
-            taken.append((x - _R, y - _R, x + _R, y + _R))
-            if j is None:
-                texts.append(_text(x, y, f"⋮ {layers[l]} nodes", font_size="14"))
-                continue
-            circles.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{_R}" '
-                           f'fill="#fff" stroke="#333" stroke-width="1.6"/>')
-            text = node_labels.get((l, j))
-            if text is None:
-                continue
-            # Inputs are labelled on their left, outputs on their right, hidden
-            # nodes above: places where no edge runs.
-            w = len(text) * _FONT * _CHAR_W
-            if l == 0 and last > 0:
-                lx, ly, anchor, cx = x - _R - 6, y, "end", x - _R - 6 - w / 2
-            elif l == last:
-                lx, ly, anchor, cx = x + _R + 6, y, "start", x + _R + 6 + w / 2
-            else:
-                lx, ly, anchor, cx = x, y - _R - 10, "middle", x
-            taken.append(_box(cx, ly, text))
-            texts.append(_backing(taken[-1]) + _text(lx, ly, text, anchor, font_weight="bold"))
-    return circles + texts
+def _gap(l: int, shown: list, edge_labels: dict) -> list:
+    """The drawn edges into layer l: (source row, target row, target j, label)."""
+    return [(s, r, j, edge_labels.get((l, j, k)))
+            for r, j in enumerate(shown[l]) if j is not None
+            for s, k in enumerate(shown[l - 1]) if k is not None]
 
 
-def _edges(shown: list, pos: dict, edge_labels: dict, taken: list) -> tuple:
-    """The edge lines and their labels, each placed clear of what is in taken."""
-    lines, labels = [], []
-    for l in range(1, len(shown)):
-        for r, j in enumerate(shown[l]):
-            if j is None:
-                continue
-            color = _COLORS[j % len(_COLORS)]
-            # Each target node prefers its own stretch of the gap, spreading labels.
-            pref = 0.25 + 0.5 * (r + 0.5) / len(shown[l])
-            for s, k in enumerate(shown[l - 1]):
-                if k is None:
-                    continue
-                (x0, y0), (x1, y1) = pos[l - 1, s], pos[l, r]
-                lines.append(f'<line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x1:.1f}" '
-                             f'y2="{y1:.1f}" stroke="{color}" stroke-width="1.3"/>')
-                text = edge_labels.get((l, j, k))
-                if text is not None:
-                    labels.append(_place(text, (x0, y0), (x1, y1), pref, taken, color))
-    return lines, labels
+def _place_gap(gap: list, xs: tuple, ys: list, taken: list, strict: bool) -> list | None:
+    """Each edge's line and its label's spot, or None if strict and some label
+    has no spot free of overlap.
 
-
-def _place(text: str, a: tuple, b: tuple, pref: float, taken: list, color: str) -> str:
-    """Put text on segment a-b at the spot nearest pref that overlaps nothing
-    already placed (or, failing that, overlaps least), and reserve that spot."""
-    ts = sorted((i / 40 for i in range(6, 35)), key=lambda t: abs(t - pref))
-    best = None
-    for t in ts:
-        cx, cy = a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])
-        box = _box(cx, cy, text)
-        cost = sum(_overlap(box, o) for o in taken)
-        if best is None or cost < best[0]:
-            best = (cost, cx, cy, box)
-        if cost == 0:
-            break
-    _, cx, cy, box = best
-    taken.append(box)
-    return _backing(box) + _text(cx, cy, text, fill=color)
+    A label goes on its edge at the free spot nearest its target's preferred
+    stretch of the gap (or, failing that and not strict, where it overlaps least).
+    """
+    widest = max([len(g[3] or "") for g in gap] + [0]) * _FONT * _CHAR_W
+    # Only boxes that reach into this gap can collide with its labels.
+    taken = [o for o in taken if o[2] > xs[0] - widest and o[0] < xs[1] + widest]
+    placed = []
+    for s, r, j, text in gap:
+        a, b = (xs[0], ys[0][s]), (xs[1], ys[1][r])
+        line = (*a, *b, _COLORS[j % len(_COLORS)])
+        if text is None:
+            placed.append((line, (None, 0, 0), None))
+            continue
+        # Each target node prefers its own stretch of the gap, spreading labels.
+        pref = 0.25 + 0.5 * (r + 0.5) / len(ys[1])
+        spots = [(a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])) for t in
+                 sorted((i / 80 for i in range(10, 71)), key=lambda t: abs(t - pref))]
+        spots = [(cx, cy, _box(cx, cy, text)) for cx, cy in spots]
+        free = (sp for sp in spots if not any(_overlap(sp[2], o) for o in taken))
+        spot = next(free, None)
+        if spot is None:
+            if strict:
+                return None
+            spot = min(spots, key=lambda sp: sum(_overlap(sp[2], o) for o in taken))
+        cx, cy, box = spot
+        taken.append(box)
+        placed.append((line, (text, cx, cy), box))
+    return placed
 
 
 def _backing(box: tuple) -> str:
