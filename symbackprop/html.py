@@ -27,7 +27,7 @@ pre { background: #f6f6f6; padding: .75rem; overflow-x: auto; }
 svg { max-width: 100%; height: auto; }
 /* A wide network drawing may use the whole window, centred, not just the
    text column, so that its labels stay legible. */
-svg.network { display: block; max-width: calc(100vw - 2rem);
+svg.network { display: block; max-width: calc(100vw - 3rem);
   margin: 1rem 0 1rem 50%; transform: translateX(-50%); }
 """
 
@@ -155,7 +155,9 @@ def network_svg(layers: list[int],
         gap = _gap(l, shown, edge_labels)
         # Widen the gap until its edge labels fit without overlapping anything;
         # after a bounded number of tries, settle for the least overlap.
-        width = 170.0
+        # Start with room for two labels side by side: fewer tries, less crowding.
+        width = max(170.0, 2 * _R + 2.2 * max(
+            [len(g[3]) * _FONT * _CHAR_W for g in gap if g[3]] + [0]))
         for strict in [True] * 14 + [False]:
             n, boxes = _layer(l, layers, shown[l], xs[-1] + width, ys[l], node_labels)
             placed = _place_gap(gap, (xs[-1], xs[-1] + width), ys[l - 1:l + 1],

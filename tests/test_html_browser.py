@@ -48,7 +48,7 @@ def test_math_renders_and_screenshot(tmp_path):
                       {(1, 0, 0): "w=0.5 ∂=−0.058"}, ["input", "hidden", "output"])
     path = _page(tmp_path, BODY + svg)
     classes = _classes(chromium_dom(path))
-    assert classes.count("katex") == 4  # 2 inline in text, 1 display, 1 in the table
+    assert classes.count("katex") == 4  # 1 inline, 1 display, 2 in the table
     assert classes.count("katex-display") == 1
     assert "katex-error" not in classes
     png = tmp_path / "page.png"
