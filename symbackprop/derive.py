@@ -12,7 +12,9 @@ oracle for small networks only.
 >>> d = Derivation(Model(Network.from_dict({"network": {"layers": [1, 1],
 ...     "activations": ["sigmoid"], "loss": "squared_error"}})))
 >>> [f.expr for f in d.gradient("W1", (0, 0)).terms[0]]
-[x_0, a1_0*(1 - a1_0), 2*a1_0 - 2*y_0]
+[x_0, da1_dz1_0, dC_da1_0]
+>>> [d.by_symbol[f.expr].expr for f in d.gradient("W1", (0, 0)).terms[0][1:]]
+[a1_0*(1 - a1_0), 2*a1_0 - 2*y_0]
 """
 from dataclasses import dataclass
 from functools import cached_property

@@ -14,12 +14,17 @@ spec was written with) when ``exact=True``. Gradients are of the batch-mean loss
 >>> float(v.loss), v.gradients["W1"].tolist()
 (30.25, [[33.0]])
 """
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import sympy
 
 from .derive import Derivation
+
+# NumPy has no erf (gelu); math.erf element by element is exact and needs no scipy.
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+LAMBDIFY_MODULES = [{"erf": _erf}, "numpy"]
 
 
 @dataclass
@@ -44,7 +49,7 @@ def _eval(expr, env, exact, batch):
         return [expr.xreplace({s: env[s][i] for s in symbols}) for i in range(batch)]
     if not symbols:
         return np.full(batch, float(expr))
-    fn = sympy.lambdify(symbols, expr, "numpy")
+    fn = sympy.lambdify(symbols, expr, LAMBDIFY_MODULES)
     return np.broadcast_to(np.asarray(fn(*[env[s] for s in symbols]), dtype=np.float64), (batch,))
 
 

@@ -48,11 +48,8 @@ class Network:
         return len(self.layers) - 1
 
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
-        shapes = {}
-        for l in range(1, len(self.layers)):
-            shapes[f"W{l}"] = (self.layers[l], self.layers[l - 1])
-            shapes[f"b{l}"] = (self.layers[l],)
-        return shapes
+        """W1, b1, W2, b2, ... in order, each with its shape."""
+        return _shapes(self.layers)
 
     @property
     def parameter_count(self) -> int:
@@ -82,8 +79,7 @@ class Network:
         layers = _layers(net.get("layers"))
         activations = _activations(net.get("activations"), len(layers) - 1)
         loss = _loss(net.get("loss"))
-        shapes = {f"W{l}": (layers[l], layers[l - 1]) for l in range(1, len(layers))}
-        shapes |= {f"b{l}": (layers[l],) for l in range(1, len(layers))}
+        shapes = _shapes(layers)
         exact = {}
         parameters = None
         if "parameters" in data:
@@ -122,6 +118,14 @@ def load(path: str | Path) -> Network:
         kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
         raise SpecError(str(path), f"invalid {kind}: {err}") from None
     return Network.from_dict(data, source=str(path))
+
+
+def _shapes(layers):
+    shapes = {}
+    for l in range(1, len(layers)):
+        shapes[f"W{l}"] = (layers[l], layers[l - 1])
+        shapes[f"b{l}"] = (layers[l],)
+    return shapes
 
 
 def _table(data, name, required=False):

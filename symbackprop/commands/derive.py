@@ -1,0 +1,83 @@
+"""``symbackprop derive SPEC``: every gradient as its chain-rule product, with numbers if given."""
+from ..errors import SpecError
+from ..output import write_text
+from ..spec import load
+
+FORMATS = ("text", "latex", "markdown", "json")
+SCALAR_DEFAULT_MAX = 200    # parameters: the per-weight form is the default up to here
+SCALAR_MAX = 5000           # beyond this the per-weight form is refused (use --form matrix)
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("derive", help="derive every gradient as a chain-rule product",
+                              description="Derive every gradient of SPEC's loss by reverse accumulation.")
+    p.add_argument("spec", help="the network spec (.toml or .json)")
+    p.add_argument("--format", choices=FORMATS, default="text")
+    p.add_argument("--form", choices=("scalar", "matrix"), default=None,
+                   help=f"per-weight (default up to {SCALAR_DEFAULT_MAX} parameters) or matrix form")
+    p.add_argument("--wrt", action="append", metavar="PARAM", help="only these parameters, e.g. W2 (repeatable)")
+    p.add_argument("--digits", type=int, default=5, help="significant digits shown (default 5)")
+    p.add_argument("--exact", action="store_true", help="compute with exact Rationals, not float64")
+    p.add_argument("-o", "--output", help="write to this file instead of standard output")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    network = load(args.spec)
+    if not 1 <= args.digits <= 17:
+        raise SpecError("--digits", "expected 1 to 17")
+    shapes = network.parameter_shapes()
+    for name in args.wrt or ():
+        if name not in shapes:
+            raise SpecError("--wrt", f"unknown parameter {name!r} (expected {', '.join(shapes)})")
+    form = args.form or ("scalar" if network.parameter_count <= SCALAR_DEFAULT_MAX else "matrix")
+    if form == "scalar" and network.parameter_count > SCALAR_MAX:
+        raise SpecError("--form", f"{network.parameter_count} parameters is too many for the per-weight "
+                                  f"form (at most {SCALAR_MAX}); use --form matrix")
+    text = (_scalar if form == "scalar" else _matrix)(network, args)
+    write_text(text, args.output, args.force)
+    return 0
+
+
+def _scalar(network, args):
+    from ..derive import Derivation
+    from ..model import Model
+    from ..numeric import evaluate
+    from ..render import RENDERERS
+    derivation = Derivation(Model(network))
+    values = evaluate(derivation, exact=args.exact) if network.has_numbers else None
+    return RENDERERS[args.format](derivation, values, args.digits, args.wrt)
+
+
+def _matrix(network, args):
+    from ..matrix import derive_matrix, render_matrix
+    md = derive_matrix(network)
+    if args.format != "json":
+        return render_matrix(md, args.format)
+    return _matrix_json(network, md, args.wrt)
+
+
+def _matrix_json(network, md, wrt):
+    import json
+    import numpy as np
+    result = {"network": {"layers": list(network.layers),
+                          "activations": [a.name for a in network.activations], "loss": network.loss.name},
+              "layout": "each gradient has its parameter's shape; W<l> is (n_l, n_{l-1}); indices 0-based",
+              "formulas": {name: {"chain": latex} for name, latex in _matrix_formulas(md).items()
+                           if not wrt or name in wrt}}
+    if network.has_numbers:
+        f = network.compile(np.float64)
+        X, Y = network.x, network.y
+        forward = f.forward(network.parameters, X, all_layers=True)
+        squeeze = (lambda v: v) if network.batched else (lambda v: v[0])
+        result["loss"] = float(f.loss(network.parameters, X, Y))
+        result["forward"] = {k: squeeze(np.asarray(v)).tolist() for k, v in forward.items()}
+        result["gradients"] = {k: v.tolist() for k, v in f.gradients(network.parameters, X, Y).items()
+                               if not wrt or k in wrt}
+    return json.dumps(result, indent=2, allow_nan=False) + "\n"
+
+
+def _matrix_formulas(md) -> dict:
+    """The per-parameter LaTeX of the matrix derivation, where it offers one."""
+    return dict(getattr(md, "gradient_latex", {}) or {})

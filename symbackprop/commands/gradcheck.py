@@ -1,0 +1,57 @@
+"""``symbackprop gradcheck SPEC``: every derived gradient against central finite differences."""
+import math
+
+from ..errors import SpecError
+from ..spec import load
+from ..verify import DEFAULT_TOLERANCE, gradcheck
+
+SCALAR_MAX = 500   # the per-weight derivation is checked too, up to this many parameters
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("gradcheck", help="check every gradient against finite differences",
+                              description="Compare the derived gradients with central finite differences "
+                                          "(float64). Exit status 1 when any is over the tolerance.")
+    p.add_argument("spec")
+    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                   help=f"largest relative error allowed (default {DEFAULT_TOLERANCE:g})")
+    p.add_argument("--step", type=float, default=1e-6, help="finite-difference step h (default 1e-6)")
+    p.set_defaults(run=run)
+
+
+def derived_gradients(network):
+    """(route name, gradients) for every route that can derive this network."""
+    import numpy as np
+    routes = []
+    if network.parameter_count <= SCALAR_MAX:
+        from ..derive import Derivation
+        from ..model import Model
+        from ..numeric import evaluate
+        routes.append(("scalar", evaluate(Derivation(Model(network))).gradients))
+    try:
+        compiled = network.compile(np.float64)
+    except ImportError:  # the matrix route is not built in this checkout
+        compiled = None
+    if compiled is not None:
+        routes.append(("matrix", compiled.gradients(network.parameters, network.x, network.y)))
+    return routes
+
+
+def run(args) -> int:
+    if not (math.isfinite(args.tolerance) and args.tolerance > 0):
+        raise SpecError("--tolerance", "expected a positive number")
+    if not (math.isfinite(args.step) and args.step > 0):
+        raise SpecError("--step", "expected a positive number")
+    network = load(args.spec)
+    if not network.has_numbers:
+        raise SpecError(args.spec, "gradcheck needs [parameters] and [sample]")
+    failed = False
+    print(f"{'route':8} {'parameter':10} {'max rel. error':>15}  {'at':10} {'derived':>14} {'finite diff.':>14}")
+    for route, grads in derived_gradients(network):
+        for c in gradcheck(network, grads, network.parameters, network.x, network.y, args.tolerance, args.step):
+            failed |= not c.ok
+            at = "[" + ",".join(map(str, c.index)) + "]"
+            print(f"{route:8} {c.param:10} {c.max_error:15.3e}  {at:10} {c.analytic:14.7g} {c.numeric:14.7g}"
+                  f"  {'ok' if c.ok else 'FAIL'}")
+    print(f"tolerance {args.tolerance:g}: {'FAILED' if failed else 'all gradients agree'}")
+    return 1 if failed else 0

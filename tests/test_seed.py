@@ -1,0 +1,78 @@
+"""The seed's worked example, computed (never copied from the notes, which contain slips)."""
+import json
+
+import numpy as np
+import pytest
+import sympy
+
+from symbackprop import load
+from symbackprop.cli import main
+from symbackprop.derive import Derivation
+from symbackprop.model import Model
+from symbackprop.numeric import evaluate
+from symbackprop.verify import finite_differences
+
+
+@pytest.fixture(scope="module")
+def seed():
+    net = load("examples/seed.toml")
+    d = Derivation(Model(net))
+    return net, d, evaluate(d)
+
+
+def sigmoid(u):
+    return 1 / (1 + np.exp(-u))
+
+
+def test_seed_values_match_an_independent_hand_computation(seed):
+    net, _, v = seed
+    z1 = net.parameters["W1"] @ net.x[0] + net.parameters["b1"]
+    a1 = sigmoid(z1)
+    z2 = net.parameters["W2"] @ a1 + net.parameters["b2"]
+    a2 = sigmoid(z2)
+    np.testing.assert_allclose(v.forward["z1"], [-0.9, 0.3], atol=1e-15)
+    np.testing.assert_allclose(v.forward["a2"], a2, rtol=1e-14)
+    assert v.forward["a2"][0] == pytest.approx(0.58890, abs=5e-6)
+    assert v.loss == pytest.approx(0.16900, abs=5e-6)
+    # dC/dW2 = a1 * sigma'(z2) * 2(a2 - y): the seed printed -0.0287 for the first (a slip)
+    np.testing.assert_allclose(v.gradients["W2"], [[-0.05754, -0.11434]], atol=5e-6)
+    assert v.gradients["b2"][0] == pytest.approx(-0.19905, abs=5e-6)
+    np.testing.assert_allclose(v.gradients["W2"][0], a1 * a2 * (1 - a2) * 2 * (a2 - 1), rtol=1e-13)
+
+
+def test_seed_gradients_match_finite_differences(seed):
+    net, _, v = seed
+    fd = finite_differences(net, net.parameters, net.x, net.y)
+    for name, grad in v.gradients.items():
+        np.testing.assert_allclose(grad, fd[name], rtol=1e-7, atol=1e-10, err_msg=name)
+
+
+def test_seed_exact_values_are_rationals_and_exps(seed):
+    _, d, v = seed
+    exact = evaluate(d, exact=True)
+    assert exact.env[d.model.layers[0].z[0]][0] == sympy.Rational(-9, 10)
+    for name, grad in v.gradients.items():
+        np.testing.assert_allclose(np.asarray(exact.gradients[name], float), grad, rtol=1e-13)
+    assert sympy.N(exact.loss, 30) == pytest.approx(v.loss, rel=1e-14)
+
+
+def test_derive_json_has_the_promised_fields(seed, capsys):
+    assert main(["derive", "examples/seed.toml", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    _, _, v = seed
+    assert out["loss"] == pytest.approx(v.loss, rel=1e-15)
+    assert set(out["forward"]) == {"z1", "a1", "z2", "a2"}
+    assert np.shape(out["gradients"]["W1"]) == (2, 3)
+    np.testing.assert_allclose(out["gradients"]["W2"], v.gradients["W2"], rtol=1e-15)
+    w = out["formulas"]["W2"][0][1]
+    assert w["chain"].startswith("a^{(1)}_{2}")                      # ∂z/∂w first: chain order
+    assert np.prod(w["factor_values"]) == pytest.approx(w["value"], rel=1e-14)
+    assert "expanded" in w
+
+
+def test_derive_text_shows_the_chain_product_with_numbers(capsys):
+    assert main(["derive", "examples/seed.toml", "--wrt", "W2"]) == 0
+    out = capsys.readouterr().out
+    assert "dC/dW2[1,1] = dz2[1]/dW2[1,1] · da2[1]/dz2[1] · dC/da2[1]" in out
+    assert "0.28905 × 0.2421 × (-0.8222) ≈ -0.057536" in out
+    assert "dC/dW1" not in out.split("Gradients")[1]
