@@ -1,0 +1,353 @@
+"""NumPy code for SymPy expressions: stable primitives, the rewrite rules that introduce them, a printer.
+
+Three things live here, and nowhere else:
+
+* **Stable primitives** — small SymPy ``Function`` classes that carry their own derivative
+  (``fdiff``) and LaTeX: :class:`Sigmoid`, :class:`Softplus`, :class:`Clip` (a log-loss's domain
+  guard), and the row-wise array operations the matrix form needs (:class:`Dot`, :class:`T`,
+  :class:`RowSum`, :class:`ColSum`, :class:`Total`, :class:`Softmax`, :class:`LogSumExp`).
+* **Rewrite rules** — :data:`RULES`, a tuple of ``sympy.codegen.rewriting.ReplaceOptim`` applied
+  in order by :func:`stabilize`: ``1/(1 + exp(-u))`` → σ(u), ``log(1 + exp(u))`` → softplus(u),
+  ``log σ(u)`` → −softplus(−u), ``log(1 − σ(u))`` → −softplus(u), ``log softmax(u)`` →
+  u − logsumexp(u), relu's Piecewise → max(u, 0), leaky relu's → max(u, c·u), ``exp(u) − 1`` →
+  expm1(u), and number constants (√2, π) → Python floats, so float32 arrays are never upcast.
+* **The printer** — :class:`StablePrinter`, a ``NumPyPrinter`` that prints those in forms that
+  raise no floating-point warning under ``numpy.errstate(all="raise")`` for |z| up to 1e4:
+  σ(u) as ``0.5 + 0.5*np.tanh(0.5*u)`` (no exp at all: even ``np.exp(-1e4)`` raises *underflow*),
+  softplus with its exp argument clipped at ``EXP_LO``, every other exp clipped to
+  [``EXP_LO``, ``EXP_HI``], erf through ``_erf`` (``math.erf``; NumPy has none), two-branch
+  Piecewise as ``np.where`` (``np.select`` is several times slower) or a boolean mask.
+
+The printed code refers to a few names the generated module defines (``templates/functions.py.jinja``):
+``np``, ``DTYPE``, ``EPS``, ``EXP_LO``, ``EXP_HI``, ``_erf``, ``_softmax``, ``_logsumexp``.
+
+>>> from sympy import Symbol, exp, log
+>>> u = Symbol("u", real=True)
+>>> code(stabilize(log(1 / (1 + exp(-u)))))
+'-(np.maximum(-u, 0) + np.log1p(np.exp(np.maximum(-np.abs(u), EXP_LO))))'
+"""
+import sympy
+from sympy import Add, Function, Mul, Piecewise, Pow, exp, log
+from sympy.codegen.cfunctions import expm1
+from sympy.codegen.rewriting import Optimization, ReplaceOptim, optimize
+from sympy.printing.numpy import NumPyPrinter
+
+# ---------------------------------------------------------------------------------------------
+# Stable element-wise primitives
+
+
+class Sigmoid(Function):
+    """σ(u) = 1/(1 + exp(−u)); σ′ = σ(1 − σ)."""
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return self * Sigmoid(-self.args[0])
+
+    def _latex(self, printer):
+        return rf"\sigma\left({printer._print(self.args[0])}\right)"
+
+
+class Softplus(Function):
+    """softplus(u) = log(1 + exp(u)); softplus′ = σ."""
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return Sigmoid(self.args[0])
+
+    def _latex(self, printer):
+        return rf"\operatorname{{softplus}}\left({printer._print(self.args[0])}\right)"
+
+
+class Clip(Function):
+    """``Clip(a, lo, hi)``: a limited to a log-loss's domain; ``lo``/``hi`` are 0 or 1 flags for
+    "keep a ≥ EPS" and "keep a ≤ 1 − EPS". Used for the value and the derivative alike (a
+    straight-through guard: inside [EPS, 1 − EPS] it changes nothing)."""
+    nargs = 3
+
+    def fdiff(self, argindex=1):
+        return sympy.Integer(1) if argindex == 1 else sympy.Integer(0)
+
+    def _latex(self, printer):
+        return printer._print(self.args[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Array operations of the matrix form (rows are examples)
+
+
+class Dot(Function):
+    """Matrix product ``A @ B``."""
+    nargs = 2
+
+    def _latex(self, printer):
+        return " ".join(printer._print(x) for x in self.args)
+
+
+class T(Function):
+    """Transpose."""
+    nargs = 1
+
+    def _latex(self, printer):
+        return rf"\left({printer._print(self.args[0])}\right)^\top"
+
+
+class RowSum(Function):
+    """Σ over a row (the outputs of one example), keeping the column: shape (N, 1)."""
+    nargs = 1
+
+    def _latex(self, printer):
+        return rf"\textstyle\sum_j {printer._print(self.args[0])}"
+
+
+class ColSum(Function):
+    """Σ over the examples: shape (n,)."""
+    nargs = 1
+
+    def _latex(self, printer):
+        return rf"\textstyle\sum_{{n}} {printer._print(self.args[0])}"
+
+
+class Total(Function):
+    """Σ over every entry: a scalar."""
+    nargs = 1
+
+    def _latex(self, printer):
+        return rf"\textstyle\sum {printer._print(self.args[0])}"
+
+
+class Softmax(Function):
+    """Row-wise softmax."""
+    nargs = 1
+
+    def _latex(self, printer):
+        return rf"\operatorname{{softmax}}\left({printer._print(self.args[0])}\right)"
+
+
+class LogSumExp(Function):
+    """Row-wise log Σ_j exp(u_j), shape (N, 1)."""
+    nargs = 1
+
+    def _latex(self, printer):
+        return rf"\log\textstyle\sum_j e^{{{printer._print(self.args[0])}}}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Rewrite rules
+
+
+def _one_plus_exp(e):
+    """The u of ``1 + exp(u)``, or None."""
+    if e.is_Add and len(e.args) == 2 and sympy.S.One in e.args:
+        other = e.args[0] if e.args[1] == 1 else e.args[1]
+        if isinstance(other, exp):
+            return other.args[0]
+    return None
+
+
+def _neg_sigmoid(e):
+    """The u of ``1 - Sigmoid(u)``, or None."""
+    if e.is_Add and len(e.args) == 2 and sympy.S.One in e.args:
+        other = e.args[0] if e.args[1] == 1 else e.args[1]
+        if other.is_Mul and other.args == (-1, other.args[1]) and isinstance(other.args[1], Sigmoid):
+            return other.args[1].args[0]
+    return None
+
+
+class FunctionOptim(Optimization):
+    """A rewrite that needs the whole expression (``ReplaceOptim`` sees one node at a time)."""
+
+    def __init__(self, function, **kwargs):
+        super().__init__(**kwargs)
+        self.function = function
+
+    def __call__(self, expr):
+        return self.function(expr)
+
+
+def _exp_with_sigmoid(expr):
+    """exp(u) where σ(−u) or σ(u) also appears: exp(u) = σ(u)/σ(−u), so the powers cancel."""
+    sigmoids = {s.args[0] for s in expr.atoms(Sigmoid)}
+    return expr.replace(
+        lambda e: isinstance(e, exp) and (-e.args[0] in sigmoids or e.args[0] in sigmoids),
+        lambda e: Sigmoid(e.args[0]) / Sigmoid(-e.args[0]))
+
+
+def _is_relu(e):
+    """Piecewise((c*u, u <= 0), (u, True)) with 0 <= c < 1: relu (c = 0) or leaky relu."""
+    if not (isinstance(e, Piecewise) and len(e.args) == 2 and e.args[1].cond == sympy.true):
+        return False
+    (low, cond), (high, _) = e.args
+    if not (isinstance(cond, sympy.LessThan) and cond.rhs == 0 and cond.lhs == high):
+        return False
+    c = sympy.cancel(low / high) if low != 0 else sympy.S.Zero
+    return c.is_number and 0 <= c < 1
+
+
+def _relu_value(e):
+    (low, _), (high, _) = e.args
+    return sympy.Max(high, low) if low != 0 else sympy.Max(high, 0)
+
+
+def _numbers_to_floats(expr):
+    """Irrational constants (√2, π, log 2) as Python floats: NumPy scalars would upcast float32."""
+    return expr.replace(
+        lambda e: e.is_number and not e.is_Rational and not e.is_Float and not e.atoms(Function),
+        lambda e: sympy.Float(e.evalf(20), 20))
+
+
+RULES = (
+    # log(1 + exp(u)) -> softplus(u)
+    ReplaceOptim(lambda e: isinstance(e, log) and _one_plus_exp(e.args[0]) is not None,
+                 lambda e: Softplus(_one_plus_exp(e.args[0]))),
+    # (1 + exp(u))**-k -> σ(-u)**k
+    ReplaceOptim(lambda e: e.is_Pow and e.exp.is_negative and _one_plus_exp(e.base) is not None,
+                 lambda e: Sigmoid(-_one_plus_exp(e.base)) ** (-e.exp)),
+    # exp(u) beside σ(±u): σ(u)/σ(-u)
+    FunctionOptim(_exp_with_sigmoid),
+    # 1 - σ(u) -> σ(-u) (no cancellation)
+    ReplaceOptim(lambda e: _neg_sigmoid(e) is not None, lambda e: Sigmoid(-_neg_sigmoid(e))),
+    # log σ(u) -> -softplus(-u); log σ(u)**k likewise
+    ReplaceOptim(lambda e: isinstance(e, log) and isinstance(e.args[0], Sigmoid),
+                 lambda e: -Softplus(-e.args[0].args[0])),
+    ReplaceOptim(lambda e: isinstance(e, log) and e.args[0].is_Pow and isinstance(e.args[0].base, Sigmoid),
+                 lambda e: -e.args[0].exp * Softplus(-e.args[0].base.args[0])),
+    # log softmax(u) -> u - logsumexp(u)
+    ReplaceOptim(lambda e: isinstance(e, log) and isinstance(e.args[0], Softmax),
+                 lambda e: e.args[0].args[0] - LogSumExp(e.args[0].args[0])),
+    # relu / leaky relu Piecewise -> Max
+    ReplaceOptim(_is_relu, _relu_value),
+    # exp(u) - 1 -> expm1(u)
+    ReplaceOptim(lambda e: e.is_Add and sympy.S.NegativeOne in e.args and len(e.args) == 2
+                 and any(isinstance(x, exp) for x in e.args),
+                 lambda e: expm1(next(x for x in e.args if isinstance(x, exp)).args[0])),
+    FunctionOptim(_numbers_to_floats),
+)
+
+
+def stabilize(expr: sympy.Expr) -> sympy.Expr:
+    """``expr`` with every rule of :data:`RULES` applied, in order."""
+    return optimize(sympy.sympify(expr), RULES)
+
+
+def log_domain(term: sympy.Expr, a: sympy.Symbol) -> sympy.Expr:
+    """What to put for the output ``a`` in a loss ``term`` and its derivative so that its logs stay
+    finite: ``Clip(a, lo, hi)`` with a ≥ EPS if it has log(a), a ≤ 1 − EPS if it has log(1 − a);
+    ``a`` itself for a loss without logs. (Fused output deltas need no such guard.)"""
+    logs = [l.args[0] for l in term.atoms(log)]
+    lo = int(any(arg == a for arg in logs))
+    hi = int(any(arg == 1 - a for arg in logs))
+    return Clip(a, lo, hi) if (lo or hi) else a
+
+
+# ---------------------------------------------------------------------------------------------
+# The printer
+
+
+class StablePrinter(NumPyPrinter):
+    """NumPy code with ``np.`` names, Python-float constants and the stable forms above."""
+    _module = "np"
+
+    def __init__(self, settings=None):
+        super().__init__({"fully_qualified_modules": True, **(settings or {})})
+
+    def _module_format(self, fqn, register=True):
+        if fqn.startswith("numpy."):
+            fqn = "np." + fqn[len("numpy."):]
+        return super()._module_format(fqn, register)
+
+    def _print_Float(self, expr):
+        return repr(float(expr))
+
+    def _print_Sigmoid(self, expr):
+        return f"(0.5 + 0.5*np.tanh({self._print(expr.args[0] / 2)}))"
+
+    def _print_Softplus(self, expr):
+        u = self._print(expr.args[0])
+        return f"(np.maximum({u}, 0) + np.log1p(np.exp(np.maximum(-np.abs({u}), EXP_LO))))"
+
+    def _print_exp(self, expr):
+        return f"np.exp(np.clip({self._print(expr.args[0])}, EXP_LO, EXP_HI))"
+
+    def _print_expm1(self, expr):
+        return f"np.expm1(np.clip({self._print(expr.args[0])}, EXP_LO, EXP_HI))"
+
+    def _print_erf(self, expr):
+        return f"_erf({self._print(expr.args[0])})"
+
+    def _print_Clip(self, expr):
+        a, lo, hi = expr.args
+        a = self._print(a)
+        if lo and hi:
+            return f"np.clip({a}, EPS, 1 - EPS)"
+        return f"np.maximum({a}, EPS)" if lo else f"np.minimum({a}, 1 - EPS)"
+
+    def _print_Max(self, expr):
+        return self._pairwise("np.maximum", expr.args)
+
+    def _print_Min(self, expr):
+        return self._pairwise("np.minimum", expr.args)
+
+    def _pairwise(self, fn, args):
+        out = self._print(args[0])
+        for arg in args[1:]:
+            out = f"{fn}({out}, {self._print(arg)})"
+        return out
+
+    def _print_Relational(self, expr):
+        op = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}[expr.rel_op]
+        return f"({self._print(expr.lhs)} {op} {self._print(expr.rhs)})"
+
+    def _print_Piecewise(self, expr):
+        """Two branches as a boolean mask (values 0/1) or np.where; more as nested np.where."""
+        *branches, (last, cond) = expr.args
+        if cond != sympy.true:
+            raise ValueError(f"Piecewise without a default branch: {expr}")
+        out = self._value(last)
+        for value, cond in reversed(branches):
+            if value == 0 and last == 1 and len(branches) == 1:
+                return self._print(cond.negated)
+            if value == 1 and last == 0 and len(branches) == 1:
+                return self._print(cond)
+            out = f"np.where({self._print(cond)}, {self._value(value)}, {out})"
+        return out
+
+    def _value(self, value):
+        # a branch that is a bare number must carry the dtype, or np.where returns float64
+        return f"DTYPE({self._print(value)})" if value.is_number else self._print(value)
+
+    def _print_Heaviside(self, expr):
+        u = self._print(expr.args[0])
+        half = self._print(expr.args[1]) if len(expr.args) > 1 else "0.5"
+        return f"np.heaviside({u}, DTYPE({half}))"
+
+    def _print_Dot(self, expr):
+        return f"({self._print(expr.args[0])} @ {self._print(expr.args[1])})"
+
+    def _print_T(self, expr):
+        return f"{self._print(expr.args[0])}.T"
+
+    def _print_RowSum(self, expr):
+        return f"np.sum({self._print(expr.args[0])}, axis=1, keepdims=True)"
+
+    def _print_ColSum(self, expr):
+        return f"np.sum({self._print(expr.args[0])}, axis=0)"
+
+    def _print_Total(self, expr):
+        return f"np.sum({self._print(expr.args[0])})"
+
+    def _print_Softmax(self, expr):
+        return f"_softmax({self._print(expr.args[0])})"
+
+    def _print_LogSumExp(self, expr):
+        return f"_logsumexp({self._print(expr.args[0])})"
+
+
+_PRINTER = None
+
+
+def code(expr: sympy.Expr) -> str:
+    """The NumPy code of ``expr`` (already stabilized, or plain)."""
+    global _PRINTER
+    if _PRINTER is None:
+        _PRINTER = StablePrinter()
+    return _PRINTER.doprint(expr)
