@@ -10,7 +10,7 @@ import sys
 
 from .errors import SpecError
 
-COMMANDS = ("derive", "gradcheck")
+COMMANDS = ("derive", "gradcheck", "generate")
 
 
 class _Parser(argparse.ArgumentParser):
