@@ -1,0 +1,28 @@
+"""``symbackprop generate SPEC -o trainer.py``: a standalone NumPy trainer for the network."""
+from ..generate import DTYPES, FORMS, is_generated, render
+from ..optimizers import OPTIMIZERS
+from ..output import write_text
+from ..spec import load
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("generate", help="write a standalone NumPy training script",
+                              description="Write one Python file, needing only NumPy, that trains SPEC's "
+                                          "network with the derived gradients and the chosen optimizer.")
+    p.add_argument("spec", help="the network spec (.toml or .json)")
+    p.add_argument("-o", "--output", help="the trainer to write (default: standard output)")
+    p.add_argument("--optimizer", choices=tuple(OPTIMIZERS),
+                   help="default: the spec's [optimizer] name, else sgd")
+    p.add_argument("--learning-rate", type=float, help="default: the spec's, else the optimizer's")
+    p.add_argument("--dtype", choices=DTYPES, default="float64")
+    p.add_argument("--form", choices=FORMS, default="auto",
+                   help="array code, unrolled scalar code, or auto (scalar for tiny networks)")
+    p.add_argument("--force", action="store_true", help="overwrite a file symbackprop did not write")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    text = render(load(args.spec), optimizer=args.optimizer, learning_rate=args.learning_rate,
+                  dtype=args.dtype, form=args.form, source=args.spec)
+    write_text(text, args.output, args.force, ours=is_generated)
+    return 0
