@@ -155,52 +155,59 @@ def optimizer_settings(network: Network, name: str | None, learning_rate: float 
 
 @dataclass(frozen=True)
 class Update:
-    """One printed assignment of the update: ``target op code`` and the formula it comes from."""
+    """One printed assignment of the update: ``target op code``, and the rule it comes from."""
     target: str
-    op: str        # "=", "+=", "-=" or "*="
+    op: str        # "=" (a temporary), "[...] =", "+=", "-=" or "*=" (in place)
     code: str
+    rule: str = ""  # set on the first line printed for a rule
 
 
 def in_place(target: sympy.Symbol, expr: sympy.Expr) -> list[tuple[str, sympy.Expr]]:
     """``target = expr`` as in-place operations when expr = c·target + rest (rest free of target):
-    ``target *= c`` then ``target += rest``; otherwise one plain assignment."""
+    ``target *= c`` then ``target += rest``; otherwise ``target[...] = expr``. The arrays stay the
+    caller's (``params`` and ``state`` change in place).
+
+    >>> m, g, b = sympy.symbols("m g beta1")
+    >>> in_place(m, b*m + (1 - b)*g)
+    [('*=', beta1), ('+=', g*(1 - beta1))]
+    """
     coeff, rest = sympy.Integer(0), sympy.Integer(0)
     for term in sympy.Add.make_args(expr):
         if target not in term.free_symbols:
             rest += term
             continue
         for part in sympy.Add.make_args(sympy.expand_mul(term)):
+            if target not in part.free_symbols:
+                rest += part
+                continue
             c = part / target
             if target in c.free_symbols:
-                return [("=", expr)]
-            if target in part.free_symbols:
-                coeff += c
-            else:
-                rest += part
+                return [("[...] =", expr)]
+            coeff += c
     ops = []
     if coeff != 1:
         ops.append(("*=", coeff))
     if rest != 0:
         ops.append(("-=", -rest) if rest.could_extract_minus_sign() else ("+=", rest))
-    return ops or [("=", target)]
+    return ops
+
+
+def _rule_text(target, expr) -> str:
+    return f"{target.name} {'←' if target.name in ('theta', 'm', 'v', 's') else '='} {sympy.sstr(expr)}"
 
 
 def update_formulas(optimizer, settings) -> list[str]:
     """The optimizer's rules as text for comments: ``m ← beta1*m + g*(1 - beta1)``."""
-    arrow = {"theta", "m", "v", "s"}
-    return [f"{target.name} {'←' if target.name in arrow else '='} {sympy.sstr(expr)}"
-            for target, expr in optimizer.assignments(settings)]
+    return [_rule_text(target, expr) for target, expr in optimizer.assignments(settings)]
 
 
 def array_update(optimizer, settings) -> list[Update]:
     """The update of one parameter ``theta`` with gradient ``g``, on arrays, in place."""
     lines = []
     for target, expr in optimizer.assignments(settings):
-        if target.name in ("theta", "m", "v", "s"):
-            for op, part in in_place(target, expr):
-                lines.append(Update(target.name, op, array_code(part)))
-        else:
-            lines.append(Update(target.name, "=", array_code(expr)))
+        ops = in_place(target, expr) if target.name in ("theta", "m", "v", "s") else [("=", expr)]
+        for i, (op, part) in enumerate(ops):
+            lines.append(Update(target.name, op, array_code(part), "" if i else _rule_text(target, expr)))
     return lines
 
 
@@ -333,9 +340,27 @@ def formula_lines(network: Network) -> list[str]:
 
 
 def array_context(network: Network, dtype: str) -> dict:
-    """The context of ``functions.py.jinja`` (issue 4's compiled functions), for the include."""
+    """The context of ``functions.py.jinja`` (issue 4's compiled functions, included as they are),
+    and ``training``: the statements of its loss() and gradients() merged, shared ones once."""
     from . import codegen
-    return codegen.template_context(codegen.array_program(network), dtype)
+    program = codegen.array_program(network)
+    return {**codegen.template_context(program, dtype), "training": training_statements(program)}
+
+
+def training_statements(program) -> list:
+    """The forward statements, then the loss's own, then the backward ones: each statement of
+    ``program.loss`` and ``program.gradients`` once, every one after those it reads."""
+    loss_names = {s.name for s in program.loss}
+    forward_names = {s.name for s in program.forward} | loss_names
+    grads = list(program.gradients)
+    grad_names = {s.name for s in grads}
+    split = next((i for i, s in enumerate(grads) if s.name not in forward_names), len(grads))
+    merged = grads[:split] + [s for s in program.loss if s.name not in grad_names] + grads[split:]
+    defined = set(program.params) | {"X", "Y", "N"}
+    for s in merged:  # every statement reads only what is defined before it
+        assert {x.name for x in s.expr.free_symbols} <= defined, s.name
+        defined.add(s.name)
+    return merged
 
 
 # --------------------------------------------------------------------------- the unrolled form
