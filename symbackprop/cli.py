@@ -10,7 +10,7 @@ import sys
 
 from .errors import SpecError
 
-COMMANDS = ("derive", "gradcheck", "generate")
+COMMANDS = ("derive", "gradcheck", "generate", "explain")
 
 
 class _Parser(argparse.ArgumentParser):
