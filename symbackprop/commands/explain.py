@@ -1,0 +1,70 @@
+"""``symbackprop explain SPEC``: a complete worked example of one training step (and, with
+``--steps``, a short training run), as Markdown, a LaTeX document or a standalone HTML page."""
+import math
+
+from ..errors import SpecError
+from ..output import write_text
+from ..spec import load
+
+FORMATS = ("markdown", "latex", "html")
+SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".tex": "latex", ".html": "html", ".htm": "html"}
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "explain", help="write a worked example: forward, loss, backward, update, forward again",
+        description="Work one training step of SPEC by hand, as a textbook would: the forward pass "
+                    "with every sum written out, the loss, every factor of the chain rule for every "
+                    "layer, the optimizer's update and the forward pass after it.")
+    p.add_argument("spec", help="the network spec (.toml or .json) with [parameters] and [sample]")
+    p.add_argument("--optimizer", help="sgd, momentum, nesterov, rmsprop, adagrad, adam or adamw "
+                                       "(default: the spec's [optimizer].name, else sgd)")
+    p.add_argument("--steps", metavar="K", help="train K steps and tabulate the loss (default 1)")
+    p.add_argument("--digits", metavar="D", default="5", help="significant digits shown (default 5)")
+    p.add_argument("--format", choices=FORMATS, help="default: from the -o suffix, else markdown")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.add_argument("--max-iters", metavar="N", help="stop after at most N steps")
+    p.add_argument("--loss-below", metavar="T", help="stop once the loss is below T")
+    p.add_argument("--min-delta", metavar="D", help="stop once the loss changes by less than D in a step")
+    p.set_defaults(run=run)
+
+
+def _positive_int(text, field):
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise SpecError(field, f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise SpecError(field, f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _threshold(text, field):
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise SpecError(field, f"expected a non-negative number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise SpecError(field, f"expected a non-negative number, got {text!r}")
+    return value
+
+
+def run(args) -> int:
+    from ..explain import explain
+    steps = _positive_int(args.steps, "--steps")
+    max_iters = _positive_int(args.max_iters, "--max-iters")
+    loss_below = _threshold(args.loss_below, "--loss-below")
+    min_delta = _threshold(args.min_delta, "--min-delta")
+    digits = _positive_int(args.digits, "--digits")
+    fmt = args.format
+    if fmt is None and args.output:
+        fmt = SUFFIXES.get("." + args.output.rsplit(".", 1)[-1].lower()) if "." in args.output else None
+    network = load(args.spec)
+    explanation = explain(network, args.optimizer, steps, digits, max_iters, loss_below, min_delta)
+    write_text(explanation.render(fmt or "markdown"), args.output, args.force)
+    return 0
