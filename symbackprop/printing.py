@@ -68,7 +68,7 @@ class Clip(Function):
         return sympy.Integer(1) if argindex == 1 else sympy.Integer(0)
 
     def _latex(self, printer):
-        return printer._print(self.args[0])
+        return rf"\operatorname{{clip}}\left({printer._print(self.args[0])}\right)"
 
 
 # ---------------------------------------------------------------------------------------------
