@@ -1,0 +1,118 @@
+"""Bad input: a one-line error naming the field, exit status 2, no traceback, nothing overwritten."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from symbackprop.cli import main
+
+GOOD = """
+[network]
+layers = [3, 2, 1]
+activations = ["sigmoid", "sigmoid"]
+loss = "squared_error"
+
+[parameters]
+W1 = [[0.2, -0.5, 0.1], [-0.3, 0.4, 0.2]]
+b1 = [0.3, -0.1]
+W2 = [[0.5, 0.2]]
+b2 = [0.1]
+
+[sample]
+x = [2, 3, -1]
+y = [1]
+"""
+
+# (name, replace this, by that, the field the error must name)
+CASES = [
+    ("broken toml", "layers = [3, 2, 1]", "layers = [3, 2, 1", "invalid TOML"),
+    ("unknown activation", '"sigmoid", "sigmoid"', '"sigmoid", "swoosh"', "network.activations[1]"),
+    ("unknown loss", '"squared_error"', '"l2"', "network.loss"),
+    ("activation count", '["sigmoid", "sigmoid"]', '["sigmoid"]', "network.activations"),
+    ("softmax not at the output", '["sigmoid", "sigmoid"]', '["softmax", "sigmoid"]', "network.activations[0]"),
+    ("wrong W shape", "W2 = [[0.5, 0.2]]", "W2 = [[0.5, 0.2, 0.3]]", "parameters.W2"),
+    ("wrong b shape", "b1 = [0.3, -0.1]", "b1 = [0.3]", "parameters.b1"),
+    ("missing parameter", "b2 = [0.1]", "", "parameters.b2"),
+    ("unknown parameter", "b2 = [0.1]", "b2 = [0.1]\nW3 = [[1.0]]", "parameters.W3"),
+    ("non-numeric value", "b2 = [0.1]", 'b2 = ["a lot"]', "parameters.b2[0]"),
+    ("boolean value", "b2 = [0.1]", "b2 = [true]", "parameters.b2[0]"),
+    ("infinite value", "b2 = [0.1]", "b2 = [inf]", "parameters.b2[0]"),
+    ("sample of the wrong size", "x = [2, 3, -1]", "x = [2, 3]", "sample.x"),
+    ("target of the wrong size", "y = [1]", "y = [1, 0]", "sample.y"),
+    ("batch size mismatch", "x = [2, 3, -1]\ny = [1]", "x = [[2, 3, -1], [1, 1, 1]]\ny = [1, 0, 1]", "sample.y"),
+    ("zero layer size", "layers = [3, 2, 1]", "layers = [3, 0, 1]", "network.layers[1]"),
+    ("one layer", "layers = [3, 2, 1]", "layers = [3]", "network.layers"),
+    ("missing network", "[network]", "[netwerk]", "netwerk"),
+    ("unknown optimizer key", "[sample]", "[optimizer]\nlearning_rat = 0.1\n[sample]", "optimizer.learning_rat"),
+    ("import in a custom activation", '"sigmoid", "sigmoid"', '"sigmoid", "__import__(\'os\').system(\'true\')"',
+     "network.activations[1]"),
+    ("attribute access", '"sigmoid", "sigmoid"', '"sigmoid", "z.__class__"', "network.activations[1]"),
+    ("lambda", '"sigmoid", "sigmoid"', '"sigmoid", "(lambda q: q)(z)"', "network.activations[1]"),
+    ("unknown function", '"sigmoid", "sigmoid"', '"sigmoid", "open(z)"', "network.activations[1]"),
+    ("newline in a formula", '"sigmoid", "sigmoid"', '"sigmoid", "z\\nz"', "network.activations[1]"),
+    ("formula without z", '"sigmoid", "sigmoid"', '"sigmoid", "2 + 3"', "network.activations[1]"),
+]
+
+
+@pytest.mark.parametrize("name,old,new,field", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("suffix", [".toml", ".json"])
+def test_bad_spec_is_one_line_naming_the_field(tmp_path, capsys, name, old, new, field, suffix):
+    assert old in GOOD
+    text = GOOD.replace(old, new)
+    if suffix == ".json":
+        import tomllib
+        try:
+            text = json.dumps(tomllib.loads(text))
+        except tomllib.TOMLDecodeError:
+            text = "{ not json"
+            field = "invalid JSON"
+    spec = tmp_path / f"spec{suffix}"
+    spec.write_text(text)
+    assert main(["derive", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and field in err and "Traceback" not in err, err
+
+
+def test_missing_file(capsys):
+    assert main(["derive", "no/such/spec.toml"]) == 2
+    err = capsys.readouterr().err
+    assert "no/such/spec.toml: no such file" in err and err.count("\n") == 1
+
+
+def test_the_console_script_gives_one_line_and_status_2(tmp_path):
+    spec = tmp_path / "bad.toml"
+    spec.write_text(GOOD.replace('"squared_error"', '"l2"'))
+    run = subprocess.run([sys.executable, "-m", "symbackprop", "derive", str(spec)], capture_output=True, text=True)
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.strip().splitlines() == [
+        "symbackprop derive: error: network.loss: unknown loss 'l2' "
+        "(known: squared_error, half_squared_error, mse, binary_cross_entropy, cross_entropy)"]
+
+
+def test_unknown_option_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["derive", "examples/seed.toml", "--frobnicate"])
+    assert exit.value.code == 2 and capsys.readouterr().err.count("\n") == 1
+
+
+def test_output_file_is_not_overwritten_without_force(tmp_path, capsys):
+    out = tmp_path / "mine.txt"
+    out.write_text("precious")
+    assert main(["derive", "examples/seed.toml", "-o", str(out)]) == 2
+    assert out.read_text() == "precious" and "--force" in capsys.readouterr().err
+    assert main(["derive", "examples/seed.toml", "-o", str(out), "--force"]) == 0
+    assert "dC/dW2[1,1]" in out.read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]  # no temporary file left behind
+
+
+def test_unknown_wrt(capsys):
+    assert main(["derive", "examples/seed.toml", "--wrt", "W9"]) == 2
+    assert "--wrt" in capsys.readouterr().err
+
+
+def test_gradcheck_needs_numbers(tmp_path, capsys):
+    spec = tmp_path / "s.toml"
+    spec.write_text(GOOD.split("[parameters]")[0])
+    assert main(["gradcheck", str(spec)]) == 2
+    assert "needs [parameters]" in capsys.readouterr().err
