@@ -484,7 +484,7 @@ class _Writer:
         return sympy.latex(expr, symbol_names=names, mul_symbol="times")
 
     def layer_kind(self, l: int) -> str:
-        return "output layer" if l == self.L else f"hidden layer {l}"
+        return "output" if l == self.L else "hidden"
 
     def act_name(self, l: int) -> str:
         return self.net.activations[l - 1].latex
@@ -664,10 +664,11 @@ class _Writer:
         if len(terms) == 1 and len(terms[0]) == 1 and terms[0][0].expr not in d.by_symbol:
             f = terms[0][0]
             form = self.sym(f.expr)
-            plugged = self.plug(f.expr, values, ex)
             line = f"{step.label} &= {form}"
-            if plugged != form:
-                line += f" = {plugged}"
+            if not f.expr.free_symbols:          # a constant: nothing to plug in
+                return [line]
+            if not f.expr.has(sympy.Piecewise):  # a case split reads better as its value alone
+                line += f" = {self.plug(f.expr, values, ex)}"
             return [f"{line} {n.eq(value)}"]
 
         def form(f):
@@ -710,8 +711,16 @@ class _Writer:
                     f"${act.latex}'(z) = {deriv}$")
             if act.output_form is not None and not act.output_form.is_Number:
                 text += f", written in its output: ${act.latex}'(z) = {sympy.latex(act.output_form)}$"
+            if act.note:
+                text += f" ({_code_names(act.note)})"
             self.add(Para(text + ":"), Display(tuple(line for s in kinds["da/dz"] for line in self.step_lines(s, v))))
-        if l == self.L:
+        if not act.elementwise:
+            self.add(Para(f"Each output of {act.name} depends on every $z^{{({l})}}_i$ "
+                          f"(${self.names[layer.a[0]]} = {self.model.latex(layer.a_def[0])}$, ...), so the error signal "
+                          f"$\\delta^{{({l})}}_i$ sums over the outputs $j$; SymPy's derivative "
+                          f"$\\partial a^{{({l})}}_j / \\partial z^{{({l})}}_i$ equals "
+                          f"$a^{{({l})}}_j ([i = j] - a^{{({l})}}_i)$:"))
+        elif l == self.L:
             self.add(Para("The error signal $\\delta = \\partial C / \\partial z$ of each output neuron:"))
         else:
             self.add(Para(f"The error signal, by the recursion $\\delta^{{({l})}}_k = \\Big(\\sum_j "
