@@ -50,7 +50,7 @@ import numpy as np
 import sympy
 
 from .matrix import MatrixDerivation, derive_matrix, softmax_jvp
-from .printing import (ColSum, Dot, Softmax, T, Total, code, log_domain, stabilize)
+from .printing import ColSum, Dot, Softmax, T, Total, code, inplace_code, log_domain, stabilize
 from .registry import a as A_, y as Y_, z as Z_
 from .spec import Network
 
@@ -60,11 +60,16 @@ DTYPES = {"float64": np.float64, "float32": np.float32}
 
 @dataclass(frozen=True)
 class Statement:
-    """``name = code``: one array computed from earlier ones."""
+    """``name = code``: one array computed from earlier ones. ``shape`` is its shape, ``"N"`` for
+    the batch size (``()`` for the loss). ``inplace``, for the (N, n) arrays, are the same
+    computation as lines writing into a preallocated ``name`` (``out=``), with scratch arrays
+    ``_ws["<name>_s<k>"]``; ``code`` is the plain, allocating expression."""
     name: str
     expr: sympy.Expr
     code: str
     latex: str
+    shape: tuple = ()
+    inplace: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,7 @@ class Program:
     cost: str
     grads: dict[str, str]
     notes: tuple[str, ...]
+    buffers: dict[str, str]      # workspace array name -> its shape as code, e.g. "(N, 128)"
 
 
 def _sym(name: str) -> sympy.Symbol:
@@ -94,22 +100,40 @@ def _tex(expr, names) -> str:
 
 
 class _Builder:
-    """Collects statements, splitting out common subexpressions as ``<name>_<i>``."""
+    """Collects statements, splitting out common subexpressions as ``<name>_<i>``, and the
+    workspace buffers their in-place forms write to."""
 
-    def __init__(self, names):
+    def __init__(self, names, n_out):
         self.names = names
+        self.n_out = n_out
         self.statements: list[Statement] = []
+        self.buffers: dict[str, str] = {}
 
-    def add(self, name: str, expr: sympy.Expr, latex: str) -> sympy.Symbol:
+    def add(self, name: str, expr: sympy.Expr, latex: str, shape: tuple) -> sympy.Symbol:
         expr = stabilize(expr)
         temps, (expr,) = sympy.cse(expr, symbols=(_sym(f"{name}_{i}") for i in range(1000)))
+        temp_shape = shape if shape[:1] == ("N",) else ("N", self.n_out)
         for sym, sub in temps:
             self.names[sym] = sym.name.replace("_", r"\_")
-            self.statements.append(Statement(sym.name, sub, code(sub), f"{self.names[sym]} = {_tex(sub, self.names)}"))
+            self._statement(sym.name, sub, f"{self.names[sym]} = {_tex(sub, self.names)}", temp_shape)
         symbol = _sym(name)
         self.names[symbol] = latex.split("=")[0].strip() if "=" in latex else name
-        self.statements.append(Statement(name, expr, code(expr), latex))
+        self._statement(name, expr, latex, shape)
         return symbol
+
+    def _statement(self, name, expr, latex, shape):
+        lines = ()
+        if shape[:1] == ("N",):
+            text = "(" + ", ".join(map(str, shape)) + ")"
+            self.buffers[name] = text
+            count = iter(range(1000))
+
+            def scratch():
+                key = f"{name}_s{next(count)}"
+                self.buffers[key] = text
+                return f'_ws["{key}"]'
+            lines = tuple(inplace_code(expr, name, scratch))
+        self.statements.append(Statement(name, expr, code(expr), latex, shape, lines))
 
 
 def array_program(network: Network | MatrixDerivation) -> Program:
@@ -120,8 +144,9 @@ def array_program(network: Network | MatrixDerivation) -> Program:
 
 def _program(md: MatrixDerivation) -> Program:
     names = dict(_LATEX)
-    b = _Builder(names)
     L = md.depth
+    b = _Builder(names, md.sizes[-1])
+    rows = lambda l: ("N", md.sizes[l])
     act_syms, z_syms = [X], [None]
     W = {l: _sym(f"W{l}") for l in range(1, L + 1)}
     B = {l: _sym(f"b{l}") for l in range(1, L + 1)}
@@ -133,9 +158,9 @@ def _program(md: MatrixDerivation) -> Program:
         l = layer.index
         prev = act_syms[-1]
         prev_tex = "x" if l == 1 else f"a^{{({l - 1})}}"
-        zl = b.add(f"z{l}", Dot(prev, T(W[l])) + B[l], rf"z^{{({l})}} = W^{{({l})}} {prev_tex} + b^{{({l})}}")
+        zl = b.add(f"z{l}", Dot(prev, T(W[l])) + B[l], rf"z^{{({l})}} = W^{{({l})}} {prev_tex} + b^{{({l})}}", rows(l))
         value = layer.expr.xreplace({Z_: zl}) if layer.elementwise else Softmax(zl)
-        al = b.add(f"a{l}", value, rf"a^{{({l})}} = {layer.tex}\left(z^{{({l})}}\right)")
+        al = b.add(f"a{l}", value, rf"a^{{({l})}} = {layer.tex}\left(z^{{({l})}}\right)", rows(l))
         z_syms.append(zl)
         act_syms.append(al)
     aL, zL, last = act_syms[-1], z_syms[-1], md.layers[-1]
@@ -149,7 +174,7 @@ def _program(md: MatrixDerivation) -> Program:
         per_output = term.xreplace({A_: log_domain(term, A_), Y_: Y}).xreplace({A_: aL})
         loss_note = None
     b.add("C", md.loss_scale * Total(per_output) / N,
-          rf"C = \frac{{1}}{{N}} \sum_{{n=1}}^{{N}} C_n")
+          rf"C = \frac{{1}}{{N}} \sum_{{n=1}}^{{N}} C_n", ())
     if loss_note:
         notes.append(loss_note)
     if _has_clip(per_output):
@@ -160,33 +185,34 @@ def _program(md: MatrixDerivation) -> Program:
         cond = f" (fused; holds when {out.condition})" if out.condition else " (fused)"
         notes.append(f"delta{L} = {sympy.sstr(out.delta)}{cond}")
         dL = b.add(f"delta{L}", out.delta.xreplace({A_: aL, Y_: Y}) / N,
-                   rf"\delta^{{({L})}} = \frac{{1}}{{N}}\left({_tex(out.delta, {A_: f'a^{{({L})}}', Y_: 'y'})}\right)")
+                   rf"\delta^{{({L})}} = \frac{{1}}{{N}}\left({_tex(out.delta, {A_: f'a^{{({L})}}', Y_: 'y'})}\right)", rows(L))
     else:
         guard = log_domain(term, A_)
         g = out.loss_gradient.xreplace({A_: guard}).xreplace({A_: aL, Y_: Y})
         if out.kind == "elementwise":
             factor = last.factor.xreplace({A_: aL, Z_: zL})
             dL = b.add(f"delta{L}", g * factor / N,
-                       rf"\delta^{{({L})}} = \frac{{1}}{{N}} \nabla_a C \odot {last.tex}'\left(z^{{({L})}}\right)")
+                       rf"\delta^{{({L})}} = \frac{{1}}{{N}} \nabla_a C \odot {last.tex}'\left(z^{{({L})}}\right)", rows(L))
         else:
-            gL = b.add(f"g{L}", g / N, rf"g^{{({L})}} = \frac{{1}}{{N}} \nabla_a C")
+            gL = b.add(f"g{L}", g / N, rf"g^{{({L})}} = \frac{{1}}{{N}} \nabla_a C", rows(L))
             dL = b.add(f"delta{L}", softmax_jvp(aL, gL),
-                       rf"\delta^{{({L})}} = a^{{({L})}} \odot \left(g^{{({L})}} - \textstyle\sum_j a^{{({L})}}_j g^{{({L})}}_j\right)")
+                       rf"\delta^{{({L})}} = a^{{({L})}} \odot \left(g^{{({L})}} - \textstyle\sum_j a^{{({L})}}_j g^{{({L})}}_j\right)", rows(L))
     delta = dL
     grads = {}
     for layer in reversed(md.layers):
         l = layer.index
         prev_tex = "x" if l == 1 else f"a^{{({l - 1})}}"
         b.add(f"dW{l}", Dot(T(delta), act_syms[l - 1]),
-              rf"\frac{{\partial C}}{{\partial W^{{({l})}}}} = \delta^{{({l})}} \left({prev_tex}\right)^\top")
-        b.add(f"db{l}", ColSum(delta), rf"\frac{{\partial C}}{{\partial b^{{({l})}}}} = \delta^{{({l})}}")
+              rf"\frac{{\partial C}}{{\partial W^{{({l})}}}} = \delta^{{({l})}} \left({prev_tex}\right)^\top",
+              (layer.outputs, layer.inputs))
+        b.add(f"db{l}", ColSum(delta), rf"\frac{{\partial C}}{{\partial b^{{({l})}}}} = \delta^{{({l})}}", (layer.outputs,))
         grads[f"W{l}"], grads[f"b{l}"] = f"dW{l}", f"db{l}"
         if l > 1:
             below = md.layers[l - 2]
             factor = below.factor.xreplace({A_: act_syms[l - 1], Z_: z_syms[l - 1]})
             delta = b.add(f"delta{l - 1}", Dot(delta, W[l]) * factor,
                           rf"\delta^{{({l - 1})}} = \left(W^{{({l})}}\right)^\top \delta^{{({l})}} \odot "
-                          rf"{below.tex}'\left(z^{{({l - 1})}}\right)")
+                          rf"{below.tex}'\left(z^{{({l - 1})}}\right)", rows(l - 1))
     statements = b.statements
     params = {}
     for layer in md.layers:
@@ -197,7 +223,7 @@ def _program(md: MatrixDerivation) -> Program:
         forward=_needed(statements, {aL.name}),
         loss=_needed(statements, {"C"}),
         gradients=_needed(statements, set(grads.values())),
-        output=aL.name, cost="C", grads=grads, notes=tuple(notes))
+        output=aL.name, cost="C", grads=grads, notes=tuple(notes), buffers=dict(b.buffers))
 
 
 def _has_clip(expr) -> bool:
