@@ -10,7 +10,7 @@ import sys
 
 from .errors import SpecError
 
-COMMANDS = ("derive", "gradcheck", "generate", "explain")
+COMMANDS = ("derive", "gradcheck", "generate", "explain", "check")
 
 
 class _Parser(argparse.ArgumentParser):
