@@ -1,0 +1,818 @@
+"""Check a hand calculation of one training step, number by number.
+
+Plain data in — a :class:`~symbackprop.spec.Network` and a :class:`Hand` (the person's numbers, each
+with the text it was written as) — and plain data out: one :class:`Result` per number given, with
+one status:
+
+* ``ok``: it matches the exact value within the precision it was written with, or it follows from
+  the person's own earlier numbers, which were right but rounded;
+* ``wrong``: it does not follow from the person's own earlier numbers — where an error enters;
+* ``carried``: it follows from earlier numbers of theirs that were wrong.
+
+How. Every quantity is a node with a small local SymPy expression: the model's z = Wa + b and
+a = f(z), the loss, the derivation's backward steps (∂C/∂a, ∂a/∂z, δ, ∂C/∂W = a·δ), the optimizer's
+assignments (from :mod:`symbackprop.optimizers`, never retyped) and the forward pass after the step.
+A written number stands for the interval its digits allow (0.29 → [0.285, 0.295]; an integer
+without a decimal point is exact). Each node's range is computed by interval arithmetic
+(:mod:`symbackprop.intervals`) from the person's numbers for its inputs where they wrote them, and
+from what those imply where they did not; the parameters and the sample come from the spec. A number
+follows when its own interval meets that range. Its inputs may have been carried with more digits
+than were written: anything inside their intervals is accepted.
+
+A ``wrong`` number gets a diagnosis where one fits: each mistake of a catalogue (the 2 of
+d/da (a − y)² dropped, σ′ at z, a factor dropped, the wrong index, the learning rate left out, Adam
+without bias correction, ε inside the square root, ...) is a rewrite of one local expression — the
+number's own, or that of an input it depends on that was not written down — recomputed the same
+way; the mistakes that reproduce the number are named (if no single one does, pairs of mistakes in
+the same formula are tried).
+
+Conventions: one example (no batch); one step of the optimizer from zero state, t = 1; the update is
+simultaneous — every gradient is taken at the parameters before the step — and moves every layer;
+``new.*`` is the forward pass after that step of the spec's ``[optimizer]`` (which the hand file's
+own ``[optimizer]`` table, merged over the spec's, may change).
+
+>>> from symbackprop.spec import load
+>>> net = load("examples/seed.toml")                                   # doctest: +SKIP
+>>> hand = parse_hand({"values": {"a1": ["0.29", "0.57"], "dC/da2": "-0.411"}}, net)  # doctest: +SKIP
+>>> [(r.name, r.index, r.status) for r in check(net, hand)]            # doctest: +SKIP
+[('a1', (0,), 'ok'), ('a1', (1,), 'ok'), ('dC/da2', (0,), 'wrong')]
+"""
+import difflib
+import math
+import re
+import tomllib
+from collections import ChainMap
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from itertools import combinations
+from pathlib import Path
+
+import sympy
+
+from .derive import Derivation
+from .errors import SpecError
+from .intervals import Interval, bound
+from .model import Model
+from .optimizers import HYPER, OPTIMIZERS, Settings, g, g_hat, m, m_hat, s as s_state, t, theta, v, v_hat
+from .spec import Network, _optimizer
+
+STATUSES = ("ok", "wrong", "carried")
+SLACK = 1e-9          # relative: float noise, never a person's rounding
+MAX_MATCHES = 2       # diagnoses named per number
+
+lr, beta1, beta2, eps, rho, wd, bc = (HYPER[k] for k in
+                                      ("learning_rate", "beta1", "beta2", "eps", "rho", "weight_decay",
+                                       "bias_correction"))
+
+
+# the person's numbers -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Written:
+    """A number as written: its text, value and the interval its digits allow.
+
+    >>> w = Written.parse("8.24e-7", "x")
+    >>> w.value, w.interval.lo < 8.235e-7 < w.interval.hi, Written.parse("3", "x").interval.width
+    (8.24e-07, True, 0.0)
+    """
+    text: str
+    value: float
+    interval: Interval
+
+    _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+    @classmethod
+    def parse(cls, raw, where: str) -> "Written":
+        if isinstance(raw, bool) or not isinstance(raw, (int, str)):
+            raise SpecError(where, f"expected a number, got {_show(raw)}")
+        if isinstance(raw, int):
+            return cls(str(raw), float(raw), Interval.point(float(raw)))
+        text = raw.strip().replace("\u2212", "-")
+        if not cls._NUMBER.fullmatch(text):
+            kind = "a finite number" if isinstance(raw, _TomlFloat) else "a number"
+            raise SpecError(where, f"expected {kind}, got {_show(raw)}")
+        try:
+            value = Decimal(text)
+        except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
+            raise SpecError(where, f"expected a number, got {_show(raw)}") from None
+        mantissa, _, exponent = text.lower().partition("e")
+        if "." not in mantissa and not exponent:
+            return cls(text, float(value), Interval.point(float(value)))
+        decimals = len(mantissa.partition(".")[2])
+        half = Decimal(5).scaleb(int(exponent or 0) - decimals - 1)
+        if not math.isfinite(float(value)):
+            raise SpecError(where, f"expected a finite number, got {_show(raw)}")
+        return cls(text, float(value), Interval.hull(float(value - half), float(value + half)))
+
+
+class _TomlFloat(str):
+    """A bare TOML float, kept as the text it was written as."""
+
+
+def _show(raw) -> str:
+    return str(raw) if isinstance(raw, _TomlFloat) else repr(raw)
+
+
+@dataclass(frozen=True)
+class Hand:
+    """The person's numbers: (quantity, index) -> Written, in the order given; the key each came
+    from; and the hand file's own ``[optimizer]`` table (merged over the spec's)."""
+    values: dict
+    keys: dict
+    optimizer: dict = field(default_factory=dict)
+    source: str = "<hand>"
+
+
+def quantities(network: Network) -> dict[str, tuple[int, ...]]:
+    """Every quantity name a hand file may use, with its shape (indices are 0-based)."""
+    sizes, q = network.layers, {}
+    for l in range(1, len(sizes)):
+        q[f"z{l}"] = q[f"a{l}"] = (sizes[l],)
+    q["loss"] = ()
+    for l in range(len(sizes) - 1, 0, -1):
+        q[f"dC/da{l}"] = (sizes[l],)
+        if network.activations[l - 1].elementwise:
+            q[f"da{l}/dz{l}"] = (sizes[l],)
+        q[f"delta{l}"] = (sizes[l],)
+    shapes = network.parameter_shapes()
+    for p, shape in shapes.items():
+        q[f"grad.{p}"] = shape
+    for name, opt in OPTIMIZERS.items():
+        for p, shape in shapes.items():
+            q[f"{name}.{p}"] = shape
+            for state in opt.state:
+                q[f"{name}.{state}.{p}"] = shape
+    for l in range(1, len(sizes)):
+        q[f"new.z{l}"] = q[f"new.a{l}"] = (sizes[l],)
+    q["new.loss"] = ()
+    return q
+
+
+def load_hand(path, network: Network) -> Hand:
+    """Read a HAND file (TOML); SpecError naming the key on any problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(str(path), "no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpecError(str(path), f"cannot read: {err}") from None
+    try:
+        data = tomllib.loads(text, parse_float=_TomlFloat)
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(str(path), f"invalid TOML: {err}") from None
+    return parse_hand(data, network, str(path))
+
+
+_KEY = re.compile(r"\s*(?P<name>[^\[\]\s]+)\s*(?P<index>(?:\[\s*\d+\s*\])*)\s*")
+
+
+def parse_hand(data: dict, network: Network, source: str = "<hand>") -> Hand:
+    """Validate a hand file's data. Numbers may be TOML numbers, or strings such as "0.50" (which
+    keep their trailing zeros in any TOML reader). Dotted keys (``grad.W2 = ...``) and quoted ones
+    (``"grad.W2" = ...``) are the same."""
+    if not isinstance(data, dict):
+        raise SpecError(source, "expected a table at the top level")
+    for key in data:
+        if key not in ("values", "optimizer"):
+            raise SpecError(key, "unknown table in the hand file (expected values, optimizer)")
+    if not isinstance(data.get("values"), dict):
+        raise SpecError("values", "missing table of numbers" if "values" not in data else "expected a table")
+    table = data.get("optimizer", {})
+    if not isinstance(table, dict):
+        raise SpecError(f"{source}: optimizer", "expected a table")
+    table = {k: float(val) if isinstance(val, _TomlFloat) else val for k, val in table.items()}
+    try:
+        table = _optimizer(table)
+    except SpecError as err:
+        raise SpecError(f"{source}: {err.field}", err.problem) from None
+    if "name" in table and table["name"] not in OPTIMIZERS:
+        raise SpecError(f"{source}: optimizer.name",
+                        f"unknown optimizer {table['name']!r} (known: {', '.join(OPTIMIZERS)})")
+    known = quantities(network)
+    values, keys = {}, {}
+    for key, raw in _flatten(data["values"]):
+        where = f"values.{key}"
+        match = _KEY.fullmatch(key)
+        name = match and match["name"]
+        if not match or name not in known:
+            raise SpecError(where, _unknown(name or key, known, network))
+        index = tuple(int(i) for i in re.findall(r"\d+", match["index"]))
+        shape = known[name]
+        if len(index) > len(shape) or any(i >= n for i, n in zip(index, shape)):
+            raise SpecError(where, f"index out of range for {name} of shape {_shape(shape)}")
+        for element, number in _elements(raw, shape[len(index):], where):
+            full = index + element
+            if (name, full) in values:
+                raise SpecError(where, f"{name}{_index_text(full)} given twice "
+                                       f"(also in values.{keys[(name, full)]})")
+            values[(name, full)] = number
+            keys[(name, full)] = key
+    if not values:
+        raise SpecError("values", "no numbers given")
+    return Hand(values, keys, table, source)
+
+
+def _flatten(table, prefix=""):
+    for key, value in table.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from _flatten(value, full + ".")
+        else:
+            yield full, value
+
+
+def _elements(raw, shape, where):
+    """(index, Written) for every number of ``raw``, which must have ``shape`` (a quantity with a
+    single element may be given as a bare number)."""
+    if not isinstance(raw, list) and math.prod(shape) == 1:
+        return [((0,) * len(shape), Written.parse(raw, where))]
+    out = []
+
+    def walk(value, dims, index):
+        if not dims:
+            out.append((index, Written.parse(value, f"{where}{_index_text(index)}" if index else where)))
+            return
+        if not isinstance(value, list) or len(value) != dims[0]:
+            got = f"{len(value)} entries" if isinstance(value, list) else _show(value)
+            at = f" at {_index_text(index)}" if index else ""
+            raise SpecError(where, f"expected shape {_shape(shape)}, got {got}{at}")
+        for i, item in enumerate(value):
+            walk(item, dims[1:], index + (i,))
+    walk(raw, shape, ())
+    return out
+
+
+def _unknown(name, known, network) -> str:
+    L = network.depth
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return (f"unknown quantity {name!r} (expected z<l>, a<l>, loss, dC/da<l>, da<l>/dz<l>, delta<l>, "
+            f"grad.W<l>, grad.b<l>, <optimizer>.W<l>, <optimizer>.<state>.W<l>, new.z<l>, new.a<l>, "
+            f"new.loss; l from 1 to {L}; optimizers {', '.join(OPTIMIZERS)}){hint}")
+
+
+def _shape(shape) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _index_text(index) -> str:
+    return "".join(f"[{i}]" for i in index)
+
+
+# results ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Result:
+    name: str                 # the quantity, e.g. "grad.W2"
+    index: tuple[int, ...]    # 0-based, () for the loss
+    given: str                # as written
+    value: float              # the number written
+    expected: float           # the exact value (from the spec's numbers)
+    status: str               # ok, wrong or carried
+    diagnosis: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}{_index_text(self.index)}"
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "index": list(self.index), "given": self.value,
+                "expected": self.expected if math.isfinite(self.expected) else None,
+                "status": self.status, "diagnosis": self.diagnosis}
+
+
+def effective_optimizer(network: Network, hand: Hand) -> dict:
+    """The optimizer table ``new.*`` and every ``<optimizer>.*`` number use: the spec's
+    ``[optimizer]``, with the hand file's own table merged over it."""
+    return {**network.optimizer, **hand.optimizer}
+
+
+def conventions(network: Network, hand: Hand) -> list[str]:
+    """What the numbers were checked against, one line each: the optimizers' settings, the step."""
+    table = effective_optimizer(network, hand)
+    settings = Settings.of({k: val for k, val in table.items() if k != "name"})
+    used = list(dict.fromkeys(n.split(".")[0] for n, _ in hand.values if n.split(".")[0] in OPTIMIZERS))
+    wants_new = any(n.startswith("new.") for n, _ in hand.values)
+    if wants_new and table.get("name") in OPTIMIZERS and table["name"] not in used:
+        used.append(table["name"])
+    lines = []
+    for name in used:
+        hyper = ", ".join(f"{k} {val:g}" for k, val in settings.values(OPTIMIZERS[name]).items()
+                          if val or k != "weight_decay")
+        extra = ""
+        if name in ("adam", "adamw"):
+            extra += ", bias correction " + ("on" if settings.bias_correction else "off")
+        if not settings.train_biases:
+            extra += ", biases frozen"
+        lines.append(f"{name}: {hyper}{extra}; one step from zero state (t = 1)")
+    if wants_new:
+        lines.append(f"new.*: the forward pass after one {table.get('name')} step of every layer's "
+                     "parameters, all gradients taken before the step")
+    return lines
+
+
+def check(network: Network, hand: Hand) -> list[Result]:
+    """One Result per number in ``hand``: forward, loss, backward, optimizer, new pass order."""
+    if not network.has_numbers:
+        raise SpecError(network.source, "check needs the spec's [parameters] and [sample]")
+    if network.x.shape[0] != 1:
+        raise SpecError("sample.x", f"check compares the calculation for one example; the spec "
+                                    f"gives a batch of {network.x.shape[0]}")
+    table = effective_optimizer(network, hand)
+    names = [n.split(".")[0] for n, _ in hand.values if n.split(".")[0] in OPTIMIZERS]
+    wants_new = any(n.startswith("new.") for n, _ in hand.values)
+    if wants_new:
+        name = table.get("name")
+        where = "values." + next(hand.keys[k] for k in hand.values if k[0].startswith("new."))
+        if name is None:
+            raise SpecError(where, "new.* is the forward pass after one optimizer step: name the "
+                                   "optimizer in an [optimizer] table (in the spec or the hand file)")
+        if name not in OPTIMIZERS:
+            raise SpecError("optimizer.name", f"unknown optimizer {name!r} (known: {', '.join(OPTIMIZERS)})")
+        names.append(name)
+    graph = _Graph(network, table, list(dict.fromkeys(names)), table.get("name") if wants_new else None)
+    return graph.check(hand)
+
+
+# the graph of quantities --------------------------------------------------------------------------
+@dataclass
+class _Node:
+    symbol: sympy.Symbol
+    expr: sympy.Expr
+    kind: str                 # z, a, loss, dC/da, da/dz, delta, grad, state, param (with "new." for the new pass)
+    label: str
+    order: tuple
+    meta: dict = field(default_factory=dict)
+    hyper: dict | None = None
+    inputs: tuple = ()
+
+
+class _Graph:
+    def __init__(self, network: Network, table: dict, optimizers: list[str], new_with: str | None):
+        self.network = network
+        self.model = model = Model(network)
+        self.derivation = derivation = Derivation(model)
+        self.nodes: dict[sympy.Symbol, _Node] = {}
+        self.named: dict[tuple, sympy.Symbol] = {}
+        self.labels: dict[sympy.Symbol, str] = {}
+        self.leaves: dict[sympy.Symbol, Interval] = {}
+        self.settings = Settings.of({k: val for k, val in table.items() if k != "name"})
+        self._leaves()
+        self._forward()
+        self._backward(derivation)
+        self.updated: dict[tuple, dict] = {}
+        for rank, name in enumerate(optimizers):
+            self._optimizer(rank, name)
+        if new_with is not None:
+            self._new_pass(new_with)
+        for node in self.nodes.values():
+            node.inputs = tuple(sorted((x for x in node.expr.free_symbols if x in self.nodes), key=str))
+        self.order = list(self.nodes.values())
+        self.position = {n.symbol: i for i, n in enumerate(self.order)}
+
+    # building ---------------------------------------------------------------------------------
+    def _add(self, symbol, expr, kind, name, index, order, **meta):
+        label = f"{name}{_index_text(index)}"
+        node = _Node(symbol, sympy.sympify(expr), kind, label, order, meta)
+        self.nodes[symbol] = node
+        self.named[(name, index)] = symbol
+        self.labels[symbol] = label
+        return node
+
+    def _leaves(self):
+        net, model = self.network, self.model
+        for name, index, sym in model.parameters():
+            self.leaves[sym] = Interval.point(float(net.parameters[name][index]))
+            self.labels[sym] = f"{name}{_index_text(index)}"
+        for k, sym in enumerate(model.x):
+            self.leaves[sym] = Interval.point(float(net.x[0][k]))
+            self.labels[sym] = f"x[{k}]"
+        for j, sym in enumerate(model.y):
+            self.leaves[sym] = Interval.point(float(net.y[0][j]))
+            self.labels[sym] = f"y[{j}]"
+
+    def _forward(self):
+        for layer in self.model.layers:
+            l, act = layer.index, self.network.activations[layer.index - 1]
+            for j, zj in enumerate(layer.z):
+                self._add(zj, layer.z_def[j], "z", f"z{l}", (j,), (0, len(self.nodes)), layer=layer, row=j,
+                          W=layer.W, b=layer.b, inputs=layer.inputs)
+            for j, aj in enumerate(layer.a):
+                self._add(aj, layer.a_def[j], "a", f"a{l}", (j,), (0, len(self.nodes)), act=act,
+                          z=layer.z[j] if act.elementwise else None)
+        self.loss = sympy.Symbol("C", real=True)
+        self._add(self.loss, self.model.loss_def, "loss", "loss", (), (0, len(self.nodes)))
+
+    def _backward(self, derivation):
+        names = {"dC/da": "dC/da{l}", "da/dz": "da{l}/dz{l}", "delta": "delta{l}"}
+        self.delta = {}
+        for step in derivation.steps:
+            l, expr = step.layer, step.expr
+            if step.kind == "grad":
+                # ∂C/∂w = ∂z/∂w · δ: the δ the person wrote, or the one their factors imply
+                dz = step.terms[0][0].expr
+                expr = dz * self.delta[(l, step.index[0])]
+                name = f"grad.{step.param}"
+                meta = dict(dz=dz, layer=self.model.layers[l - 1], j=step.index[0],
+                            k=step.index[1] if len(step.index) == 2 else None)
+            else:
+                name = names[step.kind].format(l=l)
+                meta = dict(layer=self.model.layers[l - 1], j=step.index[0])
+                if step.kind == "delta":
+                    self.delta[(l, step.index[0])] = step.symbol
+            self._add(step.symbol, expr, step.kind, name, step.index, (0, len(self.nodes)), **meta)
+
+    def _optimizer(self, rank: int, name: str):
+        """One step of ``name`` from zero state (t = 1), element by element, as nodes. The
+        optimizer's own assignments are used as they are; its temporaries (g̃, m̂, v̂) are inlined."""
+        opt, settings = OPTIMIZERS[name], self.settings
+        hyper = {HYPER[k]: Interval.point(val) for k, val in settings.values(opt).items()}
+        for k, sym in HYPER.items():
+            hyper.setdefault(sym, Interval.point(0.0))
+        hyper[bc] = Interval.point(1.0 if settings.bias_correction else 0.0)
+        hyper[t] = Interval.point(1.0)
+        targets = [target for target, _ in opt.rules if target not in (g_hat, m_hat, v_hat)]
+        for p_rank, (pname, index, psym) in enumerate(self.model.parameters()):
+            grad = self.named[(f"grad.{pname}", index)]
+            current = {theta: psym, g: grad, m: 0, v: 0, s_state: 0}
+            for target, rhs in opt.rules:
+                expr = rhs.xreplace(current)
+                if target in (g_hat, m_hat, v_hat):
+                    current[target] = expr
+                    continue
+                if target == theta and not settings.train_biases and pname.startswith("b"):
+                    expr = psym
+                quantity = f"{name}.{pname}" if target == theta else f"{name}.{target.name}.{pname}"
+                sym = sympy.Symbol(f"{quantity}_{'_'.join(map(str, index))}", real=True)
+                node = self._add(sym, expr, "param" if target == theta else "state", quantity, index,
+                                 (1, rank, targets.index(target), p_rank), optimizer=name, param=psym,
+                                 state=target.name)
+                node.hyper = hyper
+                current[target] = sym
+            self.updated.setdefault(name, {})[psym] = current[theta]
+
+    def _new_pass(self, name: str):
+        """The forward pass with the parameters after one step of ``name``."""
+        after = self.updated[name]
+        replace = dict(after)
+        for layer in self.model.layers:
+            l, act = layer.index, self.network.activations[layer.index - 1]
+            new_z, new_a = [], []
+            params = [w for row in layer.W for w in row] + list(layer.b)
+            for j, zj in enumerate(layer.z):
+                sym = sympy.Symbol(f"new.z{l}_{j}", real=True)
+                self._add(sym, layer.z_def[j].xreplace(replace), "new.z", f"new.z{l}", (j,),
+                          (2, len(self.nodes)), layer=layer, row=j, W=[[after[w] for w in row] for row in layer.W],
+                          b=[after[b] for b in layer.b], inputs=[replace.get(u, u) for u in layer.inputs],
+                          old_params={after[p]: p for p in params},
+                          old_inputs={replace[u]: u for u in layer.inputs if u in replace})
+                new_z.append(sym)
+            for j, aj in enumerate(layer.a):
+                sym = sympy.Symbol(f"new.a{l}_{j}", real=True)
+                self._add(sym, layer.a_def[j].xreplace(dict(zip(layer.z, new_z))), "new.a", f"new.a{l}", (j,),
+                          (2, len(self.nodes)), act=act, z=new_z[j] if act.elementwise else None)
+                new_a.append(sym)
+            replace.update(zip(layer.a, new_a))
+        sym = sympy.Symbol("new.C", real=True)
+        self._add(sym, self.model.loss_def.xreplace(replace), "new.loss", "new.loss", (), (2, len(self.nodes)))
+
+    # evaluating -------------------------------------------------------------------------------
+    def _env(self, node, env):
+        return ChainMap(node.hyper, env) if node.hyper else env
+
+    def ranges(self, given: dict):
+        """Each node's range from its inputs (``derived``), and the values used downstream
+        (``env``: the person's interval where they wrote the number, the derived range otherwise)."""
+        env, derived = dict(self.leaves), {}
+        for node in self.order:
+            derived[node.symbol] = bound(node.expr, self._env(node, env))
+            env[node.symbol] = given.get(node.symbol, derived[node.symbol])
+        return derived, env
+
+    def check(self, hand: Hand) -> list[Result]:
+        given = {self.named[key]: w.interval for key, w in hand.values.items()}
+        exact, _ = self.ranges({})
+        derived, env = self.ranges(given)
+        status, tainted = {}, {}
+        for node in self.order:
+            sym = node.symbol
+            upstream = any(tainted.get(i) for i in node.inputs)
+            if sym not in given:
+                tainted[sym] = upstream
+                continue
+            mine = _slack(given[sym])
+            if mine.intersects(exact[sym]):
+                status[sym] = "ok"
+            elif mine.intersects(derived[sym]):
+                status[sym] = "carried" if upstream else "ok"
+            else:
+                status[sym] = "wrong"
+            tainted[sym] = status[sym] != "ok"
+        results, seen = [], set()
+        for (name, index), written in sorted(hand.values.items(),
+                                             key=lambda kv: (self.nodes[self.named[kv[0]]].order, kv[0][1])):
+            sym, diagnosis = self.named[(name, index)], None
+            if status[sym] == "wrong":
+                found, pairs = self.diagnose(sym, given, env)
+                # a mistake already seen in this calculation is the likelier explanation
+                found = [f for f in found if f[0] in seen] or found
+                names = list(dict.fromkeys(text for _, text in found))[:1 if pairs else MAX_MATCHES]
+                seen.update(rank for rank, _ in found[:1])
+                diagnosis = " or ".join(names) or None
+            results.append(Result(name, index, written.text, written.value, exact[sym].mid, status[sym], diagnosis))
+        return results
+
+    # diagnosing -------------------------------------------------------------------------------
+    def _scope(self, sym, given) -> list:
+        """The node, the unwritten nodes it was computed through, and the written ones at their
+        edge: where a mistake could have entered this number."""
+        seen, stack = {sym}, [sym]
+        while stack:
+            node = self.nodes[stack.pop()]
+            for i in node.inputs:
+                if i not in seen:
+                    seen.add(i)
+                    if i not in given:
+                        stack.append(i)
+        return sorted(seen, key=self.position.get)
+
+    def _replay(self, sym, target, alt, scope, given, env):
+        """``sym``'s range if ``target`` had been computed by ``alt``."""
+        node = self.nodes[target]
+        value = bound(alt, self._env(node, env))
+        if target == sym:
+            return value
+        local, changed = dict(env), {target}
+        local[target] = value
+        for s in scope[scope.index(target) + 1:]:
+            if s != sym and s in given:
+                continue
+            other = self.nodes[s]
+            if changed.intersection(other.inputs):
+                r = bound(other.expr, self._env(other, local))
+                if s == sym:
+                    return r
+                local[s] = r
+                changed.add(s)
+        return Interval(math.nan, math.nan)  # sym does not depend on target
+
+    def diagnose(self, sym, given, env) -> tuple[list, bool]:
+        """The catalogued mistakes that reproduce the number as (rank, text), and whether they are
+        pairs. Only the most specific are kept: a mistake whose range is far wider than another's
+        matches by the looseness of the person's digits."""
+        mine = _slack(given[sym])
+        scope = self._scope(sym, given)
+        catalogue = [(target, mistakes) for target in reversed(scope)
+                     for mistakes in [self.mistakes(self.nodes[target])] if mistakes]
+
+        def attempts():
+            for target, mistakes in catalogue:
+                expr = self.nodes[target].expr
+                for rank, text, rewrite, _ in mistakes:
+                    yield target, rank, text, rewrite(expr)
+
+        def pairs():  # two mistakes in the same formula
+            for target, mistakes in catalogue:
+                expr = self.nodes[target].expr
+                pairable = [mk for mk in mistakes if mk[3]]
+                for (r1, t1, f1, _), (r2, t2, f2, _) in combinations(pairable, 2):
+                    if f1(expr) != expr and f2(expr) != expr:
+                        yield target, r1 + r2, f"{t1}, and {t2}", f2(f1(expr))
+
+        for tries in (attempts, pairs):
+            found = []
+            for target, rank, text, alt in tries():
+                if alt == self.nodes[target].expr:
+                    continue
+                r = self._replay(sym, target, alt, scope, given, env)
+                if mine.intersects(r):
+                    found.append((rank, self._where(text, target, sym, given), r.width))
+            if found:
+                narrowest = min(w for _, _, w in found)
+                specific = sorted((rank, text) for rank, text, w in found if w <= 4 * narrowest + mine.width)
+                return specific, tries is pairs
+        return [], False
+
+    def _where(self, text, target, sym, given):
+        if target == sym:
+            return text
+        return f"{text} (in the {self.labels[target]} used here)" if target in given else \
+            f"{text} (in {self.labels[target]})"
+
+    def mistakes(self, node) -> list[tuple]:
+        """The catalogue for one node: (rank, description, rewrite of its expression, pairable)."""
+        kind = node.kind.removeprefix("new.")
+        return getattr(self, f"_mistakes_{kind.replace('/', '_')}")(node)
+
+    def _name(self, sym) -> str:
+        return self.labels.get(sym, str(sym))
+
+    def _mistakes_z(self, node):
+        meta, out = node.meta, []
+        j, W, b, inputs = meta["row"], meta["W"], meta["b"], meta["inputs"]
+        l = meta["layer"].index
+        if node.kind == "new.z":
+            where = "a step updates every layer" if l < self.network.depth else "the weights before the step used"
+            out.append((40, f"layer {l}'s weights and biases not updated ({where})",
+                        _sub(meta["old_params"]), True))
+            if meta["old_inputs"]:
+                out.append((41, f"a{l - 1} from before the step used", _sub(meta["old_inputs"]), True))
+        out.append((30, f"the bias {self._name(b[j])} left out", _sub({b[j]: 0}), True))
+        if all(j < len(row) for row in W) and len(W) >= len(inputs):
+            transposed = {W[j][k]: W[k][j] for k in range(len(inputs)) if k != j}
+            if transposed:
+                out.append((21, f"W{l} transposed (W{l}[k][j] used for W{l}[j][k])", _sub(transposed), False))
+        for j2 in range(len(W)):
+            if j2 != j:
+                rows = {W[j][k]: W[j2][k] for k in range(len(inputs))} | {b[j]: b[j2]}
+                out.append((22, f"row {j2} of W{l} used for row {j}", _sub(rows), False))
+        for k, k2 in _pairs(len(inputs)):
+            out.append((20, f"{self._name(inputs[k2])} used in place of {self._name(inputs[k])}",
+                        _sub({inputs[k]: inputs[k2]}), False))
+        return out
+
+    def _mistakes_a(self, node):
+        act, z = node.meta["act"], node.meta["z"]
+        if z is None:
+            return []
+        f = _fname(act)
+        return [(31, f"the activation not applied (a = z)", lambda e: z, True),
+                (32, f"{f}(−z) computed instead of {f}(z)", _sub({z: -z}), True)]
+
+    def _mistakes_loss(self, node):
+        loss, out = self.network.loss, []
+        if loss.name in ("squared_error", "mse"):
+            out.append((10, "½(a − y)² used: a factor ½ too many", _times(sympy.Rational(1, 2)), True))
+        if loss.name == "half_squared_error":
+            out.append((10, "the ½ of ½(a − y)² left out", _times(2), True))
+        if loss.name == "mse" and self.network.layers[-1] > 1:
+            out.append((11, "not divided by the number of outputs n", _times(self.network.layers[-1]), True))
+        if loss.name in ("squared_error", "mse", "half_squared_error"):
+            out.append((12, "(a − y) not squared", _unsquare, True))
+        else:
+            out.append((13, "the sign flipped", _times(-1), True))
+        return out
+
+    def _mistakes_dC_da(self, node):
+        out, l = [], node.meta["layer"].index
+        if l == self.network.depth:
+            loss = self.network.loss.name
+            if loss in ("squared_error", "mse"):
+                out.append((1, "the 2 of d/da (a − y)² dropped", _times(sympy.Rational(1, 2)), True))
+            if loss == "half_squared_error":
+                out.append((1, "∂C/∂a doubled (d/da ½(a − y)² is a − y)", _times(2), True))
+            if loss == "mse" and self.network.layers[-1] > 1:
+                out.append((2, "the 1/n of the mean left out", _times(self.network.layers[-1]), True))
+            out.append((5, "the sign flipped ((y − a) for (a − y))", _times(-1), True))
+            return out
+        out.append((5, "the sign flipped", _times(-1), True))
+        W = self.model.layers[l].W
+        transposed = {W[j][k]: W[k][j] for j in range(len(W)) for k in range(len(W[j]))
+                      if j != k and k < len(W) and j < len(W[k])}
+        if transposed:
+            out.append((21, f"W{l + 1} transposed", _sub(transposed), False))
+        return out
+
+    def _mistakes_da_dz(self, node):
+        layer, j = node.meta["layer"], node.meta["j"]
+        act = self.network.activations[layer.index - 1]
+        a, z = layer.a[j], layer.z[j]
+        f = _fname(act)
+        out = [(2, f"the {f}′ factor missing", lambda e: sympy.Integer(1), True)]
+        from .registry import a as A, z as Z
+        if act.output_form is not None and not act.output_form.has(sympy.Piecewise) and act.output_form.has(A):
+            form = act.output_form
+            out.append((3, f"{f}′ taken at z instead of a: {_pretty(form.xreplace({A: Z}))}, not {_pretty(form)}",
+                        lambda e: form.xreplace({A: z}), True))
+        elif act.output_form is None:
+            out.append((3, f"{f}′ evaluated at a instead of z", lambda e: act.derivative.xreplace({Z: a}), True))
+        out.append((4, f"{f}(z) used for {f}′(z)", lambda e: a, True))
+        out.append((5, "the sign flipped", _times(-1), True))
+        return out
+
+    def _mistakes_delta(self, node):
+        out = [(5, "the sign flipped", _times(-1), True)]
+        if node.expr.is_Mul:
+            for factor in node.expr.args:
+                if factor in self.nodes:
+                    out.append((6, f"the factor {self._name(factor)} dropped", _sub({factor: 1}), True))
+        return out
+
+    def _mistakes_grad(self, node):
+        meta = node.meta
+        layer, j, k, dz = meta["layer"], meta["j"], meta["k"], meta["dz"]
+        l, delta = layer.index, [self.delta[(layer.index, i)] for i in range(len(layer.z))]
+        out = [(5, "the sign flipped", _times(-1), True)]
+        out.append((6, f"the factor {self._name(delta[j])} dropped", _sub({delta[j]: 1}), True))
+        for j2 in range(len(delta)):
+            if j2 != j:
+                out.append((20, f"{self._name(delta[j2])} used in place of {self._name(delta[j])}",
+                            _sub({delta[j]: delta[j2]}), False))
+        inputs = layer.inputs
+        if k is None:
+            for k2, u in enumerate(inputs):
+                out.append((23, f"∂z/∂b taken as {self._name(u)} instead of 1", _times(u), False))
+            return out
+        out.append((6, f"the factor {self._name(dz)} (∂z/∂W) dropped", _sub({dz: 1}), True))
+        for k2 in range(len(inputs)):
+            if k2 != k:
+                out.append((20, f"{self._name(inputs[k2])} used in place of {self._name(inputs[k])}",
+                            _sub({inputs[k]: inputs[k2]}), False))
+        if l > 1:
+            z_prev = self.model.layers[l - 2].z
+            out.append((9, f"{self._name(z_prev[k])} used in place of {self._name(inputs[k])}",
+                        _sub({inputs[k]: z_prev[k]}), False))
+        if j != k and j < len(inputs) and k < len(delta):
+            out.append((8, f"the index transposed (the value of grad.W{l}[{k}][{j}])",
+                        _sub({inputs[k]: inputs[j], delta[j]: delta[k]}), False))
+        return out
+
+    def _mistakes_state(self, node):
+        out, free = [], node.expr.free_symbols
+        for h in (beta1, beta2, rho):
+            if h in free:
+                out.append((60, f"{h.name} and 1 − {h.name} swapped", _sub({h: 1 - h}), True))
+        if node.expr.has(sympy.Pow):
+            out.append((61, "the gradient not squared", _unsquare, True))
+        out.append((62, "the sign flipped", _times(-1), True))
+        out += self._weight_decay(node)
+        return out
+
+    def _mistakes_param(self, node):
+        free, out = node.expr.free_symbols, []
+        if node.expr == node.meta["param"]:
+            return out
+        name = node.meta["optimizer"]
+        state = "v" if name in ("adam", "adamw") else "s"
+        if lr in free:
+            out.append((50, "the learning rate left out", _sub({lr: 1}), True))
+            out.append((51, "the learning rate applied twice", _sub({lr: lr**2}), True))
+        out.append((52, "the step added instead of subtracted (sign flipped)",
+                    lambda e, p=node.meta["param"]: 2 * p - e, True))
+        if bc in free:
+            if self.settings.bias_correction:
+                out.append((49, "Adam without bias correction", _sub({bc: 0}), True))
+            else:
+                out.append((49, "Adam with bias correction (the settings turn it off)", _sub({bc: 1}), True))
+        if _has_root_denominator(node.expr):
+            out.append((54, f"ε inside the square root (√({state} + ε))", _root_denominator("inside"), True))
+            out.append((55, f"the division by √{state} + ε left out", _root_denominator("drop"), True))
+            out.append((56, f"divided by {state} + ε instead of √{state} + ε", _root_denominator("unroot"), True))
+        if t in free:
+            out.append((57, "the time step off by one (t = 2 for the first step)", _sub({t: 2}), True))
+        out += self._weight_decay(node)
+        return out
+
+    def _weight_decay(self, node):
+        if wd in node.expr.free_symbols and node.hyper[wd].lo != 0:
+            return [(58, "the weight decay left out", _sub({wd: 0}), True)]
+        return []
+
+
+# rewrites ---------------------------------------------------------------------------------------
+def _sub(mapping):
+    return lambda e: e.xreplace(mapping)
+
+
+def _times(factor):
+    return lambda e: e * factor
+
+
+def _unsquare(e):
+    return e.replace(lambda x: x.is_Pow and x.exp == 2, lambda x: sympy.Abs(x.base))
+
+
+def _is_root(x) -> bool:
+    return x.is_Pow and x.exp == sympy.S.Half
+
+
+def _is_root_plus_eps(x) -> bool:
+    return x.is_Add and eps in x.args and any(_is_root(a) for a in x.args)
+
+
+def _has_root_denominator(e) -> bool:
+    return any(_is_root_plus_eps(x) for x in sympy.preorder_traversal(e))
+
+
+def _root_denominator(how):
+    def fix(x):
+        if how == "drop":
+            return sympy.Integer(1)
+        unrooted = [a.base if _is_root(a) else a for a in x.args]
+        return sympy.sqrt(sympy.Add(*unrooted)) if how == "inside" else sympy.Add(*unrooted)
+    return lambda e: e.replace(_is_root_plus_eps, fix)
+
+
+def _pairs(n):
+    return [(k, k2) for k in range(n) for k2 in range(n) if k != k2]
+
+
+def _slack(interval: Interval) -> Interval:
+    return interval.widen(SLACK * max(abs(interval.lo), abs(interval.hi)) + 1e-300)
+
+
+def _fname(act) -> str:
+    return {"sigmoid": "σ"}.get(act.name, act.name if act.name.isidentifier() else "f")
+
+
+def _pretty(expr) -> str:
+    return str(expr).replace("**2", "²").replace("*", "").replace(" - ", " − ")

@@ -1,0 +1,45 @@
+"""``symbackprop check SPEC HAND``: a hand calculation of one training step, number by number."""
+import json
+
+from ..spec import load
+
+FORMATS = ("text", "json")
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "check", help="check a hand calculation of forward, backward and update, number by number",
+        description="Check the numbers of HAND (a TOML file with a [values] table: z1, a1, ..., loss, "
+                    "dC/da<L>, da<l>/dz<l>, delta<l>, grad.W<l>, <optimizer>.W<l>, <optimizer>.m.W<l>, "
+                    "new.z<l>, new.loss, ...) against SPEC. Each number is ok, wrong (where an error "
+                    "enters, with the catalogued mistake that reproduces it) or carried (it follows "
+                    "from wrong earlier numbers). Exit status 0 when nothing is wrong, 1 when something "
+                    "is, 2 for bad input.")
+    p.add_argument("spec", help="the network spec (.toml or .json), with [parameters] and [sample]")
+    p.add_argument("hand", help="the hand calculation (.toml)")
+    p.add_argument("--format", choices=FORMATS, default="text")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from ..check import check, conventions, load_hand
+    network = load(args.spec)
+    hand = load_hand(args.hand, network)
+    results = check(network, hand)
+    if args.format == "json":
+        print(json.dumps([r.to_json() for r in results], indent=2, ensure_ascii=False, allow_nan=False))
+    else:
+        print(render_text(results, conventions(network, hand)))
+    return 1 if any(r.status == "wrong" for r in results) else 0
+
+
+def render_text(results, notes=()) -> str:
+    """A table of the results with a summary line."""
+    rows = [("quantity", "given", "expected", "status", "diagnosis")]
+    rows += [(r.label, r.given, f"{r.expected:.6g}", r.status, r.diagnosis or "") for r in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [f"checked against: {note}" for note in notes]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths + [0])).rstrip() for row in rows]
+    counts = {status: sum(r.status == status for r in results) for status in ("ok", "wrong", "carried")}
+    lines.append(f"{len(results)} numbers: " + ", ".join(f"{n} {status}" for status, n in counts.items()))
+    return "\n".join(lines)
