@@ -212,3 +212,33 @@ def render_json(derivation: Derivation, values: Values | None, digits: int = 5, 
 
 
 RENDERERS = {"text": render_text, "latex": render_latex, "markdown": render_markdown, "json": render_json}
+
+
+class Derived:
+    """A derivation with its numbers, as the Python API returns it; renders itself in Jupyter.
+
+    >>> from symbackprop import derive
+    >>> result = derive("examples/seed.toml")            # doctest: +SKIP
+    >>> result.gradients["W2"]                             # doctest: +SKIP
+    array([[-0.05753635, -0.11434446]])
+    """
+
+    def __init__(self, derivation: Derivation, values: Values | None, digits: int = 5):
+        self.derivation, self.values, self.digits = derivation, values, digits
+
+    @property
+    def gradients(self):
+        return None if self.values is None else self.values.gradients
+
+    def render(self, fmt: str = "text", wrt=None) -> str:
+        return RENDERERS[fmt](self.derivation, self.values, self.digits, wrt)
+
+    def _repr_markdown_(self):
+        return self.render("markdown")
+
+    def _repr_latex_(self):
+        rows = [row for _, block in render_latex_body(self.derivation, self.values, self.digits) for row in block]
+        return "$$\\begin{aligned}" + " \\\\ ".join(rows) + "\\end{aligned}$$"
+
+    def __str__(self):
+        return self.render("text")

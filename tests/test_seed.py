@@ -76,3 +76,12 @@ def test_derive_text_shows_the_chain_product_with_numbers(capsys):
     assert "dC/dW2[1,1] = dz2[1]/dW2[1,1] · da2[1]/dz2[1] · dC/da2[1]" in out
     assert "0.28905 × 0.2421 × (-0.8222) ≈ -0.057536" in out
     assert "dC/dW1" not in out.split("Gradients")[1]
+
+
+def test_python_api_and_jupyter_reprs():
+    import symbackprop
+    result = symbackprop.derive("examples/seed.toml")
+    np.testing.assert_allclose(result.gradients["W2"], [[-0.0575363, -0.1143445]], rtol=1e-6)
+    assert result._repr_latex_().startswith("$$\\begin{aligned}")
+    assert "\\frac{\\partial C}{\\partial W^{(2)}_{1,1}}" in result._repr_markdown_()
+    assert "dC/dW1[2,3]" in str(result)
