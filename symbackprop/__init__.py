@@ -1,7 +1,7 @@
 """symbackprop: derive, explain, check, generate and verify neural-network gradients symbolically.
 
 >>> import symbackprop
->>> result = symbackprop.derive("examples/seed.toml")     # doctest: +SKIP
+>>> result = symbackprop.backprop("examples/seed.toml")     # doctest: +SKIP
 >>> print(result)                                          # doctest: +SKIP
 """
 from pathlib import Path
@@ -9,10 +9,10 @@ from pathlib import Path
 from .errors import SpecError
 from .spec import Network, load
 
-__all__ = ["Network", "SpecError", "derive", "load"]
+__all__ = ["Network", "SpecError", "backprop", "load"]
 
 
-def derive(network: "Network | str | Path", exact: bool = False, digits: int = 5):
+def backprop(network: "Network | str | Path", exact: bool = False, digits: int = 5):
     """Derive every gradient of ``network`` (a Network or a spec path) by reverse accumulation;
     with parameters and a sample, compute every value too. Returns a ``render.Derived``."""
     from .derive import Derivation

@@ -217,8 +217,8 @@ RENDERERS = {"text": render_text, "latex": render_latex, "markdown": render_mark
 class Derived:
     """A derivation with its numbers, as the Python API returns it; renders itself in Jupyter.
 
-    >>> from symbackprop import derive
-    >>> result = derive("examples/seed.toml")            # doctest: +SKIP
+    >>> from symbackprop import backprop
+    >>> result = backprop("examples/seed.toml")            # doctest: +SKIP
     >>> result.gradients["W2"]                             # doctest: +SKIP
     array([[-0.05753635, -0.11434446]])
     """

@@ -80,7 +80,7 @@ def test_derive_text_shows_the_chain_product_with_numbers(capsys):
 
 def test_python_api_and_jupyter_reprs():
     import symbackprop
-    result = symbackprop.derive("examples/seed.toml")
+    result = symbackprop.backprop("examples/seed.toml")
     np.testing.assert_allclose(result.gradients["W2"], [[-0.0575363, -0.1143445]], rtol=1e-6)
     assert result._repr_latex_().startswith("$$\\begin{aligned}")
     assert "\\frac{\\partial C}{\\partial W^{(2)}_{1,1}}" in result._repr_markdown_()
