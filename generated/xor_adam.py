@@ -105,9 +105,9 @@ def _erf(x):
     return np.fromiter(map(math.erf, x.ravel().tolist()), dtype=x.dtype, count=x.size).reshape(x.shape)
 
 
-def _softmax(z):
+def _softmax(z, out=None):
     """Row-wise softmax; exp arguments are <= 0 and clipped above EXP_LO (no overflow, no underflow)."""
-    e = z - z.max(axis=1, keepdims=True)
+    e = np.subtract(z, z.max(axis=1, keepdims=True), out=out)
     np.maximum(e, EXP_LO, out=e)
     np.exp(e, out=e)
     e /= e.sum(axis=1, keepdims=True)
@@ -145,19 +145,52 @@ def _check(params, X, Y=None):
         raise _bad("Y", Y, f"({X.shape[0]}, 1)")
 
 
+import threading  # noqa: E402  (the per-thread workspaces below)
+
+_LOCAL = threading.local()
+
+
+def _workspace(N):
+    """This thread's preallocated arrays for a batch of N rows (the last 4 batch sizes are kept):
+    writing into them with out= keeps large blocks from going back to the OS and faulting in again."""
+    cache = getattr(_LOCAL, "cache", None)
+    if cache is None:
+        cache = _LOCAL.cache = {}
+    ws = cache.get(N)
+    if ws is None:
+        if len(cache) >= 4:
+            cache.clear()
+        ws = cache[N] = {
+            "z1": np.empty((N, 4), DTYPE),
+            "a1": np.empty((N, 4), DTYPE),
+            "z2": np.empty((N, 1), DTYPE),
+            "a2": np.empty((N, 1), DTYPE),
+            "delta2": np.empty((N, 1), DTYPE),
+            "delta1": np.empty((N, 4), DTYPE),
+            "delta1_s0": np.empty((N, 4), DTYPE),
+        }
+    return ws
+
+
 def forward(params, X):
     """The output activations a^(2), shape (N, 1)."""
     _check(params, X)
+    _ws = _workspace(X.shape[0])
     # inputs
     W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
 
-    # forward pass
+    # forward pass (the output is a new array)
     # z^{(1)} = W^{(1)} x + b^{(1)}
-    z1 = b1 + (X @ W1.T)
+    z1 = _ws["z1"]
+    np.matmul(X, W1.T, out=z1)
+    np.add(z1, b1, out=z1)
     # a^{(1)} = \tanh\left(z^{(1)}\right)
-    a1 = np.tanh(z1)
+    a1 = _ws["a1"]
+    np.tanh(z1, out=a1)
     # z^{(2)} = W^{(2)} a^{(1)} + b^{(2)}
-    z2 = b2 + (a1 @ W2.T)
+    z2 = _ws["z2"]
+    np.matmul(a1, W2.T, out=z2)
+    np.add(z2, b2, out=z2)
     # a^{(2)} = \sigma\left(z^{(2)}\right)
     a2 = (0.5 + 0.5*np.tanh((1/2)*z2))
 
@@ -168,16 +201,22 @@ def loss(params, X, Y):
     """The batch-mean loss C, a scalar of DTYPE."""
     _check(params, X, Y)
     N = X.shape[0]
+    _ws = _workspace(N)
     # inputs
     W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
 
     # forward pass and loss
     # z^{(1)} = W^{(1)} x + b^{(1)}
-    z1 = b1 + (X @ W1.T)
+    z1 = _ws["z1"]
+    np.matmul(X, W1.T, out=z1)
+    np.add(z1, b1, out=z1)
     # a^{(1)} = \tanh\left(z^{(1)}\right)
-    a1 = np.tanh(z1)
+    a1 = _ws["a1"]
+    np.tanh(z1, out=a1)
     # z^{(2)} = W^{(2)} a^{(1)} + b^{(2)}
-    z2 = b2 + (a1 @ W2.T)
+    z2 = _ws["z2"]
+    np.matmul(a1, W2.T, out=z2)
+    np.add(z2, b2, out=z2)
     # C = \frac{1}{N} \sum_{n=1}^{N} C_n
     C = np.sum(Y*(np.maximum(-z2, 0) + np.log1p(np.exp(np.maximum(-np.abs(-z2), EXP_LO)))) + (1 - Y)*(np.maximum(z2, 0) + np.log1p(np.exp(np.maximum(-np.abs(z2), EXP_LO)))))/N
 
@@ -188,26 +227,42 @@ def gradients(params, X, Y):
     """The gradients of the batch-mean loss: {"W1": dC/dW1, "b1": dC/db1, ...}, each in its parameter's shape."""
     _check(params, X, Y)
     N = X.shape[0]
+    _ws = _workspace(N)
     # inputs
     W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
 
     # forward pass, then backward pass (reusing the forward values)
     # z^{(1)} = W^{(1)} x + b^{(1)}
-    z1 = b1 + (X @ W1.T)
+    z1 = _ws["z1"]
+    np.matmul(X, W1.T, out=z1)
+    np.add(z1, b1, out=z1)
     # a^{(1)} = \tanh\left(z^{(1)}\right)
-    a1 = np.tanh(z1)
+    a1 = _ws["a1"]
+    np.tanh(z1, out=a1)
     # z^{(2)} = W^{(2)} a^{(1)} + b^{(2)}
-    z2 = b2 + (a1 @ W2.T)
+    z2 = _ws["z2"]
+    np.matmul(a1, W2.T, out=z2)
+    np.add(z2, b2, out=z2)
     # a^{(2)} = \sigma\left(z^{(2)}\right)
-    a2 = (0.5 + 0.5*np.tanh((1/2)*z2))
+    a2 = _ws["a2"]
+    np.multiply(z2, 1/2, out=a2)
+    np.tanh(a2, out=a2)
+    np.multiply(a2, 0.5, out=a2)
+    np.add(a2, 0.5, out=a2)
     # \delta^{(2)} = \frac{1}{N}\left(a^{(2)} - y\right)
-    delta2 = (-Y + a2)/N
+    delta2 = _ws["delta2"]
+    np.subtract(a2, Y, out=delta2)
+    np.divide(delta2, N, out=delta2)
     # \frac{\partial C}{\partial W^{(2)}} = \delta^{(2)} \left(a^{(1)}\right)^\top
     dW2 = (delta2.T @ a1)
     # \frac{\partial C}{\partial b^{(2)}} = \delta^{(2)}
     db2 = np.sum(delta2, axis=0)
     # \delta^{(1)} = \left(W^{(2)}\right)^\top \delta^{(2)} \odot \tanh'\left(z^{(1)}\right)
-    delta1 = (1 - a1**2)*(delta2 @ W2)
+    delta1 = _ws["delta1"]
+    np.matmul(delta2, W2, out=delta1)
+    np.multiply(a1, a1, out=_ws["delta1_s0"])
+    np.subtract(1, _ws["delta1_s0"], out=_ws["delta1_s0"])
+    np.multiply(delta1, _ws["delta1_s0"], out=delta1)
     # \frac{\partial C}{\partial W^{(1)}} = \delta^{(1)} \left(x\right)^\top
     dW1 = (delta1.T @ X)
     # \frac{\partial C}{\partial b^{(1)}} = \delta^{(1)}
@@ -225,28 +280,44 @@ def gradients(params, X, Y):
 def _loss_and_gradients(params, X, Y):
     """loss() and gradients() in one pass, each statement once (train() has checked the arrays)."""
     N = X.shape[0]
+    _ws = _workspace(N)
     # inputs
     W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
 
     # forward pass, loss, then backward pass (reusing the forward values)
     # z^{(1)} = W^{(1)} x + b^{(1)}
-    z1 = b1 + (X @ W1.T)
+    z1 = _ws["z1"]
+    np.matmul(X, W1.T, out=z1)
+    np.add(z1, b1, out=z1)
     # a^{(1)} = \tanh\left(z^{(1)}\right)
-    a1 = np.tanh(z1)
+    a1 = _ws["a1"]
+    np.tanh(z1, out=a1)
     # z^{(2)} = W^{(2)} a^{(1)} + b^{(2)}
-    z2 = b2 + (a1 @ W2.T)
+    z2 = _ws["z2"]
+    np.matmul(a1, W2.T, out=z2)
+    np.add(z2, b2, out=z2)
     # a^{(2)} = \sigma\left(z^{(2)}\right)
-    a2 = (0.5 + 0.5*np.tanh((1/2)*z2))
+    a2 = _ws["a2"]
+    np.multiply(z2, 1/2, out=a2)
+    np.tanh(a2, out=a2)
+    np.multiply(a2, 0.5, out=a2)
+    np.add(a2, 0.5, out=a2)
     # C = \frac{1}{N} \sum_{n=1}^{N} C_n
     C = np.sum(Y*(np.maximum(-z2, 0) + np.log1p(np.exp(np.maximum(-np.abs(-z2), EXP_LO)))) + (1 - Y)*(np.maximum(z2, 0) + np.log1p(np.exp(np.maximum(-np.abs(z2), EXP_LO)))))/N
     # \delta^{(2)} = \frac{1}{N}\left(a^{(2)} - y\right)
-    delta2 = (-Y + a2)/N
+    delta2 = _ws["delta2"]
+    np.subtract(a2, Y, out=delta2)
+    np.divide(delta2, N, out=delta2)
     # \frac{\partial C}{\partial W^{(2)}} = \delta^{(2)} \left(a^{(1)}\right)^\top
     dW2 = (delta2.T @ a1)
     # \frac{\partial C}{\partial b^{(2)}} = \delta^{(2)}
     db2 = np.sum(delta2, axis=0)
     # \delta^{(1)} = \left(W^{(2)}\right)^\top \delta^{(2)} \odot \tanh'\left(z^{(1)}\right)
-    delta1 = (1 - a1**2)*(delta2 @ W2)
+    delta1 = _ws["delta1"]
+    np.matmul(delta2, W2, out=delta1)
+    np.multiply(a1, a1, out=_ws["delta1_s0"])
+    np.subtract(1, _ws["delta1_s0"], out=_ws["delta1_s0"])
+    np.multiply(delta1, _ws["delta1_s0"], out=delta1)
     # \frac{\partial C}{\partial W^{(1)}} = \delta^{(1)} \left(x\right)^\top
     dW1 = (delta1.T @ X)
     # \frac{\partial C}{\partial b^{(1)}} = \delta^{(1)}
