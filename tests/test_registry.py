@@ -1,0 +1,41 @@
+"""The registry checks itself: one entry per name, everything derivable, everything documented."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy
+
+from symbackprop.numeric import LAMBDIFY_MODULES
+from symbackprop.registry import ACTIVATIONS, LOSSES, a, y, z
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def test_tables_are_one_to_one():
+    assert all(name == act.name for name, act in ACTIVATIONS.items())
+    assert all(name == loss.name for name, loss in LOSSES.items())
+    assert len({act.latex for act in ACTIVATIONS.values()}) == len(ACTIVATIONS)
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activation_derivative_is_sympys_and_finite_on_its_domain(name):
+    act = ACTIVATIONS[name]
+    assert act.derivative == sympy.diff(act.expr, z)
+    assert not act.derivative.has(sympy.Derivative, sympy.Heaviside)  # fully evaluated, our kink rule
+    points = np.linspace(*act.domain, 41)
+    points = points[np.all([np.abs(points - k) > 1e-3 for k in act.kinks] or [True], axis=0)]
+    values = sympy.lambdify(z, act.derivative, LAMBDIFY_MODULES)(points)
+    assert np.all(np.isfinite(values))
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_loss_derivative_is_sympys(name):
+    loss = LOSSES[name]
+    assert loss.derivative == sympy.diff(loss.term, a)
+    assert loss.total([a], [y]) == loss.scale.subs(sympy.Symbol("n", positive=True, integer=True), 1) * loss.term
+    assert sympy.latex(loss.formula())
+
+
+@pytest.mark.parametrize("name", [*ACTIVATIONS, *LOSSES])
+def test_every_entry_is_documented_in_the_readme(name):
+    assert f"`{name}`" in README
