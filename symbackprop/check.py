@@ -338,6 +338,7 @@ def check(network: Network, hand: Hand) -> list[Result]:
 class _Node:
     symbol: sympy.Symbol
     expr: sympy.Expr
+    quantity: str             # its name in a hand file, e.g. grad.W2
     kind: str                 # z, a, loss, dC/da, da/dz, delta, grad, state, param (with "new." for the new pass)
     label: str
     order: tuple
@@ -362,6 +363,7 @@ class _Graph:
         self.updated: dict[tuple, dict] = {}
         for rank, name in enumerate(optimizers):
             self._optimizer(rank, name)
+        self.new_with = new_with
         if new_with is not None:
             self._new_pass(new_with)
         for node in self.nodes.values():
@@ -372,7 +374,7 @@ class _Graph:
     # building ---------------------------------------------------------------------------------
     def _add(self, symbol, expr, kind, name, index, order, **meta):
         label = f"{name}{_index_text(index)}"
-        node = _Node(symbol, sympy.sympify(expr), kind, label, order, meta)
+        node = _Node(symbol, sympy.sympify(expr), name, kind, label, order, meta)
         self.nodes[symbol] = node
         self.named[(name, index)] = symbol
         self.labels[symbol] = label
@@ -535,16 +537,16 @@ class _Graph:
                         stack.append(i)
         return sorted(seen, key=self.position.get)
 
-    def _replay(self, sym, target, alt, scope, given, env):
-        """``sym``'s range if ``target`` had been computed by ``alt``."""
-        node = self.nodes[target]
-        value = bound(alt, self._env(node, env))
-        if target == sym:
-            return value
-        local, changed = dict(env), {target}
-        local[target] = value
-        for s in scope[scope.index(target) + 1:]:
-            if s != sym and s in given:
+    def _replay(self, sym, alts: dict, scope, given, env):
+        """``sym``'s range had each target of ``alts`` been computed by its alternative expression."""
+        if sym in alts:
+            return bound(alts[sym], self._env(self.nodes[sym], env))
+        local = dict(env)
+        for target, alt in alts.items():
+            local[target] = bound(alt, self._env(self.nodes[target], env))
+        changed = set(alts)
+        for s in scope[min(scope.index(x) for x in alts) + 1:]:
+            if s in alts or (s != sym and s in given):
                 continue
             other = self.nodes[s]
             if changed.intersection(other.inputs):
@@ -553,39 +555,49 @@ class _Graph:
                     return r
                 local[s] = r
                 changed.add(s)
-        return Interval(math.nan, math.nan)  # sym does not depend on target
+        return Interval(math.nan, math.nan)  # sym does not depend on the targets
 
     def diagnose(self, sym, given, env) -> tuple[list, bool]:
         """The catalogued mistakes that reproduce the number as (rank, text), and whether they are
-        pairs. Only the most specific are kept: a mistake whose range is far wider than another's
-        matches by the looseness of the person's digits."""
+        pairs. A mistake is tried in one formula, and (when it is not about one element) in every
+        element of a quantity at once — the loss depends on all of them. Only the most specific
+        are kept: a mistake whose range is far wider than another's matches by the looseness of the
+        person's digits."""
         mine = _slack(given[sym])
         scope = self._scope(sym, given)
         catalogue = [(target, mistakes) for target in reversed(scope)
                      for mistakes in [self.mistakes(self.nodes[target])] if mistakes]
 
-        def attempts():
+        def singles():
+            families = {}
             for target, mistakes in catalogue:
-                expr = self.nodes[target].expr
-                for rank, text, rewrite, _ in mistakes:
-                    yield target, rank, text, rewrite(expr)
+                node = self.nodes[target]
+                for rank, text, rewrite, generic in mistakes:
+                    alt = rewrite(node.expr)
+                    if alt == node.expr:
+                        continue
+                    yield rank, self._where(text, target, sym, given), {target: alt}
+                    if generic:
+                        key = (node.quantity, rank, re.sub(r"\[\d+\]", "", text))
+                        families.setdefault(key, {})[target] = alt
+            for (quantity, rank, text), alts in families.items():
+                if len(alts) > 1:
+                    yield rank, f"{text} (in every element of {quantity})", alts
 
         def pairs():  # two mistakes in the same formula
             for target, mistakes in catalogue:
                 expr = self.nodes[target].expr
-                pairable = [mk for mk in mistakes if mk[3]]
-                for (r1, t1, f1, _), (r2, t2, f2, _) in combinations(pairable, 2):
-                    if f1(expr) != expr and f2(expr) != expr:
-                        yield target, r1 + r2, f"{t1}, and {t2}", f2(f1(expr))
+                generic = [mk for mk in mistakes if mk[3]]
+                for (r1, t1, f1, _), (r2, t2, f2, _) in combinations(generic, 2):
+                    if f1(expr) != expr and f2(expr) != expr and f2(f1(expr)) != expr:
+                        yield r1 + r2, self._where(f"{t1}, and {t2}", target, sym, given), {target: f2(f1(expr))}
 
-        for tries in (attempts, pairs):
+        for tries in (singles, pairs):
             found = []
-            for target, rank, text, alt in tries():
-                if alt == self.nodes[target].expr:
-                    continue
-                r = self._replay(sym, target, alt, scope, given, env)
+            for rank, text, alts in tries():
+                r = self._replay(sym, alts, scope, given, env)
                 if mine.intersects(r):
-                    found.append((rank, self._where(text, target, sym, given), r.width))
+                    found.append((rank, text, r.width))
             if found:
                 narrowest = min(w for _, _, w in found)
                 specific = sorted((rank, text) for rank, text, w in found if w <= 4 * narrowest + mine.width)
@@ -666,6 +678,10 @@ class _Graph:
             return out
         out.append((5, "the sign flipped", _times(-1), True))
         W = self.model.layers[l].W
+        if self.new_with is not None:
+            after = self.updated[self.new_with]
+            out.append((42, f"the updates not simultaneous: W{l + 1} already updated when the gradients of "
+                            f"layer {l} were taken", _sub({w: after[w] for row in W for w in row}), True))
         transposed = {W[j][k]: W[k][j] for j in range(len(W)) for k in range(len(W[j]))
                       if j != k and k < len(W) and j < len(W[k])}
         if transposed:

@@ -34,17 +34,19 @@ def _up(x: float) -> float:
 
 @dataclass(frozen=True)
 class Interval:
-    """The closed interval [lo, hi]; lo = -inf or hi = inf for unbounded."""
+    """The closed interval [lo, hi]; lo = -inf or hi = inf for unbounded. NaN endpoints make the
+    empty interval :data:`EMPTY`: the value of an expression outside its domain (√ of a negative
+    interval), which meets no other interval."""
     lo: float
     hi: float
 
     def __post_init__(self):
-        object.__setattr__(self, "lo", float(self.lo))
-        object.__setattr__(self, "hi", float(self.hi))
-        if math.isnan(self.lo) or math.isnan(self.hi):
-            object.__setattr__(self, "lo", -INF)
-            object.__setattr__(self, "hi", INF)
-        elif self.lo > self.hi:
+        lo, hi = float(self.lo), float(self.hi)
+        if math.isnan(lo) or math.isnan(hi):
+            lo = hi = math.nan
+        object.__setattr__(self, "lo", lo)
+        object.__setattr__(self, "hi", hi)
+        if lo > hi:
             raise ValueError(f"empty interval [{self.lo}, {self.hi}]")
 
     @classmethod
@@ -55,8 +57,12 @@ class Interval:
     def hull(cls, *values: float) -> "Interval":
         """The smallest interval holding ``values``, rounded outwards."""
         if any(math.isnan(v) for v in values):
-            return cls(-INF, INF)
+            return EMPTY
         return cls(_down(min(values)), _up(max(values)))
+
+    @property
+    def empty(self) -> bool:
+        return math.isnan(self.lo)
 
     @property
     def mid(self) -> float:
@@ -75,10 +81,14 @@ class Interval:
         return self.lo <= other.hi and other.lo <= self.hi
 
     def intersect(self, other: "Interval") -> "Interval | None":
+        if self.empty or other.empty:
+            return None
         lo, hi = max(self.lo, other.lo), min(self.hi, other.hi)
         return Interval(lo, hi) if lo <= hi else None
 
     def join(self, other: "Interval") -> "Interval":
+        if self.empty or other.empty:
+            return other if self.empty else self
         return Interval(min(self.lo, other.lo), max(self.hi, other.hi))
 
     def widen(self, by: float) -> "Interval":
@@ -87,7 +97,10 @@ class Interval:
     # arithmetic -------------------------------------------------------------------------------
     def __add__(self, other):
         other = _as_interval(other)
-        return Interval(_down(self.lo + other.lo), _up(self.hi + other.hi))
+        if self.empty or other.empty:
+            return EMPTY
+        lo, hi = self.lo + other.lo, self.hi + other.hi   # NaN only from inf - inf: unbounded
+        return Interval(-INF if math.isnan(lo) else _down(lo), INF if math.isnan(hi) else _up(hi))
 
     __radd__ = __add__
 
@@ -102,12 +115,16 @@ class Interval:
 
     def __mul__(self, other):
         other = _as_interval(other)
+        if self.empty or other.empty:
+            return EMPTY
         products = [_mul(p, q) for p in (self.lo, self.hi) for q in (other.lo, other.hi)]
         return Interval.hull(*products)
 
     __rmul__ = __mul__
 
     def reciprocal(self) -> "Interval":
+        if self.empty or (self.lo == 0 and self.hi == 0):
+            return EMPTY
         if self.lo > 0 or self.hi < 0:
             return Interval.hull(1 / self.lo if self.lo else INF, 1 / self.hi if self.hi else -INF)
         if self.lo == 0 and self.hi > 0:
@@ -126,6 +143,9 @@ class Interval:
         return power(self, exponent)
 
 
+EMPTY = Interval(math.nan, math.nan)
+
+
 def _mul(p: float, q: float) -> float:
     if (p == 0 and math.isinf(q)) or (q == 0 and math.isinf(p)):
         return 0.0
@@ -137,6 +157,8 @@ def _as_interval(x) -> Interval:
 
 
 def _monotone(fn, x: Interval, increasing=True) -> Interval:
+    if x.empty:
+        return EMPTY
     lo, hi = _safe(fn, x.lo), _safe(fn, x.hi)
     return Interval.hull(lo, hi) if increasing else Interval.hull(hi, lo)
 
@@ -156,15 +178,15 @@ def exp(x: Interval) -> Interval:
 
 
 def log(x: Interval) -> Interval:
-    if x.hi <= 0:
-        return Interval(-INF, INF)  # outside the domain: no information
+    if x.empty or x.hi <= 0:
+        return EMPTY
     lo = -INF if x.lo <= 0 else _safe(math.log, x.lo)
     return Interval.hull(lo, _safe(math.log, x.hi)) if math.isfinite(lo) else Interval(-INF, _up(_safe(math.log, x.hi)))
 
 
 def sqrt(x: Interval) -> Interval:
-    if x.hi < 0:
-        return Interval(-INF, INF)
+    if x.empty or x.hi < 0:
+        return EMPTY
     r = _monotone(math.sqrt, Interval(max(x.lo, 0.0), x.hi))
     return Interval(max(r.lo, 0.0), r.hi)
 
@@ -177,6 +199,8 @@ def power(x: Interval, exponent) -> Interval:
         else:
             return exp(exponent * log(x))
     e = float(exponent)
+    if x.empty:
+        return EMPTY
     if e == int(e):
         n = int(e)
         if n == 0:
@@ -192,8 +216,8 @@ def power(x: Interval, exponent) -> Interval:
         return Interval(max(r.lo, 0.0), r.hi) if n % 2 == 0 else r
     if e == 0.5:
         return sqrt(x)
-    if x.hi < 0:
-        return Interval(-INF, INF)
+    if x.empty or x.hi < 0:
+        return EMPTY
     base = Interval(max(x.lo, 0.0), x.hi)
     return _monotone(lambda v: v ** e if v > 0 else (0.0 if e > 0 else INF), base, increasing=e > 0)
 
@@ -209,6 +233,8 @@ def erf(x: Interval) -> Interval:
 
 
 def absolute(x: Interval) -> Interval:
+    if x.empty:
+        return EMPTY
     if x.lo >= 0:
         return x
     if x.hi <= 0:
@@ -217,6 +243,8 @@ def absolute(x: Interval) -> Interval:
 
 
 def sign(x: Interval) -> Interval:
+    if x.empty:
+        return EMPTY
     lo = -1.0 if x.lo < 0 else (0.0 if x.lo == 0 else 1.0)
     hi = 1.0 if x.hi > 0 else (0.0 if x.hi == 0 else -1.0)
     return Interval(lo, hi)
@@ -225,6 +253,8 @@ def sign(x: Interval) -> Interval:
 def _periodic(fn, shift):
     """sin or cos: the endpoint values, and ±1 where a peak lies inside."""
     def apply(x: Interval) -> Interval:
+        if x.empty:
+            return EMPTY
         if x.width >= 2 * math.pi or not math.isfinite(x.width):
             return Interval(-1.0, 1.0)
         values = [fn(x.lo), fn(x.hi)]
@@ -327,7 +357,7 @@ def _compile(expr):
                 rest = _restrict(rest, s, when_false)
                 if rest is None:
                     break
-            return result if result is not None else Interval(-INF, INF)
+            return result if result is not None else EMPTY
         return piecewise
     if expr.func in FUNCTIONS:
         fn, arg = FUNCTIONS[expr.func], _compile(expr.args[0])
@@ -336,6 +366,8 @@ def _compile(expr):
 
 
 def _minmax(pick, values):
+    if any(v.empty for v in values):
+        return EMPTY
     return Interval(pick(v.lo for v in values), pick(v.hi for v in values))
 
 
@@ -381,7 +413,10 @@ def evaluate(expr, env: dict) -> Interval:
 
 @lru_cache(maxsize=None)
 def _repeated(expr) -> tuple:
-    """Symbols occurring more than once in ``expr``: where the natural extension overestimates."""
+    """Symbols occurring more than once in ``expr``: where the natural extension overestimates.
+    Nothing for expressions that may jump (the mean-value form needs a continuous function)."""
+    if expr.has(sympy.Piecewise, sympy.sign, sympy.Heaviside):
+        return ()
     return tuple(s for s in sorted(expr.free_symbols, key=str) if expr.count(s) > 1)
 
 
@@ -395,7 +430,7 @@ def bound(expr, env: dict) -> Interval:
     form when some symbol with a non-degenerate interval occurs more than once."""
     expr = sympy.sympify(expr)
     natural = _compile(expr)(env)
-    if not any(env[s].width > 0 for s in _repeated(expr)):
+    if natural.empty or not any(env[s].width > 0 for s in _repeated(expr)):
         return natural
     wide = [s for s in expr.free_symbols if env[s].width > 0]
     centre = {**env, **{s: Interval.point(env[s].mid) for s in wide}}

@@ -36,10 +36,16 @@ def run(args) -> int:
 def render_text(results, notes=()) -> str:
     """A table of the results with a summary line."""
     rows = [("quantity", "given", "expected", "status", "diagnosis")]
-    rows += [(r.label, r.given, f"{r.expected:.6g}", r.status, r.diagnosis or "") for r in results]
+    rows += [(r.label, r.given, _number(r.expected, r.given), r.status, r.diagnosis or "") for r in results]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = [f"checked against: {note}" for note in notes]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths + [0])).rstrip() for row in rows]
     counts = {status: sum(r.status == status for r in results) for status in ("ok", "wrong", "carried")}
     lines.append(f"{len(results)} numbers: " + ", ".join(f"{n} {status}" for status, n in counts.items()))
     return "\n".join(lines)
+
+
+def _number(value: float, given: str) -> str:
+    """``value`` with a digit more than ``given`` was written with, and at least 6."""
+    digits = len(given.lower().partition("e")[0].lstrip("+-").replace(".", "").lstrip("0"))
+    return f"{value:.{max(6, digits + 1)}g}"
