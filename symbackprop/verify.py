@@ -36,20 +36,26 @@ def _layer_function(activation, width: int):
     return sympy.lambdify([zs], activation.apply(zs), LAMBDIFY_MODULES)
 
 
+def forward_pass(network: Network, params: dict, X) -> dict[str, np.ndarray]:
+    """{"z1": (N, n_1), "a1": ..., ...}: the plainest forward pass, layer by layer."""
+    values, act = {}, np.asarray(X, np.float64)
+    for l, activation in enumerate(network.activations, start=1):
+        z = act @ np.asarray(params[f"W{l}"], np.float64).T + params[f"b{l}"]
+        cols = _layer_function(activation, z.shape[1])(list(z.T))
+        act = np.stack([np.broadcast_to(np.asarray(c, np.float64), z.shape[:1]) for c in cols], axis=1)
+        values[f"z{l}"], values[f"a{l}"] = z, act
+    return values
+
+
 def loss_function(network: Network):
-    """C(params, X, Y): the batch-mean loss, by the plainest forward pass."""
+    """C(params, X, Y): the batch-mean loss of :func:`forward_pass`."""
     from .registry import a as A, y as Yv, n as N
     term = sympy.lambdify([A, Yv], network.loss.term, "numpy")
     scale = float(network.loss.scale.xreplace({N: network.layers[-1]}))
 
     def loss(params, X, Y):
-        act = np.asarray(X, np.float64)
-        for l, activation in enumerate(network.activations, start=1):
-            z = act @ params[f"W{l}"].T + params[f"b{l}"]
-            cols = _layer_function(activation, z.shape[1])(list(z.T))
-            act = np.stack([np.broadcast_to(np.asarray(c, np.float64), z.shape[:1]) for c in cols], axis=1)
-        per_example = scale * np.sum(term(act, np.asarray(Y, np.float64)), axis=1)
-        return float(np.mean(per_example))
+        output = forward_pass(network, params, X)[f"a{network.depth}"]
+        return float(np.mean(scale * np.sum(term(output, np.asarray(Y, np.float64)), axis=1)))
     return loss
 
 

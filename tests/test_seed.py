@@ -85,3 +85,27 @@ def test_python_api_and_jupyter_reprs():
     assert result._repr_latex_().startswith("$$\\begin{aligned}")
     assert "\\frac{\\partial C}{\\partial W^{(2)}_{1,1}}" in result._repr_markdown_()
     assert "dC/dW1[2,3]" in str(result)
+
+
+def test_matrix_json_matches_the_scalar_json(capsys):
+    assert main(["derive", "examples/seed.toml", "--format", "json"]) == 0
+    scalar = json.loads(capsys.readouterr().out)
+    assert main(["derive", "examples/seed.toml", "--format", "json", "--form", "matrix"]) == 0
+    matrix = json.loads(capsys.readouterr().out)
+    assert matrix["loss"] == pytest.approx(scalar["loss"], rel=1e-14)
+    for key in scalar["forward"]:
+        np.testing.assert_allclose(matrix["forward"][key], scalar["forward"][key], rtol=1e-14)
+    for key in scalar["gradients"]:
+        np.testing.assert_allclose(matrix["gradients"][key], scalar["gradients"][key], rtol=1e-12)
+    assert matrix["formulas"]["W2"]["chain"] == r"\delta^{(2)} \left(a^{(1)}\right)^{\top}"
+
+
+def test_batch_json_shapes(tmp_path, capsys):
+    spec = tmp_path / "batch.toml"
+    spec.write_text(open("examples/seed.toml").read().replace(
+        "x = [2, 3, -1]\ny = [1]", "x = [[2, 3, -1], [1, 0, 2], [0, 1, 1]]\ny = [[1], [0], [1]]"))
+    for form in ("scalar", "matrix"):
+        assert main(["derive", str(spec), "--format", "json", "--form", form]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert np.shape(out["forward"]["z1"]) == (3, 2) and np.shape(out["forward"]["a2"]) == (3, 1)
+        assert np.shape(out["gradients"]["W1"]) == (2, 3) and np.shape(out["gradients"]["b2"]) == (1,)

@@ -67,9 +67,10 @@ def _matrix_json(network, md, wrt):
               "formulas": {name: {"chain": latex} for name, latex in _matrix_formulas(md).items()
                            if not wrt or name in wrt}}
     if network.has_numbers:
+        from ..verify import forward_pass
         f = network.compile(np.float64)
         X, Y = network.x, network.y
-        forward = f.forward(network.parameters, X, all_layers=True)
+        forward = forward_pass(network, network.parameters, X)
         squeeze = (lambda v: v) if network.batched else (lambda v: v[0])
         result["loss"] = float(f.loss(network.parameters, X, Y))
         result["forward"] = {k: squeeze(np.asarray(v)).tolist() for k, v in forward.items()}
@@ -79,5 +80,10 @@ def _matrix_json(network, md, wrt):
 
 
 def _matrix_formulas(md) -> dict:
-    """The per-parameter LaTeX of the matrix derivation, where it offers one."""
-    return dict(getattr(md, "gradient_latex", {}) or {})
+    """Per parameter, its gradient in matrix form (the δ recursion is in ``render_matrix``)."""
+    formulas = {}
+    for layer in md.layers:
+        l, prev = layer.index, ("x" if layer.index == 1 else f"a^{{({layer.index - 1})}}")
+        formulas[f"W{l}"] = rf"\delta^{{({l})}} \left({prev}\right)^{{\top}}"
+        formulas[f"b{l}"] = rf"\delta^{{({l})}}"
+    return formulas
