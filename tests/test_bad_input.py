@@ -116,3 +116,13 @@ def test_gradcheck_needs_numbers(tmp_path, capsys):
     spec.write_text(GOOD.split("[parameters]")[0])
     assert main(["gradcheck", str(spec)]) == 2
     assert "needs [parameters]" in capsys.readouterr().err
+
+
+def test_scalar_form_of_a_large_network_is_refused_not_a_hang(tmp_path, capsys):
+    spec = tmp_path / "big.toml"
+    spec.write_text('[network]\nlayers = [784, 256, 128, 10]\nactivations = ["relu", "relu", "softmax"]\n'
+                    'loss = "cross_entropy"\n')
+    assert main(["derive", str(spec), "--form", "scalar"]) == 2
+    assert "use --form matrix" in capsys.readouterr().err
+    assert main(["derive", str(spec)]) == 0                      # the default for it: matrix form
+    assert "δ⁽¹⁾ = (W⁽²⁾)ᵀ δ⁽²⁾" in capsys.readouterr().out
