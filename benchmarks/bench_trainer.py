@@ -198,7 +198,7 @@ def main(argv=None):
         for dtype in dtypes:
             params, X, Y = problem(sizes, output, batch, dtype)
             contenders = {"hand-written NumPy": handwritten_step(sizes, hidden, output, loss, dtype, params, X, Y)}
-            forms = ["auto", "array"] if net.parameter_count <= 64 else ["auto"]
+            forms = ["auto", "array"] if net.parameter_count <= 32 else ["auto"]
             for form in forms:
                 name = "generated" if form == "auto" else f"generated ({form} form)"
                 contenders[name] = generated_step(net, dtype, form, params, X, Y)

@@ -77,7 +77,8 @@ weight_decay = 0.0
 
 # -------------------------------------------------------------- forward and backward, unrolled
 # One Python float per weight and per neuron, one example at a time: for a network this small a
-# NumPy call costs more than the arithmetic it would do. Names follow the derivation: z1_0 is
+# NumPy call costs more than the arithmetic it would do (for batches beyond ~16 rows, generate the
+# array form instead: symbackprop generate --form array). Names follow the derivation: z1_0 is
 # z^(1)_1, delta2_0 is δ^(2)_1 = dC/dz^(2)_1, dC_da1_0 is dC/da^(1)_1, dW1_0_2 is dC/dW^(1)_{1,3}.
 
 DTYPE = np.float64
