@@ -21,7 +21,8 @@ from .safeexpr import parse_formula
 TABLES = {"network", "parameters", "sample", "optimizer"}
 NETWORK_KEYS = {"layers", "activations", "loss"}
 OPTIMIZER_KEYS = {"name", "learning_rate", "beta1", "beta2", "eps", "momentum", "weight_decay",
-                  "bias_correction", "train_biases", "rho"}
+                  "bias_correction", "train_biases", "rho",
+                  "max_iters", "loss_below", "min_delta"}  # the training loop's stopping conditions
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,9 @@ def _optimizer(table):
         elif key in ("bias_correction", "train_biases"):
             if not isinstance(value, bool):
                 raise SpecError(where, f"expected true or false, got {value!r}")
+        elif key == "max_iters":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SpecError(where, f"expected a positive integer, got {value!r}")
         elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise SpecError(where, f"expected a non-negative number, got {value!r}")
     return dict(table)
