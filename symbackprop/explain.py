@@ -35,6 +35,7 @@ from .optimizers import m as M_SYM, s as S_SYM, theta as THETA, v as V_SYM
 from .registry import z as Z
 
 FORMATS = ("markdown", "latex", "html")
+MAX_PARAMETERS = 2000   # a worked example of more is a book nobody reads (about 20 s, 3 MB of text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,11 +125,15 @@ def explain(network, optimizer: str | None = None, steps: int | None = None, dig
             min_delta: float | None = None) -> Explanation:
     """Work one training step of ``network`` (with its [parameters] and [sample]) in full, then
     train up to ``steps`` steps (default 1, or ``max_iters``), stopping early when the loss falls
-    below ``loss_below`` or changes by less than ``min_delta``. SpecError on bad input."""
+    below ``loss_below`` or changes by less than ``min_delta``. Conditions not given here come from
+    the spec's ``[optimizer]`` table (``max_iters`` there only caps ``steps``). SpecError on bad input."""
     if network.parameters is None:
         raise SpecError("parameters", "missing: explain needs the spec's [parameters] table")
     if network.x is None:
         raise SpecError("sample", "missing: explain needs the spec's [sample] table (x and y)")
+    if network.parameter_count > MAX_PARAMETERS:
+        raise SpecError("network.layers", f"{network.parameter_count} parameters is too many for a worked "
+                                          f"example (at most {MAX_PARAMETERS}); try symbackprop derive")
     name = optimizer or network.optimizer.get("name", "sgd")
     if name not in OPTIMIZERS:
         field = "--optimizer" if optimizer else "optimizer.name"
@@ -141,7 +146,15 @@ def explain(network, optimizer: str | None = None, steps: int | None = None, dig
     for field, value in (("--loss-below", loss_below), ("--min-delta", min_delta)):
         if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise SpecError(field, f"expected a non-negative number, got {value!r}")
-    limit = min(x for x in (steps, max_iters) if x is not None) if (steps or max_iters) else 1
+    # --steps asks for a run; a maximum caps it (--max-iters alone asks for that many steps, the
+    # spec's max_iters only caps); thresholds given on the command line override the spec's
+    table = network.optimizer
+    limit = steps or max_iters or 1
+    cap = max_iters or table.get("max_iters")
+    limit = min(limit, cap) if cap else limit
+    max_iters = cap
+    loss_below = loss_below if loss_below is not None else table.get("loss_below")
+    min_delta = min_delta if min_delta is not None else table.get("min_delta")
 
     opt, settings = OPTIMIZERS[name], Settings.of(network.optimizer)
     derivation = Derivation(Model(network))

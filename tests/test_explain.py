@@ -324,6 +324,22 @@ def test_training_run_matches_reference_and_stops():
     assert len(flat.history) == 2 and "changed by less than" in flat.stop
 
 
+def test_stopping_conditions_from_the_spec():
+    spec = {"network": {"layers": [3, 2, 1], "activations": "sigmoid", "loss": "squared_error"},
+            "parameters": {k: v.tolist() for k, v in SEED_P.items()},
+            "sample": {"x": SEED_X.tolist(), "y": SEED_Y.tolist()},
+            "optimizer": {"name": "sgd", "learning_rate": 0.1, "max_iters": 4, "loss_below": 0.1}}
+    net = Network.from_dict(spec)
+    assert len(explain(net).history) == 1                      # max_iters caps, it does not ask
+    capped = explain(net, steps=50)
+    assert len(capped.history) == 4 and "maximum of 4" in capped.stop
+    assert "at most 4 steps; until the loss is below $0.1$" in capped.markdown()
+    assert len(explain(net, steps=50, max_iters=6).history) == 6   # the command line overrides
+    fast = Network.from_dict({**spec, "optimizer": {"name": "adam", "learning_rate": 0.1, "loss_below": 0.1}})
+    run = explain(fast, steps=50)
+    assert run.history[-1].loss_after < 0.1 <= run.history[-2].loss_after and "fell below 0.1" in run.stop
+
+
 def test_jupyter_reprs(seed_adam):
     assert seed_adam._repr_markdown_().startswith("# Backpropagation worked by hand")
     assert "<svg" in seed_adam._repr_html_() and "<html" not in seed_adam._repr_html_()
@@ -414,6 +430,15 @@ def test_cli_spec_without_numbers(tmp_path, capsys, drop, field):
     assert main(["explain", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith(f"symbackprop explain: error: {field}:")
+
+
+def test_cli_too_large_for_a_worked_example(tmp_path, capsys):
+    path = tmp_path / "big.toml"
+    path.write_text('[network]\nlayers = [50, 50, 1]\nactivations = "sigmoid"\nloss = "mse"\n'
+                    f'[parameters]\nW1 = {[[0.0] * 50] * 50}\nb1 = {[0.0] * 50}\nW2 = {[[0.0] * 50]}\nb2 = [0.0]\n'
+                    f'[sample]\nx = {[0.0] * 50}\ny = [0.0]\n', encoding="utf-8")
+    assert main(["explain", str(path)]) == 2
+    assert "network.layers: 2601 parameters is too many" in capsys.readouterr().err
 
 
 def test_cli_unknown_optimizer_in_spec(tmp_path, capsys):
