@@ -87,6 +87,8 @@ class Written:
         if isinstance(raw, int):
             return cls(str(raw), float(raw), Interval.point(float(raw)))
         text = raw.strip().replace("\u2212", "-")
+        if isinstance(raw, _TomlFloat):
+            text = text.replace("_", "")  # TOML's digit separators
         if not cls._NUMBER.fullmatch(text):
             kind = "a finite number" if isinstance(raw, _TomlFloat) else "a number"
             raise SpecError(where, f"expected {kind}, got {_show(raw)}")
@@ -109,7 +111,10 @@ class _TomlFloat(str):
 
 
 def _show(raw) -> str:
-    return str(raw) if isinstance(raw, _TomlFloat) else repr(raw)
+    """A value as the person wrote it, for messages."""
+    if isinstance(raw, list):
+        return "[" + ", ".join(_show(x) for x in raw) + "]"
+    return str(raw).replace("_", "") if isinstance(raw, _TomlFloat) else repr(raw)
 
 
 @dataclass(frozen=True)
@@ -597,11 +602,18 @@ class _Graph:
             for rank, text, alts in tries():
                 r = self._replay(sym, alts, scope, given, env)
                 if mine.intersects(r):
-                    found.append((rank, text, r.width))
+                    found.append((sym not in alts, rank, text, r))
             if found:
-                narrowest = min(w for _, _, w in found)
-                specific = sorted((rank, text) for rank, text, w in found if w <= 4 * narrowest + mine.width)
-                return specific, tries is pairs
+                narrowest = min(r.width for *_, r in found)
+                kept = []
+                # the same number reached two ways (σ′ as z(1 − z), or z used for a in a(1 − a)) is
+                # one mistake: the one in this number's own formula, or the commoner, names it
+                if any(not upstream for upstream, *_ in found):  # a slip in this very formula
+                    found = [f for f in found if not f[0]]
+                for _, rank, text, r in sorted(found, key=lambda f: f[:2]):
+                    if r.width <= 4 * narrowest + mine.width and not any(_same(r, k) for *_, k in kept):
+                        kept.append((rank, text, r))
+                return [(rank, text) for rank, text, _ in kept], tries is pairs
         return [], False
 
     def _where(self, text, target, sym, given):
@@ -709,7 +721,10 @@ class _Graph:
         out = [(5, "the sign flipped", _times(-1), True)]
         if node.expr.is_Mul:
             for factor in node.expr.args:
-                if factor in self.nodes:
+                if factor in self.nodes and self.nodes[factor].kind == "da/dz":
+                    f = _fname(self.network.activations[node.meta["layer"].index - 1])
+                    out.append((2, f"the {f}′ factor {self._name(factor)} missing", _sub({factor: 1}), True))
+                elif factor in self.nodes:
                     out.append((6, f"the factor {self._name(factor)} dropped", _sub({factor: 1}), True))
         return out
 
@@ -794,7 +809,7 @@ def _times(factor):
 
 
 def _unsquare(e):
-    return e.replace(lambda x: x.is_Pow and x.exp == 2, lambda x: sympy.Abs(x.base))
+    return e.replace(lambda x: x.is_Pow and x.exp == 2, lambda x: x.base)
 
 
 def _is_root(x) -> bool:
@@ -820,6 +835,10 @@ def _root_denominator(how):
 
 def _pairs(n):
     return [(k, k2) for k in range(n) for k2 in range(n) if k != k2]
+
+
+def _same(p: Interval, q: Interval) -> bool:
+    return abs(p.lo - q.lo) <= SLACK * abs(p.lo) + 1e-300 and abs(p.hi - q.hi) <= SLACK * abs(p.hi) + 1e-300
 
 
 def _slack(interval: Interval) -> Interval:
