@@ -520,10 +520,11 @@ class _Graph:
             sym, diagnosis = self.named[(name, index)], None
             if status[sym] == "wrong":
                 found, pairs = self.diagnose(sym, given, env)
-                # a mistake already seen in this calculation is the likelier explanation
-                found = [f for f in found if f[0] in seen] or found
-                names = list(dict.fromkeys(text for _, text in found))[:1 if pairs else MAX_MATCHES]
-                seen.update(rank for rank, _ in found[:1])
+                # a mistake already seen in this calculation is the likelier explanation; else one
+                # in this number's own formula
+                found = ([f for f in found if f[1] in seen] or [f for f in found if not f[0]] or found)
+                names = list(dict.fromkeys(text for *_, text in found))[:1 if pairs else MAX_MATCHES]
+                seen.update(rank for _, rank, _ in found[:1])
                 diagnosis = " or ".join(names) or None
             results.append(Result(name, index, written.text, written.value, exact[sym].mid, status[sym], diagnosis))
         return results
@@ -563,8 +564,8 @@ class _Graph:
         return Interval(math.nan, math.nan)  # sym does not depend on the targets
 
     def diagnose(self, sym, given, env) -> tuple[list, bool]:
-        """The catalogued mistakes that reproduce the number as (rank, text), and whether they are
-        pairs. A mistake is tried in one formula, and (when it is not about one element) in every
+        """The catalogued mistakes that reproduce the number as (made upstream?, rank, text), and
+        whether they are pairs. A mistake is tried in one formula, and (when it is not about one element) in every
         element of a quantity at once — the loss depends on all of them. Only the most specific
         are kept: a mistake whose range is far wider than another's matches by the looseness of the
         person's digits."""
@@ -608,12 +609,10 @@ class _Graph:
                 kept = []
                 # the same number reached two ways (σ′ as z(1 − z), or z used for a in a(1 − a)) is
                 # one mistake: the one in this number's own formula, or the commoner, names it
-                if any(not upstream for upstream, *_ in found):  # a slip in this very formula
-                    found = [f for f in found if not f[0]]
-                for _, rank, text, r in sorted(found, key=lambda f: f[:2]):
+                for upstream, rank, text, r in sorted(found, key=lambda f: f[:2]):
                     if r.width <= 4 * narrowest + mine.width and not any(_same(r, k) for *_, k in kept):
-                        kept.append((rank, text, r))
-                return [(rank, text) for rank, text, _ in kept], tries is pairs
+                        kept.append((upstream, rank, text, r))
+                return [(upstream, rank, text) for upstream, rank, text, _ in kept], tries is pairs
         return [], False
 
     def _where(self, text, target, sym, given):

@@ -303,7 +303,7 @@ def _seed_plants(T, P):
     yield ("sign flipped", {"a2": n(a2), "dC/da2": n(2 * (y - a2)), "da2/dz2": n(dadz), "delta2": n(2 * (y - a2) * dadz)},
            None, "dC/da2[0]", "sign flipped", ["delta2[0]"])
     yield ("sigma' missing", {"a1": [n(u) for u in a1], "dC/da2": n(dC), "da2/dz2": n(dadz), "grad.W2[0][1]": n(a1[1] * dC, 4)},
-           None, "grad.W2[0][1]", "σ′ factor missing", [])
+           None, "grad.W2[0][1]", "σ′ factor da2/dz2[0] missing", [])
     yield ("sigma' at z", {"z2": n(z2), "a2": n(a2), "dC/da2": n(dC), "da2/dz2": n(z2 * (1 - z2)),
                            "delta2": n(dC * z2 * (1 - z2))},
            None, "da2/dz2[0]", "σ′ taken at z instead of a", ["delta2[0]"])
