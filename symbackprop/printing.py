@@ -15,7 +15,8 @@ Three things live here, and nowhere else:
   raise no floating-point warning under ``numpy.errstate(all="raise")`` for |z| up to 1e4:
   σ(u) as ``0.5 + 0.5*np.tanh(0.5*u)`` (no exp at all: even ``np.exp(-1e4)`` raises *underflow*),
   softplus with its exp argument clipped at ``EXP_LO``, every other exp clipped to
-  [``EXP_LO``, ``EXP_HI``], erf through ``_erf`` (``math.erf``; NumPy has none), two-branch
+  [``EXP_LO``, ``EXP_HI``] (exp(EXP_LO) is tiny**(1/3), so products of up to three such small
+  factors stay normal numbers: no *underflow* either), erf through ``_erf`` (``math.erf``; NumPy has none), two-branch
   Piecewise as ``np.where`` (``np.select`` is several times slower) or a boolean mask.
 
 The printed code refers to a few names the generated module defines (``templates/functions.py.jinja``):

@@ -1,0 +1,115 @@
+"""Numerical stability: with pre-activations up to |z| = 1e4 at every layer and outputs at 0 or 1,
+the compiled forward, loss and gradients are finite and raise no floating-point warning
+(``numpy.errstate(all="raise")``), for every activation × loss, in float64 and float32."""
+import itertools
+import math
+
+import mpmath
+import numpy as np
+import pytest
+import sympy
+
+from symbackprop.printing import Sigmoid, Softplus, code, stabilize
+from symbackprop.registry import ACTIVATIONS, LOSSES, z
+from symbackprop.spec import Network
+
+PAIRS = list(itertools.product(ACTIVATIONS, LOSSES))
+EXTREMES = np.array([-1e4, -800.0, -100.0, -40.0, -1.0, 0.0, 1.0, 40.0, 100.0, 800.0, 1e4])
+
+
+def _namespace(dtype):
+    """What the generated module defines for printed code: np, DTYPE, EPS, EXP_LO, EXP_HI, _erf."""
+    info = np.finfo(dtype)
+    return {"np": np, "math": math, "DTYPE": dtype, "EPS": float(info.eps),
+            "EXP_LO": float(np.log(info.tiny)) / 3, "EXP_HI": float(np.log(info.max)) - 1.0,
+            "_erf": lambda x: np.fromiter(map(math.erf, x.ravel().tolist()), x.dtype, x.size).reshape(x.shape)}
+
+
+def _run(expr, values, dtype):
+    z_ = np.asarray(values, dtype=dtype)
+    with np.errstate(all="raise"):
+        out = eval(code(expr), {**_namespace(dtype), "z": z_, "a": z_})  # our own printed code
+    return np.broadcast_to(out, z_.shape)
+
+
+def _cases(sizes_hidden, output, loss, dtype):
+    """A net whose every layer sees |z| up to 1e4: X = ±1e4, W1 = I, W2 scaled by 1e4 / max|a1|."""
+    hidden = output if ACTIVATIONS[output].elementwise else "tanh"
+    X = np.array([[1e4, -1e4], [-1e4, 1e4], [0.0, 0.0], [1.0, -1.0]])
+    Y = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    first = Network.from_dict({"network": {"layers": [2, 2], "activations": [hidden], "loss": "mse"}})
+    P1 = {"W1": np.eye(2), "b1": np.zeros(2)}
+    a1 = first.compile().forward(P1, X)
+    s = 1e4 / max(float(np.max(np.abs(a1))), 1e-300)
+    params = {**P1, "W2": np.array([[s, -s], [-s, s]]), "b2": np.zeros(2)}
+    net = Network.from_dict({"network": {"layers": [2, 2, 2], "activations": [hidden, output], "loss": loss}})
+    cast = lambda v: v.astype(dtype)
+    return net.compile(dtype), {k: cast(v) for k, v in params.items()}, cast(X), cast(Y)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("pair", PAIRS, ids="+".join)
+def test_extremes_are_finite_and_raise_no_warning(pair, dtype):
+    output, loss = pair
+    f, P, X, Y = _cases(2, output, loss, dtype)
+    with np.errstate(all="raise"):
+        out = f.forward(P, X)
+        value = f.loss(P, X, Y)
+        grads = f.gradients(P, X, Y)
+    assert out.dtype == dtype and np.all(np.isfinite(out))
+    assert np.isfinite(value) and value.dtype == dtype
+    for name, g in grads.items():
+        assert g.dtype == dtype and np.all(np.isfinite(g)), (name, g)
+
+
+def test_saturated_outputs_reach_0_and_1():
+    """The sigmoid case does saturate: its outputs are exactly 0 and 1 at z = ∓1e4."""
+    f, P, X, Y = _cases(2, "sigmoid", "binary_cross_entropy", np.float64)
+    out = f.forward(P, X)
+    assert {0.0, 1.0} <= set(out.ravel().tolist())
+    assert np.isfinite(f.loss(P, X, Y))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("act", [a for a in ACTIVATIONS.values() if a.elementwise], ids=lambda a: a.name)
+def test_printed_activation_and_derivative_at_extremes(act, dtype):
+    for expr in (act.expr, act.derivative, act.output_form if act.output_form is not None else act.derivative):
+        values = _run(stabilize(expr), EXTREMES, dtype)
+        # constants and boolean masks are multiplied into arrays of the dtype, never upcasting them
+        assert values.dtype == dtype or values.dtype == bool or expr.is_number, (act.name, expr, values.dtype)
+        assert np.all(np.isfinite(values)), (act.name, expr, values)
+
+
+def _reference(fn, points):
+    mpmath.mp.dps = 50
+    return [float(fn(mpmath.mpf(p))) for p in points]
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 2e-6)], ids=["float64", "float32"])
+def test_stable_primitives_are_accurate(dtype, rtol):
+    """σ, softplus and log σ against 50-digit references. Allowed absolute errors, by design: σ is
+    0.5 + 0.5·tanh(z/2), so about half an eps; softplus's exp argument stops at EXP_LO, so values
+    below exp(EXP_LO) = tiny**(1/3) come out as that floor instead of underflowing."""
+    u = sympy.Symbol("z", real=True)
+    floor = math.exp(_namespace(dtype)["EXP_LO"])
+    half_eps = float(np.finfo(dtype).eps) / 2
+    cases = [
+        (Sigmoid(u), lambda x: 1 / (1 + mpmath.exp(-x)), half_eps),
+        (Softplus(u), lambda x: mpmath.log1p(mpmath.exp(x)), floor),
+        (stabilize(sympy.log(1 / (1 + sympy.exp(-u)))), lambda x: -mpmath.log1p(mpmath.exp(-x)), floor),
+    ]
+    for expr, ref, atol in cases:
+        got = _run(expr, EXTREMES, dtype)
+        want = np.array(_reference(ref, EXTREMES))
+        ok = np.isclose(got, want, rtol=rtol, atol=atol * 1.01)
+        assert ok.all(), (expr, EXTREMES[~ok], got[~ok], want[~ok])
+
+
+def test_constants_do_not_upcast_float32():
+    """√2 in gelu, 1/100 in leaky relu, π-like constants: printed as Python floats."""
+    for act in ACTIVATIONS.values():
+        if act.elementwise:
+            printed = code(stabilize(act.derivative))
+            assert "np.sqrt(2" not in printed and "np.pi" not in printed, printed
+    x = np.linspace(-3, 3, 7, dtype=np.float32)
+    assert _run(stabilize(ACTIVATIONS["gelu"].derivative), x, np.float32).dtype == np.float32
