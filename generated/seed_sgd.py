@@ -271,7 +271,10 @@ def train(params, X, Y, epochs=100, batch_size=32, learning_rate=learning_rate, 
 
     The batches of an epoch are a permutation of the rows drawn from the run's generator (no
     shuffling when one batch holds every row). ``on_epoch(run, loss, seconds)`` is called after each
-    epoch, ``checkpoint(run)`` when it asks for one, ``should_stop()`` between updates.
+    epoch, ``checkpoint(run)`` when it asks for one, ``should_stop()`` between updates. Given a
+    ``run`` (from new_run or load_checkpoint), it continues that run; ``params`` and ``seed`` are
+    then not used. Returns why it stopped: "epochs", "max-iters", "loss-below", "min-delta",
+    "diverged" (a non-finite loss) or "interrupted".
     """
     run = run if run is not None else new_run(params, seed)
     params, state, n = run["params"], run["state"], len(X)
@@ -292,7 +295,7 @@ def train(params, X, Y, epochs=100, batch_size=32, learning_rate=learning_rate, 
             else:
                 rows = run["order"][start:start + batch_size]
                 Xb, Yb = X[rows], Y[rows]
-            run["loss_sum"] += step(params, state, Xb, Yb, learning_rate)
+            run["loss_sum"] += float(step(params, state, Xb, Yb, learning_rate))
             run["batches"] += 1
             run["position"] = start + batch_size
         epoch_loss = run["loss_sum"] / run["batches"]
@@ -506,7 +509,8 @@ def build_parser():
     parser.add_argument("--batch-size", type=_positive(int), default=32, help="rows per update (default 32)")
     parser.add_argument("--learning-rate", type=_positive(float), default=learning_rate,
                         help=f"default {learning_rate}")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the initialisation and the shuffling")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds the initialisation and the shuffling (a checkpoint brings its own)")
     parser.add_argument("--max-iters", type=_positive(int), help="stop after this many updates in all")
     parser.add_argument("--loss-below", type=_non_negative, help="stop when an epoch's loss is below this")
     parser.add_argument("--min-delta", type=_non_negative, help="stop when the loss changes by less than this")

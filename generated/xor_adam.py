@@ -90,8 +90,10 @@ weight_decay = 0.0
 # delta2 = a - y (fused)
 DTYPE = np.float64
 EPS = float(np.finfo(DTYPE).eps)                      # log-losses keep their argument in [EPS, 1 - EPS]
-EXP_LO = float(np.log(np.finfo(DTYPE).tiny)) + 1.0    # exp of anything above cannot underflow
-EXP_HI = float(np.log(np.finfo(DTYPE).max)) - 1.0     # ... nor overflow below this
+# exp arguments are clipped to [EXP_LO, EXP_HI]: exp(EXP_LO) = tiny**(1/3), so a product of three
+# such small factors is still a normal number (no underflow), and exp(EXP_HI) is finite.
+EXP_LO = float(np.log(np.finfo(DTYPE).tiny)) / 3
+EXP_HI = float(np.log(np.finfo(DTYPE).max)) - 1.0
 SHAPES = {
     "W1": (4, 2),
     "b1": (4,),
@@ -106,10 +108,11 @@ def _erf(x):
 
 
 def _softmax(z, out=None):
-    """Row-wise softmax; exp arguments are <= 0 and clipped above EXP_LO (no overflow, no underflow)."""
+    """Row-wise softmax. exp arguments are <= 0 (no overflow); below EXP_LO the entry is exactly 0
+    (a probability under tiny**(1/3), flushed rather than left to underflow in later products)."""
     e = np.subtract(z, z.max(axis=1, keepdims=True), out=out)
-    np.maximum(e, EXP_LO, out=e)
-    np.exp(e, out=e)
+    np.exp(e, out=e, where=e > EXP_LO)
+    np.maximum(e, 0, out=e)
     e /= e.sum(axis=1, keepdims=True)
     return e
 
@@ -393,7 +396,10 @@ def train(params, X, Y, epochs=100, batch_size=32, learning_rate=learning_rate, 
 
     The batches of an epoch are a permutation of the rows drawn from the run's generator (no
     shuffling when one batch holds every row). ``on_epoch(run, loss, seconds)`` is called after each
-    epoch, ``checkpoint(run)`` when it asks for one, ``should_stop()`` between updates.
+    epoch, ``checkpoint(run)`` when it asks for one, ``should_stop()`` between updates. Given a
+    ``run`` (from new_run or load_checkpoint), it continues that run; ``params`` and ``seed`` are
+    then not used. Returns why it stopped: "epochs", "max-iters", "loss-below", "min-delta",
+    "diverged" (a non-finite loss) or "interrupted".
     """
     run = run if run is not None else new_run(params, seed)
     params, state, n = run["params"], run["state"], len(X)
@@ -414,7 +420,7 @@ def train(params, X, Y, epochs=100, batch_size=32, learning_rate=learning_rate, 
             else:
                 rows = run["order"][start:start + batch_size]
                 Xb, Yb = X[rows], Y[rows]
-            run["loss_sum"] += step(params, state, Xb, Yb, learning_rate)
+            run["loss_sum"] += float(step(params, state, Xb, Yb, learning_rate))
             run["batches"] += 1
             run["position"] = start + batch_size
         epoch_loss = run["loss_sum"] / run["batches"]
@@ -628,7 +634,8 @@ def build_parser():
     parser.add_argument("--batch-size", type=_positive(int), default=32, help="rows per update (default 32)")
     parser.add_argument("--learning-rate", type=_positive(float), default=learning_rate,
                         help=f"default {learning_rate}")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the initialisation and the shuffling")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds the initialisation and the shuffling (a checkpoint brings its own)")
     parser.add_argument("--max-iters", type=_positive(int), help="stop after this many updates in all")
     parser.add_argument("--loss-below", type=_non_negative, help="stop when an epoch's loss is below this")
     parser.add_argument("--min-delta", type=_non_negative, help="stop when the loss changes by less than this")

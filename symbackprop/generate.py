@@ -203,14 +203,51 @@ def update_formulas(optimizer, settings) -> list[str]:
     return [_rule_text(target, expr) for target, expr in optimizer.assignments(settings)]
 
 
+_ARRAYS = {"theta", "g", "m", "v", "s", "g_hat", "m_hat", "v_hat"}  # the rest are numbers
+
+
 def array_update(optimizer, settings) -> list[Update]:
-    """The update of one parameter ``theta`` with gradient ``g``, on arrays, in place."""
+    """The update of one parameter ``theta`` with gradient ``g``, on arrays, in place.
+
+    The gradient array is scratch: once no later rule reads ``g``, the step added to θ is computed
+    into it (``np.multiply(g, learning_rate, out=g)``, then ``theta -= g``) instead of into a new
+    array — for a 784×128 weight that saves allocating (and page-faulting) 800 kB a step."""
     lines = []
-    for target, expr in optimizer.assignments(settings):
+    rules = optimizer.assignments(settings)
+    for n, (target, expr) in enumerate(rules):
         ops = in_place(target, expr) if target.name in ("theta", "m", "v", "s") else [("=", expr)]
+        g_dead = not any(opt.g in later.free_symbols for _, later in rules[n + 1:])
         for i, (op, part) in enumerate(ops):
-            lines.append(Update(target.name, op, array_code(part), "" if i else _rule_text(target, expr)))
+            rule = "" if i else _rule_text(target, expr)
+            into_g = _into_gradient(part) if g_dead and op in ("+=", "-=") else None
+            if into_g is not None:
+                lines += [Update("", "", line, rule if j == 0 else "") for j, line in enumerate(into_g)]
+                lines.append(Update(target.name, op, "g"))
+            else:
+                lines.append(Update(target.name, op, array_code(part), rule))
     return lines
+
+
+def _into_gradient(part: sympy.Expr) -> list[str] | None:
+    """Lines computing ``part`` into the array ``g`` (which ``part`` may read only as c·g), or None."""
+    arrays = {x.name for x in part.free_symbols} & _ARRAYS
+    if part == opt.g:
+        return None
+    if arrays == {"g"}:
+        coeff = sympy.cancel(part / opt.g)
+        if {x.name for x in coeff.free_symbols} & _ARRAYS:
+            return None
+        return [f"np.multiply(g, {printing.code(printing.stabilize(coeff))}, out=g)"]
+    if "g" in arrays or not arrays:
+        return None
+
+    def no_scratch():
+        raise LookupError
+
+    try:
+        return printing.inplace_code(printing.stabilize(part), "g", no_scratch)
+    except LookupError:
+        return None
 
 
 def scalar_update(optimizer, settings, element: str, state: tuple[str, ...]) -> list[Update]:
