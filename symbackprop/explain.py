@@ -31,8 +31,7 @@ from .errors import SpecError
 from .model import Model
 from .numeric import Values, evaluate
 from .optimizers import HYPER, LATEX_NAMES, OPTIMIZERS, Optimizer, Settings, _compiled, step as opt_step
-from .optimizers import m as M_SYM, s as S_SYM, theta as THETA, v as V_SYM
-from .registry import z as Z
+from .optimizers import theta as THETA
 
 FORMATS = ("markdown", "latex", "html")
 MAX_PARAMETERS = 2000   # a worked example of more is a book nobody reads (about 20 s, 3 MB of text)
@@ -86,6 +85,7 @@ class Explanation:
     digits: int = 5
     conditions: tuple = ()      # (max_iters, loss_below, min_delta) as given
     limit: int = 1              # the most steps the run could take
+    comparison: tuple | None = None   # (the sgd Update, its new loss) when the optimizer is not sgd
 
     def blocks(self) -> list:
         return _Writer(self).blocks()
@@ -163,6 +163,11 @@ def explain(network, optimizer: str | None = None, steps: int | None = None, dig
     state = opt.init_state(params)
     update = _update(opt, settings, params, values.gradients, state, t=1)
     after = evaluate(_with_parameters(derivation, update.params))
+    comparison = None
+    if name != "sgd":  # plain gradient descent on the same gradients, as textbooks compare
+        sgd = OPTIMIZERS["sgd"]
+        plain = _update(sgd, settings, params, values.gradients, sgd.init_state(params), t=1)
+        comparison = (plain, _Runner(derivation)(plain.params)[0])
 
     history = [Iteration(1, float(values.loss), float(after.loss))]
     stop = _stopped(history[-1], loss_below, min_delta)
@@ -181,7 +186,7 @@ def explain(network, optimizer: str | None = None, steps: int | None = None, dig
     if stop is None:
         stop = f"reached the maximum of {limit} step{'s' if limit > 1 else ''}"
     return Explanation(network, derivation, values, update, after, history, stop, params, digits,
-                       (max_iters, loss_below, min_delta), limit)
+                       (max_iters, loss_below, min_delta), limit, comparison)
 
 
 def _stopped(it: Iteration, loss_below, min_delta) -> str | None:
@@ -212,6 +217,40 @@ def _update(opt: Optimizer, settings: Settings, params, grads, state, t: int) ->
         traces.append(Trace(name, frozen, params[name], grads[name], {k: state[k][name] for k in state},
                             tuple(assigned), new_params[name], {k: new_state[k][name] for k in state}))
     return Update(opt, settings, t, tuple(traces), new_params, new_state)
+
+
+_HYPER_SYMBOLS = frozenset(HYPER.values())
+
+
+def _textbook(expr: sympy.Expr, target: sympy.Symbol) -> sympy.Expr:
+    """An update rule in the order textbooks write it, unevaluated for ``latex(order="none")``:
+    the assigned quantity's old value first (θ − η g, β₁ m + (1 − β₁) g), hyper-parameters before
+    variables in a product, ε last in a sum. The same expression: ``_textbook(e, t).doit() == e``."""
+    if expr.is_Add:
+        def rank(term):
+            if term.has(target):
+                return 0
+            if term.is_Number:
+                return 1
+            return 3 if term.free_symbols and term.free_symbols <= _HYPER_SYMBOLS else 2
+        return sympy.Add(*[_textbook(t, target) for t in sorted(expr.args, key=rank)], evaluate=False)
+    if expr.is_Mul:
+        coeff, factors = expr.as_coeff_mul()
+        factors = sorted(factors, key=lambda f: 0 if f.free_symbols and f.free_symbols <= _HYPER_SYMBOLS else 1)
+        args = ([coeff] if coeff != 1 else []) + [_textbook(f, target) for f in factors]
+        return sympy.Mul(*args, evaluate=False)
+    if expr.is_Pow:
+        return sympy.Pow(_textbook(expr.base, target), expr.exp, evaluate=False)
+    return expr
+
+
+def _rule_latex(optimizer: Optimizer, target, expr, names=None, times=False) -> str:
+    """``target ← rule`` (``=`` for a temporary), the rule in textbook order; with ``names`` mapping
+    symbols to numbers, the rule with its numbers plugged in."""
+    arrow = r"\leftarrow" if target.name in optimizer.state or target == THETA else "="
+    rhs = sympy.latex(_textbook(expr, target), order="none", symbol_names={**LATEX_NAMES, **(names or {})},
+                      mul_symbol="times" if times else None)
+    return f"{sympy.latex(target, symbol_names=LATEX_NAMES)} &{arrow} {rhs}"
 
 
 def _with_parameters(derivation: Derivation, params: dict) -> Derivation:
@@ -506,23 +545,30 @@ class _Writer:
         e = self.e
         self.add(Heading(1, e.title))
         self.setup()
-        self.add(Heading(2, "1. Forward pass"))
+        self.section("Forward pass")
         self.forward(e.values)
-        self.add(Heading(2, "2. Loss"))
+        self.section("Loss")
         self.loss(e.values, "C")
-        self.add(Heading(2, "3. Backward pass"))
+        self.section("Backward pass")
         self.backward()
-        self.add(Heading(2, f"4. Update: {e.update.optimizer.name}"))
+        self.section(f"Update: {e.update.optimizer.name}")
         self.update()
-        self.add(Heading(2, "5. Forward pass with the updated parameters"))
+        self.section("Forward pass with the updated parameters")
         self.forward(e.after, new=True)
         self.add(Heading(3, "The new loss"))
         self.loss(e.after, r"C_{\text{new}}")
         self.fall()
+        if e.comparison is not None:
+            self.section("For comparison: plain gradient descent")
+            self.compare()
         if len(e.history) > 1 or any(c is not None for c in e.conditions):
-            self.add(Heading(2, f"6. Training: {len(e.history)} step{'s' if len(e.history) > 1 else ''}"))
+            self.section(f"Training: {len(e.history)} step{'s' if len(e.history) > 1 else ''}")
             self.training()
         return self.out
+
+    def section(self, title: str):
+        self.sections = getattr(self, "sections", 0) + 1
+        self.add(Heading(2, f"{self.sections}. {title}"))
 
     # -- the setting
     def setup(self):
@@ -634,7 +680,7 @@ class _Writer:
 
     # -- 2: loss
     def loss(self, values: Values, name: str):
-        n, loss, net = self.n, self.net.loss, self.net
+        n, loss = self.n, self.net.loss
         out = self.model.output
         if name == "C":
             self.add(Para(f"The loss is `{loss.name}`: $C = {sympy.latex(loss.formula())}$, where $a_j$ is "
@@ -701,7 +747,7 @@ class _Writer:
         return lines
 
     def backward_layer(self, layer, steps):
-        l, act, names, v = layer.index, self.net.activations[layer.index - 1], self.names, self.e.values
+        l, act, v = layer.index, self.net.activations[layer.index - 1], self.e.values
         kinds = {k: [s for s in steps if s.kind == k] for k in ("dC/da", "da/dz", "delta", "grad")}
         title = f"Layer {l} ({self.layer_kind(l)}, {act.name})"
         self.add(Heading(3, title))
@@ -771,9 +817,7 @@ class _Writer:
                       "computed with the parameters before the step, and no parameter's new value is used "
                       f"until the step is complete. This is step $t = {u.t}$"
                       + ("; the optimizer's state starts at zero." if opt.state else ".")))
-        rules = []
-        for line in opt.latex(settings):
-            rules.append(re.sub(r" (\\leftarrow|=) ", r" &\1 ", line, count=1))
+        rules = [_rule_latex(opt, target, expr) for target, expr in opt.assignments(settings)]
         self.add(Para(f"The {opt.name} rule, element by element, for a parameter $\\theta$ with gradient $g$"
                       + (f" ({_code_names(opt.note)})" if opt.note else "") + ":"),
                  Display(tuple(rules)))
@@ -796,36 +840,35 @@ class _Writer:
         if unused:
             notes.append(f"Not used by {opt.name}: " + ", ".join(f"`{k}`" for k in unused) + ".")
         self.add(Para(" ".join(notes)))
-        for trace in u.traces:
-            self.update_parameter(trace)
+        for block in self.update_lines(u):
+            self.add(Display(block))
         self.update_table()
 
-    def update_parameter(self, trace: Trace):
-        n, u = self.n, self.e.update
-        hyper = u.settings.values(u.optimizer)
-        fixed = {HYPER[k]: n.par(val) for k, val in hyper.items()}
+    def update_lines(self, u: Update) -> list[tuple[str, ...]]:
+        """Each parameter's rules with its numbers plugged in: one aligned block per parameter, or,
+        for a one-rule optimizer (plain SGD), one line per parameter in a single block."""
+        n = self.n
+        fixed = {HYPER[k]: n.par(val) for k, val in u.settings.values(u.optimizer).items()}
         fixed[sympy.Symbol("t", positive=True, integer=True)] = str(u.t)
-        lines = []
-        for index in np.ndindex(trace.theta.shape):
-            label = self.param_label(trace.name, index)
+        blocks, single = [], []
+        for trace in u.traces:
             if trace.frozen:
                 continue
-            env = {"theta": trace.theta[index], "g": trace.grad[index]}
-            env.update({k: val[index] for k, val in trace.state_before.items()})
-            block = [f"\\text{{for }} \\theta = {label}: \\quad g &= {n.tex(trace.grad[index])}"]
-            for target, rule, value in trace.assigned:
-                names = dict(fixed)
-                for s in rule.free_symbols:
-                    if s.name in env:
-                        names[s] = n.par(env[s.name])
-                plugged = sympy.latex(rule, symbol_names=names, mul_symbol="times")
-                arrow = r"\leftarrow" if target.name in u.optimizer.state or target == THETA else "="
-                tname = sympy.latex(target, symbol_names=LATEX_NAMES)
-                block.append(f"{tname} &{arrow} {plugged} {n.eq(value[index])}")
-                env[target.name] = value[index]
-            lines.append(tuple(block))
-        for block in lines:
-            self.add(Display(block))
+            for index in np.ndindex(trace.theta.shape):
+                label = self.param_label(trace.name, index)
+                env = {"theta": trace.theta[index], "g": trace.grad[index]}
+                env.update({k: val[index] for k, val in trace.state_before.items()})
+                block = [f"\\text{{for }} \\theta = {label}: \\quad g &= {n.tex(trace.grad[index])}"]
+                for target, rule, value in trace.assigned:
+                    names = dict(fixed)
+                    names.update({s: n.par(env[s.name]) for s in rule.free_symbols if s.name in env})
+                    line = f"{_rule_latex(u.optimizer, target, rule, names, times=True)} {n.eq(value[index])}"
+                    block.append(line)
+                    env[target.name] = value[index]
+                blocks.append(tuple(block))
+                if len(trace.assigned) == 1:
+                    single.append(label + line[line.index(" &"):])
+        return [tuple(single)] if single and len(single) == len(blocks) else blocks
 
     def param_label(self, name: str, index) -> str:
         base = f"{name[0]}^{{({name[1:]})}}"
@@ -857,6 +900,28 @@ class _Writer:
         self.add(Para(f"The loss {verb}: from $C = {n.tex(old)}$ to $C_{{\\text{{new}}}} = {n.tex(new)}$"
                       + (f", by $\\lvert C - C_{{\\text{{new}}}} \\rvert = {n.tex(abs(drop))}$ "
                          f"(${n.tex(rel)}\\%$ of $C$)." if drop else ".")))
+
+    # -- the same gradients with plain SGD
+    def compare(self):
+        n, e = self.n, self.e
+        plain, loss = e.comparison
+        mine = e.update.optimizer.name
+        rule = [_rule_latex(plain.optimizer, t, x) for t, x in plain.optimizer.assignments(plain.settings)]
+        lr = plain.settings.values(plain.optimizer)["learning_rate"]
+        self.add(Para(f"The same gradients with plain gradient descent and $\\eta = {n.tex(lr)}$"
+                      + (" (the biases frozen)" if not plain.settings.train_biases else "") + ":"),
+                 Display(tuple(rule)))
+        for block in self.update_lines(plain):
+            self.add(Display(block))
+        rows = []
+        for mine_trace, sgd_trace in zip(e.update.traces, plain.traces):
+            for index in np.ndindex(mine_trace.theta.shape):
+                rows.append((f"${self.param_label(mine_trace.name, index)}$", f"${n.tex(mine_trace.theta[index])}$",
+                             f"${n.tex(sgd_trace.theta_after[index])}$", f"${n.tex(mine_trace.theta_after[index])}$"))
+        self.add(Table(("parameter", "before", "after sgd", f"after {mine}"), tuple(rows)))
+        old, new = float(e.values.loss), float(e.after.loss)
+        self.add(Para(f"After the sgd step the loss would be ${n.tex(loss)}$ (a change of ${n.tex(loss - old)}$); "
+                      f"after the {mine} step it is ${n.tex(new)}$ (a change of ${n.tex(new - old)}$)."))
 
     # -- 6: training
     def training(self):
