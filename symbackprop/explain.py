@@ -579,7 +579,8 @@ class _Writer:
             kind = "an output layer" if l == self.L else "a hidden layer"
             parts.append(f"{kind} of {sizes[l]} neuron{'s' if sizes[l] > 1 else ''} "
                          f"(`{net.activations[l - 1].name}`, ${self.act_name(l)}$)")
-        self.add(Para(f"The network ({net.source}): " + ", ".join(parts) + f"; the loss is "
+        source = "" if net.source.startswith("<") else f" ({net.source})"
+        self.add(Para(f"The network{source}: " + ", ".join(parts) + f"; the loss is "
                       f"`{net.loss.name}`. Layer $l$ computes $z^{{(l)}} = W^{{(l)}} a^{{(l-1)}} + b^{{(l)}}$ "
                       f"and $a^{{(l)}} = f(z^{{(l)}})$ element by element, with $a^{{(0)}} = x$; "
                       f"$W^{{(l)}}_{{j,k}}$ is the weight from neuron $k$ of layer $l-1$ to neuron $j$ of "
