@@ -158,31 +158,35 @@ def explain(network, optimizer: str | None = None, steps: int | None = None, dig
 
     opt, settings = OPTIMIZERS[name], Settings.of(network.optimizer)
     derivation = Derivation(Model(network))
-    values = evaluate(derivation)
-    params = {k: np.array(val, dtype=np.float64) for k, val in network.parameters.items()}
-    state = opt.init_state(params)
-    update = _update(opt, settings, params, values.gradients, state, t=1)
-    after = evaluate(_with_parameters(derivation, update.params))
-    comparison = None
-    if name != "sgd":  # plain gradient descent on the same gradients, as textbooks compare
-        sgd = OPTIMIZERS["sgd"]
-        plain = _update(sgd, settings, params, values.gradients, sgd.init_state(params), t=1)
-        comparison = (plain, _Runner(derivation)(plain.params)[0])
+    with np.errstate(all="ignore"):  # a non-finite number is reported below, not warned about
+        values = evaluate(derivation)
+        if not (math.isfinite(float(values.loss)) and all(np.isfinite(g).all() for g in values.gradients.values())):
+            raise SpecError("parameters", f"the loss or a gradient is not finite at these parameters "
+                                          f"(C = {float(values.loss):g}): there is nothing to work by hand")
+        params = {k: np.array(val, dtype=np.float64) for k, val in network.parameters.items()}
+        state = opt.init_state(params)
+        update = _update(opt, settings, params, values.gradients, state, t=1)
+        after = evaluate(_with_parameters(derivation, update.params))
+        comparison = None
+        if name != "sgd":  # plain gradient descent on the same gradients, as textbooks compare
+            sgd = OPTIMIZERS["sgd"]
+            plain = _update(sgd, settings, params, values.gradients, sgd.init_state(params), t=1)
+            comparison = (plain, _Runner(derivation)(plain.params)[0])
 
-    history = [Iteration(1, float(values.loss), float(after.loss))]
-    stop = _stopped(history[-1], loss_below, min_delta)
-    params, state = update.params, update.state
-    if stop is None and limit > 1:
-        run = _Runner(derivation)
-        loss, grads = float(after.loss), after.gradients
-        for t in range(2, limit + 1):
-            params, state = opt_step(opt, settings, params, grads, state, t)
-            new_loss, grads = run(params)
-            history.append(Iteration(t, loss, new_loss))
-            loss = new_loss
-            stop = _stopped(history[-1], loss_below, min_delta)
-            if stop is not None:
-                break
+        history = [Iteration(1, float(values.loss), float(after.loss))]
+        stop = _stopped(history[-1], loss_below, min_delta)
+        params, state = update.params, update.state
+        if stop is None and limit > 1:
+            run = _Runner(derivation)
+            loss, grads = float(after.loss), after.gradients
+            for t in range(2, limit + 1):
+                params, state = opt_step(opt, settings, params, grads, state, t)
+                new_loss, grads = run(params)
+                history.append(Iteration(t, loss, new_loss))
+                loss = new_loss
+                stop = _stopped(history[-1], loss_below, min_delta)
+                if stop is not None:
+                    break
     if stop is None:
         stop = f"reached the maximum of {limit} step{'s' if limit > 1 else ''}"
     return Explanation(network, derivation, values, update, after, history, stop, params, digits,
@@ -190,6 +194,8 @@ def explain(network, optimizer: str | None = None, steps: int | None = None, dig
 
 
 def _stopped(it: Iteration, loss_below, min_delta) -> str | None:
+    if not math.isfinite(it.loss_after):
+        return f"the loss is no longer finite after step {it.t} ({it.loss_after:g})"
     if loss_below is not None and it.loss_after < loss_below:
         return f"the loss fell below {loss_below:g} at step {it.t}"
     if min_delta is not None and abs(it.loss_before - it.loss_after) < min_delta:
@@ -213,7 +219,7 @@ def _update(opt: Optimizer, settings: Settings, params, grads, state, t: int) ->
                 value = np.asarray(fn(*[env[a] for a in args]), dtype=np.float64) * np.ones_like(params[name])
                 env[tname] = value
                 assigned.append((target, rule, value))
-            assert np.array_equal(env["theta"], new_params[name])  # the same rules as step()
+            assert np.array_equal(env["theta"], new_params[name], equal_nan=True)  # the rules of step()
         traces.append(Trace(name, frozen, params[name], grads[name], {k: state[k][name] for k in state},
                             tuple(assigned), new_params[name], {k: new_state[k][name] for k in state}))
     return Update(opt, settings, t, tuple(traces), new_params, new_state)

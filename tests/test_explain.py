@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from symbackprop.cli import main
+from symbackprop.errors import SpecError
 from symbackprop.explain import Display, _aligned, _Num, explain
 from symbackprop.optimizers import OPTIMIZERS
 from symbackprop.spec import Network, load
@@ -342,6 +343,19 @@ def test_stopping_conditions_from_the_spec():
     fast = Network.from_dict({**spec, "optimizer": {"name": "adam", "learning_rate": 0.1, "loss_below": 0.1}})
     run = explain(fast, steps=50)
     assert run.history[-1].loss_after < 0.1 <= run.history[-2].loss_after and "fell below 0.1" in run.stop
+
+
+def test_non_finite_numbers():
+    saturated = {"network": {"layers": [1, 1], "activations": "sigmoid", "loss": "binary_cross_entropy"},
+                 "parameters": {"W1": [[100.0]], "b1": [0.0]}, "sample": {"x": [1], "y": [0]}}
+    with pytest.raises(SpecError, match="^parameters: the loss or a gradient is not finite"):
+        explain(Network.from_dict(saturated))
+    diverging = {"network": {"layers": [1, 1], "activations": "identity", "loss": "squared_error"},
+                 "parameters": {"W1": [[1.0]], "b1": [0.0]}, "sample": {"x": [10], "y": [0]},
+                 "optimizer": {"learning_rate": 1.0}}
+    e = explain(Network.from_dict(diverging), steps=500)
+    assert "no longer finite" in e.stop and len(e.history) < 500
+    assert "no longer finite" in e.markdown()
 
 
 def test_jupyter_reprs(seed_adam):
