@@ -263,8 +263,10 @@ class StablePrinter(NumPyPrinter):
         return f"(0.5 + 0.5*np.tanh({self._print(expr.args[0] / 2)}))"
 
     def _print_Softplus(self, expr):
-        u = self._print(expr.args[0])
-        return f"(np.maximum({u}, 0) + np.log1p(np.exp(np.maximum(-np.abs({u}), EXP_LO))))"
+        arg = expr.args[0]
+        u = self._print(arg)
+        size = self._print(-arg if arg.could_extract_minus_sign() else arg)  # |−u| is |u|
+        return f"(np.maximum({u}, 0) + np.log1p(np.exp(np.maximum(-np.abs({size}), EXP_LO))))"
 
     def _print_exp(self, expr):
         return f"np.exp(np.clip({self._print(expr.args[0])}, EXP_LO, EXP_HI))"

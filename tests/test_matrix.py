@@ -113,3 +113,11 @@ def test_matrix_module_imports_no_later_stage():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     for later in ("codegen", "numeric", "derive", "model", "html", "cli"):
         assert f"symbackprop.{later}'" not in out, out
+
+
+@pytest.mark.parametrize("module", ["symbackprop.matrix", "symbackprop.printing", "symbackprop.codegen"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.failed == 0 and result.attempted > 0
