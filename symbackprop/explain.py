@@ -88,7 +88,11 @@ class Explanation:
     comparison: tuple | None = None   # (the sgd Update, its new loss) when the optimizer is not sgd
 
     def blocks(self) -> list:
-        return _Writer(self).blocks()
+        """The document as Heading/Para/Display/Table/Figure blocks (built once per ``digits``)."""
+        cache = self.__dict__.setdefault("_blocks", {})
+        if self.digits not in cache:
+            cache[self.digits] = _Writer(self).blocks()
+        return cache[self.digits]
 
     def markdown(self) -> str:
         return to_markdown(self.blocks())
