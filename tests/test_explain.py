@@ -481,3 +481,11 @@ def test_module_entry_point():
                           capture_output=True, text=True, cwd=ROOT, timeout=60,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--steps" in proc.stderr
+
+
+def test_docstring_example_runs(monkeypatch):
+    import doctest
+    import symbackprop.explain
+    monkeypatch.chdir(ROOT)
+    result = doctest.testmod(symbackprop.explain)
+    assert result.failed == 0 and result.attempted > 0
