@@ -140,6 +140,7 @@ class _Builder:
                 self.buffers[key] = text
                 return f'_ws["{key}"]'
             lines = tuple(inplace_code(expr, name, scratch))
+        latex = " ".join(latex.split())  # one comment line, whatever the printer gave
         self.statements.append(Statement(name, expr, code(expr), latex, shape, lines))
 
 
