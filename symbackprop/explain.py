@@ -15,8 +15,6 @@ computed from unrounded float64 values, never from the rounded ones printed befo
 -0.05754
 >>> print(e.markdown())          # doctest: +SKIP
 """
-import copy
-import dataclasses
 import html as _html
 import math
 import re
@@ -30,7 +28,7 @@ from .derive import Derivation, Step
 from .errors import SpecError
 from .model import Model
 from .numeric import Values, evaluate
-from .optimizers import HYPER, LATEX_NAMES, OPTIMIZERS, Optimizer, Settings, _compiled, step as opt_step
+from .optimizers import HYPER, LATEX_NAMES, OPTIMIZERS, Optimizer, Settings, step as opt_step
 from .optimizers import theta as THETA
 
 FORMATS = ("markdown", "latex", "html")
@@ -170,7 +168,7 @@ def explain(network, optimizer: str | None = None, steps: int | None = None, dig
         params = {k: np.array(val, dtype=np.float64) for k, val in network.parameters.items()}
         state = opt.init_state(params)
         update = _update(opt, settings, params, values.gradients, state, t=1)
-        after = evaluate(_with_parameters(derivation, update.params))
+        after = evaluate(derivation, parameters=update.params)
         comparison = None
         if name != "sgd":  # plain gradient descent on the same gradients, as textbooks compare
             sgd = OPTIMIZERS["sgd"]
@@ -208,24 +206,16 @@ def _stopped(it: Iteration, loss_below, min_delta) -> str | None:
 
 
 def _update(opt: Optimizer, settings: Settings, params, grads, state, t: int) -> Update:
-    """One simultaneous step: every rule's value recorded, the result taken from ``step``."""
-    new_params, new_state = opt_step(opt, settings, params, grads, state, t)
+    """One simultaneous step, with every rule's value as ``step`` computed it."""
+    record = {}
+    new_params, new_state = opt_step(opt, settings, params, grads, state, t, record=record)
     rules = opt.assignments(settings)
-    compiled = _compiled(opt, settings)
     traces = []
     for name in params:
-        frozen = not settings.train_biases and name.startswith("b")
-        env = {"theta": params[name], "g": grads[name], "t": t}
-        env.update({k: state[k][name] for k in state})
-        assigned = []
-        if not frozen:
-            for (target, rule), (tname, args, fn) in zip(rules, compiled):
-                value = np.asarray(fn(*[env[a] for a in args]), dtype=np.float64) * np.ones_like(params[name])
-                env[tname] = value
-                assigned.append((target, rule, value))
-            assert np.array_equal(env["theta"], new_params[name], equal_nan=True)  # the rules of step()
+        frozen = name not in record
+        assigned = () if frozen else tuple((target, rule, record[name][target.name]) for target, rule in rules)
         traces.append(Trace(name, frozen, params[name], grads[name], {k: state[k][name] for k in state},
-                            tuple(assigned), new_params[name], {k: new_state[k][name] for k in state}))
+                            assigned, new_params[name], {k: new_state[k][name] for k in state}))
     return Update(opt, settings, t, tuple(traces), new_params, new_state)
 
 
@@ -261,16 +251,6 @@ def _rule_latex(optimizer: Optimizer, target, expr, names=None, times=False) -> 
     rhs = sympy.latex(_textbook(expr, target), order="none", symbol_names={**LATEX_NAMES, **(names or {})},
                       mul_symbol="times" if times else None)
     return f"{sympy.latex(target, symbol_names=LATEX_NAMES)} &{arrow} {rhs}"
-
-
-def _with_parameters(derivation: Derivation, params: dict) -> Derivation:
-    """The same derivation, evaluated at other parameters (``evaluate`` reads the network's)."""
-    net = dataclasses.replace(derivation.model.network, parameters=params, exact={})
-    model = copy.copy(derivation.model)
-    model.network = net
-    moved = copy.copy(derivation)
-    moved.model = model
-    return moved
 
 
 @lru_cache(maxsize=4096)

@@ -59,8 +59,9 @@ def _mean(values, exact):
     return float(np.mean(values))
 
 
-def evaluate(derivation: Derivation, exact: bool = False) -> Values:
-    """Every value of the forward and backward pass for the network's parameters and sample."""
+def evaluate(derivation: Derivation, exact: bool = False, parameters: dict | None = None) -> Values:
+    """Every value of the forward and backward pass for the network's sample, at its parameters
+    or at ``parameters`` (a dict of arrays like ``Network.parameters``)."""
     model, net = derivation.model, derivation.model.network
     if not net.has_numbers:
         raise ValueError("the spec has no [parameters] and [sample] to compute with")
@@ -68,7 +69,8 @@ def evaluate(derivation: Derivation, exact: bool = False) -> Values:
     env = {}
     convert = (lambda v: sympy.Rational(repr(v))) if exact else float
     for name, index, s in model.parameters():
-        raw = net.exact[name] if exact else net.parameters[name].tolist()
+        raw = (np.asarray(parameters[name]).tolist() if parameters is not None
+               else net.exact[name] if exact else net.parameters[name].tolist())
         value = raw[index[0]][index[1]] if len(index) == 2 else raw[index[0]]
         env[s] = [convert(value)] * batch if exact else np.full(batch, float(value))
     rows_x = net.exact["x"] if exact else net.x.tolist()

@@ -131,9 +131,10 @@ def _compiled(optimizer: Optimizer, settings: Settings):
 
 
 def step(optimizer: Optimizer, settings: Settings, params: dict, grads: dict, state: dict, t: int,
-         names=None):
+         names=None, record: dict | None = None):
     """One simultaneous update of every parameter: new arrays for params and state, the inputs
-    untouched. ``train_biases = False`` leaves parameters whose name starts with ``b`` as they are."""
+    untouched. ``train_biases = False`` leaves parameters whose name starts with ``b`` as they are.
+    With ``record``, ``record[name]`` gets each assignment's value in order ({"m": ..., "theta": ...})."""
     new_params = dict(params)
     new_state = {k: dict(val) for k, val in state.items()}
     for name in names or params:
@@ -141,8 +142,12 @@ def step(optimizer: Optimizer, settings: Settings, params: dict, grads: dict, st
             continue
         env = {"theta": params[name], "g": grads[name], "t": t}
         env.update({k: state[k][name] for k in state})
+        assigned = {}
         for target, args, fn in _compiled(optimizer, settings):
-            env[target] = np.asarray(fn(*[env[a] for a in args]), dtype=np.float64) * np.ones_like(params[name])
+            env[target] = assigned[target] = np.asarray(fn(*[env[a] for a in args]), dtype=np.float64) \
+                * np.ones_like(params[name])
+        if record is not None:
+            record[name] = assigned
         new_params[name] = env["theta"]
         for k in state:
             new_state[k][name] = env[k]

@@ -6,7 +6,6 @@ numbers, the same product follows with each factor's value, as the seed writes i
 ``(−0.822) × 0.242 × 0.289 ≈ −0.0575``. Formats: text, latex (a document), markdown, json.
 """
 import json
-import math
 import re
 
 import numpy as np
