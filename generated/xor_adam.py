@@ -221,7 +221,7 @@ def loss(params, X, Y):
     np.matmul(a1, W2.T, out=z2)
     np.add(z2, b2, out=z2)
     # C = \frac{1}{N} \sum_{n=1}^{N} C_n
-    C = np.sum(Y*(np.maximum(-z2, 0) + np.log1p(np.exp(np.maximum(-np.abs(-z2), EXP_LO)))) + (1 - Y)*(np.maximum(z2, 0) + np.log1p(np.exp(np.maximum(-np.abs(z2), EXP_LO)))))/N
+    C = np.sum(Y*(np.maximum(-z2, 0) + np.log1p(np.exp(np.maximum(-np.abs(z2), EXP_LO)))) + (1 - Y)*(np.maximum(z2, 0) + np.log1p(np.exp(np.maximum(-np.abs(z2), EXP_LO)))))/N
 
     return C
 
@@ -306,7 +306,7 @@ def _loss_and_gradients(params, X, Y):
     np.multiply(a2, 0.5, out=a2)
     np.add(a2, 0.5, out=a2)
     # C = \frac{1}{N} \sum_{n=1}^{N} C_n
-    C = np.sum(Y*(np.maximum(-z2, 0) + np.log1p(np.exp(np.maximum(-np.abs(-z2), EXP_LO)))) + (1 - Y)*(np.maximum(z2, 0) + np.log1p(np.exp(np.maximum(-np.abs(z2), EXP_LO)))))/N
+    C = np.sum(Y*(np.maximum(-z2, 0) + np.log1p(np.exp(np.maximum(-np.abs(z2), EXP_LO)))) + (1 - Y)*(np.maximum(z2, 0) + np.log1p(np.exp(np.maximum(-np.abs(z2), EXP_LO)))))/N
     # \delta^{(2)} = \frac{1}{N}\left(a^{(2)} - y\right)
     delta2 = _ws["delta2"]
     np.subtract(a2, Y, out=delta2)
