@@ -28,8 +28,7 @@ from .derive import Derivation, Step
 from .errors import SpecError
 from .model import Model
 from .numeric import Values, evaluate
-from .optimizers import HYPER, LATEX_NAMES, OPTIMIZERS, Optimizer, Settings, step as opt_step
-from .optimizers import theta as THETA
+from .optimizers import HYPER, LATEX_NAMES, OPTIMIZERS, Optimizer, Settings, rule_latex, step as opt_step
 
 FORMATS = ("markdown", "latex", "html")
 MAX_PARAMETERS = 2000   # a worked example of more is a book nobody reads (about 20 s, 3 MB of text)
@@ -217,40 +216,6 @@ def _update(opt: Optimizer, settings: Settings, params, grads, state, t: int) ->
         traces.append(Trace(name, frozen, params[name], grads[name], {k: state[k][name] for k in state},
                             assigned, new_params[name], {k: new_state[k][name] for k in state}))
     return Update(opt, settings, t, tuple(traces), new_params, new_state)
-
-
-_HYPER_SYMBOLS = frozenset(HYPER.values())
-
-
-def _textbook(expr: sympy.Expr, target: sympy.Symbol) -> sympy.Expr:
-    """An update rule in the order textbooks write it, unevaluated for ``latex(order="none")``:
-    the assigned quantity's old value first (θ − η g, β₁ m + (1 − β₁) g), hyper-parameters before
-    variables in a product, ε last in a sum. The same expression: ``_textbook(e, t).doit() == e``."""
-    if expr.is_Add:
-        def rank(term):
-            if term.has(target):
-                return 0
-            if term.is_Number:
-                return 1
-            return 3 if term.free_symbols and term.free_symbols <= _HYPER_SYMBOLS else 2
-        return sympy.Add(*[_textbook(t, target) for t in sorted(expr.args, key=rank)], evaluate=False)
-    if expr.is_Mul:
-        coeff, factors = expr.as_coeff_mul()
-        factors = sorted(factors, key=lambda f: 0 if f.free_symbols and f.free_symbols <= _HYPER_SYMBOLS else 1)
-        args = ([coeff] if coeff != 1 else []) + [_textbook(f, target) for f in factors]
-        return sympy.Mul(*args, evaluate=False)
-    if expr.is_Pow:
-        return sympy.Pow(_textbook(expr.base, target), expr.exp, evaluate=False)
-    return expr
-
-
-def _rule_latex(optimizer: Optimizer, target, expr, names=None, times=False) -> str:
-    """``target ← rule`` (``=`` for a temporary), the rule in textbook order; with ``names`` mapping
-    symbols to numbers, the rule with its numbers plugged in."""
-    arrow = r"\leftarrow" if target.name in optimizer.state or target == THETA else "="
-    rhs = sympy.latex(_textbook(expr, target), order="none", symbol_names={**LATEX_NAMES, **(names or {})},
-                      mul_symbol="times" if times else None)
-    return f"{sympy.latex(target, symbol_names=LATEX_NAMES)} &{arrow} {rhs}"
 
 
 @lru_cache(maxsize=4096)
@@ -808,7 +773,7 @@ class _Writer:
                       "computed with the parameters before the step, and no parameter's new value is used "
                       f"until the step is complete. This is step $t = {u.t}$"
                       + ("; the optimizer's state starts at zero." if opt.state else ".")))
-        rules = [_rule_latex(opt, target, expr) for target, expr in opt.assignments(settings)]
+        rules = [rule_latex(opt, target, expr) for target, expr in opt.assignments(settings)]
         self.add(Para(f"The {opt.name} rule, element by element, for a parameter $\\theta$ with gradient $g$"
                       + (f" ({_code_names(opt.note)})" if opt.note else "") + ":"),
                  Display(tuple(rules)))
@@ -853,7 +818,7 @@ class _Writer:
                 for target, rule, value in trace.assigned:
                     names = dict(fixed)
                     names.update({s: n.par(env[s.name]) for s in rule.free_symbols if s.name in env})
-                    line = f"{_rule_latex(u.optimizer, target, rule, names, times=True)} {n.eq(value[index])}"
+                    line = f"{rule_latex(u.optimizer, target, rule, names, times=True)} {n.eq(value[index])}"
                     block.append(line)
                     env[target.name] = value[index]
                 blocks.append(tuple(block))
@@ -897,7 +862,7 @@ class _Writer:
         n, e = self.n, self.e
         plain, loss = e.comparison
         mine = e.update.optimizer.name
-        rule = [_rule_latex(plain.optimizer, t, x) for t, x in plain.optimizer.assignments(plain.settings)]
+        rule = [rule_latex(plain.optimizer, t, x) for t, x in plain.optimizer.assignments(plain.settings)]
         lr = plain.settings.values(plain.optimizer)["learning_rate"]
         self.add(Para(f"The same gradients with plain gradient descent and $\\eta = {n.tex(lr)}$"
                       + (" (the biases frozen)" if not plain.settings.train_biases else "") + ":"),

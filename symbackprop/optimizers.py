@@ -66,11 +66,8 @@ class Optimizer:
         return {name: {p: np.zeros_like(value) for p, value in params.items()} for name in self.state}
 
     def latex(self, settings: "Settings") -> list[str]:
-        """One LaTeX line per assignment, e.g. ``m \\leftarrow \\beta_1 m + (1 - \\beta_1) g``."""
-        arrow = {theta: r"\leftarrow", m: r"\leftarrow", v: r"\leftarrow", s: r"\leftarrow"}
-        return [f"{sympy.latex(target, symbol_names=LATEX_NAMES)} {arrow.get(target, '=')} "
-                f"{sympy.latex(expr, symbol_names=LATEX_NAMES)}"
-                for target, expr in self.assignments(settings)]
+        """One aligned LaTeX line per assignment, in textbook order: ``\\theta &\\leftarrow \\theta - \\eta g``."""
+        return [rule_latex(self, target, expr) for target, expr in self.assignments(settings)]
 
 
 _ADAM_MOMENTS = ((m, beta1 * m + (1 - beta1) * g_hat), (v, beta2 * v + (1 - beta2) * g_hat**2),
@@ -97,6 +94,40 @@ OPTIMIZERS = {opt.name: opt for opt in [
               (("learning_rate", 0.001), ("beta1", 0.9), ("beta2", 0.999), ("eps", 1e-8),
                ("weight_decay", 0.01)), "decoupled weight decay"),
 ]}
+
+
+_HYPER_SYMBOLS = frozenset(HYPER.values())
+
+
+def _textbook(expr: sympy.Expr, target: sympy.Symbol) -> sympy.Expr:
+    """An update rule in the order textbooks write it, unevaluated for ``latex(order="none")``:
+    the assigned quantity's old value first (θ − η g, β₁ m + (1 − β₁) g), hyper-parameters before
+    variables in a product, ε last in a sum. The same expression: ``_textbook(e, t).doit() == e``."""
+    if expr.is_Add:
+        def rank(term):
+            if term.has(target):
+                return 0
+            if term.is_Number:
+                return 1
+            return 3 if term.free_symbols and term.free_symbols <= _HYPER_SYMBOLS else 2
+        return sympy.Add(*[_textbook(t, target) for t in sorted(expr.args, key=rank)], evaluate=False)
+    if expr.is_Mul:
+        coeff, factors = expr.as_coeff_mul()
+        factors = sorted(factors, key=lambda f: 0 if f.free_symbols and f.free_symbols <= _HYPER_SYMBOLS else 1)
+        args = ([coeff] if coeff != 1 else []) + [_textbook(f, target) for f in factors]
+        return sympy.Mul(*args, evaluate=False)
+    if expr.is_Pow:
+        return sympy.Pow(_textbook(expr.base, target), expr.exp, evaluate=False)
+    return expr
+
+
+def rule_latex(optimizer: Optimizer, target, expr, names=None, times=False) -> str:
+    """``target ← rule`` (``=`` for a temporary), the rule in textbook order; with ``names`` mapping
+    symbols to numbers, the rule with its numbers plugged in."""
+    arrow = r"\leftarrow" if target.name in optimizer.state or target == theta else "="
+    rhs = sympy.latex(_textbook(expr, target), order="none", symbol_names={**LATEX_NAMES, **(names or {})},
+                      mul_symbol="times" if times else None)
+    return f"{sympy.latex(target, symbol_names=LATEX_NAMES)} &{arrow} {rhs}"
 
 
 @dataclass(frozen=True)

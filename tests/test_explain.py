@@ -368,7 +368,7 @@ def test_jupyter_reprs(seed_adam):
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_textbook_order_is_the_same_rule(name):
     """The update rules are printed reordered (θ − η g, not −g η + θ): still the same expressions."""
-    from symbackprop.explain import _textbook
+    from symbackprop.optimizers import _textbook
     from symbackprop.optimizers import Settings
     for settings in (Settings.of({}), Settings.of({"weight_decay": 0.1, "bias_correction": False})):
         for target, expr in OPTIMIZERS[name].assignments(settings):
