@@ -659,9 +659,9 @@ class _Writer:
     def backward(self):
         self.add(Para("The chain rule, layer by layer from the output back. For every neuron, "
                       "$\\delta = \\partial C/\\partial z$ is its error signal. Each gradient is a product "
-                      "of local derivatives in chain order, from the loss back to the parameter: "
-                      "$\\frac{\\partial C}{\\partial w} = \\frac{\\partial C}{\\partial a}\\,"
-                      "\\frac{\\partial a}{\\partial z}\\,\\frac{\\partial z}{\\partial w}$."
+                      "of local derivatives in chain order, as the seed notes write it: "
+                      "$\\frac{\\partial C}{\\partial w} = \\frac{\\partial z}{\\partial w}\\,"
+                      "\\frac{\\partial a}{\\partial z}\\,\\frac{\\partial C}{\\partial a}$."
                       + (" Each quantity is written out for example 1 (where $C$ stands for $C_1$); the "
                          "gradient of $C$ is the mean over the examples, given in the tables."
                          if self.batch > 1 else "")))
@@ -675,7 +675,7 @@ class _Writer:
         """label = factors' names = their formulas = their numbers ≈ value, in chain order."""
         n, d = self.n, self.d
         value = self.val(values, step.symbol, ex)
-        terms = [tuple(reversed(t)) for t in step.terms]   # from the loss back to the parameter
+        terms = step.terms   # the derivation's chain order: ∂z/∂w · ∂a/∂z · ∂C/∂a
         if len(terms) == 1 and len(terms[0]) == 1 and terms[0][0].expr not in d.by_symbol:
             f = terms[0][0]
             form = self.sym(f.expr)

@@ -105,19 +105,21 @@ def test_seed_backward_every_layer(seed_adam, seed_adam_md):
            rf"\approx {num(r['dC_da2'][0])}" in md
     assert r"\sigma'(z) = a \left(1 - a\right)" in md
     assert rf"= {num(r['a2'][0])} \times \left(1 - {num(r['a2'][0])}\right) \approx {num(r['da2_dz2'][0])}" in md
-    # the gradient as its product, in chain order dC/da x da/dz x dz/dw
-    assert (rf"&= ({num(r['dC_da2'][0])}) \times {num(r['da2_dz2'][0])} \times {num(r['a1'][0])} "
+    # the gradient as its product, in chain order dz/dw x da/dz x dC/da, as the seed writes it
+    assert (rf"&= {num(r['a1'][0])} \times {num(r['da2_dz2'][0])} \times ({num(r['dC_da2'][0])}) "
             rf"\approx {num(r['W2'][0, 0])}") in md
-    assert rf"\times 1 \approx {num(r['b2'][0])}" in md
+    assert rf"&= 1 \times {num(r['da2_dz2'][0])} \times ({num(r['dC_da2'][0])}) \approx {num(r['b2'][0])}" in md
     # the hidden layer, which the seed never reaches: dC/da, delta recursion, gradients
-    assert rf"&= ({num(r['d2'][0])}) \times 0.5 \approx {num(r['dC_da1'][0])}" in md
+    assert rf"&= 0.5 \times ({num(r['d2'][0])}) \approx {num(r['dC_da1'][0])}" in md
     assert r"\delta^{(1)}_k = \Big(\sum_j W^{(2)}_{j,k}\, \delta^{(2)}_j\Big)" in md
-    assert rf"&= ({num(r['dC_da1'][0])}) \times {num(r['da1_dz1'][0])} \approx {num(r['d1'][0])}" in md
+    assert rf"&= {num(r['da1_dz1'][0])} \times ({num(r['dC_da1'][0])}) \approx {num(r['d1'][0])}" in md
     for j in range(2):
         for k in range(3):
             assert rf"\frac{{\partial C}}{{\partial W^{{(1)}}_{{{j + 1},{k + 1}}}}} &=" in md
-            assert rf"\times {num(SEED_X[k]) if SEED_X[k] > 0 else f'({num(SEED_X[k])})'} \approx {num(r['W1'][j, k])}" in md
-    assert r"\frac{\partial z^{(1)}_{1}}{\partial W^{(1)}_{1,1}} = \frac{\partial C}{\partial a^{(1)}_{1}}" in md
+            x = num(SEED_X[k]) if SEED_X[k] > 0 else f'({num(SEED_X[k])})'
+            assert rf"&= {x} \times {num(r['da1_dz1'][j])} \times ({num(r['dC_da1'][j])}) \approx {num(r['W1'][j, k])}" in md
+    assert (r"\frac{\partial C}{\partial W^{(1)}_{1,1}} &= \frac{\partial z^{(1)}_{1}}{\partial W^{(1)}_{1,1}} \, "
+            r"\frac{\partial a^{(1)}_{1}}{\partial z^{(1)}_{1}} \, \frac{\partial C}{\partial a^{(1)}_{1}}") in md
 
 
 def adam_reference(params, grads, lr=0.1, b1=0.9, b2=0.999, eps=1e-8, correct=True):
@@ -183,7 +185,7 @@ def test_seed_sgd_and_digits():
     for k in SEED_P:
         np.testing.assert_allclose(e.update.params[k], SEED_P[k] - 0.1 * r[k], rtol=1e-14)
     md = e.markdown()
-    assert r"&= (-0.822) \times 0.242 \times 0.289 \approx -0.0575" in md
+    assert r"&= 0.289 \times 0.242 \times (-0.822) \approx -0.0575" in md
     assert r"\theta &\leftarrow \theta - \eta g" in md
     assert r"W^{(2)}_{1,1} &\leftarrow 0.5 - 0.1 \times (-0.0575) \approx 0.506" in md
 
@@ -224,8 +226,8 @@ def test_mazur_every_layer_factors(mazur):
             for k in (1, 2):
                 assert rf"\frac{{\partial C}}{{\partial W^{{({l})}}_{{{j},{k}}}}} &=" in md
     # the hidden dC/da sums over both output neurons
-    assert md.count(r"\frac{\partial C}{\partial a^{(1)}_{1}} &= \delta^{(2)}_{1} \, "
-                    r"\frac{\partial z^{(2)}_{1}}{\partial a^{(1)}_{1}} + \delta^{(2)}_{2}") == 1
+    assert md.count(r"\frac{\partial C}{\partial a^{(1)}_{1}} &= \frac{\partial z^{(2)}_{1}}{\partial a^{(1)}_{1}} \, "
+                    r"\delta^{(2)}_{1} + \frac{\partial z^{(2)}_{2}}{\partial a^{(1)}_{1}} \, \delta^{(2)}_{2}") == 1
     assert r"&= a^{(2)}_{1} - y_{1} = 0.75136507 - 0.01 \approx 0.74136507" in md   # ½ squared error
 
 
