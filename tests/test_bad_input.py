@@ -126,3 +126,12 @@ def test_scalar_form_of_a_large_network_is_refused_not_a_hang(tmp_path, capsys):
     assert "use --form matrix" in capsys.readouterr().err
     assert main(["derive", str(spec)]) == 0                      # the default for it: matrix form
     assert "δ⁽¹⁾ = (W⁽²⁾)ᵀ δ⁽²⁾" in capsys.readouterr().out
+
+
+def test_written_files_get_an_ordinary_mode(tmp_path):
+    import os
+    out = tmp_path / "derivation.txt"
+    assert main(["derive", "examples/seed.toml", "-o", str(out)]) == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
