@@ -35,7 +35,7 @@
 #   z<l> = a<l-1> @ W<l>.T + b<l>, dW<l> = delta<l>.T @ a<l-1> / N, db<l> = mean of delta<l> over rows.
 #
 # The update (sgd), element-wise on each trained parameter theta with gradient g, step t = 1, 2, ...:
-#   theta ← -g*learning_rate + theta
+#   theta ← theta - learning_rate*g
 #
 # Usage:
 #   python THIS_FILE --data FILE [--epochs N] [--batch-size B] [--learning-rate LR] [--seed S]

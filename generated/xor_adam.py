@@ -36,11 +36,11 @@
 #   z<l> = a<l-1> @ W<l>.T + b<l>, dW<l> = delta<l>.T @ a<l-1> / N, db<l> = mean of delta<l> over rows.
 #
 # The update (adam, bias correction on), element-wise on each trained parameter theta with gradient g, step t = 1, 2, ...:
-#   m ← beta1*m + g*(1 - beta1)
-#   v ← beta2*v + g**2*(1 - beta2)
+#   m ← beta1*m + (1 - beta1)*g
+#   v ← beta2*v + (1 - beta2)*g**2
 #   m_hat = m/(1 - beta1**t)
 #   v_hat = v/(1 - beta2**t)
-#   theta ← -learning_rate*m_hat/(eps + sqrt(v_hat)) + theta
+#   theta ← theta - learning_rate*m_hat/(sqrt(v_hat) + eps)
 #
 # Usage:
 #   python THIS_FILE --data FILE [--epochs N] [--batch-size B] [--learning-rate LR] [--seed S]
@@ -344,17 +344,17 @@ def step(params, state, X, Y, learning_rate=learning_rate):
     for name in TRAINED:
         theta, g = params[name], grads[name]
         m, v = state["m"][name], state["v"][name]
-        # m ← beta1*m + g*(1 - beta1)
+        # m ← beta1*m + (1 - beta1)*g
         m *= beta1
         m += g*(1 - beta1)
-        # v ← beta2*v + g**2*(1 - beta2)
+        # v ← beta2*v + (1 - beta2)*g**2
         v *= beta2
         v += g**2*(1 - beta2)
         # m_hat = m/(1 - beta1**t)
         m_hat = m/(1 - beta1**t)
         # v_hat = v/(1 - beta2**t)
         v_hat = v/(1 - beta2**t)
-        # theta ← -learning_rate*m_hat/(eps + sqrt(v_hat)) + theta
+        # theta ← theta - learning_rate*m_hat/(sqrt(v_hat) + eps)
         theta -= learning_rate*m_hat/(eps + np.sqrt(v_hat))
     return C
 

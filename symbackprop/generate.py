@@ -195,7 +195,9 @@ def in_place(target: sympy.Symbol, expr: sympy.Expr) -> list[tuple[str, sympy.Ex
 
 
 def _rule_text(target, expr) -> str:
-    return f"{target.name} {'←' if target.name in ('theta', 'm', 'v', 's') else '='} {sympy.sstr(expr)}"
+    """The rule as a comment, in the textbook order explain prints it: ``theta ← theta - learning_rate*g``."""
+    arrow = "←" if target.name in ("theta", "m", "v", "s") else "="
+    return f"{target.name} {arrow} {sympy.sstr(opt.textbook_order(expr, target), order='none')}"
 
 
 def update_formulas(optimizer, settings) -> list[str]:

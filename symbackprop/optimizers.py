@@ -99,10 +99,10 @@ OPTIMIZERS = {opt.name: opt for opt in [
 _HYPER_SYMBOLS = frozenset(HYPER.values())
 
 
-def _textbook(expr: sympy.Expr, target: sympy.Symbol) -> sympy.Expr:
+def textbook_order(expr: sympy.Expr, target: sympy.Symbol) -> sympy.Expr:
     """An update rule in the order textbooks write it, unevaluated for ``latex(order="none")``:
     the assigned quantity's old value first (θ − η g, β₁ m + (1 − β₁) g), hyper-parameters before
-    variables in a product, ε last in a sum. The same expression: ``_textbook(e, t).doit() == e``."""
+    variables in a product, ε last in a sum. The same expression: ``textbook_order(e, t).doit() == e``."""
     if expr.is_Add:
         def rank(term):
             if term.has(target):
@@ -110,14 +110,14 @@ def _textbook(expr: sympy.Expr, target: sympy.Symbol) -> sympy.Expr:
             if term.is_Number:
                 return 1
             return 3 if term.free_symbols and term.free_symbols <= _HYPER_SYMBOLS else 2
-        return sympy.Add(*[_textbook(t, target) for t in sorted(expr.args, key=rank)], evaluate=False)
+        return sympy.Add(*[textbook_order(t, target) for t in sorted(expr.args, key=rank)], evaluate=False)
     if expr.is_Mul:
         coeff, factors = expr.as_coeff_mul()
         factors = sorted(factors, key=lambda f: 0 if f.free_symbols and f.free_symbols <= _HYPER_SYMBOLS else 1)
-        args = ([coeff] if coeff != 1 else []) + [_textbook(f, target) for f in factors]
+        args = ([coeff] if coeff != 1 else []) + [textbook_order(f, target) for f in factors]
         return sympy.Mul(*args, evaluate=False)
     if expr.is_Pow:
-        return sympy.Pow(_textbook(expr.base, target), expr.exp, evaluate=False)
+        return sympy.Pow(textbook_order(expr.base, target), expr.exp, evaluate=False)
     return expr
 
 
@@ -125,7 +125,7 @@ def rule_latex(optimizer: Optimizer, target, expr, names=None, times=False) -> s
     """``target ← rule`` (``=`` for a temporary), the rule in textbook order; with ``names`` mapping
     symbols to numbers, the rule with its numbers plugged in."""
     arrow = r"\leftarrow" if target.name in optimizer.state or target == theta else "="
-    rhs = sympy.latex(_textbook(expr, target), order="none", symbol_names={**LATEX_NAMES, **(names or {})},
+    rhs = sympy.latex(textbook_order(expr, target), order="none", symbol_names={**LATEX_NAMES, **(names or {})},
                       mul_symbol="times" if times else None)
     return f"{sympy.latex(target, symbol_names=LATEX_NAMES)} &{arrow} {rhs}"
 

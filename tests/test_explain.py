@@ -370,11 +370,11 @@ def test_jupyter_reprs(seed_adam):
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_textbook_order_is_the_same_rule(name):
     """The update rules are printed reordered (θ − η g, not −g η + θ): still the same expressions."""
-    from symbackprop.optimizers import _textbook
+    from symbackprop.optimizers import textbook_order
     from symbackprop.optimizers import Settings
     for settings in (Settings.of({}), Settings.of({"weight_decay": 0.1, "bias_correction": False})):
         for target, expr in OPTIMIZERS[name].assignments(settings):
-            assert _textbook(expr, target).doit() == expr
+            assert textbook_order(expr, target).doit() == expr
 
 
 def test_aligned_ignores_matrix_ampersands():
