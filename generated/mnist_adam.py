@@ -22,7 +22,7 @@
 #     ∂C/∂a_j = -y_j/a_j
 #
 #   Backward:
-#     δ⁽²⁾ = a⁽²⁾ - y    (softmax + cross_entropy fused, proven by SymPy, when the targets of each example sum to 1)
+#     δ⁽²⁾ = a⁽²⁾*RowSum(y) - y    (softmax + cross_entropy fused, proven by SymPy)
 #     δ⁽¹⁾ = (W⁽²⁾)ᵀ δ⁽²⁾ ⊙ relu′(z⁽¹⁾) = (W⁽²⁾)ᵀ δ⁽²⁾ ⊙ [Piecewise((0, a⁽¹⁾ <= 0), (1, True))]
 #
 #   Gradients:
@@ -87,7 +87,7 @@ weight_decay = 0.0
 # Rows are examples: X is (N, 784), Y and the outputs (N, 10); z = W a + b of the
 # math is z = a @ W.T + b here. Gradients are of the batch-mean loss, each in its parameter's shape.
 # softmax + cross_entropy: the loss is computed from z2 (stable form)
-# delta2 = a - y (fused; holds when the targets of each example sum to 1)
+# delta2 = a*RowSum(y) - y (fused)
 DTYPE = np.float64
 EPS = float(np.finfo(DTYPE).eps)                      # log-losses keep their argument in [EPS, 1 - EPS]
 # exp arguments are clipped to [EXP_LO, EXP_HI]: exp(EXP_LO) = tiny**(1/3), so a product of three
@@ -248,9 +248,10 @@ def gradients(params, X, Y):
     # a^{(2)} = \operatorname{softmax}\left(z^{(2)}\right)
     a2 = _ws["a2"]
     _softmax(z2, out=a2)
-    # \delta^{(2)} = \frac{1}{N}\left(a^{(2)} - y\right)
+    # \delta^{(2)} = \frac{1}{N}\left(a^{(2)} \textstyle\sum_j y - y\right)
     delta2 = _ws["delta2"]
-    np.subtract(a2, Y, out=delta2)
+    np.multiply(a2, np.sum(Y, axis=1, keepdims=True), out=delta2)
+    np.subtract(delta2, Y, out=delta2)
     np.divide(delta2, N, out=delta2)
     # \frac{\partial C}{\partial W^{(2)}} = \delta^{(2)} \left(a^{(1)}\right)^\top
     dW2 = (delta2.T @ a1)
@@ -298,9 +299,10 @@ def _loss_and_gradients(params, X, Y):
     _softmax(z2, out=a2)
     # C = \frac{1}{N} \sum_{n=1}^{N} C_n
     C = np.sum(-Y*(z2 - _logsumexp(z2)))/N
-    # \delta^{(2)} = \frac{1}{N}\left(a^{(2)} - y\right)
+    # \delta^{(2)} = \frac{1}{N}\left(a^{(2)} \textstyle\sum_j y - y\right)
     delta2 = _ws["delta2"]
-    np.subtract(a2, Y, out=delta2)
+    np.multiply(a2, np.sum(Y, axis=1, keepdims=True), out=delta2)
+    np.subtract(delta2, Y, out=delta2)
     np.divide(delta2, N, out=delta2)
     # \frac{\partial C}{\partial W^{(2)}} = \delta^{(2)} \left(a^{(1)}\right)^\top
     dW2 = (delta2.T @ a1)

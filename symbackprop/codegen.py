@@ -190,8 +190,7 @@ def _program(md: MatrixDerivation) -> Program:
     # backward: output delta, with the batch mean's 1/N folded in
     out = md.output
     if out.kind == "fused":
-        cond = f" (fused; holds when {out.condition})" if out.condition else " (fused)"
-        notes.append(f"delta{L} = {sympy.sstr(out.delta)}{cond}")
+        notes.append(f"delta{L} = {sympy.sstr(out.delta)} (fused)")
         dL = b.add(f"delta{L}", out.delta.xreplace({A_: aL, Y_: Y}) / N,
                    rf"\delta^{{({L})}} = \frac{{1}}{{N}}\left({_tex(out.delta, {A_: f'a^{{({L})}}', Y_: 'y'})}\right)", rows(L))
     else:

@@ -35,18 +35,18 @@ LAYOUT = "each gradient has its parameter's shape"
 @dataclass(frozen=True)
 class Fusion:
     """An output activation and a loss whose δ = ∂C/∂z simplifies: ``delta`` is δ_j of one output
-    in the output a and target y (before the loss's scale), true when ``condition`` holds.
+    in the output a and target y (before the loss's scale).
     Each entry is proven equal to the chain-rule product by SymPy in tests/test_registry_rules.py."""
     activation: str
     loss: str
     delta: sympy.Expr
-    condition: str = ""
 
 
 FUSIONS = (
     Fusion("sigmoid", "binary_cross_entropy", a - y),
     Fusion("sigmoid", "cross_entropy", a * y - y),
-    Fusion("softmax", "cross_entropy", a - y, "the targets of each example sum to 1"),
+    # a_j Σ_k y_k − y_j, exact for any targets; a − y when they sum to 1 (one-hot, probabilities)
+    Fusion("softmax", "cross_entropy", a * RowSum(y) - y),
 )
 # identity with any loss needs no entry: f′ = 1, so δ is ∇_a C as it stands (2(a − y) for
 # squared error).
@@ -92,7 +92,6 @@ class OutputDelta:
     kind: str
     loss_gradient: sympy.Expr           # ∂C/∂a_j = scale · ℓ′(a_j, y_j), in a and y
     delta: sympy.Expr | None            # δ_j in a, y (and z where f′ has no output form)
-    condition: str = ""
 
 
 @dataclass(frozen=True)
@@ -137,8 +136,8 @@ def derive_matrix(network: Network) -> MatrixDerivation:
     >>> net = Network.from_dict({"network": {"layers": [784, 256, 128, 10],
     ...     "activations": ["relu", "relu", "softmax"], "loss": "cross_entropy"}})
     >>> md = derive_matrix(net)
-    >>> md.output.delta, md.output.condition
-    (a - y, 'the targets of each example sum to 1')
+    >>> md.output.kind, md.output.delta
+    ('fused', a*RowSum(y) - y)
     """
     sizes = tuple(network.layers)
     layers = []
@@ -152,7 +151,7 @@ def derive_matrix(network: Network) -> MatrixDerivation:
     out = layers[-1]
     fusion = _FUSION.get((out.activation, loss.name))
     if fusion is not None:
-        output = OutputDelta("fused", g, scale * fusion.delta, fusion.condition)
+        output = OutputDelta("fused", g, scale * fusion.delta)
     elif out.elementwise:
         output = OutputDelta("elementwise", g, g * out.factor)
     else:
@@ -233,8 +232,7 @@ def _render_text(md: MatrixDerivation) -> str:
     out, last = md.output, md.layers[-1]
     lines += ["", "Backward:"]
     if out.kind == "fused":
-        cond = f", when {out.condition}" if out.condition else ""
-        lines.append(f"  δ{sup(L)} = {at(out.delta, L)}    ({last.name} + {md.loss} fused, proven by SymPy{cond})")
+        lines.append(f"  δ{sup(L)} = {at(out.delta, L)}    ({last.name} + {md.loss} fused, proven by SymPy)")
     elif out.kind == "elementwise":
         lines.append(f"  δ{sup(L)} = ∇_a C ⊙ {last.name}′(z{sup(L)}) = {at(out.delta, L)}")
     else:
@@ -295,9 +293,8 @@ def _render_tex(md: MatrixDerivation, markdown: bool) -> str:
     names = _tex_names(L)
     eqs_back = []
     if out.kind == "fused":
-        cond = rf",\ \text{{when {out.condition}}}" if out.condition else ""
         eqs_back.append(rf"\delta^{{({L})}} &= {_fmt_latex(out.delta, names)} "
-                        rf"\quad\text{{({_tex_text(last.activation)} + {_tex_text(md.loss)}, fused; proven by SymPy)}}{cond}")
+                        rf"\quad\text{{({_tex_text(last.activation)} + {_tex_text(md.loss)}, fused; proven by SymPy)}}")
     elif out.kind == "elementwise":
         eqs_back.append(rf"\delta^{{({L})}} &= \nabla_{{a}} C \odot {last.tex}'\left(z^{{({L})}}\right) "
                         rf"= {_fmt_latex(out.delta, names)}")

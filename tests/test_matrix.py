@@ -104,7 +104,7 @@ def test_large_network_is_fast_and_never_expands():
     text = render_matrix(md, "latex")
     assert time.perf_counter() - start < 1.0
     assert r"W^{(1)} \in \mathbb{R}^{256\times784}" in text
-    assert "when the targets of each example sum to 1" in text
+    assert r"\textstyle\sum_j y" in text   # the exact fused delta, a Σy − y, for any targets
 
 
 def test_matrix_module_imports_no_later_stage():
