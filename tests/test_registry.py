@@ -39,3 +39,11 @@ def test_loss_derivative_is_sympys(name):
 @pytest.mark.parametrize("name", [*ACTIVATIONS, *LOSSES])
 def test_every_entry_is_documented_in_the_readme(name):
     assert f"`{name}`" in README
+
+
+def test_the_generate_command_spells_out_the_generators_choices():
+    import symbackprop.commands.generate as command
+    import symbackprop.generate as generate
+    from symbackprop.optimizers import OPTIMIZERS
+    assert (command.DTYPES, command.FORMS) == (tuple(generate.DTYPES), tuple(generate.FORMS))
+    assert command.OPTIMIZERS == tuple(OPTIMIZERS)

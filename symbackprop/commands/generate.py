@@ -1,8 +1,12 @@
 """``symbackprop generate SPEC -o trainer.py``: a standalone NumPy trainer for the network."""
-from ..generate import DTYPES, FORMS, is_generated, render
-from ..optimizers import OPTIMIZERS
 from ..output import write_text
 from ..spec import load
+
+# generate.DTYPES, generate.FORMS and the optimizer names (a test checks they agree): spelled out
+# so that building the parser does not import the generator, Jinja2 and the printers
+DTYPES = ("float64", "float32")
+FORMS = ("auto", "array", "scalar")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam", "adamw")
 
 
 def add_parser(subparsers):
@@ -22,6 +26,7 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
+    from ..generate import is_generated, render
     text = render(load(args.spec), optimizer=args.optimizer, learning_rate=args.learning_rate,
                   dtype=args.dtype, form=args.form, source=args.spec)
     write_text(text, args.output, args.force, ours=is_generated)
