@@ -41,7 +41,7 @@ import difflib
 import math
 import re
 import tomllib
-from collections import ChainMap
+from collections import ChainMap, Counter
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from itertools import combinations
@@ -59,6 +59,7 @@ from .spec import Network, _optimizer
 STATUSES = ("ok", "wrong", "carried")
 SLACK = 1e-9          # relative: float noise, never a person's rounding
 MAX_MATCHES = 2       # diagnoses named per number
+MAX_PARAMETERS = 500  # hand calculations are small; beyond this a diagnosis takes minutes
 
 lr, beta1, beta2, eps, rho, wd, bc = (HYPER[k] for k in
                                       ("learning_rate", "beta1", "beta2", "eps", "rho", "weight_decay",
@@ -317,6 +318,9 @@ def conventions(network: Network, hand: Hand) -> list[str]:
 
 def check(network: Network, hand: Hand) -> list[Result]:
     """One Result per number in ``hand``: forward, loss, backward, optimizer, new pass order."""
+    if network.parameter_count > MAX_PARAMETERS:
+        raise SpecError(network.source, f"check is for hand-sized networks: at most {MAX_PARAMETERS} "
+                                        f"parameters, this one has {network.parameter_count}")
     if not network.has_numbers:
         raise SpecError(network.source, "check needs the spec's [parameters] and [sample]")
     if network.x.shape[0] != 1:
@@ -574,15 +578,24 @@ class _Graph:
         catalogue = [(target, mistakes) for target in reversed(scope)
                      for mistakes in [self.mistakes(self.nodes[target])] if mistakes]
 
+        near = {sym, *self.nodes[sym].inputs}  # element-specific slips and pairs: in reach only
+
+        sizes = Counter(self.nodes[x].quantity for x in scope)
+
         def singles():
+            """Each slip in one formula — out of reach, only where it is the quantity's one element
+            here — and each slip in every element of a quantity at once."""
             families = {}
             for target, mistakes in catalogue:
                 node = self.nodes[target]
                 for rank, text, rewrite, generic in mistakes:
+                    if not generic and target not in near:
+                        continue
                     alt = rewrite(node.expr)
                     if alt == node.expr:
                         continue
-                    yield rank, self._where(text, target, sym, given), {target: alt}
+                    if target in near or sizes[node.quantity] == 1:
+                        yield rank, self._where(text, target, sym, given), {target: alt}
                     if generic:
                         key = (node.quantity, rank, re.sub(r"\[\d+\]", "", text))
                         families.setdefault(key, {})[target] = alt
@@ -592,6 +605,8 @@ class _Graph:
 
         def pairs():  # two mistakes in the same formula
             for target, mistakes in catalogue:
+                if target not in near:
+                    continue
                 expr = self.nodes[target].expr
                 generic = [mk for mk in mistakes if mk[3]]
                 for (r1, t1, f1, _), (r2, t2, f2, _) in combinations(generic, 2):

@@ -16,6 +16,7 @@ tight for a(1 − a) where the natural extension is not.
 (0.24199, 0.24217)
 """
 import math
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -417,7 +418,8 @@ def _repeated(expr) -> tuple:
     Nothing for expressions that may jump (the mean-value form needs a continuous function)."""
     if expr.has(sympy.Piecewise, sympy.sign, sympy.Heaviside):
         return ()
-    return tuple(s for s in sorted(expr.free_symbols, key=str) if expr.count(s) > 1)
+    counts = Counter(x for x in sympy.preorder_traversal(expr) if x.is_Symbol)
+    return tuple(sorted((s for s, n in counts.items() if n > 1), key=str))
 
 
 @lru_cache(maxsize=None)

@@ -473,7 +473,8 @@ def test_bad_spec_or_missing_file_is_refused(tmp_path, capsys):
     for args, message in [((str(bare), str(hand)), "values.new.z2: new.* is the forward pass after one optimizer step"),
                           ((str(batch), str(hand)), "sample.x: check compares the calculation for one example"),
                           ((str(nonumbers), str(hand)), "check needs the spec's [parameters] and [sample]"),
-                          ((SEED, str(tmp_path / "missing.toml")), "missing.toml: no such file")]:
+                          ((SEED, str(tmp_path / "missing.toml")), "missing.toml: no such file"),
+                          (("examples/mnist.toml", str(hand)), "check is for hand-sized networks")]:
         assert main(["check", *args]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
