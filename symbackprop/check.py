@@ -172,10 +172,23 @@ def load_hand(path, network: Network) -> Hand:
 _KEY = re.compile(r"\s*(?P<name>[^\[\]\s]+)\s*(?P<index>(?:\[\s*\d+\s*\])*)\s*")
 
 
+def usable(network: Network) -> None:
+    """SpecError unless ``network`` is one check can work with: numbers, one example, small."""
+    if network.parameter_count > MAX_PARAMETERS:
+        raise SpecError(network.source, f"check is for hand-sized networks: at most {MAX_PARAMETERS} "
+                                        f"parameters, this one has {network.parameter_count}")
+    if not network.has_numbers:
+        raise SpecError(network.source, "check needs the spec's [parameters] and [sample]")
+    if network.x.shape[0] != 1:
+        raise SpecError("sample.x", f"check compares the calculation for one example; the spec "
+                                    f"gives a batch of {network.x.shape[0]}")
+
+
 def parse_hand(data: dict, network: Network, source: str = "<hand>") -> Hand:
     """Validate a hand file's data. Numbers may be TOML numbers, or strings such as "0.50" (which
     keep their trailing zeros in any TOML reader). Dotted keys (``grad.W2 = ...``) and quoted ones
     (``"grad.W2" = ...``) are the same."""
+    usable(network)
     if not isinstance(data, dict):
         raise SpecError(source, "expected a table at the top level")
     for key in data:
@@ -318,14 +331,7 @@ def conventions(network: Network, hand: Hand) -> list[str]:
 
 def check(network: Network, hand: Hand) -> list[Result]:
     """One Result per number in ``hand``: forward, loss, backward, optimizer, new pass order."""
-    if network.parameter_count > MAX_PARAMETERS:
-        raise SpecError(network.source, f"check is for hand-sized networks: at most {MAX_PARAMETERS} "
-                                        f"parameters, this one has {network.parameter_count}")
-    if not network.has_numbers:
-        raise SpecError(network.source, "check needs the spec's [parameters] and [sample]")
-    if network.x.shape[0] != 1:
-        raise SpecError("sample.x", f"check compares the calculation for one example; the spec "
-                                    f"gives a batch of {network.x.shape[0]}")
+    usable(network)
     table = effective_optimizer(network, hand)
     names = [n.split(".")[0] for n, _ in hand.values if n.split(".")[0] in OPTIMIZERS]
     wants_new = any(n.startswith("new.") for n, _ in hand.values)
