@@ -31,11 +31,13 @@ simultaneous — every gradient is taken at the parameters before the step — a
 ``new.*`` is the forward pass after that step of the spec's ``[optimizer]`` (which the hand file's
 own ``[optimizer]`` table, merged over the spec's, may change).
 
->>> from symbackprop.spec import load
->>> net = load("examples/seed.toml")                                   # doctest: +SKIP
->>> hand = parse_hand({"values": {"a1": ["0.29", "0.57"], "dC/da2": "-0.411"}}, net)  # doctest: +SKIP
->>> [(r.name, r.index, r.status) for r in check(net, hand)]            # doctest: +SKIP
-[('a1', (0,), 'ok'), ('a1', (1,), 'ok'), ('dC/da2', (0,), 'wrong')]
+>>> from symbackprop.spec import Network
+>>> net = Network.from_dict({"network": {"layers": [1, 1], "activations": ["sigmoid"],
+...     "loss": "squared_error"}, "parameters": {"W1": [[0.5]], "b1": [0.0]},
+...     "sample": {"x": [2], "y": [1]}})
+>>> hand = parse_hand({"values": {"z1": 1.0, "a1": "0.73", "dC/da1": "-0.27"}}, net)
+>>> [(r.label, r.status, r.diagnosis) for r in check(net, hand)]
+[('z1[0]', 'ok', None), ('a1[0]', 'ok', None), ('dC/da1[0]', 'wrong', 'the 2 of d/da (a − y)² dropped')]
 """
 import difflib
 import math
@@ -83,8 +85,11 @@ class Written:
 
     @classmethod
     def parse(cls, raw, where: str) -> "Written":
+        if isinstance(raw, float) and math.isfinite(raw):
+            raw = repr(raw)  # a float from Python: its shortest round-trip text
         if isinstance(raw, bool) or not isinstance(raw, (int, str)):
-            raise SpecError(where, f"expected a number, got {_show(raw)}")
+            kind = "a finite number" if isinstance(raw, float) else "a number"
+            raise SpecError(where, f"expected {kind}, got {_show(raw)}")
         if isinstance(raw, int):
             return cls(str(raw), float(raw), Interval.point(float(raw)))
         text = raw.strip().replace("\u2212", "-")

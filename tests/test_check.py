@@ -478,3 +478,10 @@ def test_bad_spec_or_missing_file_is_refused(tmp_path, capsys):
         assert main(["check", *args]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
+
+
+def test_docstring_examples_run():
+    import doctest
+    import symbackprop.check
+    result = doctest.testmod(symbackprop.check)
+    assert result.attempted > 0 and result.failed == 0

@@ -125,3 +125,9 @@ def test_division_by_an_interval_holding_zero_is_unbounded():
 def test_intervals_refuse_to_be_inverted():
     with pytest.raises(ValueError):
         Interval(2, 1)
+
+
+def test_docstring_examples_run():
+    import doctest
+    import symbackprop.intervals
+    assert doctest.testmod(symbackprop.intervals).failed == 0
