@@ -327,10 +327,11 @@ def conventions(network: Network, hand: Hand) -> list[str]:
             extra += ", bias correction " + ("on" if settings.bias_correction else "off")
         if not settings.train_biases:
             extra += ", biases frozen"
-        lines.append(f"{name}: {hyper}{extra}; one step from zero state (t = 1)")
+        lines.append(f"{name}: {hyper}{extra}")
+    if used:
+        lines.append("one step from zero state (t = 1), every gradient taken before the step")
     if wants_new:
-        lines.append(f"new.*: the forward pass after one {table.get('name')} step of every layer's "
-                     "parameters, all gradients taken before the step")
+        lines.append(f"new.*: the forward pass after that {table.get('name')} step, which updates every layer")
     return lines
 
 

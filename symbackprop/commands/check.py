@@ -29,16 +29,16 @@ def run(args) -> int:
     if args.format == "json":
         print(json.dumps([r.to_json() for r in results], indent=2, ensure_ascii=False, allow_nan=False))
     else:
-        print(render_text(results, conventions(network, hand)))
+        print(render_text(results, conventions(network, hand), args.spec))
     return 1 if any(r.status == "wrong" for r in results) else 0
 
 
-def render_text(results, notes=()) -> str:
+def render_text(results, notes=(), spec="the spec") -> str:
     """A table of the results with a summary line."""
     rows = [("quantity", "given", "expected", "status", "diagnosis")]
     rows += [(r.label, r.given, _number(r.expected, r.given), r.status, r.diagnosis or "") for r in results]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = [f"checked against: {note}" for note in notes]
+    lines = [f"checked against {spec}" + (":" if notes else "")] + [f"  {note}" for note in notes]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths + [0])).rstrip() for row in rows]
     counts = {status: sum(r.status == status for r in results) for status in ("ok", "wrong", "carried")}
     lines.append(f"{len(results)} numbers: " + ", ".join(f"{n} {status}" for status, n in counts.items()))
