@@ -86,6 +86,7 @@ class Program:
     forward: tuple[Statement, ...]
     loss: tuple[Statement, ...]
     gradients: tuple[Statement, ...]
+    loss_and_gradients: tuple[Statement, ...]  # both in one pass: each forward statement once
     output: str
     cost: str
     grads: dict[str, str]
@@ -116,7 +117,9 @@ class _Builder:
         self.statements: list[Statement] = []
         self.buffers: dict[str, str] = {}
 
-    def add(self, name: str, expr: sympy.Expr, latex: str, shape: tuple) -> sympy.Symbol:
+    def add(self, name: str, expr: sympy.Expr, latex: str, shape: tuple, output: bool = False) -> sympy.Symbol:
+        """``name = expr``; ``output``: a gradient, which also gets an in-place form (into an array
+        the caller passes, see ``loss_and_gradients``'s ``out``)."""
         expr = stabilize(expr)
         temps, (expr,) = sympy.cse(expr, symbols=(_sym(f"{name}_{i}") for i in range(1000)))
         temp_shape = shape if shape[:1] == ("N",) else ("N", self.n_out)
@@ -125,14 +128,15 @@ class _Builder:
             self._statement(sym.name, sub, f"{self.names[sym]} = {_tex(sub, self.names)}", temp_shape)
         symbol = _sym(name)
         self.names[symbol] = latex.split("=")[0].strip() if "=" in latex else name
-        self._statement(name, expr, latex, shape)
+        self._statement(name, expr, latex, shape, output)
         return symbol
 
-    def _statement(self, name, expr, latex, shape):
+    def _statement(self, name, expr, latex, shape, output=False):
         lines = ()
-        if shape[:1] == ("N",):
-            text = "(" + ", ".join(map(str, shape)) + ")"
-            self.buffers[name] = text
+        if shape[:1] == ("N",) or output:
+            text = "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+            if not output:
+                self.buffers[name] = text
             count = iter(range(1000))
 
             def scratch():
@@ -211,8 +215,9 @@ def _program(md: MatrixDerivation) -> Program:
         prev_tex = "x" if l == 1 else f"a^{{({l - 1})}}"
         b.add(f"dW{l}", Dot(T(delta), act_syms[l - 1]),
               rf"\frac{{\partial C}}{{\partial W^{{({l})}}}} = \delta^{{({l})}} \left({prev_tex}\right)^\top",
-              (layer.outputs, layer.inputs))
-        b.add(f"db{l}", ColSum(delta), rf"\frac{{\partial C}}{{\partial b^{{({l})}}}} = \delta^{{({l})}}", (layer.outputs,))
+              (layer.outputs, layer.inputs), output=True)
+        b.add(f"db{l}", ColSum(delta), rf"\frac{{\partial C}}{{\partial b^{{({l})}}}} = \delta^{{({l})}}", (layer.outputs,),
+              output=True)
         grads[f"W{l}"], grads[f"b{l}"] = f"dW{l}", f"db{l}"
         if l > 1:
             below = md.layers[l - 2]
@@ -230,7 +235,8 @@ def _program(md: MatrixDerivation) -> Program:
         forward=_needed(statements, {aL.name}),
         loss=_needed(statements, {"C"}),
         gradients=_needed(statements, set(grads.values())),
-        output=aL.name, cost="C", grads=grads, notes=tuple(notes), buffers=dict(b.buffers))
+        loss_and_gradients=_needed(statements, {"C", *grads.values()}),
+        output=aL.name, cost="C", grads={name: grads[name] for name in params}, notes=tuple(notes), buffers=dict(b.buffers))
 
 
 def _has_clip(expr) -> bool:
@@ -282,12 +288,15 @@ def render_source(program: Program, dtype=np.float64) -> str:
 class CompiledNetwork:
     """``forward(params, X)`` → the output activations (N, n_out); ``loss(params, X, Y)`` → the
     batch-mean loss (a NumPy scalar of ``dtype``); ``gradients(params, X, Y)`` → ``{"W1": ...,
-    "b1": ...}``, each in its parameter's shape, of the batch-mean loss. ``params`` maps ``W<l>``
+    "b1": ...}``, each in its parameter's shape, of the batch-mean loss;
+    ``loss_and_gradients(params, X, Y, out=None)`` → both in one pass, the gradients written into
+    ``out``'s arrays when it is given (what a training step does). ``params`` maps ``W<l>``
     (n_l, n_{l-1}) and ``b<l>`` (n_l,) to arrays of ``dtype``; X is (N, n_in) and Y (N, n_out), of
     ``dtype`` too. Anything else raises a ValueError naming the argument."""
     forward: Callable
     loss: Callable
     gradients: Callable
+    loss_and_gradients: Callable
     dtype: type
     program: Program
     source: str
@@ -305,7 +314,7 @@ def _compiled(key, dtype_name: str) -> CompiledNetwork:
     namespace = {"__name__": f"symbackprop_compiled_{digest}"}
     exec(compile(source, filename, "exec"), namespace)  # our own generated text only
     return CompiledNetwork(namespace["forward"], namespace["loss"], namespace["gradients"],
-                           DTYPES[dtype_name], program, source)
+                           namespace["loss_and_gradients"], DTYPES[dtype_name], program, source)
 
 
 def compile_network(network: Network, dtype=np.float64) -> CompiledNetwork:

@@ -381,27 +381,9 @@ def formula_lines(network: Network) -> list[str]:
 
 
 def array_context(network: Network, dtype: str) -> dict:
-    """The context of ``functions.py.jinja`` (issue 4's compiled functions, included as they are),
-    and ``training``: the statements of its loss() and gradients() merged, shared ones once."""
+    """The context of ``functions.py.jinja``: issue 4's compiled functions, included as they are."""
     from . import codegen
-    program = codegen.array_program(network)
-    return {**codegen.template_context(program, dtype), "training": training_statements(program)}
-
-
-def training_statements(program) -> list:
-    """The forward statements, then the loss's own, then the backward ones: each statement of
-    ``program.loss`` and ``program.gradients`` once, every one after those it reads."""
-    loss_names = {s.name for s in program.loss}
-    forward_names = {s.name for s in program.forward} | loss_names
-    grads = list(program.gradients)
-    grad_names = {s.name for s in grads}
-    split = next((i for i, s in enumerate(grads) if s.name not in forward_names), len(grads))
-    merged = grads[:split] + [s for s in program.loss if s.name not in grad_names] + grads[split:]
-    defined = set(program.params) | {"X", "Y", "N"}
-    for s in merged:  # every statement reads only what is defined before it
-        assert {x.name for x in s.expr.free_symbols} <= defined, s.name
-        defined.add(s.name)
-    return merged
+    return codegen.template_context(codegen.array_program(network), dtype)
 
 
 # --------------------------------------------------------------------------- the unrolled form
