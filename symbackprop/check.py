@@ -21,10 +21,15 @@ than were written: anything inside their intervals is accepted.
 
 A ``wrong`` number gets a diagnosis where one fits: each mistake of a catalogue (the 2 of
 d/da (a − y)² dropped, σ′ at z, a factor dropped, the wrong index, the learning rate left out, Adam
-without bias correction, ε inside the square root, ...) is a rewrite of one local expression — the
-number's own, or that of an input it depends on that was not written down — recomputed the same
-way; the mistakes that reproduce the number are named (if no single one does, pairs of mistakes in
-the same formula are tried).
+without bias correction, ε inside the square root, updates not simultaneous, ...) is a rewrite of a
+local expression — the number's own, one of its written inputs as used there, or one it was
+computed through without writing it down (there, when the quantity has several elements, the slip
+is tried in all of them at once) — recomputed the same way. The mistakes that reproduce the number
+are named; if no single one does, pairs in the same formula are tried. Where several fit, a mistake
+already seen in this calculation wins, then one in the number's own formula, then the commoner.
+
+Numbers: TOML numbers keep the text they were written with (the parser hands it over), strings
+such as "0.50" are read the same way, Python floats (from :func:`parse_hand`) by their repr.
 
 Conventions: one example (no batch); one step of the optimizer from zero state, t = 1; the update is
 simultaneous — every gradient is taken at the parameters before the step — and moves every layer;
