@@ -586,17 +586,15 @@ class _Graph:
 
     def diagnose(self, sym, given, env) -> tuple[list, bool]:
         """The catalogued mistakes that reproduce the number as (made upstream?, rank, text), and
-        whether they are pairs. A mistake is tried in one formula, and (when it is not about one element) in every
-        element of a quantity at once — the loss depends on all of them. Only the most specific
-        are kept: a mistake whose range is far wider than another's matches by the looseness of the
-        person's digits."""
+        whether they are pairs. A mistake is tried in one formula and, when it is not about one
+        element, in every element of a quantity at once (a loss depends on all of them). Only the
+        most specific are kept: a mistake whose range is far wider than another's matches by the
+        looseness of the person's digits."""
         mine = _slack(given[sym])
         scope = self._scope(sym, given)
         catalogue = [(target, mistakes) for target in reversed(scope)
                      for mistakes in [self.mistakes(self.nodes[target])] if mistakes]
-
-        near = {sym, *self.nodes[sym].inputs}  # element-specific slips and pairs: in reach only
-
+        near = {sym, *self.nodes[sym].inputs}  # element-specific slips and pairs: within reach only
         sizes = Counter(self.nodes[x].quantity for x in scope)
 
         def singles():
