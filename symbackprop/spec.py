@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SpecError
+from .optimizers import OPTIMIZERS
 from .registry import ACTIVATIONS, LOSSES, Activation, Loss, z
 from .safeexpr import parse_formula
 
@@ -100,19 +101,24 @@ class Network:
             x, y, batched = _sample(_table(data, "sample"), layers)
             exact["x"] = data["sample"]["x"] if batched else [data["sample"]["x"]]
             exact["y"] = _as_rows(data["sample"]["y"], batched, layers[-1])
-        optimizer = _optimizer(data.get("optimizer", {}))
+        optimizer = optimizer_table(data.get("optimizer", {}))
         return cls(tuple(layers), activations, loss, parameters, x, y, batched, optimizer, exact, source)
+
+
+def read_input(path: Path) -> str:
+    """The text of a file the user named; SpecError naming it if it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(str(path), "no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpecError(str(path), f"cannot read: {err}") from None
 
 
 def load(path: str | Path) -> Network:
     """Read a TOML (or JSON) spec file into a Network; SpecError on any problem."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(str(path), "no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise SpecError(str(path), f"cannot read: {err}") from None
+    text = read_input(path)
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
@@ -232,7 +238,8 @@ def _sample(sample, layers):
     return x, y, batched
 
 
-def _optimizer(table):
+def optimizer_table(table) -> dict:
+    """A validated ``[optimizer]`` table (of a spec, or of a hand file for ``check``)."""
     if not isinstance(table, dict):
         raise SpecError("optimizer", "expected a table")
     for key, value in table.items():
@@ -240,8 +247,8 @@ def _optimizer(table):
         if key not in OPTIMIZER_KEYS:
             raise SpecError(where, f"unknown key (expected {', '.join(sorted(OPTIMIZER_KEYS))})")
         if key == "name":
-            if not isinstance(value, str):
-                raise SpecError(where, "expected an optimizer name")
+            if value not in OPTIMIZERS:
+                raise SpecError(where, f"unknown optimizer {value!r} (known: {', '.join(OPTIMIZERS)})")
         elif key in ("bias_correction", "train_biases"):
             if not isinstance(value, bool):
                 raise SpecError(where, f"expected true or false, got {value!r}")

@@ -44,6 +44,7 @@ CASES = [
     ("zero layer size", "layers = [3, 2, 1]", "layers = [3, 0, 1]", "network.layers[1]"),
     ("one layer", "layers = [3, 2, 1]", "layers = [3]", "network.layers"),
     ("missing network", "[network]", "[netwerk]", "netwerk"),
+    ("unknown optimizer", "[sample]", '[optimizer]\nname = "lbfgs"\n[sample]', "optimizer.name"),
     ("unknown optimizer key", "[sample]", "[optimizer]\nlearning_rat = 0.1\n[sample]", "optimizer.learning_rat"),
     ("import in a custom activation", '"sigmoid", "sigmoid"', '"sigmoid", "__import__(\'os\').system(\'true\')"',
      "network.activations[1]"),
