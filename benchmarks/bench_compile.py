@@ -158,8 +158,9 @@ def main():
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"NumPy {np.__version__}; BLAS: {blas_info()}; OPENBLAS_NUM_THREADS=1; "
         f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}; "
-        f"1-minute load average at the start {load_before:.2f} (the machine has 2 cores: a load above ~1 "
-        "means other processes shared them and wall times are inflated).",
+        f"1-minute load average {load_before:.2f} at the start, {os.getloadavg()[0]:.2f} at the end "
+        f"(the machine has {os.cpu_count()} cores: a load above ~1 means other processes shared them and "
+        "wall times are inflated).",
         "",
         "## (a) Cold `derive`, 784-256-128-10 relu/relu/softmax, cross-entropy, matrix form",
         "",

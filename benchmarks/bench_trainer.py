@@ -191,7 +191,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "trainer.md"))
+    parser.add_argument("--rounds", type=int, help="interleaved rounds per network (default 41 small, 21 large)")
     args = parser.parse_args(argv)
+    started, load_before = time.gmtime(), os.getloadavg()
     rows = []
     for label, sizes, hidden, output, loss, batch, dtypes, target in CASES:
         net = network(sizes, hidden, output, loss)
@@ -208,7 +210,7 @@ def main(argv=None):
                     fn = make(sizes, hidden, output, loss, dtype, params, X, Y)
                     if fn is not None:
                         contenders[peer] = fn
-            rounds = (15 if args.quick else 41) if small else (7 if args.quick else 21)
+            rounds = args.rounds or ((15 if args.quick else 41) if small else (7 if args.quick else 21))
             inner = 200 if small else (5 if sizes[1] < 200 else 2)
             medians, minima = interleaved(contenders, rounds, inner)
             base, best = medians["hand-written NumPy"], minima["hand-written NumPy"]
@@ -218,14 +220,17 @@ def main(argv=None):
                 f"{k} {v / base:.2f}x (fastest rounds {minima[k] / best:.2f}x)"
                 for k, v in medians.items() if k != "hand-written NumPy")
             print(line, flush=True)
-    text = report(rows)
+    run = {"command": "python benchmarks/bench_trainer.py" + (" --quick" if args.quick else "")
+                      + (f" --rounds {args.rounds}" if args.rounds else ""),
+           "date": time.strftime("%Y-%m-%d %H:%M UTC", started), "load": (load_before, os.getloadavg())}
+    text = report(rows, run)
     Path(args.output).write_text(text, encoding="utf-8")
     print()
     print(text)
     return 0
 
 
-def report(rows):
+def report(rows, run):
     peers = []
     for *_, medians in rows:
         for name in medians:
@@ -240,7 +245,10 @@ def report(rows):
              "other processes. `generated` is the form `symbackprop generate` picks (unrolled "
              "scalar code for the seed's 3-2-1 net, array code otherwise).",
              "",
-             f"Load average when run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.",
+             f"Run: `{run['command']}` on {run['date']}. Load average (1, 5, 15 minutes) at the start "
+             + ", ".join(f"{x:.2f}" for x in run["load"][0]) + ", at the end "
+             + ", ".join(f"{x:.2f}" for x in run["load"][1]) + f", on {os.cpu_count()} cores "
+             "(above ~1, other processes shared the cores: read the \"fastest\" ratios too).",
              "",
              f"Machine: {platform.machine()}, Python {platform.python_version()}, NumPy {np.__version__}"
              + _versions() + ".",
@@ -256,7 +264,7 @@ def report(rows):
             else:
                 cells.append("—")
         lines.append(f"| {label} | {batch} | {dtype} | {fmt_time(base)} | " + " | ".join(cells) + f" | {target} |")
-    lines += ["", "Run: `python benchmarks/bench_trainer.py` (writes this file).", ""]
+    lines += ["", "`python benchmarks/bench_trainer.py` writes this file.", ""]
     return "\n".join(lines)
 
 

@@ -228,7 +228,7 @@ def loss(params, X, Y):
     np.matmul(a1, W2.T, out=z2)
     np.add(z2, b2, out=z2)
     # C = \frac{1}{N} \sum_{n=1}^{N} C_n
-    C = (-Y*(z2 - _logsumexp(z2))).sum()/N
+    C = (Y*(_logsumexp(z2) - z2)).sum()/N
 
     return C
 
@@ -314,7 +314,7 @@ def loss_and_gradients(params, X, Y, out=None):
     a2 = _ws["a2"]
     _softmax(z2, out=a2)
     # C = \frac{1}{N} \sum_{n=1}^{N} C_n
-    C = (-Y*(z2 - _logsumexp(z2))).sum()/N
+    C = (Y*(_logsumexp(z2) - z2)).sum()/N
     # \delta^{(2)} = \frac{1}{N}\left(a^{(2)} \textstyle\sum_j y - y\right)
     delta2 = _ws["delta2"]
     np.multiply(a2, Y.sum(axis=1, keepdims=True), out=delta2)

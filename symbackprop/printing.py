@@ -307,6 +307,14 @@ class StablePrinter(NumPyPrinter):
         terms.insert(0, terms.pop(i))
         return super()._print_Add(Add(*terms, evaluate=False), order="none")
 
+    def _print_Mul(self, expr):
+        # -y*(u - v) as y*(v - u): the minus goes into the one sum, not onto an array
+        coeff, factors = expr.as_coeff_mul()
+        sums = [f for f in factors if f.is_Add]
+        if coeff == -1 and len(sums) == 1:
+            return self._print(Mul(*[-f if f is sums[0] else f for f in factors], evaluate=False))
+        return super()._print_Mul(expr)
+
     def _print_Sigmoid(self, expr):
         return f"(0.5 + 0.5*np.tanh({self._print(expr.args[0] / 2)}))"
 

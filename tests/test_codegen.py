@@ -272,6 +272,44 @@ def test_results_are_fresh_arrays_across_calls_and_batch_sizes():
     np.testing.assert_allclose(f.gradients(P, X, Y)["W1"], kept["W1"], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("case", [((3, 4, 2), ["tanh", "sigmoid"], "binary_cross_entropy"),
+                                  ((3, 4, 3), ["relu", "softmax"], "cross_entropy"),
+                                  ((3, 4, 3, 2), ["softplus", "elu", "identity"], "squared_error")],
+                         ids=["bce", "softmax-ce", "deep-se"])
+def test_loss_and_gradients_is_loss_and_gradients_in_one_pass(case):
+    """The same numbers as loss() and gradients(); with out= the gradients go into those arrays."""
+    sizes, activations, loss = case
+    net = make_case(sizes, activations, loss, 6, seed=5)
+    f = net.compile()
+    P, X, Y = net.parameters, net.x, net.y
+    C, grads = f.loss_and_gradients(P, X, Y)
+    assert C == f.loss(P, X, Y)
+    want = f.gradients(P, X, Y)
+    for k in P:
+        np.testing.assert_array_equal(grads[k], want[k], err_msg=k)
+    out = {k: np.full_like(v, np.nan) for k, v in P.items()}
+    kept = dict(out)
+    C2, written = f.loss_and_gradients(P, X, Y, out=out)
+    assert C2 == C and written is out
+    for k in P:
+        assert out[k] is kept[k]
+        np.testing.assert_array_equal(out[k], want[k], err_msg=k)
+    _, again = f.loss_and_gradients(P, X, Y)
+    assert all(again[k] is not grads[k] for k in P)  # without out: new arrays every call
+
+
+def test_loss_and_gradients_refuses_a_bad_out(small):
+    f, P, X, Y = small
+    out = {k: np.zeros_like(v) for k, v in P.items()}
+    for bad, message in [({**out, "W1": out["W1"].T}, r"out\['W1'\]: expected a float64 array of shape \(2, 3\)"),
+                         ({k: v for k, v in out.items() if k != "b2"}, r"out\['b2'\]: expected"),
+                         ({**out, "b1": out["b1"].astype(np.float32)}, r"out\['b1'\]: .* got a float32 array"),
+                         ({**out, "W2": P["W2"]}, r"out\['W2'\]: is params\['W2'\] itself"),
+                         ([out], r"^out: expected a dict")]:
+        with pytest.raises(ValueError, match=message):
+            f.loss_and_gradients(P, X, Y, out=bad)
+
+
 # ------------------------------------------------------------------------------ bad input
 
 @pytest.fixture(scope="module")
@@ -298,6 +336,8 @@ def test_bad_arguments_raise_a_value_error_naming_them(small, mutate, message):
         f.gradients(P2, X2, Y2)
     with pytest.raises(ValueError):
         f.loss(P2, X2, Y2)
+    with pytest.raises(ValueError, match=message):
+        f.loss_and_gradients(P2, X2, Y2)
 
 
 def test_bad_dtype_for_compile():

@@ -99,6 +99,11 @@ def test_gradients_agree_with_finite_differences_and_compile(case, trainers):
     for name in params:
         np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-10, atol=1e-13, err_msg=name)
     np.testing.assert_allclose(module.loss(params, X, Y), compiled.loss(params, X, Y), rtol=1e-12)
+    if hasattr(module, "loss_and_gradients"):  # the array form: the function its step calls
+        C, both = module.loss_and_gradients(params, X, Y)
+        assert C == module.loss(params, X, Y)
+        for name in params:
+            np.testing.assert_array_equal(both[name], ours[name], err_msg=name)
     np.testing.assert_allclose(module.forward(params, X), compiled.forward(params, X), rtol=1e-12, atol=1e-15)
 
 
