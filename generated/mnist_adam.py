@@ -183,13 +183,13 @@ def _workspace(N):
 
 
 def forward(params, X):
-    """The output activations a^(2), shape (N, 10)."""
+    """The output activations a^(2), shape (N, 10): a new array."""
     _check(params, X)
     _ws = _workspace(X.shape[0])
     # inputs
     W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
 
-    # forward pass (the output is a new array)
+    # ---- forward pass
     # z^{(1)} = W^{(1)} x + b^{(1)}
     z1 = _ws["z1"]
     np.matmul(X, W1.T, out=z1)
@@ -215,7 +215,7 @@ def loss(params, X, Y):
     # inputs
     W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
 
-    # forward pass and loss
+    # ---- forward pass
     # z^{(1)} = W^{(1)} x + b^{(1)}
     z1 = _ws["z1"]
     np.matmul(X, W1.T, out=z1)
@@ -227,7 +227,9 @@ def loss(params, X, Y):
     z2 = _ws["z2"]
     np.matmul(a1, W2.T, out=z2)
     np.add(z2, b2, out=z2)
-    # C = \frac{1}{N} \sum_{n=1}^{N} C_n
+
+    # ---- loss
+    # C = \frac{1}{N} \textstyle\sum - Y \left(z^{(2)} - \log\textstyle\sum_j e^{z^{(2)}}\right)
     C = (Y*(_logsumexp(z2) - z2)).sum()/N
 
     return C
@@ -241,7 +243,7 @@ def gradients(params, X, Y):
     # inputs
     W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
 
-    # forward pass, then backward pass (reusing the forward values)
+    # ---- forward pass
     # z^{(1)} = W^{(1)} x + b^{(1)}
     z1 = _ws["z1"]
     np.matmul(X, W1.T, out=z1)
@@ -256,6 +258,8 @@ def gradients(params, X, Y):
     # a^{(2)} = \operatorname{softmax}\left(z^{(2)}\right)
     a2 = _ws["a2"]
     _softmax(z2, out=a2)
+
+    # ---- backward pass, reusing the forward values
     # \delta^{(2)} = \frac{1}{N}\left(a^{(2)} \textstyle\sum_j y - y\right)
     delta2 = _ws["delta2"]
     np.multiply(a2, Y.sum(axis=1, keepdims=True), out=delta2)
@@ -298,7 +302,9 @@ def loss_and_gradients(params, X, Y, out=None):
 
     # outputs, written in place
     dW1, db1, dW2, db2 = grads["W1"], grads["b1"], grads["W2"], grads["b2"]
-    # forward pass, loss, then backward pass (reusing the forward values)
+
+
+    # ---- forward pass
     # z^{(1)} = W^{(1)} x + b^{(1)}
     z1 = _ws["z1"]
     np.matmul(X, W1.T, out=z1)
@@ -313,8 +319,12 @@ def loss_and_gradients(params, X, Y, out=None):
     # a^{(2)} = \operatorname{softmax}\left(z^{(2)}\right)
     a2 = _ws["a2"]
     _softmax(z2, out=a2)
-    # C = \frac{1}{N} \sum_{n=1}^{N} C_n
+
+    # ---- loss
+    # C = \frac{1}{N} \textstyle\sum - Y \left(z^{(2)} - \log\textstyle\sum_j e^{z^{(2)}}\right)
     C = (Y*(_logsumexp(z2) - z2)).sum()/N
+
+    # ---- backward pass, reusing the forward values
     # \delta^{(2)} = \frac{1}{N}\left(a^{(2)} \textstyle\sum_j y - y\right)
     delta2 = _ws["delta2"]
     np.multiply(a2, Y.sum(axis=1, keepdims=True), out=delta2)

@@ -184,13 +184,13 @@ def _workspace(N):
 
 
 def forward(params, X):
-    """The output activations a^(2), shape (N, 1)."""
+    """The output activations a^(2), shape (N, 1): a new array."""
     _check(params, X)
     _ws = _workspace(X.shape[0])
     # inputs
     W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
 
-    # forward pass (the output is a new array)
+    # ---- forward pass
     # z^{(1)} = W^{(1)} x + b^{(1)}
     z1 = _ws["z1"]
     np.matmul(X, W1.T, out=z1)
@@ -216,7 +216,7 @@ def loss(params, X, Y):
     # inputs
     W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
 
-    # forward pass and loss
+    # ---- forward pass
     # z^{(1)} = W^{(1)} x + b^{(1)}
     z1 = _ws["z1"]
     np.matmul(X, W1.T, out=z1)
@@ -228,7 +228,9 @@ def loss(params, X, Y):
     z2 = _ws["z2"]
     np.matmul(a1, W2.T, out=z2)
     np.add(z2, b2, out=z2)
-    # C = \frac{1}{N} \sum_{n=1}^{N} C_n
+
+    # ---- loss
+    # C = \frac{1}{N} \textstyle\sum \left(- Y z^{(2)} + \operatorname{softplus}\left(z^{(2)}\right)\right)
     C = ((np.maximum(z2, 0) + np.logaddexp(0, np.maximum(-np.abs(z2), EXP_LO))) - Y*z2).sum()/N
 
     return C
@@ -242,7 +244,7 @@ def gradients(params, X, Y):
     # inputs
     W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
 
-    # forward pass, then backward pass (reusing the forward values)
+    # ---- forward pass
     # z^{(1)} = W^{(1)} x + b^{(1)}
     z1 = _ws["z1"]
     np.matmul(X, W1.T, out=z1)
@@ -260,6 +262,8 @@ def gradients(params, X, Y):
     np.tanh(a2, out=a2)
     np.multiply(a2, 0.5, out=a2)
     np.add(a2, 0.5, out=a2)
+
+    # ---- backward pass, reusing the forward values
     # \delta^{(2)} = \frac{1}{N}\left(a^{(2)} - y\right)
     delta2 = _ws["delta2"]
     np.subtract(a2, Y, out=delta2)
@@ -303,7 +307,9 @@ def loss_and_gradients(params, X, Y, out=None):
 
     # outputs, written in place
     dW1, db1, dW2, db2 = grads["W1"], grads["b1"], grads["W2"], grads["b2"]
-    # forward pass, loss, then backward pass (reusing the forward values)
+
+
+    # ---- forward pass
     # z^{(1)} = W^{(1)} x + b^{(1)}
     z1 = _ws["z1"]
     np.matmul(X, W1.T, out=z1)
@@ -321,8 +327,12 @@ def loss_and_gradients(params, X, Y, out=None):
     np.tanh(a2, out=a2)
     np.multiply(a2, 0.5, out=a2)
     np.add(a2, 0.5, out=a2)
-    # C = \frac{1}{N} \sum_{n=1}^{N} C_n
+
+    # ---- loss
+    # C = \frac{1}{N} \textstyle\sum \left(- Y z^{(2)} + \operatorname{softplus}\left(z^{(2)}\right)\right)
     C = ((np.maximum(z2, 0) + np.logaddexp(0, np.maximum(-np.abs(z2), EXP_LO))) - Y*z2).sum()/N
+
+    # ---- backward pass, reusing the forward values
     # \delta^{(2)} = \frac{1}{N}\left(a^{(2)} - y\right)
     delta2 = _ws["delta2"]
     np.subtract(a2, Y, out=delta2)

@@ -77,6 +77,7 @@ class Statement:
     latex: str
     shape: tuple = ()
     inplace: tuple[str, ...] = ()
+    section: str = "forward pass"  # or "loss", "backward pass": the heading it comes under
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ class _Builder:
         self.n_out = n_out
         self.statements: list[Statement] = []
         self.buffers: dict[str, str] = {}
+        self.section = "forward pass"
 
     def add(self, name: str, expr: sympy.Expr, latex: str, shape: tuple, output: bool = False) -> sympy.Symbol:
         """``name = expr``; ``output``: a gradient, which also gets an in-place form (into an array
@@ -145,7 +147,7 @@ class _Builder:
                 return f'_ws["{key}"]'
             lines = tuple(inplace_code(expr, name, scratch))
         latex = " ".join(latex.split())  # one comment line, whatever the printer gave
-        self.statements.append(Statement(name, expr, code(expr), latex, shape, lines))
+        self.statements.append(Statement(name, expr, code(expr), latex, shape, lines, self.section))
 
 
 def array_program(network: Network | MatrixDerivation) -> Program:
@@ -177,6 +179,7 @@ def _program(md: MatrixDerivation) -> Program:
         act_syms.append(al)
     aL, zL, last = act_syms[-1], z_syms[-1], md.layers[-1]
     # loss: the batch mean of C; fused pairs take it from z (stable: log σ -> -softplus, log softmax -> z - lse)
+    b.section = "loss"
     term = md.loss_term
     if md.output.kind == "fused":
         out_value = last.expr.xreplace({Z_: zL}) if last.elementwise else Softmax(zL)
@@ -185,13 +188,14 @@ def _program(md: MatrixDerivation) -> Program:
     else:
         per_output = term.xreplace({A_: log_domain(term, A_), Y_: Y}).xreplace({A_: aL})
         loss_note = None
-    b.add("C", md.loss_scale * Total(per_output) / N,
-          rf"C = \frac{{1}}{{N}} \sum_{{n=1}}^{{N}} C_n", ())
+    total = md.loss_scale * Total(per_output)
+    b.add("C", total / N, rf"C = \frac{{1}}{{N}} {_tex(stabilize(total), names)}", ())
     if loss_note:
         notes.append(loss_note)
     if _has_clip(per_output):
         notes.append(f"{md.loss}: outputs are clipped to [EPS, 1 - EPS] inside its logs (and its derivative)")
     # backward: output delta, with the batch mean's 1/N folded in
+    b.section = "backward pass, reusing the forward values"
     out = md.output
     if out.kind == "fused":
         notes.append(f"delta{L} = {sympy.sstr(out.delta)} (fused)")

@@ -95,12 +95,18 @@ class T(Function):
         return rf"\left({printer._print(self.args[0])}\right)^\top"
 
 
+def _summand_tex(printer, arg) -> str:
+    """The LaTeX of what a Σ sums, in parentheses when it is itself a sum."""
+    text = printer._print(arg)
+    return rf"\left({text}\right)" if arg.is_Add else text
+
+
 class RowSum(Function):
     """Σ over a row (the outputs of one example), keeping the column: shape (N, 1)."""
     nargs = 1
 
     def _latex(self, printer):
-        return rf"\textstyle\sum_j {printer._print(self.args[0])}"
+        return rf"\textstyle\sum_j {_summand_tex(printer, self.args[0])}"
 
 
 class ColSum(Function):
@@ -108,7 +114,7 @@ class ColSum(Function):
     nargs = 1
 
     def _latex(self, printer):
-        return rf"\textstyle\sum_{{n}} {printer._print(self.args[0])}"
+        return rf"\textstyle\sum_{{n}} {_summand_tex(printer, self.args[0])}"
 
 
 class Total(Function):
@@ -116,7 +122,7 @@ class Total(Function):
     nargs = 1
 
     def _latex(self, printer):
-        return rf"\textstyle\sum {printer._print(self.args[0])}"
+        return rf"\textstyle\sum {_summand_tex(printer, self.args[0])}"
 
 
 class Softmax(Function):
