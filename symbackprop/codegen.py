@@ -11,24 +11,26 @@ backward pass reuses the forward values; the batch mean's 1/N is folded into the
 The data passed to the templates is small:
 
 * ``Program``: ``sizes``, ``params`` (name → shape, in order W1, b1, W2, ...), ``forward``,
-  ``loss`` and ``gradients`` (the statements each function runs, forward ones included, in order),
-  ``output`` (the name of the output activations), ``cost`` (the name of the batch-mean loss),
-  ``grads`` (parameter name → statement name, ``"W1" -> "dW1"``), ``notes`` (conventions to
-  state in the generated file), ``buffers`` (workspace array → its shape as code, ``"(N, 128)"``).
+  ``loss``, ``gradients`` and ``loss_and_gradients`` (the statements each function runs, forward
+  ones included, in order; the last has each forward statement once, for both the loss and the
+  gradients), ``output`` (the name of the output activations), ``cost`` (the name of the
+  batch-mean loss), ``grads`` (parameter name → statement name, ``"W1" -> "dW1"``, in parameter
+  order), ``notes`` (conventions to state in the generated file), ``buffers`` (workspace array →
+  its shape as code, ``"(N, 128)"``).
 * ``Statement``: ``name``, ``expr`` (SymPy), ``code`` (the allocating NumPy expression), ``latex``,
-  ``shape`` and, for (N, n) arrays, ``inplace``: the same computation as lines writing into the
+  ``section`` (the heading it comes under: forward pass, loss, backward pass), ``shape`` and, for
+  (N, n) arrays and the gradients, ``inplace``: the same computation as lines writing into the
   preallocated ``name`` with ``out=`` (measured: the allocating form of a 784-256-256-256-10
   backward pass took ~1,800 page faults a call and ran 1.5× slower than the hand-written code).
 * The template context: ``template_context(program, dtype)`` = ``{"program": ..., "dtype": "float64"}``.
 
 ``templates/functions.py.jinja`` renders to module-level ``forward(params, X)``,
-``loss(params, X, Y)`` and ``gradients(params, X, Y)`` that need only ``import numpy as np`` and
-``import math`` (it defines its constants and helpers, and imports ``threading`` itself for the
-per-thread workspaces); its macros ``unpack()`` and ``body(statements, fresh=())`` print the
-parameter unpacking and a list of statements (in place, except the names in ``fresh``, which get
-new arrays). ``templates/compiled.py.jinja`` wraps it in a module with its header; the trainers
-(``templates/trainer*.jinja``) include the same template with the same context, so the compiled
-functions and the trainers run the same code.
+``loss(params, X, Y)``, ``gradients(params, X, Y)`` and ``loss_and_gradients(params, X, Y,
+out=None)`` (one pass; the gradients written into ``out``'s arrays when given), needing only the
+including module's ``import math``, ``import threading`` and ``import numpy as np``.
+``templates/compiled.py.jinja`` wraps it in a module with its header; the trainers
+(``templates/trainer*.jinja``) include the same template with the same context and their
+``step`` calls ``loss_and_gradients``, so the compiled functions and the trainers run the same code.
 
 :func:`compile_network` renders that module and executes *our own generated text* (user formulas
 only reach it as SymPy-printed code) into :class:`CompiledNetwork`.

@@ -3,8 +3,9 @@
 :func:`render` fills ``templates/trainer.py.jinja`` with a small context computed here: the network's
 sizes, the update code printed from the optimizer's SymPy assignments (:mod:`symbackprop.optimizers`),
 the initialisation, and either the array functions of :mod:`symbackprop.codegen` (the same
-``functions.py.jinja`` that ``Network.compile`` uses) or, for tiny networks, unrolled scalar code
-printed from the per-weight :class:`~symbackprop.derive.Derivation`.
+``functions.py.jinja`` that ``Network.compile`` uses, whose ``loss_and_gradients`` the trainer's
+``step`` calls) or, for tiny networks, unrolled scalar code printed from the per-weight
+:class:`~symbackprop.derive.Derivation`.
 
 Nothing from the spec reaches the generated code as code: numbers are printed with ``repr(float)``,
 expressions by SymPy's printers, and spec *text* (its path) only inside comments, after
