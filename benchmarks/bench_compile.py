@@ -138,8 +138,10 @@ def blas_info() -> str:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds of (b) (default 30)")
     args = parser.parse_args()
     runs, rounds = (2, 6) if args.quick else (5, 30)
+    rounds = args.rounds or rounds
     load_before = os.getloadavg()[0]
     label, times, cpu, rss = cold_start(runs)
     rows = []
@@ -154,7 +156,8 @@ def main():
     lines = [
         "# Compiled gradients: benchmark (issue 4)",
         "",
-        f"Run: `python benchmarks/bench_compile.py{' --quick' if args.quick else ''}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+        f"Run: `python benchmarks/bench_compile.py{' --quick' if args.quick else ''}"
+        f"{f' --rounds {args.rounds}' if args.rounds else ''}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"NumPy {np.__version__}; BLAS: {blas_info()}; OPENBLAS_NUM_THREADS=1; "
         f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}; "
