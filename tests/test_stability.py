@@ -11,6 +11,7 @@ import sympy
 
 from symbackprop.printing import Sigmoid, Softplus, code, stabilize
 from symbackprop.registry import ACTIVATIONS, LOSSES, z
+from symbackprop.registry import a as A_, y as Y_
 from symbackprop.spec import Network
 
 PAIRS = list(itertools.product(ACTIVATIONS, LOSSES))
@@ -113,3 +114,31 @@ def test_constants_do_not_upcast_float32():
             assert "np.sqrt(2" not in printed and "np.pi" not in printed, printed
     x = np.linspace(-3, 3, 7, dtype=np.float32)
     assert _run(stabilize(ACTIVATIONS["gelu"].derivative), x, np.float32).dtype == np.float32
+
+
+def test_binary_cross_entropy_from_z_is_one_softplus():
+    """The rewrite c1·softplus(−u) + c2·softplus(u) → (c1 + c2)·softplus(u) − c1·u: proven by SymPy
+    (softplus(−u) = softplus(u) − u), and it turns sigmoid + binary cross-entropy into softplus(z) − y·z."""
+    u, y_ = sympy.Symbol("u", real=True), sympy.Symbol("y", real=True)
+    lhs, rhs = sympy.log(1 + sympy.exp(-u)), sympy.log(1 + sympy.exp(u)) - u
+    assert sympy.simplify(sympy.exp(lhs) - sympy.exp(rhs)) == 0
+    merged = stabilize(LOSSES["binary_cross_entropy"].term.xreplace({A_: 1 / (1 + sympy.exp(-u)), Y_: y_}))
+    assert merged.atoms(Softplus) == {Softplus(u)} and sympy.expand(merged - (Softplus(u) - y_ * u)) == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_binary_cross_entropy_from_z_is_accurate(dtype):
+    """softplus(z) − y·z against a 50-digit reference: absolute error within a few eps·max(1, |z|)
+    (the y·z cancellation, as in every logits form of this loss), and no warning at |z| = 1e4."""
+    u, y_ = sympy.Symbol("z", real=True), sympy.Symbol("a", real=True)  # _run binds z and a
+    expr = stabilize(LOSSES["binary_cross_entropy"].term.xreplace({A_: 1 / (1 + sympy.exp(-u)), Y_: y_}))
+    eps, floor = float(np.finfo(dtype).eps), math.exp(_namespace(dtype)["EXP_LO"])
+    for target in (0.0, 1.0, 0.25):
+        z_ = np.asarray(EXTREMES, dtype=dtype)
+        with np.errstate(all="raise"):
+            got = eval(code(expr), {**_namespace(dtype), "z": z_, "a": np.full_like(z_, target)})
+        mpmath.mp.dps = 50
+        want = np.array([float(mpmath.log1p(mpmath.exp(mpmath.mpf(float(p)))) - target * mpmath.mpf(float(p)))
+                         for p in z_])
+        ok = np.abs(got - want) <= 4 * eps * np.maximum(1, np.abs(want) + np.abs(z_)) + floor
+        assert ok.all(), (target, z_[~ok], got[~ok], want[~ok])
