@@ -237,54 +237,7 @@ def loss(params, X, Y):
 
 def gradients(params, X, Y):
     """The gradients of the batch-mean loss: {"W1": dC/dW1, "b1": dC/db1, ...}, each in its parameter's shape."""
-    _check(params, X, Y)
-    N = X.shape[0]
-    _ws = _workspace(N)
-    # inputs
-    W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
-
-    # ---- forward pass
-    # z^{(1)} = W^{(1)} x + b^{(1)}
-    z1 = _ws["z1"]
-    np.matmul(X, W1.T, out=z1)
-    np.add(z1, b1, out=z1)
-    # a^{(1)} = \operatorname{relu}\left(z^{(1)}\right)
-    a1 = _ws["a1"]
-    np.maximum(0, z1, out=a1)
-    # z^{(2)} = W^{(2)} a^{(1)} + b^{(2)}
-    z2 = _ws["z2"]
-    np.matmul(a1, W2.T, out=z2)
-    np.add(z2, b2, out=z2)
-    # a^{(2)} = \operatorname{softmax}\left(z^{(2)}\right)
-    a2 = _ws["a2"]
-    _softmax(z2, out=a2)
-
-    # ---- backward pass, reusing the forward values
-    # \delta^{(2)} = \frac{1}{N}\left(a^{(2)} \textstyle\sum_j y - y\right)
-    delta2 = _ws["delta2"]
-    np.multiply(a2, Y.sum(axis=1, keepdims=True), out=delta2)
-    np.subtract(delta2, Y, out=delta2)
-    np.divide(delta2, N, out=delta2)
-    # \frac{\partial C}{\partial W^{(2)}} = \delta^{(2)} \left(a^{(1)}\right)^\top
-    dW2 = (delta2.T @ a1)
-    # \frac{\partial C}{\partial b^{(2)}} = \delta^{(2)}
-    db2 = delta2.sum(axis=0)
-    # \delta^{(1)} = \left(W^{(2)}\right)^\top \delta^{(2)} \odot \operatorname{relu}'\left(z^{(1)}\right)
-    delta1 = _ws["delta1"]
-    np.matmul(delta2, W2, out=delta1)
-    np.multiply(delta1, (a1 > 0), out=delta1)
-    # \frac{\partial C}{\partial W^{(1)}} = \delta^{(1)} \left(x\right)^\top
-    dW1 = (delta1.T @ X)
-    # \frac{\partial C}{\partial b^{(1)}} = \delta^{(1)}
-    db1 = delta1.sum(axis=0)
-
-    # outputs
-    return {
-        "W1": dW1,
-        "b1": db1,
-        "W2": dW2,
-        "b2": db2,
-    }
+    return loss_and_gradients(params, X, Y)[1]
 
 
 def loss_and_gradients(params, X, Y, out=None):

@@ -11,9 +11,9 @@ backward pass reuses the forward values; the batch mean's 1/N is folded into the
 The data passed to the templates is small:
 
 * ``Program``: ``sizes``, ``params`` (name → shape, in order W1, b1, W2, ...), ``forward``,
-  ``loss``, ``gradients`` and ``loss_and_gradients`` (the statements each function runs, forward
-  ones included, in order; the last has each forward statement once, for both the loss and the
-  gradients), ``output`` (the name of the output activations), ``cost`` (the name of the
+  ``loss`` and ``loss_and_gradients`` (the statements each function runs, forward ones included,
+  in order; the last has each forward statement once, for both the loss and the gradients, and
+  ``gradients`` is ``loss_and_gradients`` without the loss), ``output`` (the name of the output activations), ``cost`` (the name of the
   batch-mean loss), ``grads`` (parameter name → statement name, ``"W1" -> "dW1"``, in parameter
   order), ``notes`` (conventions to state in the generated file), ``buffers`` (workspace array →
   its shape as code, ``"(N, 128)"``).
@@ -44,8 +44,8 @@ only reach it as SymPy-printed code) into :class:`CompiledNetwork`.
 >>> X, Y = np.ones((4, 3)), np.ones((4, 1))
 >>> f.gradients(params, X, Y)["W2"].shape
 (1, 2)
->>> [s.name for s in array_program(net).gradients]
-['z1', 'a1', 'z2', 'a2', 'delta2', 'dW2', 'db2', 'delta1', 'dW1', 'db1']
+>>> [s.name for s in array_program(net).loss_and_gradients]
+['z1', 'a1', 'z2', 'a2', 'C', 'delta2', 'dW2', 'db2', 'delta1', 'dW1', 'db1']
 """
 import functools
 import hashlib
@@ -88,7 +88,6 @@ class Program:
     params: dict[str, tuple[int, ...]]
     forward: tuple[Statement, ...]
     loss: tuple[Statement, ...]
-    gradients: tuple[Statement, ...]
     loss_and_gradients: tuple[Statement, ...]  # both in one pass: each forward statement once
     output: str
     cost: str
@@ -240,7 +239,6 @@ def _program(md: MatrixDerivation) -> Program:
         sizes=md.sizes, params=params,
         forward=_needed(statements, {aL.name}),
         loss=_needed(statements, {"C"}),
-        gradients=_needed(statements, set(grads.values())),
         loss_and_gradients=_needed(statements, {"C", *grads.values()}),
         output=aL.name, cost="C", grads={name: grads[name] for name in params}, notes=tuple(notes), buffers=dict(b.buffers))
 

@@ -192,10 +192,11 @@ def test_program_names_follow_the_math():
                                          "loss": "squared_error"}})
     p = array_program(net)
     assert [s.name for s in p.forward] == ["z1", "a1", "z2", "a2"]
-    assert [s.name for s in p.gradients] == ["z1", "a1", "z2", "a2", "delta2", "dW2", "db2", "delta1", "dW1", "db1"]
+    assert [s.name for s in p.loss_and_gradients] == ["z1", "a1", "z2", "a2", "C", "delta2", "dW2", "db2", "delta1",
+                                                       "dW1", "db1"]
     assert p.grads == {"W2": "dW2", "b2": "db2", "W1": "dW1", "b1": "db1"}
     assert p.params == {"W1": (2, 3), "b1": (2,), "W2": (1, 2), "b2": (1,)}
-    delta1 = next(s for s in p.gradients if s.name == "delta1")
+    delta1 = next(s for s in p.loss_and_gradients if s.name == "delta1")
     assert "a1" in delta1.code and "z1" not in delta1.code  # σ' reuses the forward value a1
     assert "delta" in delta1.latex and r"\odot" in delta1.latex
 
@@ -204,7 +205,7 @@ def test_fused_softmax_cross_entropy_program():
     net = Network.from_dict({"network": {"layers": [4, 3, 3], "activations": ["relu", "softmax"],
                                          "loss": "cross_entropy"}})
     p = array_program(net)
-    code = {s.name: s.code for s in p.gradients}
+    code = {s.name: s.code for s in p.loss_and_gradients}
     assert code["delta2"].replace(" ", "") == "(a2*Y.sum(axis=1,keepdims=True)-Y)/N"
     assert "(a1 > 0)" in code["delta1"]
     assert "_logsumexp(z2)" in next(s.code for s in p.loss if s.name == "C")
