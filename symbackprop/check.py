@@ -296,9 +296,21 @@ class Result:
         return f"{self.name}{_index_text(self.index)}"
 
     def to_json(self) -> dict:
+        """The result as JSON data: ``expected`` is a number, "inf" or "-inf" where the true value
+        is infinite (JSON has no infinity), and null where it is undefined (log of a negative)."""
+        expected = self.expected if math.isfinite(self.expected) else \
+            None if math.isnan(self.expected) else show_infinite(self.expected)
         return {"name": self.name, "index": list(self.index), "given": self.value,
-                "expected": self.expected if math.isfinite(self.expected) else None,
-                "status": self.status, "diagnosis": self.diagnosis}
+                "expected": expected, "status": self.status, "diagnosis": self.diagnosis}
+
+
+def show_infinite(value: float) -> str:
+    """The words a table shows for a value that is not a finite number.
+
+    >>> show_infinite(float("inf")), show_infinite(float("-inf")), show_infinite(float("nan"))
+    ('inf', '-inf', 'undefined')
+    """
+    return "undefined" if math.isnan(value) else "inf" if value > 0 else "-inf"
 
 
 def effective_optimizer(network: Network, hand: Hand) -> dict:

@@ -67,9 +67,17 @@ class Interval:
 
     @property
     def mid(self) -> float:
+        """The midpoint; the finite end of a half-unbounded interval; ±inf for [±inf, ±inf]; NaN
+        where there is no value to name: the empty interval and [-inf, inf].
+
+        >>> Interval(1, 2).mid, Interval(INF, INF).mid, Interval(0, INF).mid, EMPTY.mid
+        (1.5, inf, 0.0, nan)
+        """
+        if self.lo == self.hi:
+            return self.lo
         if math.isfinite(self.lo) and math.isfinite(self.hi):
             return self.lo + (self.hi - self.lo) / 2
-        return self.lo if math.isfinite(self.lo) else self.hi if math.isfinite(self.hi) else 0.0
+        return self.lo if math.isfinite(self.lo) else self.hi if math.isfinite(self.hi) else math.nan
 
     @property
     def width(self) -> float:
@@ -179,8 +187,10 @@ def exp(x: Interval) -> Interval:
 
 
 def log(x: Interval) -> Interval:
-    if x.empty or x.hi <= 0:
+    if x.empty or x.hi < 0:
         return EMPTY
+    if x.hi == 0:  # log 0 = -inf, as its limit: the loss -log(a) at a = 0 is infinite, not undefined
+        return Interval(-INF, -INF)
     lo = -INF if x.lo <= 0 else _safe(math.log, x.lo)
     return Interval.hull(lo, _safe(math.log, x.hi)) if math.isfinite(lo) else Interval(-INF, _up(_safe(math.log, x.hi)))
 

@@ -190,6 +190,34 @@ def test_seed_hand_on_the_command_line(capsys):
     assert next(r for r in rows if r["name"] == "loss")["index"] == []
 
 
+def _strict_json(text):
+    def refuse(token):
+        raise ValueError(f"bare {token} in the JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("activation, loss, values, shown", [
+    # a = relu(-2) = 0 and y = 1: the cross-entropy is -log 0 = inf, its gradient inf · 0 undefined
+    ("relu", "binary_cross_entropy", {"z1": "-2", "a1": "0", "loss": "5", "grad.W1": [["1.0"]]},
+     {"loss": ("inf", "inf"), "grad.W1[0][0]": ("undefined", None)}),
+    # √z at z = -2 has no real value
+    ("z**0.5", "squared_error", {"z1": "-2", "a1": "1"}, {"a1[0]": ("undefined", None)}),
+], ids=["relu-bce", "sqrt-negative"])
+def test_infinite_or_undefined_true_values_are_shown_as_such(tmp_path, capsys, activation, loss, values, shown):
+    net = tmp_path / "net.toml"
+    net.write_text(f'[network]\nlayers = [1, 1]\nactivations = ["{activation}"]\nloss = "{loss}"\n'
+                   "[parameters]\nW1 = [[-1.0]]\nb1 = [0.0]\n[sample]\nx = [2]\ny = [1]\n", encoding="utf-8")
+    hand = write_hand(tmp_path / "hand.toml", values)
+    assert main(["check", str(net), str(hand)]) == 1
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()}
+    for label, (text, _) in shown.items():
+        assert rows[label][2] == text and rows[label][3] == "wrong", rows[label]
+    assert main(["check", str(net), str(hand), "--format", "json"]) == 1
+    rows = {r["name"] + "".join(f"[{i}]" for i in r["index"]): r for r in _strict_json(capsys.readouterr().out)}
+    for label, (_, data) in shown.items():
+        assert rows[label]["expected"] == data and rows[label]["status"] == "wrong", rows[label]
+
+
 # ---------------------------------------------------------------------------------------------
 # right numbers pass
 CASES = combinations()

@@ -106,7 +106,8 @@ def test_outward_rounding_keeps_the_true_value():
 
 def test_domain_errors_give_the_empty_interval_which_meets_nothing():
     assert bound(sympy.sqrt(u), {u: Interval(-2, -1)}).empty
-    assert bound(sympy.log(u), {u: Interval(-2, 0)}).empty
+    assert bound(sympy.log(u), {u: Interval(-2, -1)}).empty
+    assert bound(sympy.log(u), {u: Interval(-2, 0)}) == Interval(-math.inf, -math.inf)  # log 0 = -inf
     assert bound(1 / u, {u: Interval(0, 0)}).empty
     assert bound(sympy.sqrt(u) + 1, {u: Interval(-2, -1)}).empty
     assert not EMPTY.intersects(Interval(-math.inf, math.inf))
@@ -120,6 +121,16 @@ def test_division_by_an_interval_holding_zero_is_unbounded():
     r = bound(1 / u, {u: Interval(-1, 1)})
     assert r.lo == -math.inf and r.hi == math.inf
     assert bound(1 / u, {u: Interval(0, 2)}).hi == math.inf
+
+
+def test_mid_names_the_value_or_nan_never_a_made_up_zero():
+    assert Interval.point(0.25).mid == 0.25
+    assert Interval(1, 2).mid == 1.5
+    assert Interval(math.inf, math.inf).mid == math.inf
+    assert Interval(-math.inf, -math.inf).mid == -math.inf
+    assert Interval(-1, math.inf).mid == -1 and Interval(-math.inf, 3).mid == 3
+    assert math.isnan(EMPTY.mid)
+    assert math.isnan(Interval(-math.inf, math.inf).mid)
 
 
 def test_intervals_refuse_to_be_inverted():

@@ -1,5 +1,6 @@
 """``symbackprop check SPEC HAND``: a hand calculation of one training step, number by number."""
 import json
+import math
 
 from ..spec import load
 
@@ -46,6 +47,10 @@ def render_text(results, notes=(), spec="the spec") -> str:
 
 
 def _number(value: float, given: str) -> str:
-    """``value`` with a digit more than ``given`` was written with, and at least 6."""
+    """``value`` with a digit more than ``given`` was written with, and at least 6; "inf", "-inf"
+    or "undefined" where the true value is not a finite number."""
+    if not math.isfinite(value):
+        from ..check import show_infinite
+        return show_infinite(value)
     digits = len(given.lower().partition("e")[0].lstrip("+-").replace(".", "").lstrip("0"))
     return f"{value:.{max(6, digits + 1)}g}"
