@@ -50,7 +50,8 @@ def _eval(expr, env, exact, batch):
     if not symbols:
         return np.full(batch, float(expr))
     fn = sympy.lambdify(symbols, expr, LAMBDIFY_MODULES)
-    return np.broadcast_to(np.asarray(fn(*[env[s] for s in symbols]), dtype=np.float64), (batch,))
+    with np.errstate(all="ignore"):  # a nan or inf is reported by require_finite, not as a warning
+        return np.broadcast_to(np.asarray(fn(*[env[s] for s in symbols]), dtype=np.float64), (batch,))
 
 
 def _mean(values, exact):
@@ -102,3 +103,17 @@ def _stack(columns, batched, exact):
         return np.array(rows if batched else rows[0], dtype=object)
     table = np.stack(columns, axis=1)
     return table if batched else table[0]
+
+
+def require_finite(quantities: dict) -> None:
+    """SpecError naming the first quantity that is not finite (an overflow, a log of a
+    non-positive number, ...): such results are not printed as if they were answers."""
+    from .errors import SpecError
+    for name, value in quantities.items():
+        try:
+            finite = not np.iscomplexobj(value) and np.all(np.isfinite(np.asarray(value, dtype=np.float64)))
+        except (TypeError, ValueError):      # exact values that are complex or undefined
+            finite = False
+        if not finite:
+            raise SpecError(name, "is not a finite number for these parameters and this sample "
+                                  "(overflow, or a function outside its domain)")

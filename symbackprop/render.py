@@ -12,10 +12,9 @@ import numpy as np
 import sympy
 from sympy.printing.str import StrPrinter
 
-from .derive import Derivation, Factor, Step, expanded_gradient
+from .derive import Derivation, Factor, Step
 from .numeric import Values
 
-EXPANDED_MAX_PARAMETERS = 40   # sympy.diff of the whole loss stays well under a second up to here
 
 
 def plain(label: str) -> str:
@@ -35,8 +34,10 @@ class _TextPrinter(StrPrinter):
         return plain(self.names[expr]) if expr in self.names else expr.name
 
 
-def number(value: float, digits: int) -> str:
-    """``value`` to ``digits`` significant digits, negatives in parentheses for products."""
+def number(value, digits: int) -> str:
+    """``value`` (a float, or an exact SymPy number) to ``digits`` significant digits, negatives in
+    parentheses for products."""
+    value = float(value)
     text = f"{value:.{digits}g}"
     return f"({text})" if value < 0 else text
 
@@ -171,17 +172,18 @@ def render_markdown(derivation, values, digits=5, wrt=None) -> str:
     return "\n".join(out)
 
 
-def render_json(derivation: Derivation, values: Values | None, digits: int = 5, wrt=None) -> str:
+def render_json(derivation: Derivation, values: Values | None, digits: int = 5, wrt=None,
+                expanded: dict | None = None) -> str:
+    """One JSON object. ``expanded`` maps (parameter name, index) to the gradient by ``sympy.diff``
+    of the whole loss, where the caller derived it (small networks only)."""
     model = derivation.model
     net = model.network
     r = Renderer(derivation, values, digits)
-    expand = net.parameter_count <= EXPANDED_MAX_PARAMETERS
     formulas = {}
     for step in _selected(derivation, wrt):
         entry = {"chain": r.formula(step, latex=True), "factors": [f.label for f in step.terms[0]]}
-        if expand:
-            symbol = dict(((n, i), s) for n, i, s in model.parameters())[(step.param, step.index)]
-            entry["expanded"] = model.latex(expanded_gradient(model, symbol))
+        if expanded and (step.param, step.index) in expanded:
+            entry["expanded"] = model.latex(expanded[(step.param, step.index)])
         if values is not None:
             if values.batch == 1:
                 entry["factor_values"] = [float(values.of(f.expr)) for f in step.terms[0]]

@@ -136,3 +136,48 @@ def test_written_files_get_an_ordinary_mode(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+NOT_FINITE = {   # name: replacements in GOOD
+    "sqrt of a negative": [('"sigmoid", "sigmoid"', '"z**0.5", "sigmoid"')],
+    "overflow": [('"sigmoid", "sigmoid"', '"sigmoid", "identity"'), ("W2 = [[0.5, 0.2]]", "W2 = [[1e300, 1e300]]")],
+}
+
+
+@pytest.mark.parametrize("name", NOT_FINITE)
+@pytest.mark.parametrize("args", [[], ["--format", "json"], ["--exact"], ["--form", "matrix", "--format", "json"],
+                                  ["gradcheck"]], ids=["text", "json", "exact", "matrix-json", "gradcheck"])
+def test_results_that_are_not_finite_are_reported_not_printed(tmp_path, capsys, name, args):
+    text = GOOD
+    for old, new in NOT_FINITE[name]:
+        text = text.replace(old, new)
+    spec = tmp_path / "spec.toml"
+    spec.write_text(text)
+    argv = ["gradcheck", str(spec)] if args == ["gradcheck"] else ["derive", str(spec), *args]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "is not a finite number" in captured.err
+    assert "nan" not in captured.out and "inf" not in captured.out
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "latex", "json"])
+def test_exact_arithmetic_in_every_format(capsys, fmt):
+    assert main(["derive", "examples/seed.toml", "--exact", "--format", fmt]) == 0
+    assert "0.057536" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,field", [
+    (["--exact", "--form", "matrix"], "--exact"),
+    (["--wrt", "W2", "--form", "matrix"], "--wrt"),
+])
+def test_options_the_matrix_form_cannot_honour_are_refused(capsys, argv, field):
+    assert main(["derive", "examples/seed.toml", *argv]) == 2
+    assert capsys.readouterr().err.startswith(f"symbackprop derive: error: {field}: ")
+
+
+def test_exact_is_refused_for_deep_networks(tmp_path, capsys):
+    spec = tmp_path / "deep.toml"
+    spec.write_text('[network]\nlayers = [2, 2, 2, 1]\nactivations = ["tanh", "tanh", "sigmoid"]\n'
+                    'loss = "squared_error"\n')
+    assert main(["derive", str(spec), "--exact"]) == 2
+    assert "--exact: exact arithmetic is for" in capsys.readouterr().err

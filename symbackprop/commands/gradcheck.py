@@ -28,12 +28,8 @@ def derived_gradients(network):
         from ..model import Model
         from ..numeric import evaluate
         routes.append(("scalar", evaluate(Derivation(Model(network))).gradients))
-    try:
-        compiled = network.compile(np.float64)
-    except ImportError:  # the matrix route is not built in this checkout
-        compiled = None
-    if compiled is not None:
-        routes.append(("matrix", compiled.gradients(network.parameters, network.x, network.y)))
+    compiled = network.compile(np.float64)
+    routes.append(("matrix", compiled.gradients(network.parameters, network.x, network.y)))
     return routes
 
 
@@ -45,9 +41,18 @@ def run(args) -> int:
     network = load(args.spec)
     if not network.has_numbers:
         raise SpecError(args.spec, "gradcheck needs [parameters] and [sample]")
+    import numpy as np
+    from ..numeric import require_finite
+    from ..verify import loss_function
+    with np.errstate(all="ignore"):   # nan and inf are reported below, as bad input, not as warnings
+        loss = loss_function(network)(network.parameters, network.x, network.y)
+        routes = derived_gradients(network)
+    require_finite({"loss": loss})
+    for _, grads in routes:
+        require_finite({f"gradient of {name}": g for name, g in grads.items()})
     failed = False
     print(f"{'route':8} {'parameter':10} {'max rel. error':>15}  {'at':10} {'derived':>14} {'finite diff.':>14}")
-    for route, grads in derived_gradients(network):
+    for route, grads in routes:
         for c in gradcheck(network, grads, network.parameters, network.x, network.y, args.tolerance, args.step):
             failed |= not c.ok
             at = "[" + ",".join(map(str, c.index)) + "]"
