@@ -332,7 +332,7 @@ def conventions(network: Network, hand: Hand) -> list[str]:
         hyper = ", ".join(f"{k} {val:g}" for k, val in settings.values(OPTIMIZERS[name]).items()
                           if val or k != "weight_decay")
         extra = ""
-        if name in ("adam", "adamw"):
+        if _bias_corrected(OPTIMIZERS[name]):
             extra += ", bias correction " + ("on" if settings.bias_correction else "off")
         if not settings.train_biases:
             extra += ", biases frozen"
@@ -803,8 +803,7 @@ class _Graph:
         free, out = node.expr.free_symbols, []
         if node.expr == node.meta["param"]:
             return out
-        name = node.meta["optimizer"]
-        state = "v" if name in ("adam", "adamw") else "s"
+        state = _rooted_state(OPTIMIZERS[node.meta["optimizer"]])
         if lr in free:
             out.append((50, "the learning rate left out", _sub({lr: 1}), True))
             out.append((51, "the learning rate applied twice", _sub({lr: lr**2}), True))
@@ -874,6 +873,22 @@ def _same(p: Interval, q: Interval) -> bool:
 
 def _slack(interval: Interval) -> Interval:
     return interval.widen(SLACK * max(abs(interval.lo), abs(interval.hi)) + 1e-300)
+
+
+def _bias_corrected(opt) -> bool:
+    """Whether ``opt``'s rules use the bias-correction switch (Adam's m̂ and v̂ do)."""
+    return any(expr.has(bc) for _, expr in opt.rules)
+
+
+def _rooted_state(opt) -> str:
+    """The name of the state whose square root divides ``opt``'s step (v in Adam, s in RMSProp),
+    read off its θ rule with the temporaries (m̂, v̂) written out."""
+    inline = {}
+    for target, expr in opt.rules:
+        inline[target] = expr.xreplace(inline)
+    roots = [x.base for x in sympy.preorder_traversal(inline[theta]) if _is_root(x)]
+    names = sorted({x.name for root in roots for x in root.free_symbols} & set(opt.state))
+    return names[0] if names else "v"
 
 
 def _fname(act) -> str:

@@ -442,6 +442,20 @@ def test_planted_mistake_in_the_mse_mean():
     assert r["dC/da1[0]"].status == "wrong" and "1/n of the mean left out" in r["dC/da1[0]"].diagnosis
 
 
+def test_optimizer_behaviour_follows_its_rules_not_its_name(monkeypatch, seed, seed_truth):
+    """An optimizer under a new name with Adam's rules gets Adam's bias-correction line and names
+    v, the state under its root, in its mistakes."""
+    from dataclasses import replace
+    monkeypatch.setitem(OPTIMIZERS, "renamed", replace(OPTIMIZERS["adam"], name="renamed"))
+    from symbackprop.check import conventions
+    g = seed_truth["grad.W2"][0]
+    values = {"grad.W2": [[num(u) for u in g]], "renamed.W2[0][0]": num(seed.parameters["W2"][0][0] - LR * g[0] / (g[0] ** 2 + EPS))}
+    hand = parse_hand({"values": values}, seed)
+    assert "renamed: learning_rate 0.1, beta1 0.9, beta2 0.999, eps 1e-08, bias correction on" in conventions(seed, hand)
+    r = {r.label: r for r in check(seed, hand)}["renamed.W2[0][0]"]
+    assert r.status == "wrong" and "divided by v + ε instead of √v + ε" in r.diagnosis, r.diagnosis
+
+
 # ---------------------------------------------------------------------------------------------
 # bad input: exit 2, one line naming the key
 BAD_HANDS = [

@@ -52,6 +52,13 @@ def seed_ref(params=SEED_P):
     return reference(params["W1"], params["b1"], params["W2"], params["b2"], SEED_X, SEED_Y)
 
 
+def test_bias_correction_is_read_from_the_rules_not_the_name(monkeypatch):
+    from dataclasses import replace
+    monkeypatch.setitem(OPTIMIZERS, "renamed", replace(OPTIMIZERS["adam"], name="renamed"))
+    md = explain(load(SEED), optimizer="renamed").markdown()
+    assert "Bias correction is on" in md
+
+
 @pytest.fixture(scope="module")
 def seed_adam():
     return explain(load(SEED), optimizer="adam")

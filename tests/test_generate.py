@@ -160,6 +160,15 @@ def test_train_biases_false_and_bias_correction(tmp_path, form, optimizer):
         np.testing.assert_allclose(params["W1"], expected, rtol=1e-12)
 
 
+def test_header_reads_bias_correction_from_the_rules_not_the_name(monkeypatch):
+    from dataclasses import replace
+    monkeypatch.setitem(opt.OPTIMIZERS, "renamed", replace(opt.OPTIMIZERS["adam"], name="renamed"))
+    monkeypatch.setitem(opt.OPTIMIZERS, "adam", opt.OPTIMIZERS["sgd"])  # a name is not a rule
+    seed = load("examples/seed.toml")
+    assert "# The update (renamed, bias correction on), element-wise" in render(seed, optimizer="renamed")
+    assert "# The update (sgd), element-wise" in render(seed, optimizer="adam")
+
+
 def test_float32_trainer(tmp_path):
     network = load("examples/mnist.toml")
     module = load_trainer(render(network, dtype="float32"), tmp_path)
