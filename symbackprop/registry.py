@@ -17,6 +17,7 @@ exp(-z)/(1 + exp(-z))**2
 >>> LOSSES["squared_error"].total([a], [y])
 (a - y)**2
 """
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable
@@ -93,6 +94,7 @@ class Loss:
     term: sympy.Expr                 # the loss of one output a against its target y
     scale: sympy.Expr = sympy.Integer(1)  # the factor in front of the sum over the n outputs
     note: str = ""
+    targets: tuple[float, float] = (-math.inf, math.inf)  # the targets y the loss is defined for
 
     def total(self, outputs: list, targets: list) -> sympy.Expr:
         """C for one example: scale * sum_j term(a_j, y_j)."""
@@ -115,6 +117,7 @@ LOSSES = {loss.name: loss for loss in [
     Loss("squared_error", (a - y) ** 2, note="the seed's C_0"),
     Loss("half_squared_error", (a - y) ** 2, Rational(1, 2)),
     Loss("mse", (a - y) ** 2, 1 / n),
-    Loss("binary_cross_entropy", -(y * log(a) + (1 - y) * log(1 - a)), note="outputs in (0, 1)"),
-    Loss("cross_entropy", -y * log(a), note="after a softmax output"),
+    Loss("binary_cross_entropy", -(y * log(a) + (1 - y) * log(1 - a)), note="outputs in (0, 1)",
+         targets=(0.0, 1.0)),
+    Loss("cross_entropy", -y * log(a), note="after a softmax output", targets=(0.0, math.inf)),
 ]}

@@ -29,6 +29,8 @@ _BINARY = {
     ast.Div: lambda a, b: a / b, ast.Pow: lambda a, b: a**b,
 }
 MAX_LENGTH = 400
+MAX_EXPONENT = 100          # z**(10**10) or 9**9**9 would hang SymPy or overflow every float
+MAX_NUMBER = 1e300
 
 
 def parse_formula(text: str, variables: dict[str, sympy.Symbol], field: str) -> sympy.Expr:
@@ -53,7 +55,8 @@ def _build(node, variables, field):
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
         if isinstance(node.value, float) and not math.isfinite(node.value):
             raise SpecError(field, "numbers in a formula must be finite")
-        return sympy.Rational(str(node.value)) if isinstance(node.value, float) else sympy.Integer(node.value)
+        value = sympy.Rational(str(node.value)) if isinstance(node.value, float) else sympy.Integer(node.value)
+        return _finite(value, field)
     if isinstance(node, ast.Name):
         if node.id in variables:
             return variables[node.id]
@@ -62,7 +65,10 @@ def _build(node, variables, field):
         allowed = ", ".join([*variables, *CONSTANTS])
         raise SpecError(field, f"unknown name {node.id!r} in formula (allowed: {allowed})")
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        return _BINARY[type(node.op)](_build(node.left, variables, field), _build(node.right, variables, field))
+        left, right = _build(node.left, variables, field), _build(node.right, variables, field)
+        if isinstance(node.op, ast.Pow) and right.is_Number and abs(right) > MAX_EXPONENT:
+            raise SpecError(field, f"exponent {right} is too large (at most {MAX_EXPONENT} in size)")
+        return _finite(_BINARY[type(node.op)](left, right), field)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitXor):
         raise SpecError(field, "use ** for powers, not ^")
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
@@ -78,5 +84,14 @@ def _build(node, variables, field):
         args = [_build(a, variables, field) for a in node.args]
         if name not in ("max", "min") and len(args) != 1:
             raise SpecError(field, f"{name}() takes one argument")
-        return FUNCTIONS[name](*args)
+        return _finite(FUNCTIONS[name](*args), field)
     raise SpecError(field, f"{type(node).__name__} is not allowed in a formula: {ast.unparse(node)!r}")
+
+
+def _finite(expr, field):
+    """``expr`` unless it is or holds an infinity, an undefined value (z/0) or a number beyond float range."""
+    if expr.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
+        raise SpecError(field, "the formula has an infinite or undefined part (a division by zero?)")
+    if any(abs(n) > MAX_NUMBER for n in expr.atoms(sympy.Number)):
+        raise SpecError(field, f"a number in the formula is beyond {MAX_NUMBER:g}")
+    return expr

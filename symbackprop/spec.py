@@ -99,6 +99,9 @@ class Network:
         batched = False
         if "sample" in data:
             x, y, batched = _sample(_table(data, "sample"), layers)
+            low, high = loss.targets
+            if np.any(y < low) or np.any(y > high):
+                raise SpecError("sample.y", f"{loss.name} needs targets in [{low:g}, {high:g}]")
             exact["x"] = data["sample"]["x"] if batched else [data["sample"]["x"]]
             exact["y"] = _as_rows(data["sample"]["y"], batched, layers[-1])
         optimizer = optimizer_table(data.get("optimizer", {}))
@@ -133,6 +136,19 @@ def _shapes(layers):
         shapes[f"W{l}"] = (layers[l], layers[l - 1])
         shapes[f"b{l}"] = (layers[l],)
     return shapes
+
+
+def _finite(v) -> bool:
+    """Finite as a float64: huge integers from TOML or JSON are not."""
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False
+
+
+def _short(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _table(data, name, required=False):
@@ -196,8 +212,8 @@ def _array(value, shape, where):
         if not dims:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise SpecError(path, f"expected a number, got {v!r}")
-            if not math.isfinite(v):
-                raise SpecError(path, f"expected a finite number, got {v!r}")
+            if not _finite(v):
+                raise SpecError(path, f"expected a finite number, got {_short(v)}")
             return
         if not isinstance(v, list) or len(v) != dims[0]:
             got = f"{len(v)} entries" if isinstance(v, list) else repr(v)
@@ -255,6 +271,6 @@ def optimizer_table(table) -> dict:
         elif key == "max_iters":
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SpecError(where, f"expected a positive integer, got {value!r}")
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise SpecError(where, f"expected a non-negative number, got {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value) or value < 0:
+            raise SpecError(where, f"expected a non-negative number, got {_short(value)}")
     return dict(table)

@@ -37,6 +37,9 @@ CASES = [
     ("unknown parameter", "b2 = [0.1]", "b2 = [0.1]\nW3 = [[1.0]]", "parameters.W3"),
     ("non-numeric value", "b2 = [0.1]", 'b2 = ["a lot"]', "parameters.b2[0]"),
     ("boolean value", "b2 = [0.1]", "b2 = [true]", "parameters.b2[0]"),
+    ("huge integer", "b2 = [0.1]", "b2 = [" + "9" * 400 + "]", "parameters.b2[0]"),
+    ("huge learning rate", "[sample]", "[optimizer]\nlearning_rate = " + "9" * 400 + "\n[sample]",
+     "optimizer.learning_rate"),
     ("infinite value", "b2 = [0.1]", "b2 = [inf]", "parameters.b2[0]"),
     ("sample of the wrong size", "x = [2, 3, -1]", "x = [2, 3]", "sample.x"),
     ("target of the wrong size", "y = [1]", "y = [1, 0]", "sample.y"),
@@ -181,3 +184,12 @@ def test_exact_is_refused_for_deep_networks(tmp_path, capsys):
                     'loss = "squared_error"\n')
     assert main(["derive", str(spec), "--exact"]) == 2
     assert "--exact: exact arithmetic is for" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("loss,y", [("binary_cross_entropy", "2"), ("binary_cross_entropy", "-0.5"),
+                                    ("cross_entropy", "-1")])
+def test_targets_outside_the_losss_domain(tmp_path, capsys, loss, y):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(GOOD.replace('"squared_error"', f'"{loss}"').replace("y = [1]", f"y = [{y}]"))
+    assert main(["derive", str(spec)]) == 2
+    assert f"sample.y: {loss} needs targets in" in capsys.readouterr().err
