@@ -48,6 +48,7 @@ import difflib
 import math
 import re
 import tomllib
+import unicodedata
 from collections import ChainMap, Counter
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -60,6 +61,7 @@ from .derive import Derivation
 from .errors import SpecError
 from .intervals import Interval, bound
 from .model import Model
+from .registry import a as A, n as N, y as Y, z as Z
 from .optimizers import HYPER, OPTIMIZERS, Settings, g, g_hat, m, m_hat, s as s_state, t, theta, v, v_hat
 from .spec import Network, optimizer_table, read_input
 
@@ -695,13 +697,14 @@ class _Graph:
 
     def _mistakes_loss(self, node):
         loss, out = self.network.loss, []
-        if loss.name in ("squared_error", "mse"):
+        half, mean = _scale_parts(loss, self.network.layers[-1])
+        if _squared(loss) and not half:
             out.append((10, "½(a − y)² used: a factor ½ too many", _times(sympy.Rational(1, 2)), True))
-        if loss.name == "half_squared_error":
+        if _squared(loss) and half:
             out.append((10, "the ½ of ½(a − y)² left out", _times(2), True))
-        if loss.name == "mse" and self.network.layers[-1] > 1:
-            out.append((11, "not divided by the number of outputs n", _times(self.network.layers[-1]), True))
-        if loss.name in ("squared_error", "mse", "half_squared_error"):
+        if mean is not None:
+            out.append((11, "not divided by the number of outputs n", _times(mean), True))
+        if _squared(loss):
             out.append((12, "(a − y) not squared", _unsquare, True))
         else:
             out.append((13, "the sign flipped", _times(-1), True))
@@ -710,13 +713,14 @@ class _Graph:
     def _mistakes_dC_da(self, node):
         out, l = [], node.meta["layer"].index
         if l == self.network.depth:
-            loss = self.network.loss.name
-            if loss in ("squared_error", "mse"):
+            loss = self.network.loss
+            half, mean = _scale_parts(loss, self.network.layers[-1])
+            if _squared(loss) and not half:
                 out.append((1, "the 2 of d/da (a − y)² dropped", _times(sympy.Rational(1, 2)), True))
-            if loss == "half_squared_error":
+            if _squared(loss) and half:
                 out.append((1, "∂C/∂a doubled (d/da ½(a − y)² is a − y)", _times(2), True))
-            if loss == "mse" and self.network.layers[-1] > 1:
-                out.append((2, "the 1/n of the mean left out", _times(self.network.layers[-1]), True))
+            if mean is not None:
+                out.append((2, "the 1/n of the mean left out", _times(mean), True))
             out.append((5, "the sign flipped ((y − a) for (a − y))", _times(-1), True))
             return out
         out.append((5, "the sign flipped", _times(-1), True))
@@ -737,7 +741,6 @@ class _Graph:
         a, z = layer.a[j], layer.z[j]
         f = _fname(act)
         out = [(2, f"the {f}′ factor missing", lambda e: sympy.Integer(1), True)]
-        from .registry import a as A, z as Z
         if act.output_form is not None and not act.output_form.has(sympy.Piecewise) and act.output_form.has(A):
             form = act.output_form
             out.append((3, f"{f}′ taken at z instead of a: {_pretty(form.xreplace({A: Z}))}, not {_pretty(form)}",
@@ -891,8 +894,30 @@ def _rooted_state(opt) -> str:
     return names[0] if names else "v"
 
 
+def _squared(loss) -> bool:
+    """Whether the loss's term is (a − y)²: the squared losses share their mistakes."""
+    return sympy.expand(loss.term - (A - Y) ** 2) == 0
+
+
+def _scale_parts(loss, outputs: int) -> tuple[bool, sympy.Expr | None]:
+    """Whether the loss's scale holds a ½ (½(a − y)²), and the factor dividing by the number of
+    outputs leaves out (n for a mean over n > 1 outputs; None for no mean)."""
+    coeff, rest = loss.scale.as_coeff_Mul()
+    mean = 1 / rest.xreplace({N: outputs}) if rest.has(N) and outputs > 1 else None
+    return coeff == sympy.Rational(1, 2), mean
+
+
 def _fname(act) -> str:
-    return {"sigmoid": "σ"}.get(act.name, act.name if act.name.isidentifier() else "f")
+    """The activation's name as its registry entry writes it in LaTeX, as plain text: σ for
+    ``\\sigma``, relu for ``\\operatorname{relu}``, f for a formula from the spec."""
+    def plain(match):
+        try:
+            return unicodedata.lookup(f"GREEK SMALL LETTER {match.group(1).upper()}")
+        except KeyError:
+            return match.group(1)
+    name = re.sub(r"\\operatorname\{(\w+)\}", r"\1", act.latex)
+    name = re.sub(r"\\([A-Za-z]+)", plain, name)
+    return name if name.isidentifier() else act.name if act.name.isidentifier() else "f"
 
 
 def _pretty(expr) -> str:

@@ -456,6 +456,37 @@ def test_optimizer_behaviour_follows_its_rules_not_its_name(monkeypatch, seed, s
     assert r.status == "wrong" and "divided by v + ε instead of √v + ε" in r.diagnosis, r.diagnosis
 
 
+@pytest.mark.parametrize("like, loss_of, dC_da_of, loss_phrase, dC_da_phrase", [
+    ("squared_error", lambda d: (d**2).sum() / 2, lambda d: d, "½(a − y)² used", "the 2 of d/da (a − y)² dropped"),
+    ("half_squared_error", lambda d: (d**2).sum(), lambda d: 2 * d, "the ½ of ½(a − y)² left out", "∂C/∂a doubled"),
+    ("mse", lambda d: (d**2).sum(), lambda d: 2 * d, "not divided by the number of outputs n", "1/n of the mean left out"),
+], ids=["like-squared_error", "like-half_squared_error", "like-mse"])
+def test_a_new_squared_loss_gets_the_squared_losses_mistakes(monkeypatch, like, loss_of, dC_da_of, loss_phrase, dC_da_phrase):
+    """The catalogue reads the loss's term and scale from its registry entry, not its name."""
+    from dataclasses import replace
+    from symbackprop.registry import LOSSES
+    monkeypatch.setitem(LOSSES, "renamed", replace(LOSSES[like], name="renamed"))
+    net = Network.from_dict({
+        "network": {"layers": [2, 2], "activations": ["identity"], "loss": "renamed"},
+        "parameters": {"W1": [[0.3, -0.2], [0.1, 0.4]], "b1": [0.1, -0.1]},
+        "sample": {"x": [1.0, 2.0], "y": [0.5, -0.5]}})
+    a = np.array(net.parameters["W1"]) @ net.x[0] + net.parameters["b1"]
+    d = a - net.y[0]
+    r = run(net, {"a1": [num(u) for u in a], "loss": num(loss_of(d)), "dC/da1[0]": num(dC_da_of(d)[0])})
+    assert r["loss"].status == "wrong" and loss_phrase in r["loss"].diagnosis, r["loss"].diagnosis
+    assert r["dC/da1[0]"].status == "wrong" and dC_da_phrase in r["dC/da1[0]"].diagnosis, r["dC/da1[0]"].diagnosis
+
+
+def test_activation_names_in_mistakes_come_from_the_registry_latex(monkeypatch, seed):
+    from dataclasses import replace
+    from symbackprop.registry import ACTIVATIONS
+    monkeypatch.setitem(ACTIVATIONS, "logistic", replace(ACTIVATIONS["sigmoid"], name="logistic"))
+    net = Network.from_dict({"network": {"layers": [1, 1], "activations": ["logistic"], "loss": "squared_error"},
+                             "parameters": {"W1": [[0.5]], "b1": [0.0]}, "sample": {"x": [2], "y": [1]}})
+    r = run(net, {"z1": "1", "a1": num(sigmoid(-1.0))})
+    assert r["a1[0]"].diagnosis == "σ(−z) computed instead of σ(z)"
+
+
 # ---------------------------------------------------------------------------------------------
 # bad input: exit 2, one line naming the key
 BAD_HANDS = [
