@@ -63,7 +63,10 @@ from .printing import ColSum, Dot, Softmax, T, Total, code, inplace_code, log_do
 from .registry import a as A_, y as Y_, z as Z_
 from .spec import Network
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+_HERE = Path(__file__).resolve().parent
+# templates/ beside the package in a checkout, symbackprop/templates once installed (pyproject maps it)
+TEMPLATES = next((d for d in (_HERE.parent / "templates", _HERE / "templates") if (d / "functions.py.jinja").exists()),
+                 _HERE / "templates")
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
 

@@ -47,3 +47,14 @@ def test_the_generate_command_spells_out_the_generators_choices():
     from symbackprop.optimizers import OPTIMIZERS
     assert (command.DTYPES, command.FORMS) == (tuple(generate.DTYPES), tuple(generate.FORMS))
     assert command.OPTIMIZERS == tuple(OPTIMIZERS)
+
+
+def test_every_package_is_installed_by_pyproject():
+    """A non-editable install ships only the packages pyproject names (symbackprop.commands was once
+    missing: editable installs hid it); templates/ is shipped as symbackprop.templates."""
+    import tomllib
+    root = Path(__file__).resolve().parent.parent
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "symbackprop").rglob("__init__.py")}
+    assert found | {"symbackprop.templates"} == set(config["packages"])
+    assert config["package-dir"]["symbackprop.templates"] == "templates"
