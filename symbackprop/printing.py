@@ -41,22 +41,16 @@ from sympy.printing.numpy import NumPyPrinter
 
 
 class Sigmoid(Function):
-    """σ(u) = 1/(1 + exp(−u)); σ′ = σ(1 − σ)."""
+    """σ(u) = 1/(1 + exp(−u)), for printing only: nothing is differentiated after stabilize()."""
     nargs = 1
-
-    def fdiff(self, argindex=1):
-        return self * Sigmoid(-self.args[0])
 
     def _latex(self, printer):
         return rf"\sigma\left({printer._print(self.args[0])}\right)"
 
 
 class Softplus(Function):
-    """softplus(u) = log(1 + exp(u)); softplus′ = σ."""
+    """softplus(u) = log(1 + exp(u)), for printing only."""
     nargs = 1
-
-    def fdiff(self, argindex=1):
-        return Sigmoid(self.args[0])
 
     def _latex(self, printer):
         return rf"\operatorname{{softplus}}\left({printer._print(self.args[0])}\right)"
@@ -67,9 +61,6 @@ class Clip(Function):
     "keep a ≥ EPS" and "keep a ≤ 1 − EPS". Used for the value and the derivative alike (a
     straight-through guard: inside [EPS, 1 − EPS] it changes nothing)."""
     nargs = 3
-
-    def fdiff(self, argindex=1):
-        return sympy.Integer(1) if argindex == 1 else sympy.Integer(0)
 
     def _latex(self, printer):
         return rf"\operatorname{{clip}}\left({printer._print(self.args[0])}\right)"
