@@ -4,8 +4,10 @@ From the one definition come the formulas ``explain`` prints (:meth:`Optimizer.l
 ``explain`` and ``check`` compute (:func:`step`), and the code ``generate`` writes
 (:meth:`Optimizer.assignments`). Symbols: θ the parameter, g its gradient, t the step number
 (1 for the first step), the optimizer's state (m, v, ...; zero before the first step) and the
-hyper-parameters, named as in the spec's ``[optimizer]`` table. Conventions are PyTorch's;
-``weight_decay`` is L2 added to the gradient, except in AdamW where it is decoupled.
+hyper-parameters, named as in the spec's ``[optimizer]`` table. The update formulas are PyTorch's
+(momentum accumulates gradients and the step is lr·v; ``weight_decay`` is L2 added to the gradient,
+except in AdamW where it is decoupled). The defaults are each entry's ``defaults``; they differ from
+PyTorch's for RMSprop (ρ = 0.9 and lr = 0.001, as in Keras) and for ε, 1e-8 everywhere.
 
 >>> import numpy as np
 >>> opt = OPTIMIZERS["sgd"]
