@@ -19,7 +19,6 @@ import html as _html
 import math
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import sympy
@@ -27,7 +26,7 @@ import sympy
 from .derive import Derivation, Step
 from .errors import SpecError
 from .model import Model
-from .numeric import Values, evaluate
+from .numeric import Values, evaluate, evaluator
 from .optimizers import HYPER, LATEX_NAMES, OPTIMIZERS, Optimizer, Settings, rule_latex, step as opt_step
 
 FORMATS = ("markdown", "latex", "html")
@@ -168,17 +167,17 @@ def explain(network, optimizer: str | None = None, steps: int | None = None, dig
         state = opt.init_state(params)
         update = _update(opt, settings, params, values.gradients, state, t=1)
         after = evaluate(derivation, parameters=update.params)
+        run = evaluator(derivation)  # evaluate's loss and gradients, each expression lambdified once
         comparison = None
         if name != "sgd":  # plain gradient descent on the same gradients, as textbooks compare
             sgd = OPTIMIZERS["sgd"]
             plain = _update(sgd, settings, params, values.gradients, sgd.init_state(params), t=1)
-            comparison = (plain, _Runner(derivation)(plain.params)[0])
+            comparison = (plain, run(plain.params)[0])
 
         history = [Iteration(1, float(values.loss), float(after.loss))]
         stop = _stopped(history[-1], loss_below, min_delta)
         params, state = update.params, update.state
         if stop is None and limit > 1:
-            run = _Runner(derivation)
             loss, grads = float(after.loss), after.gradients
             for t in range(2, limit + 1):
                 params, state = opt_step(opt, settings, params, grads, state, t)
@@ -216,47 +215,6 @@ def _update(opt: Optimizer, settings: Settings, params, grads, state, t: int) ->
         traces.append(Trace(name, frozen, params[name], grads[name], {k: state[k][name] for k in state},
                             assigned, new_params[name], {k: new_state[k][name] for k in state}))
     return Update(opt, settings, t, tuple(traces), new_params, new_state)
-
-
-@lru_cache(maxsize=4096)
-def _lambdified(expr: sympy.Expr):
-    from . import numeric
-    symbols = tuple(sorted(expr.free_symbols, key=lambda s: s.name))
-    return symbols, sympy.lambdify(symbols, expr, getattr(numeric, "LAMBDIFY_MODULES", "numpy"))
-
-
-def _per_example(expr, env: dict, batch: int) -> np.ndarray:
-    """The value of ``expr`` for each example of the batch, from ``Values.env``."""
-    expr = sympy.sympify(expr)
-    if expr in env:
-        return np.asarray(env[expr], dtype=np.float64)
-    symbols, fn = _lambdified(expr)
-    return np.broadcast_to(np.asarray(fn(*[env[s] for s in symbols]), dtype=np.float64), (batch,))
-
-
-class _Runner:
-    """The loss and its gradients at any parameters: the derivation's expressions, each lambdified
-    once and evaluated in order — what ``evaluate`` does, fast enough for a training loop."""
-
-    def __init__(self, derivation: Derivation):
-        model, net = derivation.model, derivation.model.network
-        self.model, self.batch = model, net.x.shape[0]
-        self.data = {s: net.x[:, k] for k, s in enumerate(model.x)} | {s: net.y[:, j] for j, s in enumerate(model.y)}
-        self.plan = list(model.definitions.items()) + [(s.symbol, s.expr) for s in derivation.steps]
-        self.grads = [(s.param, s.index, s.symbol) for s in derivation.gradients()]
-        self.shapes = net.parameter_shapes()
-
-    def __call__(self, params: dict):
-        env = dict(self.data)
-        for name, index, s in self.model.parameters():
-            env[s] = float(params[name][index])
-        for target, expr in self.plan:
-            env[target] = _per_example(expr, env, self.batch)
-        loss = float(np.mean(_per_example(self.model.loss_def, env, self.batch)))
-        grads = {name: np.empty(shape) for name, shape in self.shapes.items()}
-        for name, index, s in self.grads:
-            grads[name][index] = float(np.mean(env[s]))
-        return loss, grads
 
 
 # ---------------------------------------------------------------------------------------------
@@ -480,8 +438,11 @@ class _Writer:
     def sym(self, expr) -> str:
         return self.model.latex(sympy.factor_terms(expr))
 
-    def val(self, values: Values, symbol, ex: int = 0) -> float:
-        return float(_per_example(symbol, values.env, values.batch)[ex])
+    def val(self, values: Values, expr, ex: int = 0) -> float:
+        """The value of a symbol, or of a local derivative in them, for example ``ex``."""
+        if expr in values.env:
+            return float(values.env[expr][ex])
+        return float(sympy.sympify(expr).xreplace({s: float(values.env[s][ex]) for s in expr.free_symbols}))
 
     def plug(self, expr, values: Values, ex: int = 0, wrap=True) -> str:
         """``expr`` printed with each symbol replaced by its value (negatives in parentheses)."""
@@ -643,7 +604,7 @@ class _Writer:
                           f"output $a^{{({self.L})}}_j$, $y_j$ its target and $n = {len(out)}$."
                           + (" It is computed for each example $i$ as $C_i$; $C$ is their mean."
                              if self.batch > 1 else "")))
-        per = _per_example(self.model.loss_def, values.env, values.batch)
+        per = values.per_example_loss
         head = name if self.batch == 1 else (name + "_1" if name == "C" else r"C_{\text{new},1}")
         self.add(Display((f"{head} &= {self.sym(self.model.loss_def)}",
                           f"&= {self.plug(self.model.loss_def, values)}", f"&{n.eq(per[0])}")))
@@ -759,7 +720,7 @@ class _Writer:
         header = ("quantity",) + tuple(f"example {i + 1}" for i in range(self.batch)) + ("mean (the gradient of $C$)",)
         rows = []
         for s in steps:
-            each = _per_example(s.symbol, v.env, self.batch)
+            each = v.env[s.symbol]
             mean = f"${n.tex(np.mean(each))}$" if s.kind == "grad" else ""
             rows.append((f"${s.label}$",) + tuple(f"${n.tex(x)}$" for x in each) + (mean,))
         self.add(Table(header, tuple(rows)))

@@ -117,3 +117,44 @@ def require_finite(quantities: dict) -> None:
         if not finite:
             raise SpecError(name, "is not a finite number for these parameters and this sample "
                                   "(overflow, or a function outside its domain)")
+
+
+def evaluator(derivation: Derivation):
+    """``evaluate``'s loss and gradients as a function of the parameters, for a training loop: each
+    expression is lambdified once, on the first call, where ``evaluate`` lambdifies on every call.
+
+    >>> from symbackprop.spec import Network
+    >>> from symbackprop.model import Model
+    >>> net = Network.from_dict({"network": {"layers": [1, 1], "activations": ["identity"],
+    ...     "loss": "squared_error"}, "parameters": {"W1": [[2.0]], "b1": [0.5]},
+    ...     "sample": {"x": [3], "y": [1]}})
+    >>> loss, grads = evaluator(Derivation(Model(net)))({"W1": [[2.0]], "b1": [0.5]})
+    >>> loss, grads["W1"].tolist()
+    (30.25, [[33.0]])
+    """
+    model, net = derivation.model, derivation.model.network
+    batch = net.x.shape[0]
+    data = {s: net.x[:, k] for k, s in enumerate(model.x)} | {s: net.y[:, j] for j, s in enumerate(model.y)}
+    plan = list(model.definitions.items()) + [(s.symbol, s.expr) for s in derivation.steps]
+    compiled = {}
+
+    def value(expr, env):
+        if expr not in compiled:
+            symbols = sorted(expr.free_symbols, key=lambda s: s.name)
+            compiled[expr] = symbols, sympy.lambdify(symbols, expr, LAMBDIFY_MODULES)
+        symbols, fn = compiled[expr]
+        with np.errstate(all="ignore"):  # a nan or inf is the caller's to report
+            return np.broadcast_to(np.asarray(fn(*[env[s] for s in symbols]), dtype=np.float64), (batch,))
+
+    def run(parameters: dict):
+        env = dict(data)
+        for name, index, s in model.parameters():
+            env[s] = np.full(batch, float(np.asarray(parameters[name])[index]))
+        for target, expr in plan:
+            env[target] = value(expr, env)
+        grads = {name: np.empty(shape) for name, shape in net.parameter_shapes().items()}
+        for step in derivation.gradients():
+            grads[step.param][step.index] = float(np.mean(env[step.symbol]))
+        return float(np.mean(value(model.loss_def, env))), grads
+
+    return run

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sympy
 
 from symbackprop.cli import main
 from symbackprop.errors import SpecError
@@ -271,15 +272,38 @@ SOFTMAX = {"network": {"layers": [2, 3, 3], "activations": ["tanh", "softmax"], 
 def test_softmax_jacobian_as_stated():
     """The text says dA_j/dz_i = a_j([i = j] - a_i): check it against the derivation's factors."""
     e = explain(Network.from_dict(SOFTMAX))
-    from symbackprop.explain import _per_example
+    def per_example(expr):
+        symbols = sorted(expr.free_symbols, key=str)
+        return np.broadcast_to(sympy.lambdify(symbols, expr, "numpy")(*[e.values.env[s] for s in symbols]), (2,))
     layer = e.derivation.model.layers[-1]
-    a = np.array([_per_example(s, e.values.env, 2) for s in layer.a])
+    a = np.array([per_example(s) for s in layer.a])
     for step in (s for s in e.derivation.steps if s.kind == "delta" and s.layer == 2):
         i = step.index[0]
         for j, term in enumerate(step.terms):
-            value = _per_example(term[0].expr, e.values.env, 2)
+            value = per_example(term[0].expr)
             np.testing.assert_allclose(value, a[j] * ((i == j) - a[i]), rtol=1e-12)
     assert "[i = j]" in e.markdown()
+
+
+@pytest.mark.parametrize("spec", [SOFTMAX, {**SOFTMAX, "network": {"layers": [2, 3, 1],
+                                  "activations": ["gelu", "sigmoid"], "loss": "binary_cross_entropy"},
+                                  "parameters": {**SOFTMAX["parameters"], "W2": [[0.2, -0.3, 0.1]], "b2": [0.1]},
+                                  "sample": {"x": [[1, 2], [0.5, -1]], "y": [[1], [0]]}}], ids=["softmax", "gelu"])
+def test_training_loop_evaluator_is_evaluate(spec):
+    """The --steps loop's evaluator (numeric.evaluator) gives evaluate's loss and gradients at
+    parameters other than the spec's."""
+    from symbackprop.derive import Derivation
+    from symbackprop.model import Model
+    from symbackprop.numeric import evaluate, evaluator
+    d = Derivation(Model(Network.from_dict(spec)))
+    run = evaluator(d)
+    for shift in (0.0, 0.3, -0.7):
+        params = {k: np.asarray(v) + shift for k, v in d.model.network.parameters.items()}
+        want = evaluate(d, parameters=params)
+        loss, grads = run(params)
+        assert loss == pytest.approx(float(want.loss), rel=1e-14)
+        for k in grads:
+            np.testing.assert_allclose(grads[k], want.gradients[k], rtol=1e-13)
 
 
 SPECS = {
