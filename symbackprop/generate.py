@@ -106,8 +106,10 @@ def comment_text(text: str, limit: int = 160) -> str:
 # ---------------------------------------------------------------------------------------- printers
 
 class ScalarPrinter(PythonCodePrinter):
-    """Python-float code for the unrolled form, after issue 4's rewrite rules (:func:`stabilize`):
-    the math module, a stable ``sigmoid`` the trainer defines, the builtins ``max``/``min``."""
+    """Python-float code for the unrolled form, after the numerically stable rewrites of
+    :func:`symbackprop.printing.stabilize` (softplus and sigmoid in place of log(1 + exp) and
+    1/(1 + exp), which overflow): the math module, a stable ``sigmoid`` the trainer defines, the
+    builtins ``max``/``min``."""
 
     def _print_Sigmoid(self, expr):
         return f"sigmoid({self._print(expr.args[0])})"
@@ -123,7 +125,8 @@ class ScalarPrinter(PythonCodePrinter):
 
 
 def array_code(expr: sympy.Expr, names: dict | None = None) -> str:
-    """NumPy code, by issue 4's stable printer."""
+    """NumPy code, after the stable rewrites of :func:`symbackprop.printing.stabilize`, printed by
+    :func:`symbackprop.printing.code`, the printer of :mod:`symbackprop.codegen`'s array program."""
     return printing.code(printing.stabilize(_renamed(expr, names)))
 
 
@@ -375,7 +378,8 @@ def _summary(network: Network) -> str:
 
 
 def formula_lines(network: Network) -> list[str]:
-    """The matrix-form derivation (issue 4's text rendering) for the header, one comment per line."""
+    """The matrix-form derivation (:func:`symbackprop.matrix.render_matrix` as text) for the
+    header, one comment per line."""
     from .matrix import derive_matrix, render_matrix
     text = render_matrix(derive_matrix(network), "text").rstrip("\n").splitlines()
     return text + ["", "In the code, rows are examples: X is (N, n_in), z<l> and a<l> are (N, n_l), so",
@@ -383,7 +387,8 @@ def formula_lines(network: Network) -> list[str]:
 
 
 def array_context(network: Network, dtype: str) -> dict:
-    """The context of ``functions.py.jinja``: issue 4's compiled functions, included as they are."""
+    """The context of ``functions.py.jinja``: the array program of :mod:`symbackprop.codegen` (forward,
+    loss and gradients on NumPy arrays), included as it is."""
     from . import codegen
     return codegen.template_context(codegen.array_program(network), dtype)
 

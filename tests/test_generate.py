@@ -169,6 +169,13 @@ def test_header_reads_bias_correction_from_the_rules_not_the_name(monkeypatch):
     assert "# The update (sgd), element-wise" in render(seed, optimizer="adam")
 
 
+def test_docstrings_say_what_they_mean_not_which_issue():
+    import re
+    import symbackprop.generate
+    with open(symbackprop.generate.__file__, encoding="utf-8") as source:
+        assert not re.search(r"\bissue \d", source.read(), re.IGNORECASE)
+
+
 def test_float32_trainer(tmp_path):
     network = load("examples/mnist.toml")
     module = load_trainer(render(network, dtype="float32"), tmp_path)
