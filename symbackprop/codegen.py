@@ -59,7 +59,7 @@ import numpy as np
 import sympy
 
 from .matrix import MatrixDerivation, derive_matrix, softmax_jvp
-from .printing import ColSum, Dot, Softmax, T, Total, code, inplace_code, log_domain, stabilize
+from .printing import Clip, ColSum, Dot, Softmax, T, Total, code, inplace_code, log_domain, stabilize
 from .registry import a as A_, y as Y_, z as Z_
 from .spec import Network
 
@@ -196,7 +196,7 @@ def _program(md: MatrixDerivation) -> Program:
     b.add("C", total / N, rf"C = \frac{{1}}{{N}} {_tex(stabilize(total), names)}", ())
     if loss_note:
         notes.append(loss_note)
-    if _has_clip(per_output):
+    if per_output.has(Clip):
         notes.append(f"{md.loss}: outputs are clipped to [EPS, 1 - EPS] inside its logs (and its derivative)")
     # backward: output delta, with the batch mean's 1/N folded in
     b.section = "backward pass, reusing the forward values"
@@ -234,20 +234,13 @@ def _program(md: MatrixDerivation) -> Program:
                           rf"\delta^{{({l - 1})}} = \left(W^{{({l})}}\right)^\top \delta^{{({l})}} \odot "
                           rf"{below.tex}'\left(z^{{({l - 1})}}\right)", rows(l - 1))
     statements = b.statements
-    params = {}
-    for layer in md.layers:
-        params[f"W{layer.index}"] = (layer.outputs, layer.inputs)
-        params[f"b{layer.index}"] = (layer.outputs,)
+    params = md.parameter_shapes()
     return Program(
         sizes=md.sizes, params=params,
         forward=_needed(statements, {aL.name}),
         loss=_needed(statements, {"C"}),
         loss_and_gradients=_needed(statements, {"C", *grads.values()}),
         output=aL.name, cost="C", grads={name: grads[name] for name in params}, notes=tuple(notes), buffers=dict(b.buffers))
-
-
-def _has_clip(expr) -> bool:
-    return any(type(f).__name__ == "Clip" for f in expr.atoms(sympy.Function))
 
 
 def _needed(statements: list[Statement], wanted: set[str]) -> tuple[Statement, ...]:

@@ -27,8 +27,8 @@ from .registry import a as OUT, z as IN
 
 @dataclass(frozen=True)
 class Factor:
-    """One local derivative: its LaTeX label (a fraction), its expression, and, when the factor is
-    itself a named step (∂C/∂a^{(1)}_1 of a hidden layer), that step's symbol."""
+    """One local derivative: its LaTeX label (a fraction) and its expression — which is a named
+    step's symbol when the factor is itself a step (∂C/∂a^{(1)}_1 of a hidden layer)."""
     label: str
     expr: sympy.Expr
 
@@ -129,10 +129,8 @@ class Derivation:
 
     def expand(self, expr: sympy.Expr) -> sympy.Expr:
         """``expr`` with every step and intermediate substituted, down to parameters and data."""
-        steps = {s.symbol: s.expr for s in self.steps}
-        expr = self.model.expand(expr, extra={**steps})
-        # output_form refers to outputs a: those are expanded by the model's definitions too
-        return expr
+        # output forms refer to layer outputs a: the model's definitions expand those too
+        return self.model.expand(expr, extra={s.symbol: s.expr for s in self.steps})
 
     def chain_gradient(self, param: str, index: tuple[int, ...]) -> sympy.Expr:
         """The chain-rule gradient fully substituted: comparable with :func:`expanded_gradient`."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import sympy
 
 from .printing import RowSum
-from .registry import ACTIVATIONS, LOSSES, a, n, y, z
+from .registry import ACTIVATIONS, a, n, y, z
 from .spec import Network
 
 LAYOUT = "each gradient has its parameter's shape"
@@ -107,10 +107,6 @@ class MatrixDerivation:
     @property
     def depth(self) -> int:
         return len(self.layers)
-
-    @property
-    def fusion(self) -> Fusion | None:
-        return _FUSION.get((self.layers[-1].activation, self.loss)) if self.output.kind == "fused" else None
 
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
         shapes = {}

@@ -31,7 +31,7 @@ The printed code refers to a few names the generated module defines (``templates
 '-(np.maximum(-u, 0) + np.logaddexp(0, np.maximum(-np.abs(u), EXP_LO)))'
 """
 import sympy
-from sympy import Add, Function, Mul, Piecewise, Pow, exp, log
+from sympy import Add, Function, Mul, Piecewise, exp, log
 from sympy.codegen.cfunctions import expm1
 from sympy.codegen.rewriting import Optimization, ReplaceOptim, optimize
 from sympy.printing.numpy import NumPyPrinter

@@ -17,6 +17,9 @@ from .numeric import Values
 
 
 
+JSON_LAYOUT = "each gradient has its parameter's shape; W<l> is (n_l, n_{l-1}); indices 0-based"
+
+
 def plain(label: str) -> str:
     """The text name of a LaTeX label: ``W^{(2)}_{1,2}`` -> ``W2[1,2]``, ``\\delta`` -> ``delta``."""
     text = re.sub(r"\^\{\((\d+)\)\}_\{([\d,]+)\}", r"\1[\2]", label)
@@ -88,14 +91,14 @@ class Renderer:
             if self.values.batch == 1 and not single:
                 nums = " + ".join(times.join(number(self.values.of(f.expr), self.digits) for f in term)
                                   for term in step.terms)
-                out.append(f"= {nums} " + (r"\approx " if latex else "≈ ") + self.value(step, latex))
+                out.append(f"= {nums} " + (r"\approx " if latex else "≈ ") + self.value(step))
             else:
                 mean = "" if self.values.batch == 1 else (
                     r" \quad \text{(mean over the batch)}" if latex else "   (mean over the batch)")
-                out.append(("\\approx " if latex else "≈ ") + self.value(step, latex) + mean)
+                out.append(("\\approx " if latex else "≈ ") + self.value(step) + mean)
         return out
 
-    def value(self, step: Step, latex: bool) -> str:
+    def value(self, step: Step) -> str:
         v = float(self.values.of(step.symbol))
         return f"{v:.{self.digits}g}"
 
@@ -198,7 +201,7 @@ def render_json(derivation: Derivation, values: Values | None, digits: int = 5, 
         nested[name] = grid.tolist()
     result = {"network": {"layers": list(net.layers), "activations": [a.name for a in net.activations],
                           "loss": net.loss.name},
-              "layout": "each gradient has its parameter's shape; W<l> is (n_l, n_{l-1}); indices 0-based",
+              "layout": JSON_LAYOUT,
               "formulas": nested}
     if values is not None:
         result["loss"] = float(values.loss)

@@ -89,9 +89,10 @@ def _matrix(network, args):
 def _matrix_json(network, md, wrt):
     import json
     import numpy as np
+    from ..render import JSON_LAYOUT
     result = {"network": {"layers": list(network.layers),
                           "activations": [a.name for a in network.activations], "loss": network.loss.name},
-              "layout": "each gradient has its parameter's shape; W<l> is (n_l, n_{l-1}); indices 0-based",
+              "layout": JSON_LAYOUT,
               "formulas": {name: {"chain": latex} for name, latex in _matrix_formulas(md).items()
                            if not wrt or name in wrt}}
     if network.has_numbers:
