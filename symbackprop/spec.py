@@ -98,12 +98,10 @@ class Network:
         x = y = None
         batched = False
         if "sample" in data:
-            x, y, batched = _sample(_table(data, "sample"), layers)
+            x, y, batched, exact["x"], exact["y"] = _sample(_table(data, "sample"), layers)
             low, high = loss.targets
             if np.any(y < low) or np.any(y > high):
                 raise SpecError("sample.y", f"{loss.name} needs targets in [{low:g}, {high:g}]")
-            exact["x"] = data["sample"]["x"] if batched else [data["sample"]["x"]]
-            exact["y"] = _as_rows(data["sample"]["y"], batched, layers[-1])
         optimizer = optimizer_table(data.get("optimizer", {}))
         return cls(tuple(layers), activations, loss, parameters, x, y, batched, optimizer, exact, source)
 
@@ -242,6 +240,8 @@ def _sample(sample, layers):
             raise SpecError(f"sample.{key}", "missing")
     xv = sample["x"]
     batched = isinstance(xv, list) and len(xv) > 0 and all(isinstance(r, list) for r in xv)
+    if layers[0] == 1 and isinstance(xv, list) and len(xv) > 1 and not batched:
+        xv, batched = [[v] for v in xv], True     # one input per example: a flat list is a batch
     rows = xv if batched else [xv]
     if batched and not rows:
         raise SpecError("sample.x", "empty batch")
@@ -251,7 +251,7 @@ def _sample(sample, layers):
         count = len(yrows) if isinstance(yrows, list) else 1
         raise SpecError("sample.y", f"{count} targets for {len(rows)} inputs")
     y = _array(yrows, (len(rows), layers[-1]), "sample.y")
-    return x, y, batched
+    return x, y, batched, rows, yrows
 
 
 def optimizer_table(table) -> dict:

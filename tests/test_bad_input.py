@@ -193,3 +193,11 @@ def test_targets_outside_the_losss_domain(tmp_path, capsys, loss, y):
     spec.write_text(GOOD.replace('"squared_error"', f'"{loss}"').replace("y = [1]", f"y = [{y}]"))
     assert main(["derive", str(spec)]) == 2
     assert f"sample.y: {loss} needs targets in" in capsys.readouterr().err
+
+
+def test_a_flat_list_of_single_inputs_is_a_batch():
+    from symbackprop.spec import Network
+    net = Network.from_dict({"network": {"layers": [1, 1], "activations": ["identity"], "loss": "mse"},
+                             "parameters": {"W1": [[2.0]], "b1": [0.0]}, "sample": {"x": [1, 2, 3], "y": [2, 4, 7]}})
+    assert net.batched and net.x.shape == (3, 1) and net.y.shape == (3, 1)
+    assert net.exact["x"] == [[1], [2], [3]]
