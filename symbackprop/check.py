@@ -334,7 +334,7 @@ def conventions(network: Network, hand: Hand) -> list[str]:
         hyper = ", ".join(f"{k} {val:g}" for k, val in settings.values(OPTIMIZERS[name]).items()
                           if val or k != "weight_decay")
         extra = ""
-        if _bias_corrected(OPTIMIZERS[name]):
+        if OPTIMIZERS[name].bias_corrected:
             extra += ", bias correction " + ("on" if settings.bias_correction else "off")
         if not settings.train_biases:
             extra += ", biases frozen"
@@ -876,11 +876,6 @@ def _same(p: Interval, q: Interval) -> bool:
 
 def _slack(interval: Interval) -> Interval:
     return interval.widen(SLACK * max(abs(interval.lo), abs(interval.hi)) + 1e-300)
-
-
-def _bias_corrected(opt) -> bool:
-    """Whether ``opt``'s rules use the bias-correction switch (Adam's m̂ and v̂ do)."""
-    return any(expr.has(bc) for _, expr in opt.rules)
 
 
 def _rooted_state(opt) -> str:

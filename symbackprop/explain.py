@@ -742,7 +742,7 @@ class _Writer:
         hp = ", ".join(f"${LATEX_NAMES[HYPER[k]]} = {n.tex(val)}$" + ("" if k in given else " (default)")
                        for k, val in hyper.items())
         notes = [f"Hyper-parameters: {hp}."]
-        if any(expr.has(HYPER["bias_correction"]) for _, expr in opt.rules):  # Adam's m̂ and v̂
+        if opt.bias_corrected:
             if settings.bias_correction:
                 notes.append("Bias correction is on: $\\hat m$ and $\\hat v$ divide by $1 - \\beta^t$."
                              + (" On the first step $\\hat m = g$ and $\\hat v = g^2$, so each parameter moves "

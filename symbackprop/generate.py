@@ -344,7 +344,7 @@ def render(network: Network, optimizer: str | None = None, learning_rate: float 
         "sample": ((_literal(network.x), _literal(network.y)) if network.x is not None else None),
         "optimizer": optimizer_.name,
         "bias_correction": settings.bias_correction,
-        "bias_corrected": any(expr.has(opt.bc) for _, expr in optimizer_.rules),  # the switch matters
+        "bias_corrected": optimizer_.bias_corrected,  # the switch matters
         "hyper": [(k, repr(v)) for k, v in settings.values(optimizer_).items()],
         "state_names": list(optimizer_.state),
         "trained": [p for p in network.parameter_shapes() if settings.train_biases or not p.startswith("b")],

@@ -45,6 +45,11 @@ class Optimizer:
     note: str = ""
 
     @property
+    def bias_corrected(self) -> bool:
+        """Whether the rules use the bias-correction switch (Adam's m̂ and v̂ do)."""
+        return any(expr.has(bc) for _, expr in self.rules)
+
+    @property
     def state(self) -> tuple[str, ...]:
         """Names of the state arrays (assigned and read back next step), zero-initialised."""
         return tuple(target.name for target, _ in self.rules if target in (m, v, s))
