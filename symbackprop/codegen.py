@@ -258,10 +258,14 @@ def _needed(statements: list[Statement], wanted: set[str]) -> tuple[Statement, .
 
 
 @functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=None)
 def environment() -> jinja2.Environment:
-    """The strict Jinja2 environment of every template in ``templates/``."""
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
-                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    """The strict Jinja2 environment of every template in ``templates/``: an undefined name is an
+    error, blocks leave no blank lines."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
+    env.filters["prefix"] = lambda name, prefix: f"{prefix}{name}"
+    return env
 
 
 def _dtype_name(dtype) -> str:

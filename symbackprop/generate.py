@@ -26,12 +26,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
 import sympy
 from sympy.printing.pycode import PythonCodePrinter
 
-from . import optimizers as opt
-from . import printing
+from . import codegen, optimizers as opt, printing
 from .errors import SpecError
 from .spec import Network, load
 
@@ -60,23 +58,6 @@ EXAMPLES = (
     ("examples/mnist.toml", "generated/mnist_adam.py", {"optimizer": "adam"}),
 )
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def template_dir() -> Path:
-    """``templates/`` beside the package in a checkout, ``symbackprop/templates`` when installed."""
-    for candidate in (ROOT / "templates", Path(__file__).resolve().parent / "templates"):
-        if (candidate / TEMPLATE).exists():
-            return candidate
-    raise FileNotFoundError(f"cannot find {TEMPLATE}")
-
-
-def environment() -> jinja2.Environment:
-    """The strict Jinja environment: an undefined name is an error, blocks leave no blank lines."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir())),
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                             keep_trailing_newline=True, autoescape=False)
-    env.filters["prefix"] = lambda name, prefix: f"{prefix}{name}"
-    return env
 
 
 def is_generated(text: str) -> bool:
@@ -359,7 +340,7 @@ def render(network: Network, optimizer: str | None = None, learning_rate: float 
             name: [(element, scalar_update(optimizer_, settings, element, optimizer_.state))
                    for element in context["elements"][name]]
             for name in context["trained"]}
-    return environment().get_template(TEMPLATE).render(context)
+    return codegen.environment().get_template(TEMPLATE).render(context)
 
 
 def _command(source, optimizer, learning_rate, dtype) -> str:
@@ -389,7 +370,6 @@ def formula_lines(network: Network) -> list[str]:
 def array_context(network: Network, dtype: str) -> dict:
     """The context of ``functions.py.jinja``: the array program of :mod:`symbackprop.codegen` (forward,
     loss and gradients on NumPy arrays), included as it is."""
-    from . import codegen
     return codegen.template_context(codegen.array_program(network), dtype)
 
 
