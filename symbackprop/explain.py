@@ -167,6 +167,9 @@ def explain(network, optimizer: str | None = None, steps: int | None = None, dig
         state = opt.init_state(params)
         update = _update(opt, settings, params, values.gradients, state, t=1)
         after = evaluate(derivation, parameters=update.params)
+        if not math.isfinite(float(after.loss)):
+            raise SpecError("optimizer.learning_rate", f"the loss after one {name} step is not finite "
+                                                       f"(C = {float(after.loss):g}): the step diverged")
         run = evaluator(derivation)  # evaluate's loss and gradients, each expression lambdified once
         comparison = None
         if name != "sgd":  # plain gradient descent on the same gradients, as textbooks compare

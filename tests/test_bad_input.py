@@ -201,3 +201,12 @@ def test_a_flat_list_of_single_inputs_is_a_batch():
                              "parameters": {"W1": [[2.0]], "b1": [0.0]}, "sample": {"x": [1, 2, 3], "y": [2, 4, 7]}})
     assert net.batched and net.x.shape == (3, 1) and net.y.shape == (3, 1)
     assert net.exact["x"] == [[1], [2], [3]]
+
+
+def test_explain_refuses_a_step_that_diverges(tmp_path, capsys):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(GOOD.replace('"sigmoid", "sigmoid"', '"sigmoid", "identity"')
+                    + '\n[optimizer]\nname = "sgd"\nlearning_rate = 1e300\n')
+    assert main(["explain", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "optimizer.learning_rate: the loss after one sgd step is not finite" in err
