@@ -59,7 +59,8 @@ import numpy as np
 import sympy
 
 from .matrix import MatrixDerivation, derive_matrix, softmax_jvp
-from .printing import Clip, ColSum, Dot, Softmax, T, Total, code, inplace_code, log_domain, stabilize
+from .arrayops import Clip, ColSum, Dot, Softmax, T, Total
+from .printing import code, inplace_code, log_domain, stabilize
 from .registry import a as A_, y as Y_, z as Z_
 from .spec import Network
 

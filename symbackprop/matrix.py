@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import sympy
 
-from .printing import RowSum
+from .arrayops import RowSum
 from .registry import ACTIVATIONS, a, n, y, z
 from .spec import Network
 

@@ -2,10 +2,9 @@
 
 Three things live here, and nowhere else:
 
-* **Stable primitives** — small SymPy ``Function`` classes that carry their own derivative
-  (``fdiff``) and LaTeX: :class:`Sigmoid`, :class:`Softplus`, :class:`Clip` (a log-loss's domain
-  guard), and the row-wise array operations the matrix form needs (:class:`Dot`, :class:`T`,
-  :class:`RowSum`, :class:`ColSum`, :class:`Total`, :class:`Softmax`, :class:`LogSumExp`).
+* **Stable primitives** — the SymPy functions of :mod:`symbackprop.arrayops` (:class:`Sigmoid`,
+  :class:`Softplus`, :class:`Clip`, and the row-wise array operations of the matrix form), which
+  the rules below introduce and the printer prints.
 * **Rewrite rules** — :data:`RULES`, a tuple of ``sympy.codegen.rewriting.ReplaceOptim`` applied
   in order by :func:`stabilize`: ``1/(1 + exp(-u))`` → σ(u), ``log(1 + exp(u))`` → softplus(u),
   ``log σ(u)`` → −softplus(−u), ``log(1 − σ(u))`` → −softplus(u), c₁·softplus(−u) + c₂·softplus(u)
@@ -36,101 +35,7 @@ from sympy.codegen.cfunctions import expm1
 from sympy.codegen.rewriting import Optimization, ReplaceOptim, optimize
 from sympy.printing.numpy import NumPyPrinter
 
-# ---------------------------------------------------------------------------------------------
-# Stable element-wise primitives
-
-
-class Sigmoid(Function):
-    """σ(u) = 1/(1 + exp(−u)), for printing only: nothing is differentiated after stabilize()."""
-    nargs = 1
-
-    def _latex(self, printer):
-        return rf"\sigma\left({printer._print(self.args[0])}\right)"
-
-
-class Softplus(Function):
-    """softplus(u) = log(1 + exp(u)), for printing only."""
-    nargs = 1
-
-    def _latex(self, printer):
-        return rf"\operatorname{{softplus}}\left({printer._print(self.args[0])}\right)"
-
-
-class Clip(Function):
-    """``Clip(a, lo, hi)``: a limited to a log-loss's domain; ``lo``/``hi`` are 0 or 1 flags for
-    "keep a ≥ EPS" and "keep a ≤ 1 − EPS". Used for the value and the derivative alike (a
-    straight-through guard: inside [EPS, 1 − EPS] it changes nothing)."""
-    nargs = 3
-
-    def _latex(self, printer):
-        return rf"\operatorname{{clip}}\left({printer._print(self.args[0])}\right)"
-
-
-# ---------------------------------------------------------------------------------------------
-# Array operations of the matrix form (rows are examples)
-
-
-class Dot(Function):
-    """Matrix product ``A @ B``."""
-    nargs = 2
-
-    def _latex(self, printer):
-        return " ".join(printer._print(x) for x in self.args)
-
-
-class T(Function):
-    """Transpose."""
-    nargs = 1
-
-    def _latex(self, printer):
-        return rf"\left({printer._print(self.args[0])}\right)^\top"
-
-
-def _summand_tex(printer, arg) -> str:
-    """The LaTeX of what a Σ sums, in parentheses when it is itself a sum."""
-    text = printer._print(arg)
-    return rf"\left({text}\right)" if arg.is_Add else text
-
-
-class RowSum(Function):
-    """Σ over a row (the outputs of one example), keeping the column: shape (N, 1)."""
-    nargs = 1
-
-    def _latex(self, printer):
-        return rf"\textstyle\sum_j {_summand_tex(printer, self.args[0])}"
-
-
-class ColSum(Function):
-    """Σ over the examples: shape (n,)."""
-    nargs = 1
-
-    def _latex(self, printer):
-        return rf"\textstyle\sum_{{n}} {_summand_tex(printer, self.args[0])}"
-
-
-class Total(Function):
-    """Σ over every entry: a scalar."""
-    nargs = 1
-
-    def _latex(self, printer):
-        return rf"\textstyle\sum {_summand_tex(printer, self.args[0])}"
-
-
-class Softmax(Function):
-    """Row-wise softmax."""
-    nargs = 1
-
-    def _latex(self, printer):
-        return rf"\operatorname{{softmax}}\left({printer._print(self.args[0])}\right)"
-
-
-class LogSumExp(Function):
-    """Row-wise log Σ_j exp(u_j), shape (N, 1)."""
-    nargs = 1
-
-    def _latex(self, printer):
-        return rf"\log\textstyle\sum_j e^{{{printer._print(self.args[0])}}}"
-
+from .arrayops import Clip, ColSum, Dot, LogSumExp, RowSum, Sigmoid, Softmax, Softplus, T
 
 # ---------------------------------------------------------------------------------------------
 # Rewrite rules

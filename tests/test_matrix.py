@@ -111,7 +111,7 @@ def test_matrix_module_imports_no_later_stage():
     code = ("import sys, symbackprop.matrix; "
             "print(sorted(m for m in sys.modules if m.startswith('symbackprop')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    for later in ("codegen", "numeric", "derive", "model", "html", "cli"):
+    for later in ("printing", "codegen", "numeric", "derive", "model", "html", "cli"):
         assert f"symbackprop.{later}'" not in out, out
 
 

@@ -8,8 +8,8 @@ import sympy
 from sympy import Piecewise, exp
 
 from symbackprop.matrix import FUSIONS, derive_matrix, softmax_jvp
-from symbackprop.printing import (RULES, LogSumExp, RowSum, Sigmoid, Softmax, Softplus, code,
-                                  log_domain, stabilize)
+from symbackprop.arrayops import LogSumExp, RowSum, Sigmoid, Softmax, Softplus
+from symbackprop.printing import RULES, code, log_domain, stabilize
 from symbackprop.registry import ACTIVATIONS, LOSSES, a, y, z
 from symbackprop.spec import Network
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import sympy
 
-from symbackprop.printing import Sigmoid, Softplus, code, stabilize
+from symbackprop.arrayops import Sigmoid, Softplus
+from symbackprop.printing import code, stabilize
 from symbackprop.registry import ACTIVATIONS, LOSSES, z
 from symbackprop.registry import a as A_, y as Y_
 from symbackprop.spec import Network
