@@ -109,3 +109,16 @@ def test_batch_json_shapes(tmp_path, capsys):
         out = json.loads(capsys.readouterr().out)
         assert np.shape(out["forward"]["z1"]) == (3, 2) and np.shape(out["forward"]["a2"]) == (3, 1)
         assert np.shape(out["gradients"]["W1"]) == (2, 3) and np.shape(out["gradients"]["b2"]) == (1,)
+
+
+def test_derive_latex_document_compiles(tmp_path, capsys):
+    import shutil
+    import subprocess
+    if shutil.which("pdflatex") is None:
+        pytest.skip("no pdflatex here (CI installs texlive-latex-base through .ci/install-tex.sh)")
+    assert main(["derive", "examples/seed.toml", "--format", "latex"]) == 0
+    (tmp_path / "d.tex").write_text(capsys.readouterr().out)
+    run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "d.tex"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-2000:]
+    assert (tmp_path / "d.pdf").stat().st_size > 1000
