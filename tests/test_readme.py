@@ -41,3 +41,8 @@ def test_every_flag_in_the_commands_table_exists(capsys):
         known = {s for action in sub._actions for s in action.option_strings}
         for flag in re.findall(r"(--[\w-]+|-o)\b", flags):
             assert flag in known, (command, flag)
+
+
+def test_ci_runs_the_readmes_test_command():
+    test_command = README.split("```sh\n", 1)[1].splitlines()[1].split("#")[0].strip()
+    assert test_command in (ROOT / ".ci/run").read_text()
