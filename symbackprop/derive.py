@@ -49,7 +49,8 @@ class Step:
         return sympy.Add(*[sympy.Mul(*[f.expr for f in term]) for term in self.terms])
 
 
-def _frac(top: str, bottom: str) -> str:
+def partial(top: str, bottom: str) -> str:
+    """The LaTeX of ∂top/∂bottom."""
     return rf"\frac{{\partial {top}}}{{\partial {bottom}}}"
 
 
@@ -62,14 +63,14 @@ class Derivation:
         self.steps: list[Step] = []
         L = len(model.layers)
         net = model.network
-        dC_da = [self._add(f"dC_da{L}_{j}", _frac("C", names[s]), "dC/da", L, (j,),
-                           ((Factor(_frac("C", names[s]), sympy.diff(model.loss_def, s)),),))
+        dC_da = [self._add(f"dC_da{L}_{j}", partial("C", names[s]), "dC/da", L, (j,),
+                           ((Factor(partial("C", names[s]), sympy.diff(model.loss_def, s)),),))
                  for j, s in enumerate(model.output)]
         for layer in reversed(model.layers):
             l, act = layer.index, net.activations[layer.index - 1]
             if act.elementwise:
-                da_dz = [self._add(f"da{l}_dz{l}_{j}", _frac(names[layer.a[j]], names[layer.z[j]]),
-                                   "da/dz", l, (j,), ((Factor(_frac(names[layer.a[j]], names[layer.z[j]]),
+                da_dz = [self._add(f"da{l}_dz{l}_{j}", partial(names[layer.a[j]], names[layer.z[j]]),
+                                   "da/dz", l, (j,), ((Factor(partial(names[layer.a[j]], names[layer.z[j]]),
                                                               self._local_derivative(act, layer, j)),),))
                          for j in range(len(layer.z))]
                 delta = [self._add(f"delta{l}_{j}", rf"\delta^{{({l})}}_{{{j + 1}}}", "delta", l, (j,),
@@ -78,22 +79,22 @@ class Derivation:
                 grad_terms = lambda j, dz: (dz, self._as_factor(da_dz[j]), self._as_factor(dC_da[j]))
             else:  # softmax: the full Jacobian, δ_i = Σ_j ∂a_j/∂z_i · ∂C/∂a_j
                 delta = [self._add(f"delta{l}_{i}", rf"\delta^{{({l})}}_{{{i + 1}}}", "delta", l, (i,),
-                                   tuple((Factor(_frac(names[aj], names[zi]), sympy.diff(layer.a_def[j], zi)),
+                                   tuple((Factor(partial(names[aj], names[zi]), sympy.diff(layer.a_def[j], zi)),
                                           self._as_factor(dC_da[j])) for j, aj in enumerate(layer.a)))
                          for i, zi in enumerate(layer.z)]
                 grad_terms = lambda j, dz: (dz, self._as_factor(delta[j]))
             for j, zj in enumerate(layer.z):
                 for k, w in enumerate(layer.W[j]):
-                    dz = Factor(_frac(names[zj], names[w]), sympy.diff(layer.z_def[j], w))
-                    self._add(f"dC_dW{l}_{j}_{k}", _frac("C", names[w]), "grad", l, (j, k),
+                    dz = Factor(partial(names[zj], names[w]), sympy.diff(layer.z_def[j], w))
+                    self._add(f"dC_dW{l}_{j}_{k}", partial("C", names[w]), "grad", l, (j, k),
                               (grad_terms(j, dz),), f"W{l}")
             for j, zj in enumerate(layer.z):
-                dz = Factor(_frac(names[zj], names[layer.b[j]]), sympy.diff(layer.z_def[j], layer.b[j]))
-                self._add(f"dC_db{l}_{j}", _frac("C", names[layer.b[j]]), "grad", l, (j,),
+                dz = Factor(partial(names[zj], names[layer.b[j]]), sympy.diff(layer.z_def[j], layer.b[j]))
+                self._add(f"dC_db{l}_{j}", partial("C", names[layer.b[j]]), "grad", l, (j,),
                           (grad_terms(j, dz),), f"b{l}")
             if l > 1:  # ∂C/∂a^{(l-1)}_k = Σ_j ∂z^{(l)}_j/∂a^{(l-1)}_k · δ^{(l)}_j
-                dC_da = [self._add(f"dC_da{l - 1}_{k}", _frac("C", names[ak]), "dC/da", l - 1, (k,),
-                                   tuple((Factor(_frac(names[zj], names[ak]), sympy.diff(layer.z_def[j], ak)),
+                dC_da = [self._add(f"dC_da{l - 1}_{k}", partial("C", names[ak]), "dC/da", l - 1, (k,),
+                                   tuple((Factor(partial(names[zj], names[ak]), sympy.diff(layer.z_def[j], ak)),
                                           self._as_factor(delta[j])) for j, zj in enumerate(layer.z)))
                          for k, ak in enumerate(layer.inputs)]
 

@@ -420,10 +420,6 @@ def _code_names(text: str) -> str:
 # The writer: the worked example as blocks
 
 
-def _frac(top, bottom) -> str:
-    return rf"\frac{{\partial {top}}}{{\partial {bottom}}}"
-
-
 class _Writer:
     def __init__(self, e: Explanation):
         self.e, self.net, self.d = e, e.network, e.derivation
