@@ -9,11 +9,11 @@
 #
 # The derivation this file computes:
 #   Backpropagation in matrix form: a 3-2-1 network, loss squared_error
-#   Layout: one example is a column vector; each gradient has its parameter's shape: ∂C/∂W⁽ˡ⁾ ∈ ℝ^(n_l×n_(l-1)), ∂C/∂b⁽ˡ⁾ ∈ ℝ^n_l.
+#   Layout: one example is a column vector (an image (C, H, W), a sequence (C, L), as PyTorch lays them out); each gradient has its parameter's shape: ∂C/∂W⁽ˡ⁾ has W⁽ˡ⁾'s shape.
 #
 #   Forward (a⁽⁰⁾ = x):
-#     z⁽¹⁾ = W⁽¹⁾ a⁽⁰⁾ + b⁽¹⁾,  a⁽¹⁾ = sigmoid(z⁽¹⁾)    W⁽¹⁾ ∈ ℝ^(2×3), b⁽¹⁾ ∈ ℝ^2
-#     z⁽²⁾ = W⁽²⁾ a⁽¹⁾ + b⁽²⁾,  a⁽²⁾ = sigmoid(z⁽²⁾)    W⁽²⁾ ∈ ℝ^(1×2), b⁽²⁾ ∈ ℝ^1
+#     z⁽¹⁾ = W⁽¹⁾ x + b⁽¹⁾,  a⁽¹⁾ = σ(z⁽¹⁾),  W⁽¹⁾ ∈ ℝ^(2×3), b⁽¹⁾ ∈ ℝ²
+#     z⁽²⁾ = W⁽²⁾ a⁽¹⁾ + b⁽²⁾,  a⁽²⁾ = σ(z⁽²⁾),  W⁽²⁾ ∈ ℝ^(1×2), b⁽²⁾ ∈ ℝ¹
 #     C = Σ_j [(a_j - y_j)**2],  j = 1..1, a = a⁽²⁾
 #
 #   Element-wise derivatives (by SymPy; in the layer's output a where that form exists):
@@ -21,12 +21,14 @@
 #     ∂C/∂a_j = 2*a_j - 2*y_j
 #
 #   Backward:
-#     δ⁽²⁾ = ∇_a C ⊙ sigmoid′(z⁽²⁾) = a⁽²⁾*(1 - a⁽²⁾)*(2*a⁽²⁾ - 2*y)
-#     δ⁽¹⁾ = (W⁽²⁾)ᵀ δ⁽²⁾ ⊙ sigmoid′(z⁽¹⁾) = (W⁽²⁾)ᵀ δ⁽²⁾ ⊙ [a⁽¹⁾*(1 - a⁽¹⁾)]
+#     δ⁽²⁾ = ∇_a C ⊙ σ'(z⁽²⁾) = a⁽²⁾ (1 - a⁽²⁾) (2 a⁽²⁾ - 2 y)
+#     δ⁽¹⁾ = (W⁽²⁾)ᵀ δ⁽²⁾ ⊙ σ'(z⁽¹⁾) = (W⁽²⁾)ᵀ δ⁽²⁾ ⊙ [a⁽¹⁾*(1 - a⁽¹⁾)]
 #
 #   Gradients:
-#     ∂C/∂W⁽²⁾ = δ⁽²⁾ (a⁽¹⁾)ᵀ ∈ ℝ^(1×2),  ∂C/∂b⁽²⁾ = δ⁽²⁾ ∈ ℝ^1
-#     ∂C/∂W⁽¹⁾ = δ⁽¹⁾ (a⁽⁰⁾)ᵀ ∈ ℝ^(2×3),  ∂C/∂b⁽¹⁾ = δ⁽¹⁾ ∈ ℝ^2
+#     ∂C/∂W⁽²⁾ = δ⁽²⁾ (a⁽¹⁾)ᵀ ∈ ℝ^(1×2)
+#     ∂C/∂b⁽²⁾ = δ⁽²⁾ ∈ ℝ¹
+#     ∂C/∂W⁽¹⁾ = δ⁽¹⁾ (x)ᵀ ∈ ℝ^(2×3)
+#     ∂C/∂b⁽¹⁾ = δ⁽¹⁾ ∈ ℝ²
 #
 #   Batch of N examples: each gradient is the mean over the examples,
 #     ∂C/∂W⁽ˡ⁾ = (1/N) Σ_n δ⁽ˡ⁾_n (a⁽ˡ⁻¹⁾_n)ᵀ,  ∂C/∂b⁽ˡ⁾ = (1/N) Σ_n δ⁽ˡ⁾_n.

@@ -9,11 +9,11 @@
 #
 # The derivation this file computes:
 #   Backpropagation in matrix form: a 2-4-1 network, loss binary_cross_entropy
-#   Layout: one example is a column vector; each gradient has its parameter's shape: ∂C/∂W⁽ˡ⁾ ∈ ℝ^(n_l×n_(l-1)), ∂C/∂b⁽ˡ⁾ ∈ ℝ^n_l.
+#   Layout: one example is a column vector (an image (C, H, W), a sequence (C, L), as PyTorch lays them out); each gradient has its parameter's shape: ∂C/∂W⁽ˡ⁾ has W⁽ˡ⁾'s shape.
 #
 #   Forward (a⁽⁰⁾ = x):
-#     z⁽¹⁾ = W⁽¹⁾ a⁽⁰⁾ + b⁽¹⁾,  a⁽¹⁾ = tanh(z⁽¹⁾)    W⁽¹⁾ ∈ ℝ^(4×2), b⁽¹⁾ ∈ ℝ^4
-#     z⁽²⁾ = W⁽²⁾ a⁽¹⁾ + b⁽²⁾,  a⁽²⁾ = sigmoid(z⁽²⁾)    W⁽²⁾ ∈ ℝ^(1×4), b⁽²⁾ ∈ ℝ^1
+#     z⁽¹⁾ = W⁽¹⁾ x + b⁽¹⁾,  a⁽¹⁾ = tanh(z⁽¹⁾),  W⁽¹⁾ ∈ ℝ^(4×2), b⁽¹⁾ ∈ ℝ⁴
+#     z⁽²⁾ = W⁽²⁾ a⁽¹⁾ + b⁽²⁾,  a⁽²⁾ = σ(z⁽²⁾),  W⁽²⁾ ∈ ℝ^(1×4), b⁽²⁾ ∈ ℝ¹
 #     C = Σ_j [-y_j*log(a_j) - (1 - y_j)*log(1 - a_j)],  j = 1..1, a = a⁽²⁾
 #
 #   Element-wise derivatives (by SymPy; in the layer's output a where that form exists):
@@ -22,12 +22,14 @@
 #     ∂C/∂a_j = (1 - y_j)/(1 - a_j) - y_j/a_j
 #
 #   Backward:
-#     δ⁽²⁾ = a⁽²⁾ - y    (sigmoid + binary_cross_entropy fused, proven by SymPy)
-#     δ⁽¹⁾ = (W⁽²⁾)ᵀ δ⁽²⁾ ⊙ tanh′(z⁽¹⁾) = (W⁽²⁾)ᵀ δ⁽²⁾ ⊙ [1 - a⁽¹⁾**2]
+#     δ⁽²⁾ = a⁽²⁾ - y  (sigmoid + binary_cross_entropy, fused; proven by SymPy)
+#     δ⁽¹⁾ = (W⁽²⁾)ᵀ δ⁽²⁾ ⊙ tanh'(z⁽¹⁾) = (W⁽²⁾)ᵀ δ⁽²⁾ ⊙ [1 - a⁽¹⁾**2]
 #
 #   Gradients:
-#     ∂C/∂W⁽²⁾ = δ⁽²⁾ (a⁽¹⁾)ᵀ ∈ ℝ^(1×4),  ∂C/∂b⁽²⁾ = δ⁽²⁾ ∈ ℝ^1
-#     ∂C/∂W⁽¹⁾ = δ⁽¹⁾ (a⁽⁰⁾)ᵀ ∈ ℝ^(4×2),  ∂C/∂b⁽¹⁾ = δ⁽¹⁾ ∈ ℝ^4
+#     ∂C/∂W⁽²⁾ = δ⁽²⁾ (a⁽¹⁾)ᵀ ∈ ℝ^(1×4)
+#     ∂C/∂b⁽²⁾ = δ⁽²⁾ ∈ ℝ¹
+#     ∂C/∂W⁽¹⁾ = δ⁽¹⁾ (x)ᵀ ∈ ℝ^(4×2)
+#     ∂C/∂b⁽¹⁾ = δ⁽¹⁾ ∈ ℝ⁴
 #
 #   Batch of N examples: each gradient is the mean over the examples,
 #     ∂C/∂W⁽ˡ⁾ = (1/N) Σ_n δ⁽ˡ⁾_n (a⁽ˡ⁻¹⁾_n)ᵀ,  ∂C/∂b⁽ˡ⁾ = (1/N) Σ_n δ⁽ˡ⁾_n.
@@ -101,6 +103,7 @@ SHAPES = {
     "W2": (1, 4),
     "b2": (1,),
 }
+INPUT = (2,)  # the shape of one example
 
 
 def _erf(x):
@@ -133,8 +136,8 @@ def _bad(name, value, shape):
     return ValueError(f"{name}: expected a {DTYPE.__name__} array of shape {shape}, got {got}")
 
 
-def _check(params, X, Y=None, out=None):
-    """A clear ValueError naming the first parameter, data or output array of the wrong shape or dtype."""
+def _check(params, X, Y=None, out=None, masks=None, minimum=1):
+    """A clear ValueError naming the first parameter, data, mask or output array of the wrong shape or dtype."""
     if not isinstance(params, dict):
         raise ValueError(f"params: expected a dict of arrays {', '.join(SHAPES)}, got {type(params).__name__}")
     for name, shape in SHAPES.items():
@@ -143,8 +146,8 @@ def _check(params, X, Y=None, out=None):
             if p is None:
                 raise ValueError(f"params[{name!r}]: missing (expected shape {shape})")
             raise _bad(f"params[{name!r}]", p, shape)
-    if not isinstance(X, np.ndarray) or X.ndim != 2 or X.shape[1] != 2 or X.shape[0] < 1 or X.dtype != DTYPE:
-        raise _bad("X", X, "(N, 2) with N >= 1")
+    if not isinstance(X, np.ndarray) or X.shape[1:] != INPUT or X.shape[0] < minimum or X.dtype != DTYPE:
+        raise _bad("X", X, f"(N, 2) with N >= {minimum}")
     if Y is not None and (not isinstance(Y, np.ndarray) or Y.shape != (X.shape[0], 1) or Y.dtype != DTYPE):
         raise _bad("Y", Y, f"({X.shape[0]}, 1)")
     if out is not None:
@@ -184,9 +187,10 @@ def _workspace(N):
 
 
 def forward(params, X):
-    """The output activations a^(2), shape (N, 1): a new array."""
+    """The output activations a2, shape (N, 1), in training mode: a new array."""
     _check(params, X)
-    _ws = _workspace(X.shape[0])
+    N = X.shape[0]
+    _ws = _workspace(N)
     # inputs
     W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
 
@@ -302,6 +306,32 @@ def loss_and_gradients(params, X, Y, out=None):
     delta1.sum(axis=0, out=db1)
 
     return C, grads
+
+
+def predict(params, state, X):
+    """The outputs in evaluation mode (the same as forward); a new array."""
+    _check(params, X, minimum=1)
+    N = X.shape[0]
+    _ws = _workspace(N)
+    # inputs
+    W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
+
+    # ---- forward pass, evaluation mode
+    # z^{(1)} = W^{(1)} x + b^{(1)}
+    z1 = _ws["z1"]
+    np.matmul(X, W1.T, out=z1)
+    np.add(z1, b1, out=z1)
+    # a^{(1)} = \tanh\left(z^{(1)}\right)
+    a1 = _ws["a1"]
+    np.tanh(z1, out=a1)
+    # z^{(2)} = W^{(2)} a^{(1)} + b^{(2)}
+    z2 = _ws["z2"]
+    np.matmul(a1, W2.T, out=z2)
+    np.add(z2, b2, out=z2)
+    # a^{(2)} = \sigma\left(z^{(2)}\right)
+    a2 = (0.5 + 0.5*np.tanh((1/2)*z2))
+
+    return a2
 
 
 # ------------------------------------------------------------------------------------------ update

@@ -4,6 +4,7 @@
 :class:`LogSumExp`). Each knows its LaTeX; how each prints as NumPy is :mod:`symbackprop.printing`'s
 business. Nothing differentiates them: derivatives are taken before they are introduced.
 """
+import sympy
 from sympy import Function
 
 # ---------------------------------------------------------------------------------------------
@@ -100,3 +101,26 @@ class LogSumExp(Function):
 
     def _latex(self, printer):
         return rf"\log\textstyle\sum_j e^{{{printer._print(self.args[0])}}}"
+
+
+class Kernel(Function):
+    """A call of a layer kernel (a NumPy function of :mod:`symbackprop.layers`, embedded in
+    generated code by its source): ``Kernel("conv_forward", X, W1, b1, (1, 1), (0, 0))`` prints as
+    ``conv_forward(X, W1, b1, (1, 1), (0, 0))``. Tuples and numbers are its static arguments."""
+
+    def __new__(cls, name, *args):
+        static = [sympy.Tuple(*a) if isinstance(a, tuple) else sympy.sympify(a) for a in args]
+        return super().__new__(cls, sympy.Symbol(name) if isinstance(name, str) else name, *static)
+
+    @property
+    def kernel(self) -> str:
+        return self.args[0].name
+
+    @property
+    def free_symbols(self):
+        return set().union(*(a.free_symbols for a in self.args[1:]))
+
+    def _latex(self, printer):
+        name = self.kernel.replace("_", r"\_")
+        args = ", ".join(printer._print(a) for a in self.args[1:])
+        return rf"\operatorname{{{name}}}\left({args}\right)"

@@ -50,6 +50,7 @@ only reach it as SymPy-printed code) into :class:`CompiledNetwork`.
 import functools
 import hashlib
 import linecache
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -58,8 +59,10 @@ import jinja2
 import numpy as np
 import sympy
 
+from .arrayops import Clip, Kernel, Softmax, Total
+from .layers import kernel_sources
+from .layers.base import param_tex
 from .matrix import MatrixDerivation, derive_matrix, softmax_jvp
-from .arrayops import Clip, ColSum, Dot, Softmax, T, Total
 from .printing import code, inplace_code, log_domain, stabilize
 from .registry import a as A_, y as Y_, z as Z_
 from .spec import Network
@@ -88,16 +91,29 @@ class Statement:
 
 @dataclass(frozen=True)
 class Program:
-    sizes: tuple[int, ...]
+    input: tuple[int, ...]
+    n_out: int
     params: dict[str, tuple[int, ...]]
     forward: tuple[Statement, ...]
     loss: tuple[Statement, ...]
     loss_and_gradients: tuple[Statement, ...]  # both in one pass: each forward statement once
+    predict: tuple[Statement, ...]             # evaluation mode: running statistics, no dropout
     output: str
+    predict_output: str
     cost: str
     grads: dict[str, str]
     notes: tuple[str, ...]
     buffers: dict[str, str]      # workspace array name -> its shape as code, e.g. "(N, 128)"
+    masks: dict[str, tuple]      # dropout keep-masks: name -> (shape of one example, rate)
+    stats: tuple                 # (name, shape as code, values per channel as code) of batch statistics
+    running: tuple[str, ...]     # the running statistics predict reads
+    kernels: tuple[str, ...]     # the source of every layer kernel the statements call
+    min_batch: int = 1           # batch norm needs 2 values per channel
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """(inputs, outputs) flattened: what the header comments and messages say."""
+        return (math.prod(self.input), self.n_out)
 
 
 def _sym(name: str) -> sympy.Symbol:
@@ -113,9 +129,14 @@ def _tex(expr, names) -> str:
     return sympy.latex(expr, symbol_names=names)
 
 
+def _shape_code(shape) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
 class _Builder:
     """Collects statements, splitting out common subexpressions as ``<name>_<i>``, and the
-    workspace buffers their in-place forms write to."""
+    workspace buffers their in-place forms write to. Layer entries add theirs through
+    :meth:`add`, :meth:`grad`, :meth:`stat` and :meth:`running`."""
 
     def __init__(self, names, n_out):
         self.names = names
@@ -123,25 +144,54 @@ class _Builder:
         self.statements: list[Statement] = []
         self.buffers: dict[str, str] = {}
         self.section = "forward pass"
+        self.grads: dict[str, str] = {}
+        self.stats: list[tuple] = []
+        self.reads: list[str] = []
+        self.math: dict[sympy.Symbol, str] = {X: "x"}
 
-    def add(self, name: str, expr: sympy.Expr, latex: str, shape: tuple, output: bool = False) -> sympy.Symbol:
-        """``name = expr``; ``output``: a gradient, which also gets an in-place form (into an array
-        the caller passes, see ``loss_and_gradients``'s ``out``)."""
+    def add(self, name: str, expr: sympy.Expr, latex: str, shape: tuple | None, output: bool = False) -> sympy.Symbol:
+        """``name = expr``; ``shape`` its shape (``"N"`` for the batch size; None: no workspace
+        buffer); ``output``: a gradient, which also gets an in-place form (into an array the caller
+        passes, see ``loss_and_gradients``'s ``out``)."""
         expr = stabilize(expr)
         temps, (expr,) = sympy.cse(expr, symbols=(_sym(f"{name}_{i}") for i in range(1000)))
-        temp_shape = shape if shape[:1] == ("N",) else ("N", self.n_out)
+        temp_shape = shape if shape and shape[:1] == ("N",) else ("N", self.n_out) if shape == () else None
         for sym, sub in temps:
             self.names[sym] = sym.name.replace("_", r"\_")
             self._statement(sym.name, sub, f"{self.names[sym]} = {_tex(sub, self.names)}", temp_shape)
         symbol = _sym(name)
-        self.names[symbol] = latex.split("=")[0].strip() if "=" in latex else name
+        self.names[symbol] = self.math[symbol] = latex.split("=")[0].strip() if "=" in latex else name
         self._statement(name, expr, latex, shape, output)
         return symbol
 
+    def grad(self, param: str, expr, latex: str):
+        """The gradient of parameter ``param`` (``d<param>``), written into the caller's array."""
+        self.grads[param] = f"d{param}"
+        return self.add(f"d{param}", expr, latex, self.params[param], output=True)
+
+    def stat(self, name: str, symbol, shape, unbiased: bool = False):
+        """A batch statistic (batch norm's mean and variance, of ``shape``) that a trainer folds
+        into its running statistic ``name``; ``unbiased``: scaled by n/(n − 1) first."""
+        self.stats.append((name, _shape_code(shape), symbol.name, unbiased))
+
+    def running(self, name: str, tex: str) -> sympy.Symbol:
+        """The running statistic ``name`` (``predict`` reads it from the trainer's state)."""
+        symbol = _sym(f"running_{name}")
+        self.names[symbol] = self.math[symbol] = rf"\bar{{{tex}}}"
+        self.reads.append(name)
+        return symbol
+
+    def tex(self, symbol) -> str:
+        """The math name of an array symbol: ``x``, ``a^{(2)}``, ``\\delta^{(3)}``."""
+        return self.math.get(symbol, self.names.get(symbol, str(symbol)))
+
+    def symbol(self, name: str) -> sympy.Symbol:
+        return _sym(name)
+
     def _statement(self, name, expr, latex, shape, output=False):
         lines = ()
-        if shape[:1] == ("N",) or output:
-            text = "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+        if shape is not None and (shape[:1] == ("N",) or output):
+            text = _shape_code(shape)
             if not output:
                 self.buffers[name] = text
             count = iter(range(1000))
@@ -152,51 +202,64 @@ class _Builder:
                 return f'_ws["{key}"]'
             lines = tuple(inplace_code(expr, name, scratch))
         latex = " ".join(latex.split())  # one comment line, whatever the printer gave
-        self.statements.append(Statement(name, expr, code(expr), latex, shape, lines, self.section))
+        self.statements.append(Statement(name, expr, code(expr), latex, shape or (), lines, self.section))
 
 
-def array_program(network: Network | MatrixDerivation) -> Program:
+_STAT_TEX = {"mean": r"\mu", "var": r"\mathrm{var}"}
+
+
+def array_program(network: Network) -> Program:
     """The forward, loss and backward statements of ``network`` on arrays, one example a row."""
-    md = network if isinstance(network, MatrixDerivation) else derive_matrix(network)
-    return _program(md)
+    md = derive_matrix(network)
+    return _program(network, md)
 
 
-def _program(md: MatrixDerivation) -> Program:
+def _program(network: Network, md: MatrixDerivation) -> Program:
     names = dict(_LATEX)
-    L = md.depth
-    b = _Builder(names, md.sizes[-1])
-    rows = lambda l: ("N", md.sizes[l])
-    act_syms, z_syms = [X], [None]
-    W = {l: _sym(f"W{l}") for l in range(1, L + 1)}
-    B = {l: _sym(f"b{l}") for l in range(1, L + 1)}
-    for l in range(1, L + 1):
-        names[W[l]], names[B[l]] = f"W^{{({l})}}", f"b^{{({l})}}"
+    graph, L = network.graph, network.depth
+    b = _Builder(names, network.output_size)
+    b.params = network.parameter_shapes()
+    rows = lambda layer: ("N", *layer.shape)
+    P, D = {}, {}
+    for layer in graph:
+        P[layer.index] = {name[: -len(str(layer.index))]: _sym(name) for name in layer.params}
+        D[layer.index] = {name[: -len(str(layer.index))]: _sym(name) for name in layer.data}
+        for name in (*layer.params, *layer.data):
+            names[_sym(name)] = b.math[_sym(name)] = param_tex(name)
+    forms = {form.index: form for form in md.layers}
     notes = []
-    # forward
-    for layer in md.layers:
-        l = layer.index
-        prev = act_syms[-1]
-        prev_tex = "x" if l == 1 else f"a^{{({l - 1})}}"
-        zl = b.add(f"z{l}", Dot(prev, T(W[l])) + B[l], rf"z^{{({l})}} = W^{{({l})}} {prev_tex} + b^{{({l})}}", rows(l))
-        value = layer.expr.xreplace({Z_: zl}) if layer.elementwise else Softmax(zl)
-        al = b.add(f"a{l}", value, rf"a^{{({l})}} = {layer.tex}\left(z^{{({l})}}\right)", rows(l))
-        z_syms.append(zl)
-        act_syms.append(al)
-    aL, zL, last = act_syms[-1], z_syms[-1], md.layers[-1]
+
+    def forward(mode):
+        syms = {0: X}
+        for layer in graph:
+            i, form = layer.index, forms[layer.index]
+            ins = [syms[s] for s in layer.sources]
+            expr, _ = layer.kind.array_forward(layer, b, ins, P[i], D[i], mode)
+            ins_tex = [b.tex(s) for s in ins]
+            if layer.has_z:
+                zi = b.add(f"z{i}", expr, layer.kind.latex_forward(layer, f"z^{{({i})}}", ins_tex), rows(layer))
+                value = form.expr.xreplace({Z_: zi}) if form.elementwise else Softmax(zi)
+                syms[i] = b.add(f"a{i}", value, rf"a^{{({i})}} = {form.tex}\left(z^{{({i})}}\right)", rows(layer))
+            elif isinstance(expr, sympy.Symbol):
+                syms[i] = expr             # the identity (dropout when predicting)
+            else:
+                syms[i] = b.add(f"a{i}", expr, layer.kind.latex_forward(layer, f"a^{{({i})}}", ins_tex), rows(layer))
+        return syms
+
+    syms = forward("train")
+    aL, last, form_L = syms[L], graph[-1], forms[L]
+    zL = _sym(f"z{L}")
     # loss: the batch mean of C; fused pairs take it from z (stable: log σ -> -softplus, log softmax -> z - lse)
     b.section = "loss"
     term = md.loss_term
     if md.output.kind == "fused":
-        out_value = last.expr.xreplace({Z_: zL}) if last.elementwise else Softmax(zL)
+        out_value = form_L.expr.xreplace({Z_: zL}) if form_L.elementwise else Softmax(zL)
         per_output = term.xreplace({A_: out_value, Y_: Y})
-        loss_note = f"{last.activation} + {md.loss}: the loss is computed from z{L} (stable form)"
+        notes.append(f"{form_L.activation} + {md.loss}: the loss is computed from z{L} (stable form)")
     else:
         per_output = term.xreplace({A_: log_domain(term, A_), Y_: Y}).xreplace({A_: aL})
-        loss_note = None
     total = md.loss_scale * Total(per_output)
     b.add("C", total / N, rf"C = \frac{{1}}{{N}} {_tex(stabilize(total), names)}", ())
-    if loss_note:
-        notes.append(loss_note)
     if per_output.has(Clip):
         notes.append(f"{md.loss}: outputs are clipped to [EPS, 1 - EPS] inside its logs (and its derivative)")
     # backward: output delta, with the batch mean's 1/N folded in
@@ -204,44 +267,61 @@ def _program(md: MatrixDerivation) -> Program:
     out = md.output
     if out.kind == "fused":
         notes.append(f"delta{L} = {sympy.sstr(out.delta)} (fused)")
-        dL = b.add(f"delta{L}", out.delta.xreplace({A_: aL, Y_: Y}) / N,
-                   rf"\delta^{{({L})}} = \frac{{1}}{{N}}\left({_tex(out.delta, {A_: f'a^{{({L})}}', Y_: 'y'})}\right)", rows(L))
+        delta = b.add(f"delta{L}", out.delta.xreplace({A_: aL, Y_: Y}) / N,
+                      rf"\delta^{{({L})}} = \frac{{1}}{{N}}\left({_tex(out.delta, {A_: f'a^{{({L})}}', Y_: 'y'})}\right)", rows(last))
     else:
         guard = log_domain(term, A_)
         g = out.loss_gradient.xreplace({A_: guard}).xreplace({A_: aL, Y_: Y})
-        if out.kind == "elementwise":
-            factor = last.factor.xreplace({A_: aL, Z_: zL})
-            dL = b.add(f"delta{L}", g * factor / N,
-                       rf"\delta^{{({L})}} = \frac{{1}}{{N}} \nabla_a C \odot {last.tex}'\left(z^{{({L})}}\right)", rows(L))
+        if not last.has_z:
+            delta = b.add(f"da{L}", g / N, rf"\frac{{\partial C}}{{\partial a^{{({L})}}}} = \frac{{1}}{{N}} \nabla_a C", rows(last))
+        elif out.kind == "elementwise":
+            factor = form_L.factor.xreplace({A_: aL, Z_: zL})
+            delta = b.add(f"delta{L}", g * factor / N,
+                          rf"\delta^{{({L})}} = \frac{{1}}{{N}} \nabla_a C \odot {form_L.tex}'\left(z^{{({L})}}\right)", rows(last))
         else:
-            gL = b.add(f"g{L}", g / N, rf"g^{{({L})}} = \frac{{1}}{{N}} \nabla_a C", rows(L))
-            dL = b.add(f"delta{L}", softmax_jvp(aL, gL),
-                       rf"\delta^{{({L})}} = a^{{({L})}} \odot \left(g^{{({L})}} - \textstyle\sum_j a^{{({L})}}_j g^{{({L})}}_j\right)", rows(L))
-    delta = dL
-    grads = {}
-    for layer in reversed(md.layers):
-        l = layer.index
-        prev_tex = "x" if l == 1 else f"a^{{({l - 1})}}"
-        b.add(f"dW{l}", Dot(T(delta), act_syms[l - 1]),
-              rf"\frac{{\partial C}}{{\partial W^{{({l})}}}} = \delta^{{({l})}} \left({prev_tex}\right)^\top",
-              (layer.outputs, layer.inputs), output=True)
-        b.add(f"db{l}", ColSum(delta), rf"\frac{{\partial C}}{{\partial b^{{({l})}}}} = \delta^{{({l})}}", (layer.outputs,),
-              output=True)
-        grads[f"W{l}"], grads[f"b{l}"] = f"dW{l}", f"db{l}"
-        if l > 1:
-            below = md.layers[l - 2]
-            factor = below.factor.xreplace({A_: act_syms[l - 1], Z_: z_syms[l - 1]})
-            delta = b.add(f"delta{l - 1}", Dot(delta, W[l]) * factor,
-                          rf"\delta^{{({l - 1})}} = \left(W^{{({l})}}\right)^\top \delta^{{({l})}} \odot "
-                          rf"{below.tex}'\left(z^{{({l - 1})}}\right)", rows(l - 1))
-    statements = b.statements
-    params = md.parameter_shapes()
+            gL = b.add(f"g{L}", g / N, rf"g^{{({L})}} = \frac{{1}}{{N}} \nabla_a C", rows(last))
+            delta = b.add(f"delta{L}", softmax_jvp(aL, gL),
+                          rf"\delta^{{({L})}} = a^{{({L})}} \odot \left(g^{{({L})}} - \textstyle\sum_j a^{{({L})}}_j g^{{({L})}}_j\right)", rows(last))
+    incoming: dict[int, list] = {}
+    for layer in reversed(graph):
+        i, form = layer.index, forms[layer.index]
+        if i != L:
+            parts = incoming.pop(i)
+            total_in = sympy.Add(*[e for e, _ in parts])
+            tex = " + ".join(t for _, t in parts)
+            if layer.has_z:
+                factor = form.factor.xreplace({A_: syms[i], Z_: _sym(f"z{i}")})
+                delta = b.add(f"delta{i}", total_in * factor,
+                              rf"\delta^{{({i})}} = {tex} \odot {form.tex}'\left(z^{{({i})}}\right)", rows(layer))
+            elif len(parts) == 1 and isinstance(total_in, sympy.Symbol):
+                delta = total_in
+            else:
+                delta = b.add(f"da{i}", total_in, rf"\frac{{\partial C}}{{\partial a^{{({i})}}}} = {tex}", rows(layer))
+        ins = [syms[s] for s in layer.sources]
+        need = tuple(s != 0 for s in layer.sources)
+        for s, part in zip(layer.sources, layer.kind.array_backward(layer, b, delta, ins, P[i], D[i], need)):
+            if part is not None:
+                incoming.setdefault(s, []).append(part)
+    statements = list(b.statements)
+    # evaluation mode (predict): the forward pass again, batch norm from its running statistics, no dropout
+    b.section = "forward pass, evaluation mode"
+    start = len(b.statements)
+    psyms = forward("eval")
+    predict = b.statements[start:]
+    params = network.parameter_shapes()
+    grads = {name: b.grads[name] for name in params}
+    masks = {name: (shape, layer.opt["rate"]) for layer in graph for name, shape in layer.data.items()}
+    stats = tuple(b.stats)
+    kernels = {e.kernel for s in b.statements for e in sympy.preorder_traversal(s.expr) if isinstance(e, Kernel)}
     return Program(
-        sizes=md.sizes, params=params,
+        input=network.input, n_out=network.output_size, params=params,
         forward=_needed(statements, {aL.name}),
         loss=_needed(statements, {"C"}),
-        loss_and_gradients=_needed(statements, {"C", *grads.values()}),
-        output=aL.name, cost="C", grads={name: grads[name] for name in params}, notes=tuple(notes), buffers=dict(b.buffers))
+        loss_and_gradients=_needed(statements, {"C", *grads.values(), *(stat for _, _, stat, _ in b.stats)}),
+        predict=_needed(predict, {psyms[L].name}), output=aL.name, predict_output=psyms[L].name,
+        cost="C", grads=grads, notes=tuple(notes), buffers=dict(b.buffers), masks=masks, stats=stats,
+        running=tuple(dict.fromkeys(b.reads)), kernels=tuple(kernel_sources(kernels)),
+        min_batch=max([math.ceil(2 / math.prod(l.shape[1:])) for l in graph if l.kind.couples_batch] + [1]))
 
 
 def _needed(statements: list[Statement], wanted: set[str]) -> tuple[Statement, ...]:
@@ -302,15 +382,16 @@ class CompiledNetwork:
     loss: Callable
     gradients: Callable
     loss_and_gradients: Callable
+    predict: Callable
     dtype: type
     program: Program
     source: str
+    namespace: dict
 
 
 @functools.lru_cache(maxsize=256)
 def _compiled(key, dtype_name: str) -> CompiledNetwork:
-    sizes, activations, loss = key
-    net = Network(sizes, activations, loss)
+    net = Network(*key)
     program = array_program(net)
     source = render_source(program, dtype_name)
     digest = hashlib.sha1(source.encode()).hexdigest()[:12]
@@ -319,7 +400,8 @@ def _compiled(key, dtype_name: str) -> CompiledNetwork:
     namespace = {"__name__": f"symbackprop_compiled_{digest}"}
     exec(compile(source, filename, "exec"), namespace)  # our own generated text only
     return CompiledNetwork(namespace["forward"], namespace["loss"], namespace["gradients"],
-                           namespace["loss_and_gradients"], DTYPES[dtype_name], program, source)
+                           namespace["loss_and_gradients"], namespace["predict"], DTYPES[dtype_name], program,
+                           source, namespace)
 
 
 def compile_network(network: Network, dtype=np.float64) -> CompiledNetwork:
@@ -337,4 +419,4 @@ def compile_network(network: Network, dtype=np.float64) -> CompiledNetwork:
     >>> float(f.loss(p, X, Y)), f.gradients(p, X, Y)["W1"].tolist()
     (30.25, [[33.0, 11.0]])
     """
-    return _compiled((tuple(network.layers), tuple(network.activations), network.loss), _dtype_name(dtype))
+    return _compiled((network.input, network.graph, network.loss), _dtype_name(dtype))

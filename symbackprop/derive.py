@@ -19,6 +19,7 @@ oracle for small networks only.
 from dataclasses import dataclass
 from functools import cached_property
 
+import numpy as np
 import sympy
 
 from .model import Model
@@ -54,76 +55,131 @@ def partial(top: str, bottom: str) -> str:
     return rf"\frac{{\partial {top}}}{{\partial {bottom}}}"
 
 
+def _delta(z_label: str) -> str:
+    r"""``z^{(2)}_{1}`` -> ``\delta^{(2)}_{1}``."""
+    return r"\delta" + z_label[1:]
+
+
+def _suffix(idx) -> str:
+    return "".join(f"_{i}" for i in idx)
+
+
+def _key(s) -> str:
+    return s.name
+
+
+_ZERO = ((Factor("0", sympy.Integer(0)),),)   # the terms of a quantity nothing downstream reads
+
+
 class Derivation:
-    """All steps of the backward pass for one example, output layer first."""
+    """All steps of the backward pass, output layer first.
+
+    Reverse accumulation over the model's named arrays: for a symbol u, ∂C/∂u sums, over every
+    later definition d that reads u, ∂d/∂u · ∂C/∂d. A layer's output read by two layers (an ``add``
+    input) gets both paths' terms; a convolution's weight, read at every position, a term per
+    position. An element-wise activation a = f(z) gets its own ∂a/∂z step (in the output a where
+    the registry has that form), and δ = ∂a/∂z · ∂C/∂a, as the textbooks write it."""
 
     def __init__(self, model: Model):
         self.model = model
-        names = model.latex_names
         self.steps: list[Step] = []
-        L = len(model.layers)
-        net = model.network
-        dC_da = [self._add(f"dC_da{L}_{j}", partial("C", names[s]), "dC/da", L, (j,),
-                           ((Factor(partial("C", names[s]), sympy.diff(model.loss_def, s)),),))
-                 for j, s in enumerate(model.output)]
-        for layer in reversed(model.layers):
-            l, act = layer.index, net.activations[layer.index - 1]
-            if act.elementwise:
-                da_dz = [self._add(f"da{l}_dz{l}_{j}", partial(names[layer.a[j]], names[layer.z[j]]),
-                                   "da/dz", l, (j,), ((Factor(partial(names[layer.a[j]], names[layer.z[j]]),
-                                                              self._local_derivative(act, layer, j)),),))
-                         for j in range(len(layer.z))]
-                delta = [self._add(f"delta{l}_{j}", rf"\delta^{{({l})}}_{{{j + 1}}}", "delta", l, (j,),
-                                   ((self._as_factor(da_dz[j]), self._as_factor(dC_da[j])),))
-                         for j in range(len(layer.z))]
-                grad_terms = lambda j, dz: (dz, self._as_factor(da_dz[j]), self._as_factor(dC_da[j]))
-            else:  # softmax: the full Jacobian, δ_i = Σ_j ∂a_j/∂z_i · ∂C/∂a_j
-                delta = [self._add(f"delta{l}_{i}", rf"\delta^{{({l})}}_{{{i + 1}}}", "delta", l, (i,),
-                                   tuple((Factor(partial(names[aj], names[zi]), sympy.diff(layer.a_def[j], zi)),
-                                          self._as_factor(dC_da[j])) for j, aj in enumerate(layer.a)))
-                         for i, zi in enumerate(layer.z)]
-                grad_terms = lambda j, dz: (dz, self._as_factor(delta[j]))
-            for j, zj in enumerate(layer.z):
-                for k, w in enumerate(layer.W[j]):
-                    dz = Factor(partial(names[zj], names[w]), sympy.diff(layer.z_def[j], w))
-                    self._add(f"dC_dW{l}_{j}_{k}", partial("C", names[w]), "grad", l, (j, k),
-                              (grad_terms(j, dz),), f"W{l}")
-            for j, zj in enumerate(layer.z):
-                dz = Factor(partial(names[zj], names[layer.b[j]]), sympy.diff(layer.z_def[j], layer.b[j]))
-                self._add(f"dC_db{l}_{j}", partial("C", names[layer.b[j]]), "grad", l, (j,),
-                          (grad_terms(j, dz),), f"b{l}")
-            if l > 1:  # ∂C/∂a^{(l-1)}_k = Σ_j ∂z^{(l)}_j/∂a^{(l-1)}_k · δ^{(l)}_j
-                dC_da = [self._add(f"dC_da{l - 1}_{k}", partial("C", names[ak]), "dC/da", l - 1, (k,),
-                                   tuple((Factor(partial(names[zj], names[ak]), sympy.diff(layer.z_def[j], ak)),
-                                          self._as_factor(delta[j])) for j, zj in enumerate(layer.z)))
-                         for k, ak in enumerate(layer.inputs)]
+        self._of: dict[sympy.Symbol, Step] = {}          # symbol -> the step holding ∂C/∂symbol
+        self._terms: dict[sympy.Symbol, list] = {}       # symbol -> its terms so far
+        self._where = {s: (lm, stage, idx) for lm in model.layers for stage in lm.stages
+                       for idx, s in np.ndenumerate(stage.symbols)}
+        self._params = {s: (name, idx) for name, idx, s in model.parameters()}
+        names = model.latex_names
+        for s in model.output_array.ravel():
+            self._terms[s] = [(Factor(partial("C", names[s]), sympy.diff(model.loss_def, s)),)]
+        for lm in reversed(model.layers):
+            self._layer(lm)
 
-    def _add(self, name, label, kind, layer, index, terms, param=None) -> Step:
-        step = Step(sympy.Symbol(name, real=True), label, kind, layer, index, terms, param)
+    def _layer(self, lm):
+        names, layer = self.model.latex_names, lm.layer
+        grads: dict[sympy.Symbol, list] = {}
+        for stage in reversed(lm.stages):
+            if stage.name == "z" and layer.activation.elementwise:
+                a = lm.stage("a")
+                da_dz = [self._add(f"da{lm.index}_dz{lm.index}" + _suffix(self._index(s)),
+                                   partial(names[a_], names[s]), "da/dz", s,
+                                   ((Factor(partial(names[a_], names[s]), self._local_derivative(layer, a_, s)),),))
+                         for s, a_ in zip(stage.symbols.ravel(), a.symbols.ravel())]
+                deltas = [self._add(f"delta{lm.index}" + _suffix(self._index(s)), _delta(names[s]), "delta", s,
+                                    ((self._as_factor(d), self._as_factor(self._of[a_])),))
+                          for s, a_, d in zip(stage.symbols.ravel(), a.symbols.ravel(), da_dz)]
+            else:
+                kind = "delta" if stage.name == "z" else f"dC/d{stage.name}"
+                for s in stage.symbols.ravel():
+                    label = _delta(names[s]) if stage.name == "z" else partial("C", names[s])
+                    self._add(self._step_name(kind, s), label, kind, s, tuple(self._terms.pop(s, ())) or _ZERO)
+            if stage.name == "a" and layer.has_z and layer.activation.elementwise:
+                continue          # a = f(z) element by element: δ above takes ∂a/∂z · ∂C/∂a
+            for s, definition in zip(stage.symbols.ravel(), stage.defs.ravel()):
+                step = self._of[s]
+                for u in sorted(definition.free_symbols, key=_key):
+                    if u not in self._params and u not in self._where:
+                        continue      # an input, a target or a mask: no gradient wanted
+                    factor = Factor(partial(names[s], names[u]), sympy.diff(definition, u))
+                    if u in self._params:
+                        grads.setdefault(u, []).append((factor, step))
+                    else:
+                        self._terms.setdefault(u, []).append((factor, self._as_factor(step)))
+        for name, symbols in lm.params.items():
+            for idx, w in np.ndenumerate(symbols):
+                terms = grads.get(w, [])
+                self._add(f"dC_d{name}" + _suffix(idx), partial("C", names[w]), "grad", w,
+                          tuple(self._chain(f, st, len(terms)) for f, st in terms) or _ZERO, param=name, index=idx)
+
+    def _chain(self, factor, step, count):
+        """One term of a gradient: ∂z/∂w · ∂a/∂z · ∂C/∂a when the step is an element-wise δ and the
+        weight is read once (a dense layer's, as the seed writes it), else ∂z/∂w · δ."""
+        if count == 1 and step.kind == "delta" and len(step.terms) == 1 and len(step.terms[0]) == 2:
+            return (factor, *step.terms[0])
+        return (factor, self._as_factor(step))
+
+    def _index(self, s) -> tuple[int, ...]:
+        """A symbol's index in its array: the example first when the model has several."""
+        lm, stage, idx = self._where[s]
+        return idx[1:] if stage.per_example and self.model.examples == 1 else idx
+
+    def _step_name(self, kind, s) -> str:
+        lm, stage, _ = self._where[s]
+        head = {"delta": f"delta{lm.index}", "dC/da": f"dC_da{lm.index}"}.get(kind, f"dC_d{stage.name}{lm.index}")
+        return head + _suffix(self._index(s))
+
+    def _add(self, name, label, kind, of, terms, param=None, index=None) -> Step:
+        layer = self._where[of][0].index if of in self._where else self._layer_of_param(param)
+        step = Step(sympy.Symbol(name, real=True), label, kind, layer,
+                    index if index is not None else self._index(of), tuple(terms), param)
         self.model.latex_names[step.symbol] = label
         self.steps.append(step)
+        self._of[of] = step
         return step
+
+    def _layer_of_param(self, param) -> int:
+        return next(lm.index for lm in self.model.layers if param in lm.params)
 
     @staticmethod
     def _as_factor(step: Step) -> Factor:
         return Factor(step.label, step.symbol)
 
     @staticmethod
-    def _local_derivative(act, layer, j) -> sympy.Expr:
+    def _local_derivative(layer, a_, z_) -> sympy.Expr:
         """∂a_j/∂z_j: written in the layer's output where the registry has that form (proven
         equal to SymPy's derivative in the tests), SymPy's derivative in z otherwise."""
+        act = layer.activation
         if act.output_form is not None:
-            return act.output_form.xreplace({OUT: layer.a[j]})
-        return act.derivative.xreplace({IN: layer.z[j]})
+            return act.output_form.xreplace({OUT: a_})
+        return act.derivative.xreplace({IN: z_})
 
     @cached_property
     def by_symbol(self) -> dict[sympy.Symbol, Step]:
         return {s.symbol: s for s in self.steps}
 
     def gradients(self) -> list[Step]:
-        """The ∂C/∂W and ∂C/∂b steps in the model's parameter order (W1, b1, W2, ...)."""
+        """The gradient steps in the model's parameter order (W1, b1, W2, ...)."""
         found = {(s.param, s.index): s for s in self.steps if s.kind == "grad"}
-        return [found[(name, index)] for name, index, _ in self.model.parameters()]
+        return [found[(name, tuple(index))] for name, index, _ in self.model.parameters()]
 
     def gradient(self, param: str, index: tuple[int, ...]) -> Step:
         return next(s for s in self.steps if s.param == param and s.index == index)

@@ -21,6 +21,8 @@ Nothing here formats strings except :func:`render_matrix`, which never different
 >>> md.output.kind, md.output.delta, md.layers[0].factor
 ('fused', a - y, a*(1 - a))
 """
+import math
+import re
 from dataclasses import dataclass
 
 import sympy
@@ -55,7 +57,8 @@ _FUSION = {(f.activation, f.loss): f for f in FUSIONS}
 
 @dataclass(frozen=True)
 class LayerForm:
-    """Weight layer l: z = W a_prev + b with W ∈ ℝ^{outputs×inputs}, a = f(z)."""
+    """Layer l of the graph: its entry's rule gives z (or a, for a layer without a pre-activation),
+    then a = f(z). ``inputs`` and ``outputs`` are its input and output sizes, flattened."""
     index: int
     inputs: int
     outputs: int
@@ -66,6 +69,7 @@ class LayerForm:
     output_form: sympy.Expr | None      # f′ in the output a, from the registry (proven in tests)
     elementwise: bool
     note: str = ""
+    layer: object = None                # the spec's Layer (its kind's entry holds its rules)
 
     @property
     def name(self) -> str:
@@ -103,17 +107,14 @@ class MatrixDerivation:
     loss_scale: sympy.Expr              # C = scale · Σ_j ℓ(a_j, y_j), n already substituted
     output: OutputDelta
     layout: str = LAYOUT
+    network: object = None
 
     @property
     def depth(self) -> int:
         return len(self.layers)
 
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
-        shapes = {}
-        for layer in self.layers:
-            shapes[f"W{layer.index}"] = (layer.outputs, layer.inputs)
-            shapes[f"b{layer.index}"] = (layer.outputs,)
-        return shapes
+        return self.network.parameter_shapes()
 
 
 def softmax_jvp(a_, g):
@@ -137,22 +138,23 @@ def derive_matrix(network: Network) -> MatrixDerivation:
     """
     sizes = tuple(network.layers)
     layers = []
-    for l, act in enumerate(network.activations, start=1):
-        layers.append(LayerForm(l, sizes[l - 1], sizes[l], act.name, act.latex, act.expr,
-                                act.derivative if act.elementwise else sympy.S.NaN,
-                                act.output_form, act.elementwise, act.note))
+    for layer in network.graph:
+        act, l = layer.activation, layer.index
+        layers.append(LayerForm(l, math.prod(layer.in_shapes[0]), math.prod(layer.shape), act.name, act.latex,
+                                act.expr, act.derivative if act.elementwise else sympy.S.NaN,
+                                act.output_form, act.elementwise, act.note, layer))
     loss = network.loss
     scale = loss.scale.xreplace({n: sizes[-1]})
     g = scale * loss.derivative
     out = layers[-1]
-    fusion = _FUSION.get((out.activation, loss.name))
+    fusion = _FUSION.get((out.activation, loss.name)) if out.layer.has_z else None
     if fusion is not None:
         output = OutputDelta("fused", g, scale * fusion.delta)
     elif out.elementwise:
         output = OutputDelta("elementwise", g, g * out.factor)
     else:
         output = OutputDelta("jacobian", g, None)
-    return MatrixDerivation(sizes, tuple(layers), loss.name, loss.term, scale, output)
+    return MatrixDerivation(sizes, tuple(layers), loss.name, loss.term, scale, output, network=network)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,77 +176,107 @@ def render_matrix(md: MatrixDerivation, fmt: str = "text") -> str:
     >>> print(render_matrix(md, "text").splitlines()[0])
     Backpropagation in matrix form: a 3-2-1 network, loss squared_error
     """
+    if fmt not in ("text", "latex", "markdown"):
+        raise ValueError(f"unknown format {fmt!r} (expected text, latex or markdown)")
+    sections = _sections(md)
     if fmt == "text":
-        return _render_text(md)
-    if fmt in ("latex", "markdown"):
-        return _render_tex(md, markdown=fmt == "markdown")
-    raise ValueError(f"unknown format {fmt!r} (expected text, latex or markdown)")
+        return _render_text(md, sections)
+    return _render_tex(md, sections, markdown=fmt == "markdown")
 
 
-def _size_text(*dims) -> str:
-    return "ℝ^" + ("×".join(map(str, dims)) if len(dims) == 1 else "(" + "×".join(map(str, dims)) + ")")
+# ---- the derivation as sections of LaTeX lines, each "lhs = rhs" (text is converted from them)
+
+def _out_tex(layer) -> str:
+    return f"z^{{({layer.index})}}" if layer.has_z else f"a^{{({layer.index})}}"
 
 
-def _layer_symbols(l, sup=None):
-    """The registry's a, z, y renamed after layer l, for display."""
-    if sup is None:
-        return {a: sympy.Symbol(f"a^{{({l})}}"), z: sympy.Symbol(f"z^{{({l})}}")}
-    return {a: sympy.Symbol(f"a{sup(l)}"), z: sympy.Symbol(f"z{sup(l)}")}
+def _in_tex(md, source: int) -> str:
+    return "x" if source == 0 else f"a^{{({source})}}"
 
 
-def _render_text(md: MatrixDerivation) -> str:
-    L = md.depth
-    sup = lambda l: f"({l})".translate(_SUP)
-    s = sympy.sstr
-    at = lambda expr, l: s(expr.xreplace(_layer_symbols(l, sup)))
-    arch = "-".join(map(str, md.sizes))
-    lines = [f"Backpropagation in matrix form: a {arch} network, loss {md.loss}",
-             f"Layout: one example is a column vector; {md.layout}: "
-             f"∂C/∂W{sup('l')} ∈ ℝ^(n_l×n_(l-1)), ∂C/∂b{sup('l')} ∈ ℝ^n_l.",
-             "", "Forward (a⁽⁰⁾ = x):"]
-    for layer in md.layers:
-        l = layer.index
-        lines.append(f"  z{sup(l)} = W{sup(l)} a{sup(l - 1)} + b{sup(l)},  a{sup(l)} = {layer.name}(z{sup(l)})"
-                     f"    W{sup(l)} ∈ {_size_text(layer.outputs, layer.inputs)}, b{sup(l)} ∈ {_size_text(layer.outputs)}")
-    term = md.loss_term.xreplace({a: sympy.Symbol("a_j"), y: sympy.Symbol("y_j")})
-    scale = "" if md.loss_scale == 1 else f"{s(md.loss_scale)} · "
-    lines.append(f"  C = {scale}Σ_j [{s(term)}],"
-                 f"  j = 1..{md.sizes[-1]}, a = a{sup(L)}")
-    lines += ["", "Element-wise derivatives (by SymPy; in the layer's output a where that form exists):"]
-    seen = set()
-    for layer in md.layers:
-        if layer.name in seen:
+def _space(shape) -> str:
+    return r"\mathbb{R}^{" + r"\times".join(map(str, shape)) + "}"
+
+
+def _sections(md: MatrixDerivation) -> list[tuple[str, list[str]]]:
+    """(heading, lines): forward, element-wise derivatives, backward, gradients, batch."""
+    L, graph = md.depth, [f.layer for f in md.layers]
+    forms = {f.index: f for f in md.layers}
+    forward = []
+    for layer in graph:
+        f, l = forms[layer.index], layer.index
+        ins = [_in_tex(md, s) for s in layer.sources]
+        line = layer.kind.latex_forward(layer, _out_tex(layer), ins)
+        if layer.has_z:
+            line += rf", \quad a^{{({l})}} = {f.tex}\left(z^{{({l})}}\right)"
+        spaces = [rf"{_param_tex(name)} \in {_space(shape)}" for name, shape in layer.params.items()]
+        forward.append(line + (r", \quad " + r",\ ".join(spaces) if spaces else "")
+                       + ("" if spaces else rf", \quad a^{{({l})}} \in {_space(layer.shape)}"))
+    term = _fmt_latex(md.loss_term.xreplace({a: sympy.Symbol("a_j"), y: sympy.Symbol("y_j")}), {})
+    scale = "" if md.loss_scale == 1 else _fmt_latex(md.loss_scale, {}) + r"\,"
+    forward.append(rf"C = {scale}\sum_{{j=1}}^{{{md.sizes[-1]}}} \left({term}\right), \quad a = a^{{({L})}}")
+    rules, seen = [], set()
+    for f in md.layers:
+        if not f.layer.has_z or f.name in seen:
             continue
-        seen.add(layer.name)
-        if layer.name != layer.activation:
-            lines.append(f"  {layer.name}(z) = {s(layer.expr)}")
-        if not layer.elementwise:
-            lines.append(f"  {layer.name}: not element-wise; ∂a_j/∂z_k = a_j (1[j=k] − a_k)")
-        elif layer.output_form is not None:
-            lines.append(f"  {layer.name}′(z) = {s(layer.derivative)} = {s(layer.output_form)}")
+        seen.add(f.name)
+        if f.name != f.activation:
+            rules.append(rf"{f.tex}(z) = {_fmt_latex(f.expr, {})}")
+        if not f.elementwise:
+            rules.append(rf"\frac{{\partial a_j}}{{\partial z_k}} = a_j\left(\delta_{{jk}} - a_k\right) "
+                         rf"\quad\text{{({_tex_text(f.activation)}: not element-wise)}}")
+        elif f.output_form is not None:
+            rules.append(rf"{f.tex}'(z) = {_fmt_latex(f.derivative, {})} = {_fmt_latex(f.output_form, {})}")
         else:
-            lines.append(f"  {layer.name}′(z) = {s(layer.derivative)}")
-    lines.append(f"  ∂C/∂a_j = {s(md.output.loss_gradient.xreplace({a: sympy.Symbol('a_j'), y: sympy.Symbol('y_j')}))}")
+            rules.append(rf"{f.tex}'(z) = {_fmt_latex(f.derivative, {})}")
+    rules.append(rf"\frac{{\partial C}}{{\partial a_j}} = {_fmt_latex(md.output.loss_gradient, {a: 'a_j', y: 'y_j'})}")
     out, last = md.output, md.layers[-1]
-    lines += ["", "Backward:"]
-    if out.kind == "fused":
-        lines.append(f"  δ{sup(L)} = {at(out.delta, L)}    ({last.name} + {md.loss} fused, proven by SymPy)")
+    names = {a: f"a^{{({L})}}", y: "y", z: f"z^{{({L})}}"}
+    back, grads, notes = [], [], []
+    top = rf"\delta^{{({L})}}" if last.layer.has_z else rf"\frac{{\partial C}}{{\partial a^{{({L})}}}}"
+    if not last.layer.has_z:
+        back.append(rf"{top} = \nabla_a C = {_fmt_latex(out.loss_gradient, names)}")
+    elif out.kind == "fused":
+        back.append(rf"{top} = {_fmt_latex(out.delta, names)} "
+                    rf"\quad\text{{({_tex_text(last.activation)} + {_tex_text(md.loss)}, fused; proven by SymPy)}}")
     elif out.kind == "elementwise":
-        lines.append(f"  δ{sup(L)} = ∇_a C ⊙ {last.name}′(z{sup(L)}) = {at(out.delta, L)}")
+        back.append(rf"{top} = \nabla_{{a}} C \odot {last.tex}'\left(z^{{({L})}}\right) = {_fmt_latex(out.delta, names)}")
     else:
-        lines.append(f"  δ{sup(L)} = J_softmaxᵀ g = a{sup(L)} ⊙ (g − Σ_j a{sup(L)}_j g_j),  g = ∇_a C = {at(out.loss_gradient, L)}")
-    for layer in reversed(md.layers[:-1]):
-        l = layer.index
-        lines.append(f"  δ{sup(l)} = (W{sup(l + 1)})ᵀ δ{sup(l + 1)} ⊙ {layer.name}′(z{sup(l)})"
-                     f" = (W{sup(l + 1)})ᵀ δ{sup(l + 1)} ⊙ [{at(layer.factor, l)}]")
-    lines += ["", "Gradients:"]
-    for layer in reversed(md.layers):
-        l = layer.index
-        lines.append(f"  ∂C/∂W{sup(l)} = δ{sup(l)} (a{sup(l - 1)})ᵀ ∈ {_size_text(layer.outputs, layer.inputs)},"
-                     f"  ∂C/∂b{sup(l)} = δ{sup(l)} ∈ {_size_text(layer.outputs)}")
-    lines += ["", "Batch of N examples: each gradient is the mean over the examples,",
-              f"  ∂C/∂W{sup('l')} = (1/N) Σ_n δ{sup('l')}_n (a{sup('l-1')}_n)ᵀ,  ∂C/∂b{sup('l')} = (1/N) Σ_n δ{sup('l')}_n."]
-    return "\n".join(lines) + "\n"
+        back.append(rf"{top} = J^\top g = a^{{({L})}} \odot \left(g - \textstyle\sum_j a^{{({L})}}_j g_j\right), "
+                    rf"\quad g = \nabla_a C = {_fmt_latex(out.loss_gradient, names)}")
+    incoming: dict[int, list[str]] = {}
+    for layer in reversed(graph):
+        l, f = layer.index, forms[layer.index]
+        if l != L:
+            total = " + ".join(incoming.pop(l))
+            if layer.has_z:
+                back.append(rf"\delta^{{({l})}} = {total} \odot {f.tex}'\left(z^{{({l})}}\right)"
+                            + (rf" = {total} \odot \left({_fmt_latex(f.factor, _tex_names(l))}\right)" if f.elementwise else ""))
+            else:
+                back.append(rf"\frac{{\partial C}}{{\partial a^{{({l})}}}} = {total}")
+        delta = rf"\delta^{{({l})}}" if layer.has_z else rf"\frac{{\partial C}}{{\partial a^{{({l})}}}}"
+        rule = layer.kind.latex_backward(layer, delta, [_in_tex(md, s) for s in layer.sources])
+        for name, shape in layer.params.items():
+            grads.append(rf"{rule.grads[name]} \in {_space(shape)}")
+        for source, part in zip(layer.sources, rule.inputs):
+            if source != 0:
+                incoming.setdefault(source, []).append(part)
+        notes += [rf"\text{{Layer {l} ({layer.kind.name}): }} {note}" for note in rule.notes]
+    batch = (r"\frac{\partial C}{\partial \theta} = \frac{1}{N}\sum_{n=1}^{N} \frac{\partial C_n}{\partial \theta}"
+             r" \quad \text{for every parameter } \theta" + (r"\text{ (batch norm: } C \text{ is the mean of the }"
+                                                           r" C_n \text{, which share the batch statistics)}"
+                                                           if md.network.graph and any(l.kind.couples_batch for l in graph)
+                                                           else ""))
+    return [("Forward", forward),
+            ("Element-wise derivatives (by SymPy, in the output $a$ where that form exists)", rules),
+            ("Backward", back + notes),
+            ("Gradients", grads),
+            ("Batch of $N$ examples: the mean over the examples", [batch])]
+
+
+def _param_tex(name: str) -> str:
+    head = name.rstrip("0123456789")
+    return {"gamma": r"\gamma", "beta": r"\beta"}.get(head, head) + f"^{{({name[len(head):]})}}"
 
 
 def _tex_names(l: int) -> dict:
@@ -255,82 +287,177 @@ def _tex_text(text: str) -> str:
     return text.replace("_", r"\_")
 
 
-def _render_tex(md: MatrixDerivation, markdown: bool) -> str:
-    L = md.depth
-    R = r"\mathbb{R}"
-    arch = "-".join(map(str, md.sizes))
-    eqs_fwd = []
-    for layer in md.layers:
-        l = layer.index
-        eqs_fwd.append(rf"z^{{({l})}} &= W^{{({l})}} a^{{({l - 1})}} + b^{{({l})}}, \quad "
-                       rf"a^{{({l})}} = {layer.tex}\left(z^{{({l})}}\right), \quad "
-                       rf"W^{{({l})}} \in {R}^{{{layer.outputs}\times{layer.inputs}}},\ b^{{({l})}} \in {R}^{{{layer.outputs}}}")
-    term = _fmt_latex(md.loss_term.xreplace({a: sympy.Symbol("a_j"), y: sympy.Symbol("y_j")}), {})
-    scale = "" if md.loss_scale == 1 else _fmt_latex(md.loss_scale, {}) + r"\,"
-    eqs_fwd.append(rf"C &= {scale}\sum_{{j=1}}^{{{md.sizes[-1]}}} \left({term}\right), \quad a = a^{{({L})}}")
-    eqs_rule = []
-    seen = set()
-    for layer in md.layers:
-        if layer.name in seen:
-            continue
-        seen.add(layer.name)
-        f = layer.tex
-        if layer.name != layer.activation:
-            eqs_rule.append(rf"{f}(z) &= {_fmt_latex(layer.expr, {})}")
-        if not layer.elementwise:
-            eqs_rule.append(rf"\frac{{\partial a_j}}{{\partial z_k}} &= a_j\left(\delta_{{jk}} - a_k\right) "
-                            rf"\quad\text{{({layer.activation}: not element-wise)}}")
-        elif layer.output_form is not None:
-            eqs_rule.append(rf"{f}'(z) &= {_fmt_latex(layer.derivative, {})} = {_fmt_latex(layer.output_form, {})}")
-        else:
-            eqs_rule.append(rf"{f}'(z) &= {_fmt_latex(layer.derivative, {})}")
-    eqs_rule.append(rf"\frac{{\partial C}}{{\partial a_j}} &= {_fmt_latex(md.output.loss_gradient, {a: 'a_j', y: 'y_j'})}")
-    out, last = md.output, md.layers[-1]
-    names = _tex_names(L)
-    eqs_back = []
-    if out.kind == "fused":
-        eqs_back.append(rf"\delta^{{({L})}} &= {_fmt_latex(out.delta, names)} "
-                        rf"\quad\text{{({_tex_text(last.activation)} + {_tex_text(md.loss)}, fused; proven by SymPy)}}")
-    elif out.kind == "elementwise":
-        eqs_back.append(rf"\delta^{{({L})}} &= \nabla_{{a}} C \odot {last.tex}'\left(z^{{({L})}}\right) "
-                        rf"= {_fmt_latex(out.delta, names)}")
-    else:
-        eqs_back.append(rf"\delta^{{({L})}} &= J^\top g = a^{{({L})}} \odot \left(g - \textstyle\sum_j a^{{({L})}}_j g_j\right), "
-                        rf"\quad g = \nabla_a C = {_fmt_latex(out.loss_gradient, names)}")
-    for layer in reversed(md.layers[:-1]):
-        l = layer.index
-        eqs_back.append(rf"\delta^{{({l})}} &= \left(W^{{({l + 1})}}\right)^\top \delta^{{({l + 1})}} \odot "
-                        rf"{layer.tex}'\left(z^{{({l})}}\right) = \left(W^{{({l + 1})}}\right)^\top \delta^{{({l + 1})}} "
-                        rf"\odot \left({_fmt_latex(layer.factor, _tex_names(l))}\right)")
-    eqs_grad = []
-    for layer in reversed(md.layers):
-        l = layer.index
-        eqs_grad.append(rf"\frac{{\partial C}}{{\partial W^{{({l})}}}} &= \delta^{{({l})}} \left(a^{{({l - 1})}}\right)^\top "
-                        rf"\in {R}^{{{layer.outputs}\times{layer.inputs}}}, \quad "
-                        rf"\frac{{\partial C}}{{\partial b^{{({l})}}}} = \delta^{{({l})}} \in {R}^{{{layer.outputs}}}")
-    batch = (r"\frac{\partial C}{\partial W^{(l)}} &= \frac{1}{N}\sum_{n=1}^{N} \delta^{(l)}_n \left(a^{(l-1)}_n\right)^\top, "
-             r"\quad \frac{\partial C}{\partial b^{(l)}} = \frac{1}{N}\sum_{n=1}^{N} \delta^{(l)}_n")
+def _title(md: MatrixDerivation) -> str:
+    net = md.network
+    what = f"a {'-'.join(map(str, md.sizes))} network" if net.is_stack else f"a network of {md.depth} layers"
+    return f"Backpropagation in matrix form: {what}, loss {md.loss}"
 
+
+def _layout(md: MatrixDerivation) -> str:
+    return (f"one example is a column vector (an image (C, H, W), a sequence (C, L), as PyTorch lays them out); "
+            f"{md.layout}")
+
+
+def _render_text(md: MatrixDerivation, sections) -> str:
+    L, sup = md.depth, lambda l: f"({l})".translate(_SUP)
+    lines = [_title(md),
+             f"Layout: {_layout(md)}: ∂C/∂W{sup('l')} has W{sup('l')}'s shape.",
+             "", "Forward (a⁽⁰⁾ = x):"]
+    s = sympy.sstr
+    forward, rules, back, grads, batch = (body for _, body in sections)
+    lines += ["  " + tex_to_text(line) for line in forward[:-1]]
+    term = md.loss_term.xreplace({a: sympy.Symbol("a_j"), y: sympy.Symbol("y_j")})
+    scale = "" if md.loss_scale == 1 else f"{s(md.loss_scale)} · "
+    lines.append(f"  C = {scale}Σ_j [{s(term)}],  j = 1..{md.sizes[-1]}, a = a{sup(L)}")
+    lines += ["", "Element-wise derivatives (by SymPy; in the layer's output a where that form exists):"]
+    seen = set()
+    for f in md.layers:
+        if not f.layer.has_z or f.name in seen:
+            continue
+        seen.add(f.name)
+        if f.name != f.activation:
+            lines.append(f"  {f.name}(z) = {s(f.expr)}")
+        if not f.elementwise:
+            lines.append(f"  {f.name}: not element-wise; ∂a_j/∂z_k = a_j (1[j=k] − a_k)")
+        elif f.output_form is not None:
+            lines.append(f"  {f.name}′(z) = {s(f.derivative)} = {s(f.output_form)}")
+        else:
+            lines.append(f"  {f.name}′(z) = {s(f.derivative)}")
+    lines.append(f"  ∂C/∂a_j = {s(md.output.loss_gradient.xreplace({a: sympy.Symbol('a_j'), y: sympy.Symbol('y_j')}))}")
+    lines += ["", "Backward:"] + ["  " + _text_rule(md, line) for line in back]
+    lines += ["", "Gradients:"] + ["  " + tex_to_text(line) for line in grads]
+    lines += ["", "Batch of N examples: each gradient is the mean over the examples,",
+              f"  ∂C/∂W{sup('l')} = (1/N) Σ_n δ{sup('l')}_n (a{sup('l-1')}_n)ᵀ,  ∂C/∂b{sup('l')} = (1/N) Σ_n δ{sup('l')}_n."]
+    return "\n".join(lines) + "\n"
+
+
+def _text_rule(md, line: str) -> str:
+    """A backward line as text; the element-wise factors in SymPy's plain form, in brackets."""
+    text = tex_to_text(line)
+    for f in md.layers:
+        if f.layer.has_z and f.elementwise:
+            tex = _fmt_latex(f.factor, _tex_names(f.index))
+            plain = sympy.sstr(f.factor.xreplace({a: sympy.Symbol(f"a{f'({f.index})'.translate(_SUP)}"),
+                                                  z: sympy.Symbol(f"z{f'({f.index})'.translate(_SUP)}")}))
+            text = text.replace(f"({tex_to_text(tex)})", f"[{plain}]")
+    if md.output.kind == "fused":
+        L = md.depth
+        names = {a: sympy.Symbol(f"a{f'({L})'.translate(_SUP)}"), y: sympy.Symbol("y")}
+        fused_tex = tex_to_text(_fmt_latex(md.output.delta, {a: f"a^{{({L})}}", y: "y", z: f"z^{{({L})}}"}))
+        text = text.replace(fused_tex, sympy.sstr(md.output.delta.xreplace(names)), 1)
+    return text
+
+
+def _render_tex(md: MatrixDerivation, sections, markdown: bool) -> str:
     def block(eqs):
-        body = " \\\\\n".join(eqs)
+        body = " \\\\\n".join(_aligned(eq) for eq in eqs)
         return f"$$\n\\begin{{aligned}}\n{body}\n\\end{{aligned}}\n$$" if markdown else \
             f"\\begin{{align*}}\n{body}\n\\end{{align*}}"
 
-    layout = (f"Layout: one example is a column vector, $a^{{(0)}} = x$; {md.layout}.")
-    sections = [
-        ("Forward", block(eqs_fwd)),
-        ("Element-wise derivatives (by SymPy, in the output $a$ where that form exists)", block(eqs_rule)),
-        ("Backward", block(eqs_back)),
-        ("Gradients", block(eqs_grad)),
-        ("Batch of $N$ examples: the mean over the examples", block([batch])),
-    ]
-    title = f"Backpropagation in matrix form: a {arch} network, loss {md.loss.replace('_', ' ')}"
+    layout = f"Layout: {_layout(md)}, $a^{{(0)}} = x$."
+    title = _title(md).replace("_", " ")
     if markdown:
         parts = [f"# {title}", "", layout, ""]
         for head, body in sections:
-            parts += [f"## {head}", "", body, ""]
+            parts += [f"## {head}", "", block(body), ""]
         return "\n".join(parts)
     parts = [f"% {title}", rf"\paragraph{{{title}.}} {layout}", ""]
     for head, body in sections:
-        parts += [rf"\paragraph{{{head}.}}", body, ""]
+        parts += [rf"\paragraph{{{head}.}}", block(body), ""]
     return "\n".join(parts)
+
+
+def _aligned(eq: str) -> str:
+    """``lhs = rhs`` aligned at its first top-level ``=`` (a note without one starts with &)."""
+    depth = 0
+    for i, ch in enumerate(eq):
+        depth += (ch == "{") - (ch == "}")
+        if ch == "=" and depth == 0 and eq[i - 1] not in "<>!+":
+            return eq[:i] + "&" + eq[i:]
+    return "&" + eq
+
+
+# ---- LaTeX to plain text, for the vocabulary these renderers and the layer entries use
+
+_WORDS = {r"\delta": "δ", r"\mu": "μ", r"\gamma": "γ", r"\beta": "β", r"\epsilon": "ε", r"\sigma": "σ",
+          r"\nabla": "∇", r"\partial": "∂", r"\in": "∈", r"\odot": "⊙", r"\star": "⋆", r"\cdot": "·",
+          r"\times": "×", r"\sum": "Σ", r"\max": "max", r"\tanh": "tanh", r"\quad": "  ", r"\textstyle": "",
+          r"\mathbb{R}": "ℝ", r"\infty": "∞", r"\left": "", r"\right": "", r"\,": " ", r"\ ": " ", r"\;": " ",
+          r"\mathrel{+}=": "+=", r"\top": "ᵀ", r"\_": "_", r"\%": "%"}
+_ACCENTS = {"hat": "\u0302", "tilde": "\u0303", "bar": "\u0304"}
+
+
+def _group(text: str, i: int) -> tuple[str, int]:
+    """The balanced {...} group starting at text[i] == "{": (its content, the index after it)."""
+    depth = 0
+    for j in range(i, len(text)):
+        depth += (text[j] == "{") - (text[j] == "}")
+        if depth == 0:
+            return text[i + 1:j], j + 1
+    return text[i + 1:], len(text)
+
+
+def tex_to_text(tex: str) -> str:
+    """Plain text of a LaTeX line: ``\\frac{\\partial C}{\\partial W^{(2)}} = \\delta^{(2)}`` ->
+    ``∂C/∂W⁽²⁾ = δ⁽²⁾``.
+
+    >>> tex_to_text(r"\\left(W^{(2)}\\right)^\\top \\delta^{(2)} \\odot \\hat{x}^{(1)}")
+    '(W⁽²⁾)ᵀ δ⁽²⁾ ⊙ x̂⁽¹⁾'
+    """
+    out, i = [], 0
+    while i < len(tex):
+        if tex.startswith(r"\frac", i):
+            top, i = _group(tex, i + 5)
+            bottom, i = _group(tex, i)
+            top, bottom = (tex_to_text(t).replace("∂ ", "∂") for t in (top, bottom))
+            if top.startswith("∂") and bottom.startswith("∂"):
+                out.append(f"{top}/{bottom}")
+            else:
+                wrap = lambda t: t if re.fullmatch(r"[\w⁰¹²³⁴⁵⁶⁷⁸⁹⁽⁾]+", t) else f"({t})"
+                out.append(f"{wrap(top)}/{wrap(bottom)}")
+            continue
+        m = re.match(r"\\(operatorname|mathrm|text|textit|mathbf)\{", tex[i:])
+        if m:
+            body, i = _group(tex, i + m.end() - 1)
+            out.append(tex_to_text(body) if m.group(1) != "text" else body.replace(r"\_", "_"))
+            continue
+        m = re.match(r"\\(hat|tilde|bar)\{", tex[i:])
+        if m:
+            body, i = _group(tex, i + m.end() - 1)
+            out.append(tex_to_text(body) + _ACCENTS[m.group(1)])
+            continue
+        m = re.match(r"\\(overline|sqrt)\{", tex[i:])
+        if m:
+            body, i = _group(tex, i + m.end() - 1)
+            out.append(("mean(" if m.group(1) == "overline" else "√(") + tex_to_text(body) + ")")
+            continue
+        if tex.startswith("^{", i) or tex.startswith("_{", i):
+            body, j = _group(tex, i + 1)
+            text = tex_to_text(body)
+            if tex[i] == "^" and re.fullmatch(r"[0-9()l\-]+", text):
+                out.append(text.translate(_SUP))
+            else:
+                out.append(tex[i] + (text if len(text) == 1 else f"({text})"))
+            i = j
+            continue
+        word = next((w for w in sorted(_WORDS, key=len, reverse=True) if tex.startswith(w, i)
+                     and not (w[-1].isalpha() and i + len(w) < len(tex) and tex[i + len(w)].isalpha())), None)
+        if word:
+            out.append(_WORDS[word])
+            i += len(word)
+            continue
+        if tex[i] == "^" and tex.startswith(r"^\top", i):
+            out.append("ᵀ")
+            i += 5
+            continue
+        if tex[i] in "{}":
+            i += 1
+            continue
+        if tex[i] == "\\":                       # an unknown command: its name
+            m = re.match(r"\\([A-Za-z]+)", tex[i:])
+            out.append(m.group(1) if m else "")
+            i += m.end() if m else 1
+            continue
+        out.append(tex[i])
+        i += 1
+    return re.sub(r" {3,}", "  ", "".join(out))

@@ -267,7 +267,7 @@ class StablePrinter(NumPyPrinter):
         out = self._value(last)
         for value, cond in reversed(branches):
             if value == 0 and last == 1 and len(branches) == 1:
-                return self._print(cond.negated)
+                return self._print(cond.negated if isinstance(cond, sympy.core.relational.Relational) else sympy.Not(cond))
             if value == 1 and last == 0 and len(branches) == 1:
                 return self._print(cond)
             out = f"np.where({self._print(cond)}, {self._value(value)}, {out})"

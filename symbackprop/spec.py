@@ -15,12 +15,16 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SpecError
+from .layers import LAYERS, Layer, LayerError
+from .layers.base import REQUIRED
+from .layers.dense import DENSE
 from .optimizers import OPTIMIZERS
 from .registry import ACTIVATIONS, LOSSES, Activation, Loss, z
 from .safeexpr import parse_formula
 
-TABLES = {"network", "parameters", "sample", "optimizer"}
-NETWORK_KEYS = {"layers", "activations", "loss"}
+TABLES = {"network", "parameters", "sample", "optimizer", "layer", "masks"}
+NETWORK_KEYS = {"layers", "activations", "loss"}          # the dense-stack form
+GRAPH_KEYS = {"input", "loss"}                             # with a [[layer]] list
 OPTIMIZER_KEYS = {"name", "learning_rate", "beta1", "beta2", "eps", "momentum", "weight_decay",
                   "bias_correction", "train_biases", "rho",
                   "max_iters", "loss_below", "min_delta"}  # the training loop's stopping conditions
@@ -28,14 +32,17 @@ OPTIMIZER_KEYS = {"name", "learning_rate", "beta1", "beta2", "eps", "momentum", 
 
 @dataclass(frozen=True)
 class Network:
-    """A validated network: sizes, one activation per weight layer, a loss, and optional numbers.
+    """A validated network: the shape of one input, a graph of layers, a loss, optional numbers.
 
-    ``parameters`` maps ``W1``, ``b1``, ... to float64 arrays (W<l> of shape (n_l, n_{l-1}));
-    ``x`` and ``y`` are (N, n_in) and (N, n_out) arrays, ``batched`` says whether the spec gave a
-    list of examples. ``exact`` keeps the numbers as written, for exact arithmetic.
+    ``graph`` holds one :class:`~symbackprop.layers.Layer` per ``[[layer]]`` (the dense-stack form
+    ``layers = [3, 2, 1]`` is two dense layers); ``parameters`` maps ``W1``, ``b1``, ``gamma2``, ... to
+    float64 arrays in their shapes; ``x`` is (N, *input) and ``y`` (N, n_out); ``batched`` says
+    whether the spec gave a list of examples; ``masks`` holds each dropout layer's keep-mask
+    (N, *shape), from ``[masks]`` or drawn (``mask_source`` says which). ``exact`` keeps the numbers
+    as written, for exact arithmetic.
     """
-    layers: tuple[int, ...]
-    activations: tuple[Activation, ...]
+    input: tuple[int, ...]
+    graph: tuple[Layer, ...]
     loss: Loss
     parameters: dict[str, np.ndarray] | None = None
     x: np.ndarray | None = None
@@ -44,14 +51,43 @@ class Network:
     optimizer: dict = field(default_factory=dict)
     exact: dict = field(default_factory=dict, repr=False)
     source: str = "<dict>"
+    masks: dict[str, np.ndarray] | None = None
+    mask_source: str = ""
+
+    @classmethod
+    def stack(cls, layers, activations, loss, **numbers) -> "Network":
+        """A stack of dense layers: sizes ``layers`` (input first), one activation each, a loss."""
+        graph, shape = [], (layers[0],)
+        for i, (units, act) in enumerate(zip(layers[1:], activations), start=1):
+            graph.append(Layer(i, DENSE, (("units", units),), act, (i - 1,), (shape,), (units,)))
+            shape = (units,)
+        return cls((layers[0],), tuple(graph), loss, **numbers)
+
+    @property
+    def layers(self) -> tuple[int, ...]:
+        """The size of the input and of each layer's output: (3, 2, 1) for the seed's network."""
+        return (math.prod(self.input), *(math.prod(layer.shape) for layer in self.graph))
+
+    @property
+    def activations(self) -> tuple[Activation, ...]:
+        return tuple(layer.activation for layer in self.graph)
+
+    @property
+    def is_stack(self) -> bool:
+        """Whether this is a plain stack of dense layers (what explain and check handle today)."""
+        return all(layer.kind.unrolls and layer.sources == (layer.index - 1,) for layer in self.graph)
 
     @property
     def depth(self) -> int:
-        return len(self.layers) - 1
+        return len(self.graph)
+
+    @property
+    def output_size(self) -> int:
+        return self.graph[-1].shape[0]
 
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
         """W1, b1, W2, b2, ... in order, each with its shape."""
-        return _shapes(self.layers)
+        return {name: shape for layer in self.graph for name, shape in layer.params.items()}
 
     @property
     def parameter_count(self) -> int:
@@ -60,6 +96,12 @@ class Network:
     @property
     def has_numbers(self) -> bool:
         return self.parameters is not None and self.x is not None
+
+    def describe(self) -> str:
+        """``3-2-1 sigmoid/sigmoid`` for a dense stack; the layer list otherwise."""
+        if self.is_stack:
+            return "-".join(map(str, self.layers)) + " " + "/".join(a.name for a in self.activations)
+        return "input " + "×".join(map(str, self.input)) + ", " + ", ".join(l.describe() for l in self.graph)
 
     def compile(self, dtype=np.float64):
         """Fast NumPy ``forward``/``loss``/``gradients`` generated from the matrix-form derivation."""
@@ -75,13 +117,24 @@ class Network:
             if key not in TABLES:
                 raise SpecError(key, f"unknown table (expected {', '.join(sorted(TABLES))})")
         net = _table(data, "network", required=True)
-        for key in net:
-            if key not in NETWORK_KEYS:
-                raise SpecError(f"network.{key}", "unknown key (expected layers, activations, loss)")
-        layers = _layers(net.get("layers"))
-        activations = _activations(net.get("activations"), len(layers) - 1)
+        if "layer" in data:
+            expected = GRAPH_KEYS
+            for key in net:
+                if key not in GRAPH_KEYS:
+                    hint = " (a [[layer]] list replaces layers and activations)" if key in NETWORK_KEYS else ""
+                    raise SpecError(f"network.{key}", f"unknown key (expected input, loss){hint}")
+            input_shape = _input_shape(net.get("input"))
+            graph = _graph(input_shape, data["layer"])
+        else:
+            for key in net:
+                if key not in NETWORK_KEYS:
+                    raise SpecError(f"network.{key}", "unknown key (expected layers, activations, loss; "
+                                                      "or input and loss with a [[layer]] list)")
+            layers = _layers(net.get("layers"))
+            acts = _activations(net.get("activations"), len(layers) - 1)
+            input_shape, graph = (layers[0],), cls.stack(layers, acts, None).graph
         loss = _loss(net.get("loss"))
-        shapes = _shapes(layers)
+        shapes = {name: shape for layer in graph for name, shape in layer.params.items()}
         exact = {}
         parameters = None
         if "parameters" in data:
@@ -97,13 +150,20 @@ class Network:
                 exact[name] = params[name]
         x = y = None
         batched = False
+        masks, mask_source = None, ""
         if "sample" in data:
-            x, y, batched, exact["x"], exact["y"] = _sample(_table(data, "sample"), layers)
+            sample = _table(data, "sample")
+            x, y, batched, exact["x"], exact["y"] = _sample(sample, input_shape, graph[-1].shape[0])
             low, high = loss.targets
             if np.any(y < low) or np.any(y > high):
                 raise SpecError("sample.y", f"{loss.name} needs targets in [{low:g}, {high:g}]")
+            _batch_sizes(graph, len(x))
+            masks, mask_source = _masks(graph, data, sample, len(x), batched)
+        elif "masks" in data:
+            raise SpecError("masks", "masks need a [sample] to apply to")
         optimizer = optimizer_table(data.get("optimizer", {}))
-        return cls(tuple(layers), activations, loss, parameters, x, y, batched, optimizer, exact, source)
+        return cls(tuple(input_shape), tuple(graph), loss, parameters, x, y, batched, optimizer, exact, source,
+                   masks, mask_source)
 
 
 def read_input(path: Path) -> str:
@@ -126,14 +186,6 @@ def load(path: str | Path) -> Network:
         kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
         raise SpecError(str(path), f"invalid {kind}: {err}") from None
     return Network.from_dict(data, source=str(path))
-
-
-def _shapes(layers):
-    shapes = {}
-    for l in range(1, len(layers)):
-        shapes[f"W{l}"] = (layers[l], layers[l - 1])
-        shapes[f"b{l}"] = (layers[l],)
-    return shapes
 
 
 def _finite(v) -> bool:
@@ -178,20 +230,82 @@ def _activations(value, count):
                         f"{len(value)} activations for {count} weight layers (expected {count})")
     acts = []
     for i, name in enumerate(value):
-        where = f"network.activations[{i}]"
-        if not isinstance(name, str):
-            raise SpecError(where, f"expected a name or a formula in z, got {name!r}")
-        if name in ACTIVATIONS:
-            act = ACTIVATIONS[name]
-        elif re.fullmatch(r"[A-Za-z_]\w*", name) and name != "z":
-            raise SpecError(where, f"unknown activation {name!r} (known: {', '.join(ACTIVATIONS)}; "
-                                   "or a formula in z such as \"z/(1 + abs(z))\")")
-        else:
-            act = Activation(name, parse_formula(name, {"z": z}, where), r"f")
+        act = _activation(name, f"network.activations[{i}]")
         if not act.elementwise and i != count - 1:
-            raise SpecError(where, f"{name} is allowed only on the output layer")
+            raise SpecError(f"network.activations[{i}]", f"{name} is allowed only on the output layer")
         acts.append(act)
     return tuple(acts)
+
+
+def _activation(name, where) -> Activation:
+    """A registry activation by name, or a formula in z (parsed against an allow-list)."""
+    if not isinstance(name, str):
+        raise SpecError(where, f"expected a name or a formula in z, got {name!r}")
+    if name in ACTIVATIONS:
+        return ACTIVATIONS[name]
+    if re.fullmatch(r"[A-Za-z_]\w*", name) and name != "z":
+        raise SpecError(where, f"unknown activation {name!r} (known: {', '.join(ACTIVATIONS)}; "
+                               "or a formula in z such as \"z/(1 + abs(z))\")")
+    return Activation(name, parse_formula(name, {"z": z}, where), r"f")
+
+
+def _input_shape(value):
+    if not isinstance(value, list) or not 1 <= len(value) <= 3:
+        raise SpecError("network.input", "expected the shape of one example: [features], [channels, length] "
+                                         "or [channels, height, width]")
+    for i, size in enumerate(value):
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise SpecError(f"network.input[{i}]", f"expected a positive integer, got {_short(size)}")
+    return tuple(value)
+
+
+def _graph(input_shape, tables):
+    """The ``[[layer]]`` list as validated Layers; SpecError naming a layer's position and type."""
+    if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
+        raise SpecError("layer", "expected a list of [[layer]] tables")
+    shapes, graph = {0: tuple(input_shape)}, []
+    for i, table in enumerate(tables, start=1):
+        kind_name = table.get("type")
+        if kind_name not in LAYERS:
+            problem = "missing" if kind_name is None else f"unknown layer type {_short(kind_name)}"
+            raise SpecError(f"layer {i}.type", f"{problem} (known: {', '.join(LAYERS)})")
+        kind = LAYERS[kind_name]
+        where = f"layer {i} ({kind_name})"
+        names = [f.name for f in kind.fields]
+        for key in table:
+            if key not in ("type", "activation", *names):
+                raise SpecError(f"{where}.{key}", f"unknown field (expected {', '.join(['activation', *names])})")
+        options = {}
+        for f in kind.fields:
+            raw = table.get(f.name, f.default)
+            if raw is REQUIRED:
+                raise SpecError(f"{where}.{f.name}", f"missing ({f.doc})" if f.doc else "missing")
+            try:
+                options[f.name] = None if raw is None else f.parse(raw)
+            except ValueError as err:
+                raise SpecError(f"{where}.{f.name}", str(err)) from None
+        options = kind.normalize(options)
+        sources = kind.sources(options, i)
+        for s in sources:
+            if not 0 <= s < i:
+                raise SpecError(f"{where}.from", f"{s} points forward or at this layer: expected an earlier "
+                                                 f"position, 0 to {i - 1} (0 is the network input)")
+        in_shapes = tuple(shapes[s] for s in sources)
+        try:
+            kind.check(options, in_shapes)
+        except LayerError as err:
+            raise SpecError(f"{where}.{err.field}", err.problem) from None
+        shape = tuple(kind.output_shape(options, in_shapes))
+        act = _activation(table.get("activation", "identity"), f"{where}.activation")
+        if not act.elementwise and (i != len(tables) or len(shape) != 1):
+            raise SpecError(f"{where}.activation", f"{act.name} is allowed only on the last layer, with a vector output")
+        graph.append(Layer(i, kind, tuple(options.items()), act, sources, in_shapes, shape))
+        shapes[i] = shape
+    if len(shapes[len(tables)]) != 1:
+        raise SpecError(f"layer {len(tables)} ({graph[-1].kind.name})",
+                        f"the loss needs a vector output, this layer's is {_shape_text(shapes[len(tables)])} "
+                        "(end with flatten and dense)")
+    return tuple(graph)
 
 
 def _loss(value):
@@ -231,27 +345,74 @@ def _as_rows(value, batched, width):
     return value
 
 
-def _sample(sample, layers):
+def _nesting(value) -> int:
+    """How deep the lists go along their first elements: 0 for a number, 1 for [1, 2], 2 for [[1]]."""
+    depth = 0
+    while isinstance(value, list) and value:
+        value, depth = value[0], depth + 1
+    return depth
+
+
+def _sample(sample, input_shape, n_out):
     for key in sample:
-        if key not in ("x", "y"):
-            raise SpecError(f"sample.{key}", "unknown key (expected x, y)")
+        if key not in ("x", "y", "seed"):
+            raise SpecError(f"sample.{key}", "unknown key (expected x, y, seed)")
     for key in ("x", "y"):
         if key not in sample:
             raise SpecError(f"sample.{key}", "missing")
     xv = sample["x"]
-    batched = isinstance(xv, list) and len(xv) > 0 and all(isinstance(r, list) for r in xv)
-    if layers[0] == 1 and isinstance(xv, list) and len(xv) > 1 and not batched:
+    batched = isinstance(xv, list) and _nesting(xv) > len(input_shape)
+    if input_shape == (1,) and isinstance(xv, list) and len(xv) > 1 and not batched:
         xv, batched = [[v] for v in xv], True     # one input per example: a flat list is a batch
     rows = xv if batched else [xv]
     if batched and not rows:
         raise SpecError("sample.x", "empty batch")
-    x = _array(rows, (len(rows), layers[0]), "sample.x")
-    yrows = _as_rows(sample["y"], batched, layers[-1])
+    x = _array(rows, (len(rows), *input_shape), "sample.x")
+    yrows = _as_rows(sample["y"], batched, n_out)
     if not isinstance(yrows, list) or len(yrows) != len(rows):
         count = len(yrows) if isinstance(yrows, list) else 1
         raise SpecError("sample.y", f"{count} targets for {len(rows)} inputs")
-    y = _array(yrows, (len(rows), layers[-1]), "sample.y")
+    y = _array(yrows, (len(rows), n_out), "sample.y")
     return x, y, batched, rows, yrows
+
+
+def _batch_sizes(graph, batch: int):
+    for layer in graph:
+        if layer.kind.couples_batch and batch * math.prod(layer.shape[1:]) < 2:
+            raise SpecError(f"layer {layer.index} ({layer.kind.name})",
+                            f"normalises over the batch, which needs at least 2 examples; [sample] gives {batch}")
+
+
+def _masks(graph, data, sample, batch: int, batched: bool):
+    """Each dropout layer's keep-mask (N, *shape): from ``[masks]``, else drawn from a generator
+    seeded by ``[sample] seed`` (default 0), in layer order. Returns (masks, where they came from)."""
+    wanted = {name: shape for layer in graph for name, shape in layer.data.items()}
+    given = _table(data, "masks")
+    for key in given:
+        if key not in wanted:
+            raise SpecError(f"masks.{key}", f"unknown mask (expected {', '.join(wanted) or 'none: no dropout layer'})")
+    seed = sample.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise SpecError("sample.seed", f"expected a non-negative integer, got {_short(seed)}")
+    if not wanted:
+        return None, ""
+    rng, masks, drawn = np.random.default_rng(seed), {}, []
+    rates = {name: layer.opt["rate"] for layer in graph for name in layer.data}
+    for name, shape in wanted.items():
+        if name in given:
+            where = f"masks.{name}"
+            value = given[name] if batched else [given[name]]
+            mask = _array(value, (batch, *shape), where)
+            if not np.all((mask == 0) | (mask == 1)):
+                raise SpecError(where, "expected 0s and 1s (1 keeps a value)")
+            masks[name] = mask
+        else:
+            masks[name] = (rng.random((batch, *shape)) >= rates[name]).astype(np.float64)
+            drawn.append(name)
+    if not drawn:
+        return masks, "the spec's [masks]"
+    return masks, (f"{', '.join(drawn)} drawn from a generator seeded with {seed} ([sample] seed)"
+                   + (", the rest from [masks]" if len(drawn) < len(masks) else ""))
 
 
 def optimizer_table(table) -> dict:

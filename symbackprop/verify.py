@@ -1,8 +1,9 @@
 """Verification by an independent route: central finite differences of a plain forward pass.
 
-The forward pass here is the simplest one there is — each layer's activation lambdified from its
-registry expression, z = a W^T + b on whole arrays — and shares no code with the derivations it
-checks. Errors are relative, ``|g - fd| / max(|g|, |fd|, floor)``; large parameters are checked
+The forward pass here is the simplest one there is — each layer's forward kernel (z = a Wᵀ + b
+for a dense layer; each kernel proven equal to its element expressions in the tests), each
+activation lambdified from its registry expression — and shares no code with the backward rules
+it checks. Errors are relative, ``|g - fd| / max(|g|, |fd|, floor)``; large parameters are checked
 along random directions (as JAX's ``check_grads``) so big layers stay cheap.
 
 >>> import numpy as np
@@ -31,27 +32,41 @@ ELEMENTWISE_LIMIT = 4000  # parameters checked one by one; larger ones along ran
 
 
 @lru_cache(maxsize=None)
-def _layer_function(activation, width: int):
+def _activation_function(activation, width: int):
     zs = [sympy.Symbol(f"u{i}", real=True) for i in range(width)]
     return sympy.lambdify([zs], activation.apply(zs), LAMBDIFY_MODULES)
 
 
-def forward_pass(network: Network, params: dict, X) -> dict[str, np.ndarray]:
-    """{"z1": (N, n_1), "a1": ..., ...}: the plainest forward pass, layer by layer."""
-    values, act = {}, np.asarray(X, np.float64)
-    for l, activation in enumerate(network.activations, start=1):
-        z = act @ np.asarray(params[f"W{l}"], np.float64).T + params[f"b{l}"]
-        cols = _layer_function(activation, z.shape[1])(list(z.T))
-        act = np.stack([np.broadcast_to(np.asarray(c, np.float64), z.shape[:1]) for c in cols], axis=1)
-        values[f"z{l}"], values[f"a{l}"] = z, act
-    return values
+def _activate(activation, z):
+    flat = z.reshape(len(z), -1)
+    cols = _activation_function(activation, flat.shape[1])(list(flat.T))
+    return np.stack([np.broadcast_to(np.asarray(c, np.float64), flat.shape[:1]) for c in cols], axis=1).reshape(z.shape)
+
+
+def forward_pass(network: Network, params: dict, X, masks: dict | None = None) -> dict[str, np.ndarray]:
+    """{"z1": (N, ...), "a1": ..., ...}: the plainest forward pass, layer by layer — each layer's
+    forward kernel (proven equal to its element expressions in the tests), then its activation
+    lambdified from the registry. ``masks`` default to the network's own (its [masks] or drawn)."""
+    masks = network.masks if masks is None else masks
+    values = {0: np.asarray(X, np.float64)}
+    out = {}
+    for layer in network.graph:
+        i = layer.index
+        strip = lambda names: {name[: -len(str(i))]: np.asarray(v, np.float64) for name, v in names.items()}
+        pre = layer.kind.forward(layer, [values[s] for s in layer.sources],
+                                 strip({k: params[k] for k in layer.params}), strip({k: masks[k] for k in layer.data}))
+        if layer.has_z:
+            out[f"z{i}"] = pre
+            pre = _activate(layer.activation, pre)
+        out[f"a{i}"] = values[i] = pre
+    return out
 
 
 def loss_function(network: Network):
     """C(params, X, Y): the batch-mean loss of :func:`forward_pass`."""
     from .registry import a as A, y as Yv, n as N
     term = sympy.lambdify([A, Yv], network.loss.term, "numpy")
-    scale = float(network.loss.scale.xreplace({N: network.layers[-1]}))
+    scale = float(network.loss.scale.xreplace({N: network.output_size}))
 
     def loss(params, X, Y):
         output = forward_pass(network, params, X)[f"a{network.depth}"]

@@ -379,10 +379,15 @@ def test_stopping_conditions_from_the_spec():
 
 
 def test_non_finite_numbers():
+    # a saturated sigmoid is finite in truth: C = -log(1 - σ(100)) ≈ 100, dC/dW = σ(100) x ≈ 1
     saturated = {"network": {"layers": [1, 1], "activations": "sigmoid", "loss": "binary_cross_entropy"},
                  "parameters": {"W1": [[100.0]], "b1": [0.0]}, "sample": {"x": [1], "y": [0]}}
+    e = explain(Network.from_dict(saturated))
+    assert e.values.loss == pytest.approx(100.0, rel=1e-12) and e.values.gradients["W1"][0, 0] == pytest.approx(1.0)
+    undefined = {"network": {"layers": [1, 1], "activations": "z**0.5", "loss": "squared_error"},
+                 "parameters": {"W1": [[1.0]], "b1": [0.0]}, "sample": {"x": [-1], "y": [0]}}
     with pytest.raises(SpecError, match="^parameters: the loss or a gradient is not finite"):
-        explain(Network.from_dict(saturated))
+        explain(Network.from_dict(undefined))
     diverging = {"network": {"layers": [1, 1], "activations": "identity", "loss": "squared_error"},
                  "parameters": {"W1": [[1.0]], "b1": [0.0]}, "sample": {"x": [10], "y": [0]},
                  "optimizer": {"learning_rate": 1.0}}

@@ -1,0 +1,282 @@
+"""What every layer kind is: one :class:`LayerKind` entry, and the :class:`Layer` of a spec it describes.
+
+A kind is one definition holding, side by side (as ``derivatives.yaml`` keeps an op's formulas):
+
+* its **fields** (:class:`Field`: name, parser, default) and the checks that tie them to the input
+  shape (:meth:`LayerKind.check`), its output shape, its parameters and their shapes, and the
+  per-example data it reads (a dropout mask);
+* its **element expressions** (:meth:`LayerKind.elements`): every output element as a SymPy
+  expression of the input elements and the parameters — what the per-weight derivation
+  differentiates with ``sympy.diff``, and what ``explain`` and ``check`` compute with;
+* its **array form**: NumPy kernels (plain functions, marked :func:`kernel`, whose source the
+  generated code embeds) and the statements it adds to a compiled program, forward
+  (:meth:`LayerKind.array_forward`) and backward (:meth:`LayerKind.array_backward`) — each array
+  backward rule is proven equal to SymPy's derivative of the element expressions in the tests;
+* its **LaTeX** in tensor form, for the matrix-form derivation and the comments of generated code;
+* how its parameters are **initialised**.
+
+Nothing outside ``symbackprop/layers/`` asks which kind a layer is: the model, the derivation, the
+code generator and the renderers call these methods.
+"""
+import inspect
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable
+
+import numpy as np
+
+REQUIRED = object()
+
+
+class LayerError(ValueError):
+    """Bad layer fields: ``field`` names the field, ``problem`` says what is wrong. The spec turns
+    it into a SpecError naming the layer's position and type."""
+
+    def __init__(self, field: str, problem: str):
+        self.field, self.problem = field, problem
+        super().__init__(f"{field}: {problem}")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a ``[[layer]]`` table: ``parse(value) -> value`` raises ValueError(problem)."""
+    name: str
+    parse: Callable
+    default: object = REQUIRED
+    doc: str = ""
+
+
+# ---- field parsers (ValueError carries the problem; the spec names the field)
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def positive_int(value):
+    if not _integer(value) or value < 1:
+        raise ValueError(f"expected a positive integer, got {_show(value)}")
+    return value
+
+
+def ints(ndim: int, minimum: int):
+    """An int (the same for every spatial dimension) or a list of ``ndim`` ints, each >= minimum."""
+    what = "a positive" if minimum == 1 else "a non-negative"
+
+    def parse(value):
+        values = value if isinstance(value, list) else [value] * ndim
+        if len(values) != ndim or not all(_integer(v) and v >= minimum for v in values):
+            raise ValueError(f"expected {what} integer or a list of {ndim}, got {_show(value)}")
+        return tuple(values)
+    return parse
+
+
+def rate(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"expected a rate p with 0 <= p < 1, got {_show(value)}")
+    return float(value)
+
+
+def positive_number(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"expected a positive number, got {_show(value)}")
+    return float(value)
+
+
+def layer_ref(value):
+    if not _integer(value) or value < 0:
+        raise ValueError(f"expected a layer position (0 for the network input), got {_show(value)}")
+    return value
+
+
+# ---- kernels: NumPy functions the generated code embeds by source
+
+KERNELS: dict[str, Callable] = {}
+
+
+def kernel(*deps):
+    """Mark a NumPy function as a kernel of the array form: generated code embeds its source (and
+    that of ``deps``, kernels it calls). A kernel uses only ``np`` and its arguments."""
+    def mark(fn):
+        fn.kernel_deps = tuple(d.__name__ for d in deps)
+        KERNELS[fn.__name__] = fn
+        return fn
+    return mark
+
+
+def kernel_sources(names) -> list[str]:
+    """The source of the kernels ``names`` and of what they call, each once, dependencies first
+    (without the ``@kernel`` line)."""
+    order: list[str] = []
+
+    def visit(name):
+        if name not in order:
+            for dep in KERNELS[name].kernel_deps:
+                visit(dep)
+            order.append(name)
+    for name in sorted(names):
+        visit(name)
+    return ["".join(line for line in inspect.getsourcelines(KERNELS[name])[0] if not line.startswith("@kernel"))
+            for name in order]
+
+
+# ---- the spec's layer
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One validated layer of a network's graph.
+
+    ``index`` is its 1-based position (parameters are named after it: ``W3``, ``gamma2``),
+    ``sources`` the positions of the layers it reads (0 is the network input), ``in_shapes`` their
+    output shapes and ``shape`` its own, all for ONE example (PyTorch's layouts: (C, L), (C, H, W))."""
+    index: int
+    kind: "LayerKind"
+    options: tuple                      # (field, value) pairs, validated
+    activation: object                  # registry.Activation
+    sources: tuple[int, ...]
+    in_shapes: tuple[tuple[int, ...], ...]
+    shape: tuple[int, ...]
+
+    @cached_property
+    def opt(self) -> dict:
+        return dict(self.options)
+
+    @cached_property
+    def params(self) -> dict[str, tuple[int, ...]]:
+        """Parameter name -> shape: ``{"W2": (3, 18), "b2": (3,)}``."""
+        return {f"{s}{self.index}": shape for s, shape in self.kind.param_shapes(self).items()}
+
+    @cached_property
+    def data(self) -> dict[str, tuple[int, ...]]:
+        """Per-example data arrays the layer reads (a dropout mask ``M3``), name -> shape."""
+        return {f"{s}{self.index}": shape for s, shape in self.kind.data_shapes(self).items()}
+
+    @property
+    def has_z(self) -> bool:
+        """Whether the layer has a pre-activation z<i> (parameterised kinds always do; others
+        when an activation other than identity follows)."""
+        return self.kind.affine or self.activation.name != "identity"
+
+    def param(self, suffix: str) -> str:
+        return f"{suffix}{self.index}"
+
+    def describe(self) -> str:
+        """``conv2d(channels=2, kernel=3, padding=1) relu``: for titles, headers and signatures."""
+        shown = [f"{k}={_plain(v)}" for k, v in self.options if self.kind.default(k) != v]
+        act = "" if self.activation.name == "identity" else f" {self.activation.name}"
+        return f"{self.kind.name}({', '.join(shown)}){act}"
+
+
+def _plain(value) -> str:
+    if isinstance(value, tuple):
+        return "x".join(map(str, value)) if len(set(value)) > 1 else str(value[0])
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+class LayerKind:
+    """The base of every layer kind; see the module docstring. Subclasses set the class attributes
+    and override what they need."""
+    name = ""
+    doc = ""
+    fields: tuple[Field, ...] = ()
+    params: tuple[str, ...] = ()        # parameter name prefixes in order: ("W", "b"), ("gamma", "beta")
+    affine = False                      # output named z even with the identity activation
+    couples_batch = False               # outputs depend on other examples of the batch (batch norm)
+    unrolls = False                     # the trainer's unrolled scalar form supports it
+    vector_input = False                # needs a vector (one-axis) input
+    kernels: tuple[str, ...] = ()       # kernel names its array form calls
+
+    def default(self, name):
+        return next((f.default for f in self.fields if f.name == name), REQUIRED)
+
+    # ---- structure
+    def normalize(self, options: dict) -> dict:
+        """The parsed fields with defaults that depend on others filled in (a pool's stride)."""
+        return options
+
+    def sources(self, options: dict, index: int) -> tuple[int, ...]:
+        return (index - 1,)
+
+    def check(self, options: dict, in_shapes) -> None:
+        """LayerError when the fields do not fit the input shapes."""
+
+    def output_shape(self, options: dict, in_shapes) -> tuple[int, ...]:
+        return tuple(in_shapes[0])
+
+    def param_shapes(self, layer: Layer) -> dict[str, tuple[int, ...]]:
+        return {}
+
+    def data_shapes(self, layer: Layer) -> dict[str, tuple[int, ...]]:
+        return {}
+
+    def fans(self, layer: Layer) -> tuple[int, int]:
+        """(fan_in, fan_out) for the initialisation of its weight."""
+        return 1, 1
+
+    def init(self, layer: Layer, prefix: str) -> str:
+        """How ``init_params`` fills parameter ``prefix``: "he", "glorot", "zeros" or "ones"."""
+        return "zeros"
+
+    # ---- symbols
+    def elements(self, layer: Layer, inputs: list, params: dict, data: dict, stage) -> np.ndarray:
+        """The layer's pre-activation (or output) elements as SymPy expressions of one example's
+        ``inputs`` (object arrays in the input shapes), ``params`` and ``data`` (prefix -> object
+        array); for a kind that ``couples_batch``, of the whole batch (a leading example axis).
+        ``stage(name, latex, defs, per_example=True)`` names an intermediate array (batch norm's
+        mean) and returns its symbols, for later expressions to use."""
+        raise NotImplementedError
+
+    # ---- arrays
+    def forward(self, layer: Layer, inputs: list, params: dict, data: dict) -> np.ndarray:
+        """The pre-activation (or output) for a batch: ``inputs`` (N, *in_shape) arrays, ``params``
+        and ``data`` by prefix. Training mode. Used by the independent check (verify.py)."""
+        raise NotImplementedError
+
+    def array_forward(self, layer: Layer, b, inputs: list, params: dict, data: dict, mode: str):
+        """Add this layer's intermediate statements to the builder ``b`` and return
+        (expression of its pre-activation or output, LaTeX of that statement). ``inputs``, ``params``
+        and ``data`` are the array symbols; ``mode`` is "train" or "eval" (running statistics, no dropout)."""
+        raise NotImplementedError
+
+    def array_backward(self, layer: Layer, b, delta, inputs: list, params: dict, data: dict, need: tuple) -> list:
+        """Add the gradient statements of this layer's parameters (``b.grad``) for the gradient
+        ``delta`` of its pre-activation (or output), and return the expression of the gradient
+        with respect to each input (None where ``need[i]`` is false)."""
+        raise NotImplementedError
+
+    # ---- text
+    def latex_forward(self, layer: Layer, out: str, ins: list[str]) -> str:
+        """The forward rule in tensor form, e.g. ``z^{(1)} = W^{(1)} x + b^{(1)}``."""
+        raise NotImplementedError
+
+    def latex_backward(self, layer: Layer, delta: str, ins: list[str]) -> "Backward":
+        """The backward rules for the gradient ``delta`` of its output: each parameter's gradient
+        (a full line), the gradient it passes to each input (an expression) and notes."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Backward:
+    """A layer's backward rules in LaTeX: ``grads`` maps a parameter to its line
+    (``\\frac{\\partial C}{\\partial W^{(2)}} = ...``), ``inputs`` holds the gradient passed to each
+    input as an expression, ``notes`` say what a reader needs (stride, padding, ties)."""
+    grads: dict = field(default_factory=dict)
+    inputs: tuple = ()
+    notes: tuple = ()
+
+
+def param_tex(name: str) -> str:
+    """A parameter's or mask's LaTeX name: ``W2`` -> ``W^{(2)}``, ``gamma2`` -> ``\\gamma^{(2)}``."""
+    head = name.rstrip("0123456789")
+    base = {"gamma": r"\gamma", "beta": r"\beta"}.get(head, head)
+    return f"{base}^{{({name[len(head):]})}}"
+
+
+def index_tuples(shape) -> list[tuple[int, ...]]:
+    return list(np.ndindex(*shape)) if shape else [()]

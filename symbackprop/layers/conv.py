@@ -1,0 +1,186 @@
+"""``conv1d``, ``conv2d``: cross-correlation with zero padding and a stride, as
+``torch.nn.functional.conv1d/conv2d``. W<i> is (channels, in_channels, *kernel), b<i> (channels,).
+
+    z[o, s] = b[o] + Σ_{c, k} W[o, c, k] · x̃[c, s·stride + k]        (x̃: x padded with zeros)
+
+Backward, for δ = ∂C/∂z (each rule proven equal to SymPy's derivative of these elements in
+tests/test_layer_rules.py):
+
+    ∂C/∂W[o, c, k] = Σ_{n, s} δ[n, o, s] · x̃[n, c, s·stride + k]      (the input correlated with δ)
+    ∂C/∂b[o]       = Σ_{n, s} δ[n, o, s]
+    ∂C/∂x          = δ̂ ⋆ rot180(W)ᵀ, cropped by the padding             (δ̂: δ spread out by the stride
+                                                                         and padded by kernel − 1)
+"""
+import math
+
+import numpy as np
+import sympy
+
+from ..arrayops import Kernel
+from .base import Backward, Field, LayerError, LayerKind, index_tuples, ints, kernel, positive_int
+from .dense import grad_tex, sup
+
+
+@kernel()
+def windows(x, size, stride, padding=None):
+    """The windows a kernel of ``size`` visits over x (N, C, *S) with ``stride``, after zero
+    ``padding``: a read-only view (N, C, *S_out, *size)."""
+    d = len(size)
+    if padding is not None and any(padding):
+        x = np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in padding])
+    w = np.lib.stride_tricks.sliding_window_view(x, tuple(size), axis=tuple(range(2, 2 + d)))
+    return w[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)]
+
+
+@kernel(windows)
+def conv_forward(x, W, b, stride, padding, out=None):
+    """z = W ⋆ x + b: x (N, C, *S), W (O, C, *K), b (O,) -> (N, O, *S_out)."""
+    d = len(stride)
+    cols = windows(x, W.shape[2:], stride, padding)
+    z = np.tensordot(cols, W, axes=([1, *range(2 + d, 2 + 2 * d)], [1, *range(2, 2 + d)]))  # (N, *S_out, O)
+    return np.add(np.moveaxis(z, -1, 1), b.reshape((-1,) + (1,) * d), out=out)
+
+
+@kernel(conv_forward)
+def conv_input_grad(delta, W, size, stride, padding, out=None):
+    """∂C/∂x for ∂C/∂z = delta (N, O, *S_out): delta spread out by the stride, padded by kernel − 1,
+    correlated with the flipped kernel (W's channel axes swapped), and cropped by the padding."""
+    d = len(stride)
+    n, o, *s_out = delta.shape
+    k = W.shape[2:]
+    spread = np.zeros((n, o) + tuple((m - 1) * s + 1 for m, s in zip(s_out, stride)), delta.dtype)
+    spread[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)] = delta
+    # rows of the padded input that no window reached (when the stride does not divide) get 0
+    rest = [(m + 2 * p - q) % s for m, p, q, s in zip(size, padding, k, stride)]
+    spread = np.pad(spread, [(0, 0), (0, 0)] + [(q - 1, q - 1 + r) for q, r in zip(k, rest)])
+    flipped = np.flip(W, axis=tuple(range(2, 2 + d))).swapaxes(0, 1)
+    full = conv_forward(spread, flipped, np.zeros(W.shape[1], delta.dtype), (1,) * d, (0,) * d)
+    crop = full[(slice(None), slice(None)) + tuple(slice(p, p + m) for p, m in zip(padding, size))]
+    if out is None:
+        return np.ascontiguousarray(crop)
+    out[...] = crop
+    return out
+
+
+@kernel(windows)
+def conv_weight_grad(x, delta, size, stride, padding, out=None):
+    """∂C/∂W for ∂C/∂z = delta: Σ over examples and positions of delta times the window it saw."""
+    d = len(stride)
+    cols = windows(x, size, stride, padding)
+    axes = [0, *range(2, 2 + d)]
+    grad = np.tensordot(delta, cols, axes=(axes, axes))       # (O, C, *K)
+    if out is None:
+        return grad
+    out[...] = grad
+    return out
+
+
+@kernel()
+def channel_sum(delta, out=None):
+    """Σ over the examples and positions, per channel (axis 1): a bias's gradient."""
+    return delta.sum(axis=(0, *range(2, delta.ndim)), out=out)
+
+
+class Conv(LayerKind):
+    doc = "cross-correlation as torch.nn.functional.conv{d}d; W (channels, in_channels, *kernel), b (channels,)"
+    params = ("W", "b")
+    affine = True
+    kernels = ("conv_forward", "conv_input_grad", "conv_weight_grad", "channel_sum")
+
+    def __init__(self, d: int):
+        self.d = d
+        self.name = f"conv{d}d"
+        self.doc = self.doc.format(d=d)
+        self.fields = (Field("channels", positive_int, doc="output channels"),
+                       Field("kernel", ints(d, 1), doc="an int or a list"),
+                       Field("stride", ints(d, 1), 1, "default 1"),
+                       Field("padding", ints(d, 0), 0, "zeros on every side; default 0"))
+
+    def check(self, options, in_shapes):
+        shape = in_shapes[0]
+        if len(shape) != self.d + 1:
+            raise LayerError("type", f"{self.name} needs a (channels, {'length' if self.d == 1 else 'height, width'}) "
+                                     f"input, got shape {_shape(shape)}")
+        for m, p, k in zip(shape[1:], options["padding"], options["kernel"]):
+            if k > m + 2 * p:
+                raise LayerError("kernel", f"{_size(options['kernel'])} is larger than the padded input "
+                                           f"{_size(tuple(m + 2 * p for m, p in zip(shape[1:], options['padding'])))}")
+
+    def output_shape(self, options, in_shapes):
+        sizes = ((m + 2 * p - k) // s + 1 for m, p, k, s in
+                 zip(in_shapes[0][1:], options["padding"], options["kernel"], options["stride"]))
+        return (options["channels"], *sizes)
+
+    def param_shapes(self, layer):
+        return {"W": (layer.shape[0], layer.in_shapes[0][0], *layer.opt["kernel"]), "b": (layer.shape[0],)}
+
+    def fans(self, layer):
+        area = math.prod(layer.opt["kernel"])
+        return layer.in_shapes[0][0] * area, layer.shape[0] * area
+
+    def init(self, layer, prefix):
+        return "weight" if prefix == "W" else "zeros"
+
+    def elements(self, layer, inputs, params, data, stage):
+        x, W, b = inputs[0], params["W"], params["b"]
+        k, stride, pad = layer.opt["kernel"], layer.opt["stride"], layer.opt["padding"]
+        size = x.shape[1:]
+        z = np.empty(layer.shape, dtype=object)
+        for o, *pos in index_tuples(layer.shape):
+            terms = []
+            for c in range(x.shape[0]):
+                for off in np.ndindex(*k):
+                    src = tuple(p * s + q - d for p, s, q, d in zip(pos, stride, off, pad))
+                    if all(0 <= i < m for i, m in zip(src, size)):   # the padding's zeros add nothing
+                        terms.append(W[(o, c, *off)] * x[(c, *src)])
+            z[(o, *pos)] = sympy.Add(*terms, b[o])
+        return z
+
+    def forward(self, layer, inputs, params, data):
+        return conv_forward(inputs[0], params["W"], params["b"], layer.opt["stride"], layer.opt["padding"])
+
+    def array_forward(self, layer, b, inputs, params, data, mode):
+        return Kernel("conv_forward", inputs[0], params["W"], params["b"], layer.opt["stride"], layer.opt["padding"]), None
+
+    def array_backward(self, layer, b, delta, inputs, params, data, need):
+        (x,), opt = inputs, layer.opt
+        tex = self.latex_backward(layer, b.tex(delta), [b.tex(x)])
+        b.grad(layer.param("W"), Kernel("conv_weight_grad", x, delta, opt["kernel"], opt["stride"], opt["padding"]),
+               tex.grads[layer.param("W")])
+        b.grad(layer.param("b"), Kernel("channel_sum", delta), tex.grads[layer.param("b")])
+        if not need[0]:
+            return [None]
+        return [(Kernel("conv_input_grad", delta, params["W"], layer.in_shapes[0][1:], opt["stride"], opt["padding"]),
+                 tex.inputs[0])]
+
+    def _note(self, layer) -> str:
+        opt = layer.opt
+        return rf" \quad (\text{{stride }} {_size(opt['stride'], True)},\ \text{{padding }} {_size(opt['padding'], True)})"
+
+    def latex_forward(self, layer, out, ins):
+        l = layer.index
+        return rf"{out} = {sup('W', l)} \star {ins[0]} + {sup('b', l)}" + self._note(layer)
+
+    def latex_backward(self, layer, delta, ins):
+        l, opt, x = layer.index, layer.opt, ins[0]
+        s = _size(opt["stride"], True)
+        return Backward(
+            {layer.param("W"): rf"{grad_tex(sup('W', l))}_{{o,c,k}} = \textstyle\sum_{{n,s}} {delta}_{{n,o,s}}\, "
+                               rf"\tilde{{{x}}}_{{n,c,{s} s + k}}",
+             layer.param("b"): rf"{grad_tex(sup('b', l))}_{{o}} = \textstyle\sum_{{n,s}} {delta}_{{n,o,s}}"},
+            (rf"\hat{{{delta}}} \star \operatorname{{rot180}}\left({sup('W', l)}\right)^\top",),
+            (rf"\star \text{{ is cross-correlation; }} \tilde{{{x}}} \text{{ is }} {x} \text{{ padded with zeros; }}"
+             rf"\hat{{{delta}}} \text{{ is }} {delta} \text{{ spread out by the stride }} {s}"
+             rf"\text{{ and padded by the kernel size}} - 1\text{{, the result cropped by the padding }} {_size(opt['padding'], True)}",))
+
+
+def _shape(shape) -> str:
+    return "(" + ", ".join(map(str, shape)) + ")"
+
+
+def _size(values, tex=False) -> str:
+    """3 for (3, 3), 3×5 for (3, 5)."""
+    return (r" \times ".join if tex else "×".join)(map(str, values)) if len(set(values)) > 1 else str(values[0])
+
+
+CONV1D, CONV2D = Conv(1), Conv(2)

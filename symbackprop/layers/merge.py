@@ -1,0 +1,42 @@
+"""``add`` (``from`` = K): the previous layer's output plus layer K's (K = 0: the network input) — a
+residual connection. Both inputs receive the gradient δ, so where the two paths rejoin upstream
+their gradients add."""
+from .base import Backward, Field, LayerError, LayerKind, layer_ref
+from .conv import _shape
+
+
+class Add(LayerKind):
+    name = "add"
+    doc = "the previous layer's output plus layer `from`'s (0: the network input): a residual connection"
+    fields = (Field("from", layer_ref, doc="the position of the other layer (0 is the network input)"),)
+
+    def sources(self, options, index):
+        return (index - 1, options["from"])
+
+    def check(self, options, in_shapes):
+        if in_shapes[0] != in_shapes[1]:
+            raise LayerError("from", f"layer {options['from']}'s output has shape {_shape(in_shapes[1])}, "
+                                     f"the previous layer's {_shape(in_shapes[0])}: they must match")
+
+    def elements(self, layer, inputs, params, data, stage):
+        return inputs[0] + inputs[1]
+
+    def forward(self, layer, inputs, params, data):
+        return inputs[0] + inputs[1]
+
+    def array_forward(self, layer, b, inputs, params, data, mode):
+        return inputs[0] + inputs[1], None
+
+    def array_backward(self, layer, b, delta, inputs, params, data, need):
+        d = b.tex(delta)
+        return [(delta, d) if n else None for n in need]
+
+    def latex_forward(self, layer, out, ins):
+        return rf"{out} = {ins[0]} + {ins[1]}"
+
+    def latex_backward(self, layer, delta, ins):
+        return Backward({}, (delta, delta), (rf"\text{{both inputs receive }} {delta}\text{{; where a layer's output feeds "
+                                             r"two layers, its gradient is the sum of both paths'}}",))
+
+
+ADD = Add()

@@ -1,0 +1,208 @@
+"""``batchnorm`` and ``layernorm``: x̂ = (x − μ)/√(var + ε), z = γ x̂ + β.
+
+* batchnorm (``F.batch_norm(..., training=True)``): μ and var per feature or channel, over the batch
+  (and the positions, for (C, L) or (C, H, W) inputs), var the BIASED batch variance; γ, β of shape
+  (C,). Its outputs couple the examples of a batch, so it needs at least 2 values per channel. A
+  trainer keeps running statistics (momentum 0.1, the UNBIASED variance, as PyTorch) for
+  ``predict``, which normalises with them.
+* layernorm (``F.layer_norm(x, x.shape[1:])``): μ and var per example, over all its values; γ, β
+  of the input's shape.
+
+Backward in compact form (proven equal to SymPy's derivative of the element expressions, with μ
+and var depending on x, in tests/test_layer_rules.py), with g = γ·δ and means over the same axes:
+
+    ∂C/∂x = (g − mean(g) − x̂ · mean(g · x̂)) / √(var + ε),   ∂C/∂γ = Σ δ·x̂,   ∂C/∂β = Σ δ
+"""
+import math
+
+import numpy as np
+import sympy
+
+from ..arrayops import Kernel
+from .base import Backward, Field, LayerError, LayerKind, index_tuples, kernel, positive_number
+from .dense import grad_tex, sup
+
+
+@kernel()
+def norm_mean(x, axes, out=None):
+    """μ: the mean over ``axes``."""
+    return x.mean(axis=axes, out=out)
+
+
+@kernel()
+def norm_var(x, mean, axes, out=None):
+    """var: the biased variance over ``axes``, about ``mean``."""
+    c = x - np.expand_dims(mean, axes)
+    return np.multiply(c, c, out=c).mean(axis=axes, out=out)
+
+
+@kernel()
+def norm_apply(x, mean, rstd, axes, out=None):
+    """x̂ = (x − μ) · rstd, rstd = 1/√(var + ε)."""
+    out = np.subtract(x, np.expand_dims(mean, axes), out=out)
+    out *= np.expand_dims(rstd, axes)
+    return out
+
+
+@kernel()
+def scale_shift(xhat, gamma, beta, out=None):
+    """γ x̂ + β, γ and β laid over the axes after the example axis (from the channel axis on)."""
+    shape = (1,) + gamma.shape + (1,) * (xhat.ndim - 1 - gamma.ndim)
+    out = np.multiply(xhat, gamma.reshape(shape), out=out)
+    out += beta.reshape(shape)
+    return out
+
+
+@kernel()
+def axis_sum(delta, axes, out=None):
+    """Σ over ``axes``: β's gradient."""
+    return delta.sum(axis=axes, out=out)
+
+
+@kernel()
+def product_sum(delta, xhat, axes, out=None):
+    """Σ δ·x̂ over ``axes``: γ's gradient."""
+    return (delta * xhat).sum(axis=axes, out=out)
+
+
+@kernel()
+def norm_input_grad(delta, xhat, rstd, gamma, axes, out=None):
+    """∂C/∂x = rstd · (g − mean(g) − x̂ · mean(g·x̂)), g = γ·δ, means over ``axes``: the two mean
+    terms come from μ's and var's own dependence on x."""
+    shape = (1,) + gamma.shape + (1,) * (delta.ndim - 1 - gamma.ndim)
+    g = delta * gamma.reshape(shape)
+    out = np.subtract(g, g.mean(axis=axes, keepdims=True), out=out)
+    out -= xhat * (g * xhat).mean(axis=axes, keepdims=True)
+    out *= np.expand_dims(rstd, axes)
+    return out
+
+
+class Norm(LayerKind):
+    params = ("gamma", "beta")
+    affine = True
+    kernels = ("norm_mean", "norm_var", "norm_apply", "scale_shift", "axis_sum", "product_sum", "norm_input_grad")
+
+    def __init__(self, name: str, batch: bool):
+        self.name, self.couples_batch = name, batch
+        self.doc = ("training-mode batch normalization over the batch (and positions) per channel, biased "
+                    "variance, as F.batch_norm(training=True); gamma, beta (C,)" if batch else
+                    "normalizes each example over all its values, as F.layer_norm; gamma, beta of the input's shape")
+        self.fields = (Field("eps", positive_number, 1e-5, "default 1e-5"),)
+
+    def stat_axes(self, ndim: int) -> tuple[int, ...]:
+        """The axes of a batch array (N, *shape) that μ and var reduce."""
+        return (0, *range(2, ndim)) if self.couples_batch else tuple(range(1, ndim))
+
+    def param_axes(self, ndim: int) -> tuple[int, ...]:
+        """The axes γ's and β's gradients sum over."""
+        return self.stat_axes(ndim) if self.couples_batch else (0,)
+
+    def check(self, options, in_shapes):
+        if self.couples_batch and in_shapes[0] == (1,):
+            raise LayerError("type", "batchnorm of a single feature per example normalises it to 0; "
+                                     "give it more features or channels")
+
+    def param_shapes(self, layer):
+        shape = layer.shape[:1] if self.couples_batch else layer.shape
+        return {"gamma": shape, "beta": shape}
+
+    def init(self, layer, prefix):
+        return "ones" if prefix == "gamma" else "zeros"
+
+    def elements(self, layer, inputs, params, data, stage):
+        x, gamma, beta = inputs[0], params["gamma"], params["beta"]
+        eps = sympy.Rational(repr(layer.opt["eps"]))
+        if self.couples_batch:                        # x is (E, C, ...): per channel over examples and positions
+            groups = [x[:, c].ravel() for c in range(x.shape[1])]
+            per = lambda idx: idx[1]                  # the channel of element (n, c, ...)
+        else:                                         # x is one example: one group
+            groups = [x.ravel()]
+            per = lambda idx: ()
+        count = len(groups[0])
+        shape = (len(groups),) if self.couples_batch else ()
+        mean = stage("mean", r"\mu", np.array([sympy.Add(*g) / count for g in groups], dtype=object).reshape(shape),
+                     per_example=not self.couples_batch)
+        var = stage("var", r"\mathrm{var}",
+                    np.array([sympy.Add(*[(v - mean[(i,) if shape else ()]) ** 2 for v in g]) / count
+                              for i, g in enumerate(groups)], dtype=object).reshape(shape),
+                    per_example=not self.couples_batch)
+        xhat_defs = np.empty(x.shape, dtype=object)
+        for idx in index_tuples(x.shape):
+            k = per(idx)
+            xhat_defs[idx] = (x[idx] - mean[k]) / sympy.sqrt(var[k] + eps)
+        xhat = stage("xhat", r"\hat{x}", xhat_defs)
+        z = np.empty(x.shape, dtype=object)
+        for idx in index_tuples(x.shape):
+            p = idx[1:2] if self.couples_batch else idx
+            z[idx] = gamma[p] * xhat[idx] + beta[p]
+        return z
+
+    def forward(self, layer, inputs, params, data):
+        x = inputs[0]
+        axes = self.stat_axes(x.ndim)
+        mean = norm_mean(x, axes)
+        rstd = 1 / np.sqrt(norm_var(x, mean, axes) + layer.opt["eps"])
+        return scale_shift(norm_apply(x, mean, rstd, axes), params["gamma"], params["beta"])
+
+    def array_forward(self, layer, b, inputs, params, data, mode):
+        i, x, ndim = layer.index, inputs[0], len(layer.shape) + 1
+        axes, eps = self.stat_axes(ndim), sympy.Float(layer.opt["eps"])
+        stat = layer.shape[:1] if self.couples_batch else ("N",)
+        over = "the batch" + (" and positions" if ndim > 2 else "") if self.couples_batch else "each example"
+        if mode == "eval" and self.couples_batch:
+            mean, var = b.running(f"mean{i}", rf"\mu^{{({i})}}"), b.running(f"var{i}", rf"\mathrm{{var}}^{{({i})}}")
+        else:
+            mean = b.add(f"mean{i}", Kernel("norm_mean", x, axes), rf"\mu^{{({i})}} = \operatorname{{mean}}_{{\text{{{over}}}}} {b.tex(x)}", stat)
+            var = b.add(f"var{i}", Kernel("norm_var", x, mean, axes),
+                        rf"\mathrm{{var}}^{{({i})}} = \operatorname{{mean}}_{{\text{{{over}}}}} \left({b.tex(x)} - \mu^{{({i})}}\right)^2", stat)
+            if self.couples_batch and mode == "train":
+                b.stat(f"mean{i}", mean, stat)
+                b.stat(f"var{i}", var, stat, unbiased=True)
+        rstd = b.add(f"rstd{i}", 1 / sympy.sqrt(var + eps), rf"r^{{({i})}} = 1 / \sqrt{{\mathrm{{var}}^{{({i})}} + \epsilon}}", stat)
+        xhat = b.add(f"xhat{i}", Kernel("norm_apply", x, mean, rstd, axes),
+                     rf"\hat{{x}}^{{({i})}} = \left({b.tex(x)} - \mu^{{({i})}}\right) r^{{({i})}}", ("N", *layer.shape))
+        return Kernel("scale_shift", xhat, params["gamma"], params["beta"]), None
+
+    def array_backward(self, layer, b, delta, inputs, params, data, need):
+        i, ndim = layer.index, len(layer.shape) + 1
+        xhat, tex = b.symbol(f"xhat{i}"), self.latex_backward(layer, b.tex(delta), [b.tex(inputs[0])])
+        p_axes = self.param_axes(ndim)
+        b.grad(layer.param("gamma"), Kernel("product_sum", delta, xhat, p_axes), tex.grads[layer.param("gamma")])
+        b.grad(layer.param("beta"), Kernel("axis_sum", delta, p_axes), tex.grads[layer.param("beta")])
+        if not need[0]:
+            return [None]
+        return [(Kernel("norm_input_grad", delta, xhat, b.symbol(f"rstd{i}"), params["gamma"], self.stat_axes(ndim)),
+                 tex.inputs[0])]
+
+    def latex_forward(self, layer, out, ins):
+        i = layer.index
+        G, B = _gamma_beta(i)
+        over = r"\text{over the batch" + (r" and positions}" if len(layer.shape) > 1 else "}") if self.couples_batch \
+            else r"\text{over each example}"
+        return (rf"\hat{{x}}^{{({i})}} = \frac{{{ins[0]} - \mu^{{({i})}}}}{{\sqrt{{\mathrm{{var}}^{{({i})}} + \epsilon}}}},\ "
+                rf"{out} = {G} \odot \hat{{x}}^{{({i})}} + {B} \quad "
+                rf"(\mu, \mathrm{{var}}\ {over},\ \epsilon = {_tex_number(layer.opt['eps'])})")
+
+    def latex_backward(self, layer, delta, ins):
+        i = layer.index
+        G, B = _gamma_beta(i)
+        over = "the batch" + (" and positions" if len(layer.shape) > 1 else "") if self.couples_batch else "each example"
+        return Backward(
+            {layer.param("gamma"): rf"{grad_tex(G)} = \textstyle\sum {delta} \odot \hat{{x}}^{{({i})}}",
+             layer.param("beta"): rf"{grad_tex(B)} = \textstyle\sum {delta}"},
+            (rf"\frac{{1}}{{\sqrt{{\mathrm{{var}}^{{({i})}} + \epsilon}}}}\left(g - \overline{{g}} - \hat{{x}}^{{({i})}} "
+             rf"\odot \overline{{g \odot \hat{{x}}^{{({i})}}}}\right)",),
+            (rf"g = {G} \odot {delta}; \overline{{\cdot}} \text{{ is the mean over {over}, as for }} \mu^{{({i})}}"
+             r"\text{; the two mean terms are the paths through } \mu \text{ and } \mathrm{var}",))
+
+
+def _gamma_beta(i: int) -> tuple[str, str]:
+    return sup(r"\gamma", i), sup(r"\beta", i)
+
+
+def _tex_number(x: float) -> str:
+    mant, _, exp = f"{x:g}".partition("e")
+    return rf"{mant} \times 10^{{{int(exp)}}}" if exp else mant
+
+
+BATCHNORM, LAYERNORM = Norm("batchnorm", batch=True), Norm("layernorm", batch=False)

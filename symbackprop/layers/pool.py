@@ -1,0 +1,132 @@
+"""``maxpool1d``, ``maxpool2d``, ``avgpool1d``, ``avgpool2d``: windows of ``kernel`` with ``stride``
+(default: the kernel), no padding; windows that do not fit are dropped (floor), as PyTorch's.
+
+    max:  a[c, s] = max_k x[c, s·stride + k]   — its gradient goes to the FIRST maximum of the window
+          in row-major order, as PyTorch routes it (the element expression is a Piecewise whose
+          branches are tried in that order, so SymPy's derivative says the same at ties);
+    avg:  a[c, s] = (1/|K|) Σ_k x[c, s·stride + k] — every element of the window gets δ/|K|.
+"""
+import math
+
+import numpy as np
+import sympy
+
+from ..arrayops import Kernel
+from .base import Backward, Field, LayerError, LayerKind, index_tuples, ints, kernel
+from .conv import _shape, _size, windows
+
+
+@kernel(windows)
+def maxpool_forward(x, size, stride, out=None):
+    """The maximum of each window: x (N, C, *S) -> (N, C, *S_out)."""
+    return windows(x, size, stride).max(axis=tuple(range(-len(size), 0)), out=out)
+
+
+@kernel(windows)
+def maxpool_backward(delta, x, size, stride, out=None):
+    """∂C/∂x: each window's δ to its first maximum in row-major order (PyTorch's choice at ties)."""
+    d = len(size)
+    w = windows(x, size, stride)
+    first = w.reshape(w.shape[:2 + d] + (-1,)).argmax(axis=-1)   # argmax takes the first maximum
+    dx = np.zeros(x.shape, delta.dtype) if out is None else out
+    if out is not None:
+        dx[...] = 0
+    for i, off in enumerate(np.ndindex(*size)):
+        at = (Ellipsis,) + tuple(slice(q, q + s * (m - 1) + 1, s) for q, s, m in zip(off, stride, delta.shape[2:]))
+        dx[at] += np.where(first == i, delta, 0)
+    return dx
+
+
+@kernel(windows)
+def avgpool_forward(x, size, stride, out=None):
+    """The mean of each window."""
+    return windows(x, size, stride).mean(axis=tuple(range(-len(size), 0)), out=out)
+
+
+@kernel()
+def avgpool_backward(delta, shape, size, stride, out=None):
+    """∂C/∂x: δ/|K| to every element of each window (summed where windows overlap)."""
+    dx = np.zeros(delta.shape[:2] + tuple(shape), delta.dtype) if out is None else out
+    if out is not None:
+        dx[...] = 0
+    share = delta / np.prod(size)
+    for off in np.ndindex(*size):
+        at = (Ellipsis,) + tuple(slice(q, q + s * (m - 1) + 1, s) for q, s, m in zip(off, stride, delta.shape[2:]))
+        dx[at] += share
+    return dx
+
+
+class Pool(LayerKind):
+    def __init__(self, mode: str, d: int):
+        self.mode, self.d = mode, d
+        self.name = f"{mode}pool{d}d"
+        self.doc = (f"{'maximum' if mode == 'max' else 'mean'} of each window, as torch.nn.functional."
+                    f"{mode}_pool{d}d; no padding, floor" + ("; gradient to the first maximum" if mode == "max" else ""))
+        self.fields = (Field("kernel", ints(d, 1), doc="an int or a list"),
+                       Field("stride", ints(d, 1), None, "default: the kernel"))
+        self.kernels = (f"{mode}pool_forward", f"{mode}pool_backward")
+
+    def normalize(self, options):
+        return {**options, "stride": options["stride"] or options["kernel"]}
+
+    def check(self, options, in_shapes):
+        shape = in_shapes[0]
+        if len(shape) != self.d + 1:
+            raise LayerError("type", f"{self.name} needs a (channels, {'length' if self.d == 1 else 'height, width'}) "
+                                     f"input, got shape {_shape(shape)}")
+        if any(k > m for k, m in zip(options["kernel"], shape[1:])):
+            raise LayerError("kernel", f"{_size(options['kernel'])} is larger than the input {_size(shape[1:])}")
+
+    def output_shape(self, options, in_shapes):
+        return (in_shapes[0][0], *((m - k) // s + 1 for m, k, s in
+                                   zip(in_shapes[0][1:], options["kernel"], options["stride"])))
+
+    def elements(self, layer, inputs, params, data, stage):
+        x, (k, stride) = inputs[0], (layer.opt["kernel"], layer.opt["stride"])
+        out = np.empty(layer.shape, dtype=object)
+        for c, *pos in index_tuples(layer.shape):
+            vals = [x[(c, *(p * s + q for p, s, q in zip(pos, stride, off)))] for off in np.ndindex(*k)]
+            out[(c, *pos)] = _first_max(vals) if self.mode == "max" else sympy.Add(*vals) / len(vals)
+        return out
+
+    def forward(self, layer, inputs, params, data):
+        fn = maxpool_forward if self.mode == "max" else avgpool_forward
+        return fn(inputs[0], layer.opt["kernel"], layer.opt["stride"])
+
+    def array_forward(self, layer, b, inputs, params, data, mode):
+        return Kernel(f"{self.mode}pool_forward", inputs[0], layer.opt["kernel"], layer.opt["stride"]), None
+
+    def array_backward(self, layer, b, delta, inputs, params, data, need):
+        if not need[0]:
+            return [None]
+        opt = layer.opt
+        first = inputs[0] if self.mode == "max" else layer.in_shapes[0][1:]
+        return [(Kernel(f"{self.mode}pool_backward", delta, first, opt["kernel"], opt["stride"]),
+                 self.latex_backward(layer, b.tex(delta), [b.tex(inputs[0])]).inputs[0])]
+
+    def latex_forward(self, layer, out, ins):
+        k, s = _size(layer.opt["kernel"], True), _size(layer.opt["stride"], True)
+        op = r"\max" if self.mode == "max" else r"\operatorname{mean}"
+        return rf"{out} = {op}_{{{k}\ \text{{windows}}}} {ins[0]} \quad (\text{{stride }} {s})"
+
+    def latex_backward(self, layer, delta, ins):
+        if self.mode == "max":
+            return Backward({}, (rf"\operatorname{{route}}({delta})",),
+                            (rf"\operatorname{{route}}: \text{{each window's }} {delta} \text{{ goes to its first maximum "
+                             r"(row-major order, as PyTorch breaks ties); the other elements get 0}",))
+        k = math.prod(layer.opt["kernel"])
+        return Backward({}, (rf"\operatorname{{spread}}({delta}) / {k}",),
+                        (rf"\operatorname{{spread}}: \text{{each window's }} {delta} \text{{ to all {k} of its elements, "
+                         r"summed where windows overlap}",))
+
+
+def _first_max(vals):
+    """max(vals) as a Piecewise tried in order: value i where it is >= every later value, so the
+    first of several equal maxima wins — and SymPy's derivative routes δ to it."""
+    if len(vals) == 1:
+        return vals[0]
+    branches = [(v, sympy.And(*[v >= w for w in vals[i + 1:]])) for i, v in enumerate(vals[:-1])]
+    return sympy.Piecewise(*branches, (vals[-1], True))
+
+
+MAXPOOL1D, MAXPOOL2D, AVGPOOL1D, AVGPOOL2D = Pool("max", 1), Pool("max", 2), Pool("avg", 1), Pool("avg", 2)

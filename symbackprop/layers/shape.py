@@ -1,0 +1,65 @@
+"""``flatten``: (C, …) → (C·…,) in row-major order, as ``torch.flatten(x, 1)``; its gradient is the
+incoming one reshaped back."""
+import math
+
+import numpy as np
+
+from ..arrayops import Kernel
+from .base import Backward, LayerError, LayerKind, kernel
+
+
+@kernel()
+def flatten(x, out=None):
+    """(N, C, …) -> (N, C·…), row-major."""
+    flat = x.reshape(x.shape[0], -1)
+    if out is None:
+        return flat
+    out[...] = flat
+    return out
+
+
+@kernel()
+def unflatten(delta, shape, out=None):
+    """The gradient of flatten: (N, C·…) -> (N, *shape)."""
+    back = delta.reshape((delta.shape[0],) + tuple(shape))
+    if out is None:
+        return back
+    out[...] = back
+    return out
+
+
+class Flatten(LayerKind):
+    name = "flatten"
+    doc = "(C, ...) -> (C·...,) in row-major order, as torch.flatten(x, 1)"
+    kernels = ("flatten", "unflatten")
+
+    def check(self, options, in_shapes):
+        if len(in_shapes[0]) < 2:
+            raise LayerError("type", "flatten needs an input with more than one axis")
+
+    def output_shape(self, options, in_shapes):
+        return (math.prod(in_shapes[0]),)
+
+    def elements(self, layer, inputs, params, data, stage):
+        return inputs[0].reshape(-1)
+
+    def forward(self, layer, inputs, params, data):
+        return inputs[0].reshape(len(inputs[0]), -1)
+
+    def array_forward(self, layer, b, inputs, params, data, mode):
+        return Kernel("flatten", inputs[0]), None
+
+    def array_backward(self, layer, b, delta, inputs, params, data, need):
+        if not need[0]:
+            return [None]
+        return [(Kernel("unflatten", delta, layer.in_shapes[0]), self.latex_backward(layer, b.tex(delta), []).inputs[0])]
+
+    def latex_forward(self, layer, out, ins):
+        return rf"{out} = \operatorname{{flatten}}({ins[0]})"
+
+    def latex_backward(self, layer, delta, ins):
+        shape = r" \times ".join(map(str, layer.in_shapes[0]))
+        return Backward({}, (rf"\operatorname{{reshape}}_{{{shape}}}({delta})",))
+
+
+FLATTEN = Flatten()
