@@ -103,6 +103,9 @@ class LogSumExp(Function):
         return rf"\log\textstyle\sum_j e^{{{printer._print(self.args[0])}}}"
 
 
+VIEW_KERNELS: set[str] = set()   # kernels that return a view of their first argument (flatten)
+
+
 class Kernel(Function):
     """A call of a layer kernel (a NumPy function of :mod:`symbackprop.layers`, embedded in
     generated code by its source): ``Kernel("conv_forward", X, W1, b1, (1, 1), (0, 0))`` prints as
@@ -115,6 +118,11 @@ class Kernel(Function):
     @property
     def kernel(self) -> str:
         return self.args[0].name
+
+    @property
+    def view(self) -> bool:
+        """Whether it returns a view of its first argument: no array (and no ``out=``) of its own."""
+        return self.kernel in VIEW_KERNELS
 
     @property
     def free_symbols(self):

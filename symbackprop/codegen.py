@@ -154,6 +154,8 @@ class _Builder:
         buffer); ``output``: a gradient, which also gets an in-place form (into an array the caller
         passes, see ``loss_and_gradients``'s ``out``)."""
         expr = stabilize(expr)
+        if isinstance(expr, Kernel) and expr.view:
+            shape = None                  # a view of its argument: no array of its own
         temps, (expr,) = sympy.cse(expr, symbols=(_sym(f"{name}_{i}") for i in range(1000)))
         temp_shape = shape if shape and shape[:1] == ("N",) else ("N", self.n_out) if shape == () else None
         for sym, sub in temps:

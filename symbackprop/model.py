@@ -159,7 +159,9 @@ class Model:
                 return symbols
             symbols = self._symbols(f"{name}{i}", f"{tex}^{{({i})}}", (E, *defs.shape), per_example=True)
             pending.setdefault(name, [tex, symbols, []])[2].append(defs)
-            return symbols[example]
+            mine = np.empty(defs.shape, dtype=object)
+            mine[...] = symbols[example]
+            return mine
 
         if layer.kind.couples_batch:
             pre = layer.kind.elements(layer, lm.sources, params, data, stage)
@@ -242,5 +244,5 @@ class Model:
 def _stack(rows) -> np.ndarray:
     out = np.empty((len(rows), *np.shape(rows[0])), dtype=object)
     for n, row in enumerate(rows):
-        out[n] = row
+        out[n, ...] = row
     return out

@@ -230,7 +230,7 @@ def _stack(stage, env, batched, objects, examples):
     if examples > 1:          # built over the batch: one value per symbol
         table = np.array([env[s][0] for s in symbols.ravel()], dtype=object if objects else np.float64)
         return table.reshape(symbols.shape)
-    columns = [env[s] for s in symbols[0].ravel()]
+    columns = [env[s] for s in symbols.reshape(len(symbols), -1)[0]]
     table = np.array([list(r) for r in zip(*columns)], dtype=object) if objects else np.stack(columns, axis=1)
     table = table.reshape((len(columns[0]), *symbols.shape[1:]))
     return table if batched else table[0]

@@ -35,7 +35,7 @@ from sympy.codegen.cfunctions import expm1
 from sympy.codegen.rewriting import Optimization, ReplaceOptim, optimize
 from sympy.printing.numpy import NumPyPrinter
 
-from .arrayops import Clip, ColSum, Dot, LogSumExp, RowSum, Sigmoid, Softmax, Softplus, T
+from .arrayops import Clip, ColSum, Dot, Kernel, LogSumExp, RowSum, Sigmoid, Softmax, Softplus, T
 
 # ---------------------------------------------------------------------------------------------
 # Rewrite rules
@@ -306,6 +306,13 @@ class StablePrinter(NumPyPrinter):
     def _print_Softmax(self, expr):
         return f"_softmax({self._print(expr.args[0])})"
 
+    def _print_Kernel(self, expr):
+        return f"{expr.kernel}({', '.join(self._print(a) for a in expr.args[1:])})"
+
+    def _print_Tuple(self, expr):
+        items = [self._print(a) for a in expr.args]
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+
     def _print_LogSumExp(self, expr):
         return f"_logsumexp({self._print(expr.args[0])})"
 
@@ -352,6 +359,7 @@ def _is_mask(e) -> bool:
 def _cheap(e) -> bool:
     """Operands used as they are: names, numbers, masks, transposes, row sums (N x 1)."""
     return (e.is_Symbol or e.is_number or isinstance(e, (sympy.core.relational.Relational, T, RowSum))
+            or (isinstance(e, Kernel) and e.view)
             or _is_mask(e) or (e.is_Pow and e.base.is_Symbol and e.exp == -1 and e.base.is_integer))
 
 
@@ -400,6 +408,8 @@ class InplaceWriter:
             self._binary("maximum" if isinstance(e, sympy.Max) else "minimum", e.args, out)
         elif isinstance(e, Softmax):
             self.emit(f"_softmax({code(e.args[0])}, out={out})")
+        elif isinstance(e, Kernel) and not e.view:
+            self.emit(f"{code(e)[:-1]}, out={out})")
         elif isinstance(e, ColSum):
             self.emit(f"{self._operand(e.args[0])}.sum(axis=0, out={out})")
         elif isinstance(e, Softplus):

@@ -44,3 +44,63 @@ def network(hidden, output, loss, layers=(3, 2, 2), batch=None, seed=0) -> Netwo
         "network": {"layers": list(layers), "activations": acts, "loss": loss},
         "parameters": params,
         "sample": {"x": x if batch else x[0], "y": y if batch else y[0]}})
+
+
+# ---- layer graphs: every layer kind, alone and in combination (keys are case names)
+GRAPHS = {
+    "conv2d": ([2, 5, 5], [dict(type="conv2d", channels=3, kernel=3, stride=2, padding=1, activation="tanh"),
+                           dict(type="flatten"), dict(type="dense", units=2)], "mse"),
+    "conv2d-rect": ([1, 6, 5], [dict(type="conv2d", channels=2, kernel=[3, 2], stride=[1, 2], padding=[0, 1],
+                                     activation="sigmoid"), dict(type="flatten"), dict(type="dense", units=2,
+                                                                                       activation="softmax")],
+                    "cross_entropy"),
+    "conv1d": ([2, 7], [dict(type="conv1d", channels=3, kernel=3, stride=2, padding=1, activation="elu"),
+                        dict(type="flatten"), dict(type="dense", units=2)], "half_squared_error"),
+    "maxpool2d": ([2, 4, 5], [dict(type="maxpool2d", kernel=2), dict(type="flatten"),
+                              dict(type="dense", units=3, activation="softmax")], "cross_entropy"),
+    "maxpool2d-overlap": ([1, 4, 4], [dict(type="conv2d", channels=2, kernel=2, activation="tanh"),
+                                      dict(type="maxpool2d", kernel=2, stride=1), dict(type="flatten"),
+                                      dict(type="dense", units=1, activation="sigmoid")], "binary_cross_entropy"),
+    "maxpool1d": ([2, 6], [dict(type="maxpool1d", kernel=3, stride=2), dict(type="flatten"),
+                           dict(type="dense", units=2)], "squared_error"),
+    "avgpool2d": ([2, 5, 4], [dict(type="avgpool2d", kernel=[2, 3], stride=[2, 1]), dict(type="flatten"),
+                              dict(type="dense", units=2, activation="tanh")], "mse"),
+    "avgpool1d": ([1, 7], [dict(type="conv1d", channels=2, kernel=2, activation="softplus"),
+                           dict(type="avgpool1d", kernel=3, stride=2), dict(type="flatten"),
+                           dict(type="dense", units=2)], "mse"),
+    "batchnorm": ([4], [dict(type="dense", units=3), dict(type="batchnorm", activation="relu"),
+                        dict(type="dense", units=2, activation="softmax")], "cross_entropy"),
+    "batchnorm-conv": ([1, 4, 4], [dict(type="conv2d", channels=2, kernel=3, padding=1),
+                                   dict(type="batchnorm", eps=0.001, activation="tanh"), dict(type="maxpool2d", kernel=2),
+                                   dict(type="flatten"), dict(type="dense", units=2)], "mse"),
+    "layernorm": ([5], [dict(type="dense", units=4), dict(type="layernorm", activation="tanh"),
+                        dict(type="dense", units=2)], "squared_error"),
+    "layernorm-image": ([2, 3, 3], [dict(type="layernorm"), dict(type="flatten"),
+                                    dict(type="dense", units=2, activation="sigmoid")], "binary_cross_entropy"),
+    "dropout": ([4], [dict(type="dense", units=5, activation="relu"), dict(type="dropout", rate=0.4),
+                      dict(type="dense", units=2)], "mse"),
+    "dropout-conv": ([1, 3, 3], [dict(type="conv2d", channels=2, kernel=2, activation="tanh"),
+                                 dict(type="dropout", rate=0.25), dict(type="flatten"),
+                                 dict(type="dense", units=2)], "mse"),
+    "add": ([3], [dict(type="dense", units=3, activation="tanh"), dict(type="dense", units=3, activation="sigmoid"),
+                  dict(type="add", **{"from": 1}), dict(type="dense", units=2)], "mse"),
+    "add-input": ([3], [dict(type="dense", units=3, activation="relu"), dict(type="add", **{"from": 0}),
+                        dict(type="dense", units=2, activation="softmax")], "cross_entropy"),
+}
+BATCH_ONLY = {"batchnorm", "batchnorm-conv"}
+
+
+def graph(name, batch=None, seed=0, scale=0.6) -> Network:
+    """The case ``name`` of GRAPHS with random parameters and a random sample (or batch)."""
+    shape, layers, loss = GRAPHS[name]
+    spec = {"network": {"input": shape, "loss": loss}, "layer": [dict(l) for l in layers]}
+    bare = Network.from_dict(spec)
+    rng = np.random.default_rng(seed)
+    spec["parameters"] = {}
+    for pname, pshape in bare.parameter_shapes().items():
+        base = 1.0 if pname.startswith("gamma") else 0.0
+        spec["parameters"][pname] = (base + rng.normal(scale=scale, size=pshape)).tolist()
+    x = rng.normal(size=(batch or 1, *shape)).tolist()
+    y = targets(loss, rng, (batch or 1, bare.output_size)).tolist()
+    spec["sample"] = {"x": x if batch else x[0], "y": y if batch else y[0], "seed": seed}
+    return Network.from_dict(spec)

@@ -26,6 +26,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..arrayops import VIEW_KERNELS
+
 REQUIRED = object()
 
 
@@ -99,12 +101,17 @@ def layer_ref(value):
 KERNELS: dict[str, Callable] = {}
 
 
-def kernel(*deps):
+def kernel(*deps, view: bool = False):
     """Mark a NumPy function as a kernel of the array form: generated code embeds its source (and
-    that of ``deps``, kernels it calls). A kernel uses only ``np`` and its arguments."""
+    that of ``deps``, kernels it calls). A kernel uses only ``np`` and its arguments, and takes
+    ``out=`` (an array to write into) — unless it returns a ``view`` of its first argument, which
+    then needs no array of its own."""
     def mark(fn):
         fn.kernel_deps = tuple(d.__name__ for d in deps)
+        fn.view = view
         KERNELS[fn.__name__] = fn
+        if view:
+            VIEW_KERNELS.add(fn.__name__)
         return fn
     return mark
 

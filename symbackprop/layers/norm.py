@@ -98,9 +98,9 @@ class Norm(LayerKind):
         return self.stat_axes(ndim) if self.couples_batch else (0,)
 
     def check(self, options, in_shapes):
-        if self.couples_batch and in_shapes[0] == (1,):
-            raise LayerError("type", "batchnorm of a single feature per example normalises it to 0; "
-                                     "give it more features or channels")
+        if not self.couples_batch and math.prod(in_shapes[0]) == 1:
+            raise LayerError("type", "layernorm of a single value per example normalises it to 0; "
+                                     "give it more than one")
 
     def param_shapes(self, layer):
         shape = layer.shape[:1] if self.couples_batch else layer.shape

@@ -8,24 +8,16 @@ from ..arrayops import Kernel
 from .base import Backward, LayerError, LayerKind, kernel
 
 
-@kernel()
-def flatten(x, out=None):
-    """(N, C, …) -> (N, C·…), row-major."""
-    flat = x.reshape(x.shape[0], -1)
-    if out is None:
-        return flat
-    out[...] = flat
-    return out
+@kernel(view=True)
+def flatten(x):
+    """(N, C, …) -> (N, C·…), row-major: a view of x."""
+    return x.reshape(x.shape[0], -1)
 
 
-@kernel()
-def unflatten(delta, shape, out=None):
-    """The gradient of flatten: (N, C·…) -> (N, *shape)."""
-    back = delta.reshape((delta.shape[0],) + tuple(shape))
-    if out is None:
-        return back
-    out[...] = back
-    return out
+@kernel(view=True)
+def unflatten(delta, shape):
+    """The gradient of flatten: (N, C·…) -> (N, *shape), a view of delta."""
+    return delta.reshape((delta.shape[0],) + tuple(shape))
 
 
 class Flatten(LayerKind):
