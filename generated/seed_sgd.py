@@ -33,8 +33,9 @@
 #   Batch of N examples: each gradient is the mean over the examples,
 #     ∂C/∂W⁽ˡ⁾ = (1/N) Σ_n δ⁽ˡ⁾_n (a⁽ˡ⁻¹⁾_n)ᵀ,  ∂C/∂b⁽ˡ⁾ = (1/N) Σ_n δ⁽ˡ⁾_n.
 #
-#   In the code, rows are examples: X is (N, n_in), z<l> and a<l> are (N, n_l), so
-#   z<l> = a<l-1> @ W<l>.T + b<l>, dW<l> = delta<l>.T @ a<l-1> / N, db<l> = mean of delta<l> over rows.
+#   In the code, rows are examples: X is (N, *input) and each z<l>, a<l> is (N, *its shape), so a
+#   dense layer's z<l> = a<l-1> @ W<l>.T + b<l>; delta<l> = dC/dz<l> and da<l> = dC/da<l> carry the
+#   batch mean's 1/N, so dW<l> = delta<l>.T @ a<l-1> is the gradient of the mean loss.
 #
 # The update (sgd), element-wise on each trained parameter theta with gradient g, step t = 1, 2, ...:
 #   theta ← theta - learning_rate*g
@@ -46,7 +47,8 @@
 #   python THIS_FILE --help
 #
 # Data: a .npz file with arrays X (N, 3) and Y (N, 1), or a .csv file whose rows hold
-# 3 input column(s) then 1 target column(s), comma-separated, with an optional header row.
+# 3 input column(s) then 1 target column(s), comma-separated,
+# with an optional header row.
 # Every value must be a finite number. Without --data the spec's sample is used.
 #
 # Training stops at the first of: --epochs passes over the data, --max-iters updates, the epoch's
@@ -66,7 +68,7 @@ import time
 
 import numpy as np
 
-LAYERS = [3, 2, 1]
+LAYERS = [3, 2, 1]  # the size of the input and of each layer's output
 SIGNATURE = "3-2-1 sigmoid,sigmoid squared_error"  # sizes, activations and loss: what a checkpoint must match
 OPTIMIZER = "sgd"
 TRAINED = ['W1', 'b1', 'W2', 'b2']  # the parameters the update changes
@@ -351,9 +353,9 @@ def _load_npz(path):
         raise TrainerError(f"{path}: not a readable .npz file ({err})") from None
     if Y.ndim == 1:
         Y = Y.reshape(-1, 1)
-    for name, array, width in (("X", X, 3), ("Y", Y, 1)):
-        if array.ndim != 2 or array.shape[1] != width:
-            raise TrainerError(f"{path}: {name} has shape {array.shape}, expected (N, {width})")
+    for name, array, shape in (("X", X, INPUT), ("Y", Y, (1,))):
+        if array.shape[1:] != shape:
+            raise TrainerError(f"{path}: {name} has shape {array.shape}, expected (N, {', '.join(map(str, shape))})")
         if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) or np.iscomplexobj(array):
             raise TrainerError(f"{path}: {name} holds {array.dtype} values, expected real numbers")
         bad = np.argwhere(~np.isfinite(array.astype(np.float64)))
@@ -390,7 +392,7 @@ def _load_csv(path):
     except UnicodeDecodeError:
         raise TrainerError(f"{path}: not a UTF-8 text file") from None
     table = np.array(rows, dtype=np.float64).reshape(-1, width)
-    return table[:, :3], table[:, 3:]
+    return table[:, :3].reshape(-1, *INPUT), table[:, 3:]
 
 
 def _is_float(text):
@@ -535,7 +537,7 @@ def main(argv=None):
 
 def _main(args):
     if args.data is None:
-        X = np.array([[2.0, 3.0, -1.0]], dtype=DTYPE).reshape(-1, 3)
+        X = np.array([[2.0, 3.0, -1.0]], dtype=DTYPE).reshape(-1, *INPUT)
         Y = np.array([[1.0]], dtype=DTYPE).reshape(-1, 1)
     else:
         X, Y = load_data(args.data)

@@ -34,8 +34,9 @@
 #   Batch of N examples: each gradient is the mean over the examples,
 #     ∂C/∂W⁽ˡ⁾ = (1/N) Σ_n δ⁽ˡ⁾_n (a⁽ˡ⁻¹⁾_n)ᵀ,  ∂C/∂b⁽ˡ⁾ = (1/N) Σ_n δ⁽ˡ⁾_n.
 #
-#   In the code, rows are examples: X is (N, n_in), z<l> and a<l> are (N, n_l), so
-#   z<l> = a<l-1> @ W<l>.T + b<l>, dW<l> = delta<l>.T @ a<l-1> / N, db<l> = mean of delta<l> over rows.
+#   In the code, rows are examples: X is (N, *input) and each z<l>, a<l> is (N, *its shape), so a
+#   dense layer's z<l> = a<l-1> @ W<l>.T + b<l>; delta<l> = dC/dz<l> and da<l> = dC/da<l> carry the
+#   batch mean's 1/N, so dW<l> = delta<l>.T @ a<l-1> is the gradient of the mean loss.
 #
 # The update (adam, bias correction on), element-wise on each trained parameter theta with gradient g, step t = 1, 2, ...:
 #   m ← beta1*m + (1 - beta1)*g
@@ -51,7 +52,8 @@
 #   python THIS_FILE --help
 #
 # Data: a .npz file with arrays X (N, 2) and Y (N, 1), or a .csv file whose rows hold
-# 2 input column(s) then 1 target column(s), comma-separated, with an optional header row.
+# 2 input column(s) then 1 target column(s), comma-separated,
+# with an optional header row.
 # Every value must be a finite number. Without --data the spec's sample is used.
 #
 # Training stops at the first of: --epochs passes over the data, --max-iters updates, the epoch's
@@ -72,7 +74,7 @@ import time
 
 import numpy as np
 
-LAYERS = [2, 4, 1]
+LAYERS = [2, 4, 1]  # the size of the input and of each layer's output
 SIGNATURE = "2-4-1 tanh,sigmoid binary_cross_entropy"  # sizes, activations and loss: what a checkpoint must match
 OPTIMIZER = "adam"
 TRAINED = ['W1', 'b1', 'W2', 'b2']  # the parameters the update changes
@@ -259,8 +261,10 @@ def loss_and_gradients(params, X, Y, out=None):
     W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
 
     # outputs, written in place
-    dW1, db1, dW2, db2 = grads["W1"], grads["b1"], grads["W2"], grads["b2"]
-
+    dW1 = grads["W1"]
+    db1 = grads["b1"]
+    dW2 = grads["W2"]
+    db2 = grads["b2"]
 
     # ---- forward pass
     # z^{(1)} = W^{(1)} x + b^{(1)}
@@ -370,7 +374,7 @@ def step(params, state, X, Y, learning_rate=learning_rate):
 # ---------------------------------------------------------------------------------------- training
 
 def init_params(seed=0):
-    """The parameters to start from: seeded; He normal for relu-like layers, Glorot uniform otherwise, biases 0.
+    """The parameters to start from: seeded; weights He normal before relu-like activations, Glorot uniform before others; biases and β 0, γ 1.
 
     >>> sorted(init_params()) == sorted(SHAPES)
     True
@@ -482,9 +486,9 @@ def _load_npz(path):
         raise TrainerError(f"{path}: not a readable .npz file ({err})") from None
     if Y.ndim == 1:
         Y = Y.reshape(-1, 1)
-    for name, array, width in (("X", X, 2), ("Y", Y, 1)):
-        if array.ndim != 2 or array.shape[1] != width:
-            raise TrainerError(f"{path}: {name} has shape {array.shape}, expected (N, {width})")
+    for name, array, shape in (("X", X, INPUT), ("Y", Y, (1,))):
+        if array.shape[1:] != shape:
+            raise TrainerError(f"{path}: {name} has shape {array.shape}, expected (N, {', '.join(map(str, shape))})")
         if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) or np.iscomplexobj(array):
             raise TrainerError(f"{path}: {name} holds {array.dtype} values, expected real numbers")
         bad = np.argwhere(~np.isfinite(array.astype(np.float64)))
@@ -521,7 +525,7 @@ def _load_csv(path):
     except UnicodeDecodeError:
         raise TrainerError(f"{path}: not a UTF-8 text file") from None
     table = np.array(rows, dtype=np.float64).reshape(-1, width)
-    return table[:, :2], table[:, 2:]
+    return table[:, :2].reshape(-1, *INPUT), table[:, 2:]
 
 
 def _is_float(text):
@@ -666,7 +670,7 @@ def main(argv=None):
 
 def _main(args):
     if args.data is None:
-        X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], dtype=DTYPE).reshape(-1, 2)
+        X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], dtype=DTYPE).reshape(-1, *INPUT)
         Y = np.array([[0.0], [1.0], [1.0], [0.0]], dtype=DTYPE).reshape(-1, 1)
     else:
         X, Y = load_data(args.data)

@@ -171,10 +171,11 @@ class _Builder:
         self.grads[param] = f"d{param}"
         return self.add(f"d{param}", expr, latex, self.params[param], output=True)
 
-    def stat(self, name: str, symbol, shape, unbiased: bool = False):
-        """A batch statistic (batch norm's mean and variance, of ``shape``) that a trainer folds
-        into its running statistic ``name``; ``unbiased``: scaled by n/(n − 1) first."""
-        self.stats.append((name, _shape_code(shape), symbol.name, unbiased))
+    def stat(self, name: str, symbol, shape, per_example: int, momentum: float, unbiased: bool = False):
+        """A batch statistic (batch norm's mean and variance, of ``shape``, each over
+        ``per_example`` values of every example) that a trainer folds into its running statistic
+        ``name`` with ``momentum``; ``unbiased``: scaled by n/(n − 1) first."""
+        self.stats.append((name, _shape_code(shape), symbol.name, unbiased, per_example, momentum))
 
     def running(self, name: str, tex: str) -> sympy.Symbol:
         """The running statistic ``name`` (``predict`` reads it from the trainer's state)."""
@@ -319,7 +320,7 @@ def _program(network: Network, md: MatrixDerivation) -> Program:
         input=network.input, n_out=network.output_size, params=params,
         forward=_needed(statements, {aL.name}),
         loss=_needed(statements, {"C"}),
-        loss_and_gradients=_needed(statements, {"C", *grads.values(), *(stat for _, _, stat, _ in b.stats)}),
+        loss_and_gradients=_needed(statements, {"C", *grads.values(), *(stat[2] for stat in b.stats)}),
         predict=_needed(predict, {psyms[L].name}), output=aL.name, predict_output=psyms[L].name,
         cost="C", grads=grads, notes=tuple(notes), buffers=dict(b.buffers), masks=masks, stats=stats,
         running=tuple(dict.fromkeys(b.reads)), kernels=tuple(kernel_sources(kernels)),

@@ -56,6 +56,8 @@ EXAMPLES = (
     ("examples/seed.toml", "generated/seed_sgd.py", {"optimizer": "sgd"}),
     ("examples/xor.toml", "generated/xor_adam.py", {"optimizer": "adam"}),
     ("examples/mnist.toml", "generated/mnist_adam.py", {"optimizer": "adam"}),
+    ("examples/cnn.toml", "generated/cnn_adam.py", {"optimizer": "adam"}),
+    ("examples/residual.toml", "generated/residual_momentum.py", {"optimizer": "momentum"}),
 )
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -255,22 +257,34 @@ def activation_key(act) -> str:
 
 
 def signature(network: Network) -> str:
-    """What a checkpoint must match: sizes, activations and loss (safe characters only)."""
-    sizes = "-".join(map(str, network.layers))
-    acts = ",".join(activation_key(a) for a in network.activations)
-    return f"{sizes} {acts} {network.loss.name}"
+    """What a checkpoint must match: the input, the layers (kinds, fields, activations) and the
+    loss (safe characters only)."""
+    if network.is_stack:
+        sizes = "-".join(map(str, network.layers))
+        acts = ",".join(activation_key(a) for a in network.activations)
+        return f"{sizes} {acts} {network.loss.name}"
+    def fields(layer):
+        return ",".join(f"{k}={'x'.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in layer.options)
+    layers = ";".join(f"{layer.kind.name}[{fields(layer)}]{activation_key(layer.activation)}"
+                      f"<{','.join(map(str, layer.sources))}" for layer in network.graph)
+    return f"{'x'.join(map(str, network.input))} {layers} {network.loss.name}"
 
 
 def init_rules(network: Network) -> list[dict]:
-    """How init_params fills each parameter when the spec gives none."""
+    """How init_params fills each parameter when the spec gives none: each layer kind says which
+    of its parameters are weights (He normal after relu-like activations, Glorot uniform after the
+    others, from the entry's fan-in and fan-out), zeros or ones."""
     rules = []
-    for l in range(1, len(network.layers)):
-        fan_in, fan_out = network.layers[l - 1], network.layers[l]
-        act = network.activations[l - 1]
-        he = activation_key(act) in HE_INIT
-        rules.append({"name": f"W{l}", "shape": (fan_out, fan_in), "scheme": "he" if he else "glorot",
-                      "scale": repr(math.sqrt(2.0 / fan_in)) if he else repr(math.sqrt(6.0 / (fan_in + fan_out)))})
-        rules.append({"name": f"b{l}", "shape": (fan_out,), "scheme": "zeros", "scale": "0.0"})
+    for layer in network.graph:
+        for prefix in layer.kind.params:
+            name, scheme = layer.param(prefix), layer.kind.init(layer, prefix)
+            rule = {"name": name, "shape": layer.params[name], "scheme": scheme, "scale": "0.0"}
+            if scheme == "weight":
+                fan_in, fan_out = layer.kind.fans(layer)
+                he = activation_key(layer.activation) in HE_INIT
+                rule.update(scheme="he" if he else "glorot",
+                            scale=repr(math.sqrt(2.0 / fan_in)) if he else repr(math.sqrt(6.0 / (fan_in + fan_out))))
+            rules.append(rule)
     return rules
 
 
@@ -282,11 +296,11 @@ def _literal(array) -> str:
 
 
 def choose_form(network: Network, form: str) -> str:
-    eligible = (all(activation_key(a) in SCALAR_ACTIVATIONS for a in network.activations)
+    eligible = (network.is_stack and all(activation_key(a) in SCALAR_ACTIVATIONS for a in network.activations)
                 and network.loss.name in SCALAR_LOSSES)
     if form == "scalar":
         if not eligible:
-            raise SpecError("--form", "the scalar form supports activations "
+            raise SpecError("--form", "the scalar form supports stacks of dense layers with activations "
                             f"{', '.join(sorted(SCALAR_ACTIVATIONS))} and losses {', '.join(sorted(SCALAR_LOSSES))}")
         return "scalar"
     if form == "array":
@@ -318,6 +332,9 @@ def render(network: Network, optimizer: str | None = None, learning_rate: float 
         "layers": list(network.layers),
         "n_in": network.layers[0],
         "n_out": network.layers[-1],
+        "input_text": ", ".join(map(str, network.input)),
+        "masks": any(layer.data for layer in network.graph),
+        "running": any(layer.kind.couples_batch for layer in network.graph),
         "shapes": network.parameter_shapes(),
         "given": ({k: _literal(v) for k, v in network.parameters.items()}
                   if network.parameters is not None else None),
@@ -353,9 +370,11 @@ def _command(source, optimizer, learning_rate, dtype) -> str:
 
 
 def _summary(network: Network) -> str:
-    acts = ", ".join(activation_key(a) for a in network.activations)
-    return (f"{'-'.join(map(str, network.layers))} network ({acts}; {network.loss.name}), "
-            f"{network.parameter_count} parameters")
+    if network.is_stack:
+        acts = ", ".join(activation_key(a) for a in network.activations)
+        return (f"{'-'.join(map(str, network.layers))} network ({acts}; {network.loss.name}), "
+                f"{network.parameter_count} parameters")
+    return f"network of {network.depth} layers ({network.describe()}; {network.loss.name}), {network.parameter_count} parameters"
 
 
 def formula_lines(network: Network) -> list[str]:
@@ -363,8 +382,9 @@ def formula_lines(network: Network) -> list[str]:
     header, one comment per line."""
     from .matrix import derive_matrix, render_matrix
     text = render_matrix(derive_matrix(network), "text").rstrip("\n").splitlines()
-    return text + ["", "In the code, rows are examples: X is (N, n_in), z<l> and a<l> are (N, n_l), so",
-                   "z<l> = a<l-1> @ W<l>.T + b<l>, dW<l> = delta<l>.T @ a<l-1> / N, db<l> = mean of delta<l> over rows."]
+    return text + ["", "In the code, rows are examples: X is (N, *input) and each z<l>, a<l> is (N, *its shape), so a",
+                   "dense layer's z<l> = a<l-1> @ W<l>.T + b<l>; delta<l> = dC/dz<l> and da<l> = dC/da<l> carry the",
+                   "batch mean's 1/N, so dW<l> = delta<l>.T @ a<l-1> is the gradient of the mean loss."]
 
 
 def array_context(network: Network, dtype: str) -> dict:

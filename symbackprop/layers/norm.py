@@ -19,7 +19,7 @@ import numpy as np
 import sympy
 
 from ..arrayops import Kernel
-from .base import Backward, Field, LayerError, LayerKind, index_tuples, kernel, positive_number
+from .base import Backward, Field, LayerError, LayerKind, index_tuples, kernel, positive_number, rate
 from .dense import grad_tex, sup
 
 
@@ -88,6 +88,8 @@ class Norm(LayerKind):
                     "variance, as F.batch_norm(training=True); gamma, beta (C,)" if batch else
                     "normalizes each example over all its values, as F.layer_norm; gamma, beta of the input's shape")
         self.fields = (Field("eps", positive_number, 1e-5, "default 1e-5"),)
+        if batch:   # the weight of each batch in the running statistics a trainer keeps, as PyTorch's
+            self.fields += (Field("momentum", rate, 0.1, "default 0.1"),)
 
     def stat_axes(self, ndim: int) -> tuple[int, ...]:
         """The axes of a batch array (N, *shape) that μ and var reduce."""
@@ -156,8 +158,9 @@ class Norm(LayerKind):
             var = b.add(f"var{i}", Kernel("norm_var", x, mean, axes),
                         rf"\mathrm{{var}}^{{({i})}} = \operatorname{{mean}}_{{\text{{{over}}}}} \left({b.tex(x)} - \mu^{{({i})}}\right)^2", stat)
             if self.couples_batch and mode == "train":
-                b.stat(f"mean{i}", mean, stat)
-                b.stat(f"var{i}", var, stat, unbiased=True)
+                per, momentum = math.prod(layer.shape[1:]), layer.opt["momentum"]
+                b.stat(f"mean{i}", mean, stat, per, momentum)
+                b.stat(f"var{i}", var, stat, per, momentum, unbiased=True)
         rstd = b.add(f"rstd{i}", 1 / sympy.sqrt(var + eps), rf"r^{{({i})}} = 1 / \sqrt{{\mathrm{{var}}^{{({i})}} + \epsilon}}", stat)
         xhat = b.add(f"xhat{i}", Kernel("norm_apply", x, mean, rstd, axes),
                      rf"\hat{{x}}^{{({i})}} = \left({b.tex(x)} - \mu^{{({i})}}\right) r^{{({i})}}", ("N", *layer.shape))
