@@ -86,6 +86,7 @@ weight_decay = 0.0
 # z^(1)_1, delta2_0 is δ^(2)_1 = dC/dz^(2)_1, dC_da1_0 is dC/da^(1)_1, dW1_0_2 is dC/dW^(1)_{1,3}.
 
 DTYPE = np.float64
+INPUT = (3,)  # the shape of one example
 SHAPES = {
     "W1": (2, 3),
     "b1": (2,),

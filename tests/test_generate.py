@@ -38,7 +38,7 @@ def net(layers, activations, loss, **extra):
 
 def data(network, n, seed=1, dtype=np.float64):
     rng = np.random.default_rng(seed)
-    X = rng.uniform(-1.5, 1.5, (n, network.layers[0]))
+    X = rng.uniform(-1.5, 1.5, (n, *network.input))
     if network.loss.name == "cross_entropy":
         Y = np.eye(network.layers[-1])[rng.integers(0, network.layers[-1], n)]
     elif network.loss.name == "binary_cross_entropy":
