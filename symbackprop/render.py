@@ -246,3 +246,15 @@ class Derived:
 
     def __str__(self):
         return self.render("text")
+
+    def __repr__(self):
+        return f"<Derived {describe(self.derivation.model.network)}" + (
+            "" if self.values is None else f", C = {significant(self.values.loss, self.digits)}") + ">"
+
+
+def describe(network) -> str:
+    """A network in a few words: ``3-2-1 sigmoid/sigmoid squared_error, 11 parameters``."""
+    from .textprint import activation_name
+    acts = "/".join(activation_name(a) for a in network.activations)
+    return (f"{'-'.join(map(str, network.layers))} {acts} {network.loss.name}, "
+            f"{network.parameter_count} parameters")

@@ -2,7 +2,6 @@
 import json
 import math
 
-from ..spec import load
 
 FORMATS = ("text", "json")
 
@@ -23,6 +22,7 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
+    from ..spec import load
     from ..check import check, conventions, load_hand
     network = load(args.spec)
     hand = load_hand(args.hand, network)

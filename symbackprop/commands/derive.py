@@ -1,8 +1,6 @@
 """``symbackprop derive SPEC``: every gradient as its chain-rule product, with numbers if given."""
 from ..errors import SpecError
-from ..numeric import require_finite
 from ..output import write_text
-from ..spec import load
 
 FORMATS = ("text", "latex", "markdown", "json")
 SCALAR_DEFAULT_MAX = 200    # parameters: the per-weight form is the default up to here
@@ -30,6 +28,7 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
+    from ..spec import load
     network = load(args.spec)
     if not 1 <= args.digits <= 17:
         raise SpecError("--digits", "expected 1 to 17")
@@ -58,6 +57,7 @@ def _scalar(network, args):
     from ..numeric import evaluate
     from ..render import RENDERERS
     from ..derive import expanded_gradient
+    from ..numeric import require_finite
     model = Model(network)
     derivation = Derivation(model)
     values = None
@@ -96,6 +96,7 @@ def _matrix_json(network, md, wrt):
               "formulas": {name: {"chain": latex} for name, latex in _matrix_formulas(md).items()
                            if not wrt or name in wrt}}
     if network.has_numbers:
+        from ..numeric import require_finite
         from ..verify import forward_pass
         f = network.compile(np.float64)
         X, Y = network.x, network.y

@@ -4,7 +4,6 @@ import math
 
 from ..errors import SpecError
 from ..output import write_text
-from ..spec import load
 
 FORMATS = ("markdown", "latex", "html")
 SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".tex": "latex", ".html": "html", ".htm": "html"}
@@ -55,6 +54,7 @@ def _threshold(text, field):
 
 
 def run(args) -> int:
+    from ..spec import load
     from ..explain import explain
     steps = _positive_int(args.steps, "--steps")
     max_iters = _positive_int(args.max_iters, "--max-iters")
