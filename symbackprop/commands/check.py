@@ -1,6 +1,7 @@
 """``symbackprop check SPEC HAND``: a hand calculation of one training step, number by number."""
 import json
 import math
+import sys
 
 
 FORMATS = ("text", "json")
@@ -28,6 +29,8 @@ def run(args) -> int:
     hand = load_hand(args.hand, network)
     results = check(network, hand)
     if args.format == "json":
+        for note in hand.notes:
+            print(f"symbackprop check: note: {note}", file=sys.stderr)
         print(json.dumps([r.to_json() for r in results], indent=2, ensure_ascii=False, allow_nan=False))
     else:
         print(render_text(results, conventions(network, hand), args.spec))
@@ -47,10 +50,12 @@ def render_text(results, notes=(), spec="the spec") -> str:
 
 
 def _number(value: float, given: str) -> str:
-    """``value`` with a digit more than ``given`` was written with, and at least 6; "inf", "-inf"
-    or "undefined" where the true value is not a finite number."""
+    """``value`` with a digit more than ``given`` was written with, and at least 6 (every digit
+    shown, trailing zeros too, unless the value is exactly what fewer say); "inf", "-inf" or
+    "undefined" where the true value is not a finite number."""
     if not math.isfinite(value):
         from ..check import show_infinite
         return show_infinite(value)
+    from ..sigfig import significant
     digits = len(given.lower().partition("e")[0].lstrip("+-").replace(".", "").lstrip("0"))
-    return f"{value:.{max(6, digits + 1)}g}"
+    return significant(value, max(6, digits + 1))
