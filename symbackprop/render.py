@@ -74,8 +74,8 @@ class Renderer:
         output, ∂a/∂z) shows that step's formula; sums (the δ recursion) stay named."""
         step = self.d.by_symbol.get(factor.expr)
         if step is not None and len(step.terms) == 1 and len(step.terms[0]) == 1:
-            return step.terms[0][0].expr
-        return factor.expr
+            return step.terms[0][0].expr.xreplace(self._readable)
+        return factor.expr.xreplace(self._readable)
 
     def formula_terms(self, step: Step, latex: bool) -> list[str]:
         """The step's terms, each its factors as formulas in chain order (sums and conditionals in
