@@ -530,28 +530,33 @@ class _Writer:
                          for i in range(self.batch))
             self.add(Table(header, rows))
         self.add(Figure(self.drawing(), "The network before the step: each neuron's value"
-                        + (" for example 1" if self.batch > 1 else "") + ", each edge's weight w and "
-                        "the gradient g = ∂C/∂w."))
+                        + (" for example 1" if self.batch > 1 else "") + " and bias b, each edge's weight w "
+                        "and the gradient g = ∂C/∂w (drawn on the edge, or, where a layer is large, shown "
+                        "when the pointer rests on it; a neuron shows its z, δ and ∂C/∂b the same way)."))
 
     def drawing(self) -> str:
         from .html import network_svg
         v, t = self.e.values, self.n.text
         labels = {(0, k): f"x{k + 1} = {t(v.env[s][0])}" for k, s in enumerate(self.model.x)}
-        edges = {}
+        edges, biases, tips = {}, {}, {}
+        deltas = {(s.layer, s.index[0]): s.symbol for s in self.d.steps if s.kind == "delta"}
         for layer in self.model.layers:
             l = layer.index
             for j, s in enumerate(layer.a):
                 labels[(l, j)] = f"a = {t(v.env[s][0])}"
                 if l == self.L:
                     labels[(l, j)] += f", y = {t(v.env[self.model.y[j]][0])}"
+                biases[(l, j)] = f"b = {t(self.net.parameters[f'b{l}'][j])}"
+                tips[(l, j)] = (f"z{l}[{j + 1}] = {t(v.env[layer.z[j]][0])}, "
+                                f"δ = {t(v.env[deltas[(l, j)]][0])}, ∂C/∂b = {t(v.gradients[f'b{l}'][j])}")
                 for k in range(len(layer.inputs)):
                     w = self.net.parameters[f"W{l}"][j, k]
                     g = v.gradients[f"W{l}"][j, k]
-                    edges[(l, j, k)] = f"w = {t(w)}, g = {t(g)}".replace("-", "−")
-        labels = {k: s.replace("-", "−") for k, s in labels.items()}
+                    edges[(l, j, k)] = f"w = {t(w)}, g = {t(g)}"
+        minus = lambda d: {k: s.replace("-", "−") for k, s in d.items()}
         titles = ["input"] + [f"{'output' if l == self.L else f'hidden {l}'} ({a.name})"
                               for l, a in enumerate(self.net.activations, 1)]
-        return network_svg(list(self.net.layers), labels, edges, titles)
+        return network_svg(list(self.net.layers), minus(labels), minus(edges), titles, minus(biases), minus(tips))
 
     # -- 1 and 5: forward pass
     def forward(self, values: Values, new: bool = False):
