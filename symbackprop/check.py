@@ -59,6 +59,7 @@ import sympy
 
 from .derive import Derivation
 from .errors import SpecError
+from .inputs import as_network
 from .intervals import Interval, bound
 from .model import Model
 from .registry import a as A, n as N, y as Y, z as Z
@@ -169,8 +170,10 @@ def quantities(network: Network) -> dict[str, tuple[int, ...]]:
     return q
 
 
-def load_hand(path, network: Network) -> Hand:
-    """Read a HAND file (TOML); SpecError naming the key on any problem."""
+def load_hand(path, network) -> Hand:
+    """Read a HAND file (TOML); SpecError naming the key on any problem. ``network`` is a Network,
+    a spec's data as a dict, or a spec path."""
+    network = as_network(network)
     path = Path(path)
     text = read_input(path)
     try:
@@ -198,10 +201,11 @@ def usable(network: Network) -> None:
                                     f"gives a batch of {network.x.shape[0]}")
 
 
-def parse_hand(data: dict, network: Network, source: str = "<hand>") -> Hand:
+def parse_hand(data: dict, network, source: str = "<hand>") -> Hand:
     """Validate a hand file's data. Numbers may be TOML numbers, or strings such as "0.50" (which
     keep their trailing zeros in any TOML reader). Dotted keys (``grad.W2 = ...``) and quoted ones
-    (``"grad.W2" = ...``) are the same."""
+    (``"grad.W2" = ...``) are the same. Indices count from 1, as the math does."""
+    network = as_network(network)
     usable(network)
     if not isinstance(data, dict):
         raise SpecError(source, "expected a table at the top level")
@@ -363,8 +367,17 @@ def conventions(network: Network, hand: Hand) -> list[str]:
     return lines + list(hand.notes)
 
 
-def check(network: Network, hand: Hand) -> list[Result]:
-    """One Result per number in ``hand``: forward, loss, backward, optimizer, new pass order."""
+def check(network, hand) -> list[Result]:
+    """One Result per number in ``hand``: forward, loss, backward, optimizer, new pass order.
+    ``network`` is a Network, a spec's data as a dict, or a spec path; ``hand`` a :class:`Hand`,
+    a hand file's data as a dict, or its path."""
+    network = as_network(network)
+    if isinstance(hand, dict):
+        hand = parse_hand(hand, network)
+    elif isinstance(hand, (str, Path)):
+        hand = load_hand(hand, network)
+    elif not isinstance(hand, Hand):
+        raise SpecError("hand", f"expected a hand file's path, a dict or a Hand, got {type(hand).__name__}")
     usable(network)
     table = effective_optimizer(network, hand)
     names = [n.split(".")[0] for n, _ in hand.values if n.split(".")[0] in OPTIMIZERS]

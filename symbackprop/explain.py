@@ -292,8 +292,13 @@ def to_markdown(blocks) -> str:
             out.append("$$\n" + _display_tex(b.lines) + "\n$$")
         elif isinstance(b, Table):
             rows = [b.header, tuple("---" for _ in b.header), *b.rows]
-            out.append("\n".join("| " + " | ".join(r) + " |" for r in rows))
+            out.append("\n".join("| " + " | ".join(map(_md_cell, r)) + " |" for r in rows))
     return "\n\n".join(out) + "\n"
+
+
+def _md_cell(text: str) -> str:
+    """A Markdown table cell: one line, its | escaped (a bare one would end the cell)."""
+    return " ".join(text.split()).replace("|", r"\|")
 
 
 _TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "{": r"\{",

@@ -189,22 +189,23 @@ def _title(net) -> str:
     return f"Network {'-'.join(map(str, net.layers))} ({acts}), loss {net.loss.name}"
 
 
-def _about(r: Renderer) -> str:
+def _about(r: Renderer) -> list[str]:
+    """What the reader needs to know first, a sentence a line."""
     net = r.model.network
-    text = "Indices are 1-based as in the math; z = W a + b; C is " + (
-        "the mean over the batch of the per-example loss." if net.batched else "the loss of the example.")
+    out = ["Indices are 1-based as in the math; z = W a + b; C is " + (
+        "the mean over the batch of the per-example loss." if net.batched else "the loss of the example.")]
     if r.values is not None and r.batch > 1:
         shown = len(r.shown_examples)
         each = f"each of the {r.batch} examples" if shown == r.batch else \
             f"examples 1 to {shown} of the {r.batch} (the rest are elided)"
-        text += (f" Every value is shown for {each}, every gradient then as the mean over the batch"
-                 " (the mean of the products, not the product of the means).")
-    return text
+        out.append(f"Every value is shown for {each}, then each gradient as the mean over the batch"
+                   " (the mean of the products, not the product of the means).")
+    return out
 
 
 def render_text(derivation: Derivation, values: Values | None, digits: int = 5, wrt=None) -> str:
     r = Renderer(derivation, values, digits)
-    out = [_title(derivation.model.network), _about(r)]
+    out = [_title(derivation.model.network), *_about(r)]
     if values is not None:
         out += ["", "Forward pass"]
         header, rows, loss = r.forward_table(latex=False)
@@ -262,7 +263,7 @@ def render_latex(derivation, values, digits=5, wrt=None, fragment: bool = False)
     r = Renderer(derivation, values, digits)
     net = derivation.model.network
     out = [r"\section*{symbackprop: gradients by the chain rule}",
-           _tex_prose(_title(net)) + ". " + _tex_prose(_about(r))]
+           _tex_prose(_title(net)) + ". " + _tex_prose(" ".join(_about(r)))]
     if values is not None:
         header, rows, loss = r.forward_table(latex=True)
         out += [r"\subsection*{Forward pass}", _tex_table(header, rows), f"${loss}$"]
@@ -287,7 +288,7 @@ def render_markdown(derivation, values, digits=5, wrt=None) -> str:
     r = Renderer(derivation, values, digits)
     net = derivation.model.network
     out = [f"# Gradients of the {'-'.join(map(str, net.layers))} network", "",
-           _title(net).replace("_", r"\_") + ". " + _about(r).replace("_", r"\_"), ""]
+           _title(net).replace("_", r"\_") + ". " + " ".join(_about(r)).replace("_", r"\_"), ""]
     if values is not None:
         header, rows, loss = r.forward_table(latex=True)
         out += ["## Forward pass", "", "| " + " | ".join(map(_md_cell, header)) + " |",

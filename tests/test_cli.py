@@ -45,3 +45,32 @@ def test_spelled_out_defaults_agree_with_their_modules():
     from symbackprop import verify
     from symbackprop.commands import gradcheck
     assert gradcheck.DEFAULT_TOLERANCE == verify.DEFAULT_TOLERANCE
+
+
+def test_every_public_entry_point_takes_a_path_a_dict_or_a_network():
+    import tomllib
+    import symbackprop
+    from symbackprop.check import check, load_hand
+    from symbackprop.explain import explain
+    path = "examples/seed.toml"
+    data = tomllib.loads((ROOT / path).read_text(encoding="utf-8"))
+    for network in (path, ROOT / path, data, symbackprop.load(path)):
+        assert symbackprop.backprop(network).gradients["W2"][0, 0] == pytest.approx(-0.0575363, rel=1e-5)
+        assert float(explain(network).values.loss) == pytest.approx(0.1690044, rel=1e-6)
+        results = check(network, "examples/seed-hand.toml")
+        assert len(results) == 31 and load_hand("examples/seed-hand.toml", network).source.endswith("seed-hand.toml")
+    assert check(path, {"values": {"loss": "0.169"}})[0].status == "ok"
+    with pytest.raises(symbackprop.SpecError, match="network: expected a spec path, a dict or a Network, got int"):
+        symbackprop.backprop(3)
+
+
+def test_results_have_short_reprs():
+    import symbackprop
+    from symbackprop.check import load_hand
+    from symbackprop.explain import explain
+    assert repr(symbackprop.backprop("examples/seed.toml")) == \
+        "<Derived 3-2-1 sigmoid/sigmoid squared_error, 11 parameters, C = 0.16900>"
+    assert repr(explain("examples/seed.toml", optimizer="sgd")) == \
+        "<Explanation 3-2-1 sigmoid/sigmoid squared_error, 11 parameters, 1 sgd step: C = 0.16900 -> 0.16269>"
+    assert repr(load_hand("examples/seed-hand.toml", "examples/seed.toml")) == \
+        "<Hand examples/seed-hand.toml: 31 numbers>"
