@@ -412,12 +412,25 @@ class _Num:
         return [self.tex(terms[0])] + [f"- {self.tex(-x)}" if x < 0 else f"+ {self.tex(x)}" for x in terms[1:]]
 
     def matrix(self, rows) -> str:
+        """A bmatrix; past :data:`MATRIX_MAX` rows or columns, the first and last few with ⋯ / ⋮
+        between (every element is in the table of parameters)."""
         rows = np.atleast_2d(np.asarray(rows, dtype=np.float64))
-        return ("\\begin{bmatrix} " + r" \\ ".join(" & ".join(self.tex(x) for x in r) for r in rows)
+        keep_r, keep_c = _kept(rows.shape[0]), _kept(rows.shape[1])
+        cell = lambda i, j: (r"\ddots" if j is None else r"\vdots") if i is None else \
+            r"\cdots" if j is None else self.tex(rows[i, j])
+        return ("\\begin{bmatrix} " + r" \\ ".join(" & ".join(cell(i, j) for j in keep_c) for i in keep_r)
                 + " \\end{bmatrix}")
 
     def column(self, values) -> str:
         return self.matrix(np.asarray(values, dtype=np.float64).reshape(-1, 1))
+
+
+MATRIX_MAX = 12   # rows or columns of a matrix written out in full; larger ones are elided
+
+
+def _kept(n: int) -> list:
+    """The indices a matrix shows of ``n``, None for the ellipsis: all up to MATRIX_MAX."""
+    return list(range(n)) if n <= MATRIX_MAX else [*range(MATRIX_MAX - 3), None, n - 2, n - 1]
 
 
 def _code_names(text: str) -> str:

@@ -29,3 +29,16 @@ def batch_of(n: int) -> dict:
     rng = np.random.default_rng(n)
     return {**SEED_BATCH, "sample": {"x": np.round(rng.normal(0, 1, (n, 3)), 2).tolist(),
                                      "y": rng.integers(0, 2, (n, 1)).astype(float).tolist()}}
+
+
+def wide_input(n_in: int = 30, hidden: int = 6, seed: int = 0) -> dict:
+    """An n_in-hidden-2 relu/sigmoid net, one example: matrices wider and taller than explain writes
+    out in full."""
+    rng = np.random.default_rng(seed)
+    sizes = [n_in, hidden, 2]
+    params = {}
+    for l in (1, 2):
+        params[f"W{l}"] = np.round(rng.normal(0, 0.3, (sizes[l], sizes[l - 1])), 3).tolist()
+        params[f"b{l}"] = np.round(rng.normal(0, 0.1, sizes[l]), 3).tolist()
+    return {"network": {"layers": sizes, "activations": ["relu", "sigmoid"], "loss": "binary_cross_entropy"},
+            "parameters": params, "sample": {"x": np.round(rng.normal(size=n_in), 2).tolist(), "y": [0, 1]}}

@@ -11,7 +11,7 @@ from symbackprop.cli import main
 from symbackprop.explain import explain
 from symbackprop.spec import Network
 
-from specs import SEED_BATCH, wide
+from specs import SEED_BATCH, wide, wide_input
 
 SLACK_PT = 3.0   # "a few points": what pdflatex may overrun by
 
@@ -49,6 +49,7 @@ def test_every_latex_output_compiles_and_fits(tmp_path, capsys):
         "batch_scalar": _derive(capsys, str(tmp_path / "batch.json"), "--format", "latex"),
         "wide1_explain": explain(Network.from_dict(wide(1))).latex(),
         "wide8_explain": explain(Network.from_dict(wide(8))).latex(),
+        "30_inputs_explain": explain(Network.from_dict(wide_input(30))).latex(),   # elided matrices
     }
     for name, tex in docs.items():
         assert tex.startswith("\\documentclass") and tex.rstrip().endswith("\\end{document}"), name
