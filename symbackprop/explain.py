@@ -694,7 +694,12 @@ class _Writer:
         numbers = [r" \times ".join(n.par(self.val(values, f.expr, ex)) for f in t) for t in terms]
         lines = latexdoc.wrap_terms(f"{step.label} &= ", names)
         if forms != names and local_ok:
-            lines += latexdoc.wrap_terms("&= ", forms)
+            more = latexdoc.wrap_terms("&= ", forms)
+            joined = f"{lines[0]} = {more[0][len('&= '):]}"
+            if len(lines) == len(more) == 1 and latexdoc.width(joined) <= latexdoc.LINE_PT:
+                lines = [joined]              # names = formulas on one line, where it fits
+            else:
+                lines += more
         return lines + latexdoc.wrap_terms("&= ", numbers, tail=f" {n.eq(value)}")
 
     def backward_layer(self, layer, steps):
