@@ -110,7 +110,7 @@ class Renderer:
         """The step as: its name = factor names = factor formulas, then its numbers: for one example
         = numbers ≈ value; for a batch, that line for each example shown, and for a gradient the
         mean over the batch."""
-        dot, times = (r" \cdot ", r" \times ") if latex else (" · ", " × ")
+        dot = r" \cdot " if latex else " · "
         label = (lambda f: f.label) if latex else (lambda f: plain(f.label))
         names = [dot.join(label(f) for f in term) for term in step.terms]
         formulas = self.formula_terms(step, latex)
@@ -123,20 +123,7 @@ class Renderer:
         if self.values is None:
             return out
         for i in self.shown_examples:
-            value = self.approx(self.each(step.symbol, i), latex)
-            where = "" if self.batch == 1 else (rf" \quad \text{{(example {i + 1})}}" if latex else f"example {i + 1}: ")
-            if single:
-                body = value
-            else:
-                nums = [times.join(number(self.each(f.expr, i), self.digits) for f in term) for term in step.terms]
-                body = None
-                lines = self._joined("&= " if latex else "= ", nums, latex,
-                                     tail=f" {value}" + (where if latex else ""))
-            if latex:
-                out += [f"&{body}{where}"] if single else lines
-            else:
-                first = body if single else lines[0] if self.batch == 1 else lines[0].removeprefix("= ")
-                out += [where + first] + ([] if single else lines[1:])
+            out += self.numbers(step, i, latex)
         if self.batch > len(self.shown_examples):
             rest = f"examples {len(self.shown_examples) + 1} to {self.batch} not shown"
             out.append(rf"&\text{{({rest})}}" if latex else f"({rest})")
@@ -146,13 +133,26 @@ class Renderer:
                        if latex else f"mean over the {self.batch} examples {mean}")
         return out
 
+    def numbers(self, step: Step, i: int, latex: bool) -> list[str]:
+        """Example ``i``'s line(s) of ``step``: its factors' values multiplied, ≈ its value (a
+        one-factor step: the value alone); for a batch, labelled with the example."""
+        value = self.approx(self.each(step.symbol, i), latex)
+        batch = self.batch > 1
+        if len(step.terms) == 1 and len(step.terms[0]) == 1:
+            if latex:
+                return [f"&{value}" + (rf" \quad \text{{(example {i + 1})}}" if batch else "")]
+            return [(f"example {i + 1}: " if batch else "") + value]
+        times = r" \times " if latex else " × "
+        products = [times.join(number(self.each(f.expr, i), self.digits) for f in term) for term in step.terms]
+        if latex:
+            where = rf" \quad \text{{(example {i + 1})}}" if batch else ""
+            return latexdoc.wrap_terms("&= ", products, tail=f" {value}{where}")
+        return [(f"example {i + 1}: " if batch else "= ") + " + ".join(products) + f" {value}"]
+
     @staticmethod
-    def _joined(first: str, terms: list[str], latex: bool, tail: str = "") -> list[str]:
-        """``first`` and ``terms`` joined by " + ", then ``tail``: in LaTeX, on as many aligned
-        lines as fit."""
-        if not latex:
-            return [first + " + ".join(terms) + tail]
-        return latexdoc.wrap_terms(first, terms, tail=tail)
+    def _joined(first: str, terms: list[str], latex: bool) -> list[str]:
+        """``first`` and ``terms`` joined by " + ": in LaTeX, on as many aligned lines as fit."""
+        return latexdoc.wrap_terms(first, terms) if latex else [first + " + ".join(terms)]
 
     def forward_table(self, latex: bool):
         """The forward pass as (header, rows, loss line): one row per neuron's z and a, one value

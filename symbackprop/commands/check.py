@@ -12,7 +12,8 @@ def add_parser(subparsers):
         "check", help="check a hand calculation of forward, backward and update, number by number",
         description="Check the numbers of HAND (a TOML file with a [values] table: z1, a1, ..., loss, "
                     "dC/da<L>, da<l>/dz<l>, delta<l>, grad.W<l>, <optimizer>.W<l>, <optimizer>.m.W<l>, "
-                    "new.z<l>, new.loss, ...) against SPEC. Each number is ok, wrong (where an error "
+                    "new.z<l>, new.loss, ...; one element as grad.W2[1][2], indices 1-based as in the "
+                    "math) against SPEC. Each number is ok, wrong (where an error "
                     "enters, with the catalogued mistake that reproduces it) or carried (it follows "
                     "from wrong earlier numbers). Exit status 0 when nothing is wrong, 1 when something "
                     "is, 2 for bad input.")
