@@ -93,10 +93,12 @@ def simplest(expr: sympy.Expr, seconds: float = SIMPLIFY_SECONDS) -> sympy.Expr:
 
 def _within(seconds: float, fn, *args):
     """``fn(*args)``, or None if it raises or takes longer than ``seconds`` (measured by
-    SIGALRM where it can be, in the main thread on POSIX; elsewhere only ``simplify`` is skipped)."""
+    SIGALRM where it can be: the main thread on POSIX, no timer of the caller's running; elsewhere
+    ``simplify``, the one that can run long, is skipped)."""
     import signal
     import threading
-    timed = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    timed = (hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+             and signal.getitimer(signal.ITIMER_REAL)[0] == 0)   # never take over a caller's timer
     if not timed:
         return None if fn is sympy.simplify else _quiet(fn, *args)
 
