@@ -24,6 +24,10 @@ def __getattr__(name):  # PEP 562: the heavy names on first use
     raise AttributeError(f"module 'symbackprop' has no attribute {name!r}")
 
 
+def __dir__():
+    return sorted(set(globals()) | {"Network", "load", "__version__"})
+
+
 def version() -> str:
     """The installed package's version, from its metadata (pyproject.toml's ``version``)."""
     from importlib.metadata import PackageNotFoundError, version as installed
