@@ -42,7 +42,7 @@ own ``[optimizer]`` table, merged over the spec's, may change).
 ...     "sample": {"x": [2], "y": [1]}})
 >>> hand = parse_hand({"values": {"z1": 1.0, "a1": "0.73", "dC/da1": "-0.27"}}, net)
 >>> [(r.label, r.status, r.diagnosis) for r in check(net, hand)]
-[('z1[0]', 'ok', None), ('a1[0]', 'ok', None), ('dC/da1[0]', 'wrong', 'the 2 of d/da (a − y)² dropped')]
+[('z1[1]', 'ok', None), ('a1[1]', 'ok', None), ('dC/da1[1]', 'wrong', 'the 2 of d/da (a − y)² dropped')]
 """
 import difflib
 import math
@@ -59,6 +59,7 @@ import sympy
 
 from .derive import Derivation
 from .errors import SpecError
+from .inputs import as_network
 from .intervals import Interval, bound
 from .model import Model
 from .registry import a as A, n as N, y as Y, z as Z
@@ -138,10 +139,14 @@ class Hand:
     keys: dict
     optimizer: dict = field(default_factory=dict)
     source: str = "<hand>"
+    notes: tuple = ()         # what the person should know about how the file was read
+
+    def __repr__(self) -> str:
+        return f"<Hand {self.source}: {len(self.values)} numbers>"
 
 
 def quantities(network: Network) -> dict[str, tuple[int, ...]]:
-    """Every quantity name a hand file may use, with its shape (indices are 0-based)."""
+    """Every quantity name a hand file may use, with its shape."""
     sizes, q = network.layers, {}
     for l in range(1, len(sizes)):
         q[f"z{l}"] = q[f"a{l}"] = (sizes[l],)
@@ -165,8 +170,10 @@ def quantities(network: Network) -> dict[str, tuple[int, ...]]:
     return q
 
 
-def load_hand(path, network: Network) -> Hand:
-    """Read a HAND file (TOML); SpecError naming the key on any problem."""
+def load_hand(path, network) -> Hand:
+    """Read a HAND file (TOML); SpecError naming the key on any problem. ``network`` is a Network,
+    a spec's data as a dict, or a spec path."""
+    network = as_network(network)
     path = Path(path)
     text = read_input(path)
     try:
@@ -175,6 +182,9 @@ def load_hand(path, network: Network) -> Hand:
         raise SpecError(str(path), f"invalid TOML: {err}") from None
     return parse_hand(data, network, str(path))
 
+
+DEPRECATED_ZERO_BASED = ("indices read as 0-based, because one is 0 (deprecated: write them 1-based as "
+                         "the math does, grad.W2[1][2] for W2's row 1, column 2)")
 
 _KEY = re.compile(r"\s*(?P<name>[^\[\]\s]+)\s*(?P<index>(?:\[\s*\d+\s*\])*)\s*")
 
@@ -191,10 +201,11 @@ def usable(network: Network) -> None:
                                     f"gives a batch of {network.x.shape[0]}")
 
 
-def parse_hand(data: dict, network: Network, source: str = "<hand>") -> Hand:
+def parse_hand(data: dict, network, source: str = "<hand>") -> Hand:
     """Validate a hand file's data. Numbers may be TOML numbers, or strings such as "0.50" (which
     keep their trailing zeros in any TOML reader). Dotted keys (``grad.W2 = ...``) and quoted ones
-    (``"grad.W2" = ...``) are the same."""
+    (``"grad.W2" = ...``) are the same. Indices count from 1, as the math does."""
+    network = as_network(network)
     usable(network)
     if not isinstance(data, dict):
         raise SpecError(source, "expected a table at the top level")
@@ -212,17 +223,25 @@ def parse_hand(data: dict, network: Network, source: str = "<hand>") -> Hand:
     except SpecError as err:
         raise SpecError(f"{source}: {err.field}", err.problem) from None
     known = quantities(network)
-    values, keys = {}, {}
+    entries = []
     for key, raw in _flatten(data["values"]):
-        where = f"values.{key}"
         match = _KEY.fullmatch(key)
         name = match and match["name"]
         if not match or name not in known:
-            raise SpecError(where, _unknown(name or key, known, network))
-        index = tuple(int(i) for i in re.findall(r"\d+", match["index"]))
+            raise SpecError(f"values.{key}", _unknown(name or key, known, network))
+        entries.append((key, name, tuple(int(i) for i in re.findall(r"\d+", match["index"])), raw))
+    # indices are the math's, 1-based; a file with an index 0 was written for symbackprop 0.1,
+    # whose hand files counted from 0: it is read that way, with a note (deprecated)
+    base = 0 if any(0 in index for _, _, index, _ in entries) else 1
+    notes = () if base else (DEPRECATED_ZERO_BASED,)
+    values, keys = {}, {}
+    for key, name, written, raw in entries:
+        where = f"values.{key}"
+        index = tuple(i - base for i in written)
         shape = known[name]
         if len(index) > len(shape) or any(i >= n for i, n in zip(index, shape)):
-            raise SpecError(where, f"index out of range for {name} of shape {_shape(shape)}")
+            raise SpecError(where, f"index out of range for {name} of shape {_shape(shape)} "
+                                   f"(indices count from {base})")
         for element, number in _elements(raw, shape[len(index):], where):
             full = index + element
             if (name, full) in values:
@@ -232,7 +251,7 @@ def parse_hand(data: dict, network: Network, source: str = "<hand>") -> Hand:
             keys[(name, full)] = key
     if not values:
         raise SpecError("values", "no numbers given")
-    return Hand(values, keys, table, source)
+    return Hand(values, keys, table, source, notes)
 
 
 def _flatten(table, prefix=""):
@@ -279,14 +298,15 @@ def _shape(shape) -> str:
 
 
 def _index_text(index) -> str:
-    return "".join(f"[{i}]" for i in index)
+    """A 0-based index as people write it, 1-based as the math: (0, 1) -> "[1][2]"."""
+    return "".join(f"[{i + 1}]" for i in index)
 
 
 # results ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Result:
     name: str                 # the quantity, e.g. "grad.W2"
-    index: tuple[int, ...]    # 0-based, () for the loss
+    index: tuple[int, ...]    # 0-based, as into the arrays (the label is 1-based), () for the loss
     given: str                # as written
     value: float              # the number written
     expected: float           # the exact value (from the spec's numbers)
@@ -298,11 +318,12 @@ class Result:
         return f"{self.name}{_index_text(self.index)}"
 
     def to_json(self) -> dict:
-        """The result as JSON data: ``expected`` is a number, "inf" or "-inf" where the true value
+        """The result as JSON data: ``index`` is 0-based, into the quantity's array (JSON keeps
+        plain arrays), ``label`` the 1-based name people read (``grad.W2[1][2]``); ``expected`` is a number, "inf" or "-inf" where the true value
         is infinite (JSON has no infinity), and null where it is undefined (log of a negative)."""
         expected = self.expected if math.isfinite(self.expected) else \
             None if math.isnan(self.expected) else show_infinite(self.expected)
-        return {"name": self.name, "index": list(self.index), "given": self.value,
+        return {"name": self.name, "index": list(self.index), "label": self.label, "given": self.value,
                 "expected": expected, "status": self.status, "diagnosis": self.diagnosis}
 
 
@@ -343,11 +364,20 @@ def conventions(network: Network, hand: Hand) -> list[str]:
         lines.append("one step from zero state (t = 1), every gradient taken before the step")
     if wants_new:
         lines.append(f"new.*: the forward pass after that {table.get('name')} step, which updates every layer")
-    return lines
+    return lines + list(hand.notes)
 
 
-def check(network: Network, hand: Hand) -> list[Result]:
-    """One Result per number in ``hand``: forward, loss, backward, optimizer, new pass order."""
+def check(network, hand) -> list[Result]:
+    """One Result per number in ``hand``: forward, loss, backward, optimizer, new pass order.
+    ``network`` is a Network, a spec's data as a dict, or a spec path; ``hand`` a :class:`Hand`,
+    a hand file's data as a dict, or its path."""
+    network = as_network(network)
+    if isinstance(hand, dict):
+        hand = parse_hand(hand, network)
+    elif isinstance(hand, (str, Path)):
+        hand = load_hand(hand, network)
+    elif not isinstance(hand, Hand):
+        raise SpecError("hand", f"expected a hand file's path, a dict or a Hand, got {type(hand).__name__}")
     usable(network)
     table = effective_optimizer(network, hand)
     names = [n.split(".")[0] for n, _ in hand.values if n.split(".")[0] in OPTIMIZERS]
@@ -417,10 +447,10 @@ class _Graph:
             self.labels[sym] = f"{name}{_index_text(index)}"
         for k, sym in enumerate(model.x):
             self.leaves[sym] = Interval.point(float(net.x[0][k]))
-            self.labels[sym] = f"x[{k}]"
+            self.labels[sym] = f"x[{k + 1}]"
         for j, sym in enumerate(model.y):
             self.leaves[sym] = Interval.point(float(net.y[0][j]))
-            self.labels[sym] = f"y[{j}]"
+            self.labels[sym] = f"y[{j + 1}]"
 
     def _forward(self):
         for layer in self.model.layers:
@@ -681,7 +711,7 @@ class _Graph:
         for j2 in range(len(W)):
             if j2 != j:
                 rows = {W[j][k]: W[j2][k] for k in range(len(inputs))} | {b[j]: b[j2]}
-                out.append((22, f"row {j2} of W{l} used for row {j}", _sub(rows), False))
+                out.append((22, f"row {j2 + 1} of W{l} used for row {j + 1}", _sub(rows), False))
         for k, k2 in _pairs(len(inputs)):
             out.append((20, f"{self._name(inputs[k2])} used in place of {self._name(inputs[k])}",
                         _sub({inputs[k]: inputs[k2]}), False))
@@ -787,7 +817,7 @@ class _Graph:
             out.append((9, f"{self._name(z_prev[k])} used in place of {self._name(inputs[k])}",
                         _sub({inputs[k]: z_prev[k]}), False))
         if j != k and j < len(inputs) and k < len(delta):
-            out.append((8, f"the index transposed (the value of grad.W{l}[{k}][{j}])",
+            out.append((8, f"the index transposed (the value of grad.W{l}{_index_text((k, j))})",
                         _sub({inputs[k]: inputs[j], delta[j]: delta[k]}), False))
         return out
 

@@ -23,11 +23,15 @@ from dataclasses import dataclass
 import numpy as np
 import sympy
 
+from . import latexdoc
 from .derive import Derivation, Step
 from .errors import SpecError
+from .inputs import as_network
 from .model import Model
 from .numeric import Values, evaluate, evaluator
+from .registry import z as Z
 from .optimizers import HYPER, LATEX_NAMES, OPTIMIZERS, Optimizer, Settings, rule_latex, step as opt_step
+from .sigfig import is_exact, significant
 
 FORMATS = ("markdown", "latex", "html")
 MAX_PARAMETERS = 2000   # a worked example of more is a book nobody reads (about 20 s, 3 MB of text)
@@ -93,8 +97,8 @@ class Explanation:
     def markdown(self) -> str:
         return to_markdown(self.blocks())
 
-    def latex(self) -> str:
-        return to_latex(self.blocks(), self.title)
+    def latex(self, fragment: bool = False) -> str:
+        return to_latex(self.blocks(), self.title, fragment)
 
     def html(self) -> str:
         from .html import standalone_page
@@ -102,6 +106,13 @@ class Explanation:
 
     def render(self, fmt: str) -> str:
         return {"markdown": self.markdown, "latex": self.latex, "html": self.html}[fmt]()
+
+    def __repr__(self) -> str:
+        from .render import describe
+        n = _Num(self.digits)
+        return (f"<Explanation {describe(self.network)}, {len(self.history)} {self.update.optimizer.name} "
+                f"step{'s' if len(self.history) > 1 else ''}: C = {n.text(self.history[0].loss_before)} "
+                f"-> {n.text(self.history[-1].loss_after)}>")
 
     @property
     def title(self) -> str:
@@ -126,7 +137,9 @@ def explain(network, optimizer: str | None = None, steps: int | None = None, dig
     """Work one training step of ``network`` (with its [parameters] and [sample]) in full, then
     train up to ``steps`` steps (default 1, or ``max_iters``), stopping early when the loss falls
     below ``loss_below`` or changes by less than ``min_delta``. Conditions not given here come from
-    the spec's ``[optimizer]`` table (``max_iters`` there only caps ``steps``). SpecError on bad input."""
+    the spec's ``[optimizer]`` table (``max_iters`` there only caps ``steps``). ``network`` is a
+    Network, a spec's data as a dict, or a spec path. SpecError on bad input."""
+    network = as_network(network)
     if network.parameters is None:
         raise SpecError("parameters", "missing: explain needs the spec's [parameters] table")
     if network.x is None:
@@ -279,8 +292,13 @@ def to_markdown(blocks) -> str:
             out.append("$$\n" + _display_tex(b.lines) + "\n$$")
         elif isinstance(b, Table):
             rows = [b.header, tuple("---" for _ in b.header), *b.rows]
-            out.append("\n".join("| " + " | ".join(r) + " |" for r in rows))
+            out.append("\n".join("| " + " | ".join(map(_md_cell, r)) + " |" for r in rows))
     return "\n\n".join(out) + "\n"
+
+
+def _md_cell(text: str) -> str:
+    """A Markdown table cell: one line, its | escaped (a bare one would end the cell)."""
+    return " ".join(text.split()).replace("|", r"\|")
 
 
 _TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "{": r"\{",
@@ -308,19 +326,10 @@ def _html_text(text: str) -> str:
                    else _html.escape(p) for p in _PIECES.split(text))
 
 
-_PREAMBLE = r"""\documentclass[11pt]{article}
-\usepackage[T1]{fontenc}
-\usepackage{amsmath,amssymb}
-\usepackage[margin=2cm]{geometry}
-\usepackage{longtable}
-\allowdisplaybreaks
-\setlength{\parindent}{0pt}
-\setlength{\parskip}{0.6em}
-"""
-
-
-def to_latex(blocks, title: str) -> str:
-    out = [_PREAMBLE + f"\\title{{{_tex_text(title)}}}\n\\date{{}}\n\\begin{{document}}\n\\maketitle"]
+def to_latex(blocks, title: str, fragment: bool = False) -> str:
+    """A complete LaTeX document (:func:`symbackprop.latexdoc.document`), or with ``fragment`` its
+    body only. Displays and tables are kept inside the text width (see :mod:`symbackprop.latexdoc`)."""
+    out = []
     for b in blocks:
         if isinstance(b, Heading):
             if b.level > 1:
@@ -328,18 +337,18 @@ def to_latex(blocks, title: str) -> str:
         elif isinstance(b, Para):
             out.append(_tex_text(b.text))
         elif isinstance(b, Display):
-            if len(b.lines) == 1 and not _aligned(b.lines[0]):
-                out.append("\\[\n" + b.lines[0] + "\n\\]")
-            else:
-                out.append("\\begin{align*}\n" + " \\\\\n".join(b.lines) + "\n\\end{align*}")
+            out.append(latexdoc.display(b.lines, aligned=len(b.lines) > 1 or _aligned(b.lines[0])))
         elif isinstance(b, Table):
-            spec = "l" * len(b.header)
-            rows = [" & ".join(_tex_text(c) for c in r) + r" \\" for r in b.rows]
-            out.append("{\\small\n\\begin{longtable}{" + spec + "}\n\\hline\n"
-                       + " & ".join(_tex_text(c) for c in b.header) + " \\\\\n\\hline\n\\endhead\n"
-                       + "\n".join(rows) + "\n\\hline\n\\end{longtable}}")
-    out.append("\\end{document}")
-    return "\n\n".join(out) + "\n"
+            header = tuple(_tex_text(c) for c in b.header)
+            rows = [tuple(_tex_text(c) for c in r) for r in b.rows]
+            for group in latexdoc.column_groups(header, rows):
+                spec = "l" * len(group)
+                body = [" & ".join(r[c] for c in group) + r" \\" for r in rows]
+                out.append("{\\small\n\\begin{longtable}{" + spec + "}\n\\hline\n"
+                           + " & ".join(header[c] for c in group) + " \\\\\n\\hline\n\\endhead\n"
+                           + "\n".join(body) + "\n\\hline\n\\end{longtable}}")
+    body = "\n\n".join(out) + "\n"
+    return body if fragment else latexdoc.document(body, _tex_text(title))
 
 
 def to_html(blocks) -> str:
@@ -372,8 +381,7 @@ class _Num:
         self.digits = digits
 
     def text(self, x) -> str:
-        s = f"{float(x):.{self.digits}g}"
-        return "0" if s in ("-0", "0", "-0.0") else s
+        return significant(x, self.digits)
 
     def tex(self, x) -> str:
         s = self.text(x)
@@ -390,25 +398,39 @@ class _Num:
 
     def rel(self, x) -> str:
         """'=' when the printed value is the value, '\\approx' when it was rounded."""
-        return "=" if math.isclose(float(self.text(x)), float(x), rel_tol=1e-12, abs_tol=1e-300) else r"\approx"
+        return "=" if is_exact(float(x), self.text(x)) else r"\approx"
 
     def eq(self, x) -> str:
         return f"{self.rel(x)} {self.tex(x)}"
 
     def sum(self, terms) -> str:
         """0.4 - 1.5 - 0.1 + 0.3: the terms of a sum with their signs merged."""
-        out = self.tex(terms[0])
-        for x in terms[1:]:
-            out += f" - {self.tex(-x)}" if x < 0 else f" + {self.tex(x)}"
-        return out
+        return " ".join(self.signed(terms))
+
+    def signed(self, terms) -> list[str]:
+        """The terms of :meth:`sum`, each with its sign: ["0.4", "- 1.5", "+ 0.3"]."""
+        return [self.tex(terms[0])] + [f"- {self.tex(-x)}" if x < 0 else f"+ {self.tex(x)}" for x in terms[1:]]
 
     def matrix(self, rows) -> str:
+        """A bmatrix; past :data:`MATRIX_MAX` rows or columns, the first and last few with ⋯ / ⋮
+        between (every element is in the table of parameters)."""
         rows = np.atleast_2d(np.asarray(rows, dtype=np.float64))
-        return ("\\begin{bmatrix} " + r" \\ ".join(" & ".join(self.tex(x) for x in r) for r in rows)
+        keep_r, keep_c = _kept(rows.shape[0]), _kept(rows.shape[1])
+        cell = lambda i, j: (r"\ddots" if j is None else r"\vdots") if i is None else \
+            r"\cdots" if j is None else self.tex(rows[i, j])
+        return ("\\begin{bmatrix} " + r" \\ ".join(" & ".join(cell(i, j) for j in keep_c) for i in keep_r)
                 + " \\end{bmatrix}")
 
     def column(self, values) -> str:
         return self.matrix(np.asarray(values, dtype=np.float64).reshape(-1, 1))
+
+
+MATRIX_MAX = 12   # rows or columns of a matrix written out in full; larger ones are elided
+
+
+def _kept(n: int) -> list:
+    """The indices a matrix shows of ``n``, None for the ellipsis: all up to MATRIX_MAX."""
+    return list(range(n)) if n <= MATRIX_MAX else [*range(MATRIX_MAX - 3), None, n - 2, n - 1]
 
 
 def _code_names(text: str) -> str:
@@ -429,13 +451,20 @@ class _Writer:
         self.batch = e.values.batch
         self.L = len(self.model.layers)
         self.out = []
+        # each activation's derivative as people write it (the registry's simple_derivative)
+        self.readable = {}
+        for layer in self.model.layers:
+            act = self.net.activations[layer.index - 1]
+            if act.elementwise and act.output_form is None:
+                self.readable.update({act.derivative.xreplace({Z: zj}): act.simple_derivative.xreplace({Z: zj})
+                                      for zj in layer.z})
 
     # -- helpers
     def add(self, *blocks):
         self.out.extend(blocks)
 
     def sym(self, expr) -> str:
-        return self.model.latex(sympy.factor_terms(expr))
+        return self.model.latex(sympy.factor_terms(sympy.sympify(expr).xreplace(self.readable)))
 
     def val(self, values: Values, expr, ex: int = 0) -> float:
         """The value of a symbol, or of a local derivative in them, for example ``ex``."""
@@ -445,7 +474,7 @@ class _Writer:
 
     def plug(self, expr, values: Values, ex: int = 0, wrap=True) -> str:
         """``expr`` printed with each symbol replaced by its value (negatives in parentheses)."""
-        expr = sympy.factor_terms(expr)
+        expr = sympy.factor_terms(sympy.sympify(expr).xreplace(self.readable))
         fmt = self.n.par if wrap else self.n.tex
         names = {s: fmt(self.val(values, s, ex)) for s in expr.free_symbols}
         return sympy.latex(expr, symbol_names=names, mul_symbol="times")
@@ -519,28 +548,33 @@ class _Writer:
                          for i in range(self.batch))
             self.add(Table(header, rows))
         self.add(Figure(self.drawing(), "The network before the step: each neuron's value"
-                        + (" for example 1" if self.batch > 1 else "") + ", each edge's weight w and "
-                        "the gradient g = ∂C/∂w."))
+                        + (" for example 1" if self.batch > 1 else "") + " and bias b, each edge's weight w "
+                        "and the gradient g = ∂C/∂w (drawn on the edge, or, where a layer is large, shown "
+                        "when the pointer rests on it; a neuron shows its z, δ and ∂C/∂b the same way)."))
 
     def drawing(self) -> str:
         from .html import network_svg
         v, t = self.e.values, self.n.text
         labels = {(0, k): f"x{k + 1} = {t(v.env[s][0])}" for k, s in enumerate(self.model.x)}
-        edges = {}
+        edges, biases, tips = {}, {}, {}
+        deltas = {(s.layer, s.index[0]): s.symbol for s in self.d.steps if s.kind == "delta"}
         for layer in self.model.layers:
             l = layer.index
             for j, s in enumerate(layer.a):
                 labels[(l, j)] = f"a = {t(v.env[s][0])}"
                 if l == self.L:
                     labels[(l, j)] += f", y = {t(v.env[self.model.y[j]][0])}"
+                biases[(l, j)] = f"b = {t(self.net.parameters[f'b{l}'][j])}"
+                tips[(l, j)] = (f"z{l}[{j + 1}] = {t(v.env[layer.z[j]][0])}, "
+                                f"δ = {t(v.env[deltas[(l, j)]][0])}, ∂C/∂b = {t(v.gradients[f'b{l}'][j])}")
                 for k in range(len(layer.inputs)):
                     w = self.net.parameters[f"W{l}"][j, k]
                     g = v.gradients[f"W{l}"][j, k]
-                    edges[(l, j, k)] = f"w = {t(w)}, g = {t(g)}".replace("-", "−")
-        labels = {k: s.replace("-", "−") for k, s in labels.items()}
+                    edges[(l, j, k)] = f"w = {t(w)}, g = {t(g)}"
+        minus = lambda d: {k: s.replace("-", "−") for k, s in d.items()}
         titles = ["input"] + [f"{'output' if l == self.L else f'hidden {l}'} ({a.name})"
                               for l, a in enumerate(self.net.activations, 1)]
-        return network_svg(list(self.net.layers), labels, edges, titles)
+        return network_svg(list(self.net.layers), minus(labels), minus(edges), titles, minus(biases), minus(tips))
 
     # -- 1 and 5: forward pass
     def forward(self, values: Values, new: bool = False):
@@ -566,13 +600,15 @@ class _Writer:
                               f"{rel} {n.column(zs)}",)))
             lines = []
             for j, zj in enumerate(layer.z):
-                symbolic = " + ".join(f"{self.names[layer.W[j][k]]} {self.names[x]}"
-                                      for k, x in enumerate(layer.inputs)) + f" + {self.names[layer.b[j]]}"
-                numbers = " + ".join(f"{n.par(W[j, k])}({n.tex(a_prev[k])})" for k in range(len(a_prev)))
-                numbers += f" - {n.tex(-b[j])}" if b[j] < 0 else f" + {n.tex(b[j])}"
-                products = n.sum([W[j, k] * a_prev[k] for k in range(len(a_prev))] + [b[j]])
-                lines += [f"{self.names[zj]} &= {symbolic}", f"&= {numbers}", f"&= {products}",
-                          f"&{n.eq(zs[j])}"]
+                symbolic = [f"{self.names[layer.W[j][k]]} {self.names[x]}" for k, x in enumerate(layer.inputs)]
+                numbers = [f"{n.par(W[j, k])}({n.tex(a_prev[k])})" for k in range(len(a_prev))]
+                bias = f"- {n.tex(-b[j])}" if b[j] < 0 else f"+ {n.tex(b[j])}"
+                products = n.signed([W[j, k] * a_prev[k] for k in range(len(a_prev))] + [b[j]])
+                # long sums on several lines, so that a wide layer's sums stay on the page
+                lines += latexdoc.wrap_terms(f"{self.names[zj]} &= ", symbolic + [self.names[layer.b[j]]])
+                lines += latexdoc.wrap_terms("&= ", numbers[:1] + [f"+ {t}" for t in numbers[1:]] + [bias], sep=" ")
+                lines += latexdoc.wrap_terms("&= ", products, sep=" ")
+                lines.append(f"&{n.eq(zs[j])}")
             self.add(Display(tuple(lines)))
             self.activation(layer, act, values)
             if self.batch > 1:
@@ -652,15 +688,19 @@ class _Writer:
             text = self.sym(f.expr)
             return f"\\left({text}\\right)" if sympy.factor_terms(f.expr).is_Add else text
 
-        names = " + ".join(r" \, ".join(f.label for f in t) for t in terms)
-        forms = " + ".join(r" \, ".join(form(f) for f in t) for t in terms)
+        names = [r" \, ".join(f.label for f in t) for t in terms]
+        forms = [r" \, ".join(form(f) for f in t) for t in terms]
         local_ok = all(sympy.count_ops(f.expr) <= 8 for t in terms for f in t)
-        numbers = " + ".join(r" \times ".join(n.par(self.val(values, f.expr, ex)) for f in t) for t in terms)
-        lines = [f"{step.label} &= {names}"]
+        numbers = [r" \times ".join(n.par(self.val(values, f.expr, ex)) for f in t) for t in terms]
+        lines = latexdoc.wrap_terms(f"{step.label} &= ", names)
         if forms != names and local_ok:
-            lines[0] += f" = {forms}"
-        lines.append(f"&= {numbers} {n.eq(value)}")
-        return lines
+            more = latexdoc.wrap_terms("&= ", forms)
+            joined = f"{lines[0]} = {more[0][len('&= '):]}"
+            if len(lines) == len(more) == 1 and latexdoc.width(joined) <= latexdoc.LINE_PT:
+                lines = [joined]              # names = formulas on one line, where it fits
+            else:
+                lines += more
+        return lines + latexdoc.wrap_terms("&= ", numbers, tail=f" {n.eq(value)}")
 
     def backward_layer(self, layer, steps):
         l, act, v = layer.index, self.net.activations[layer.index - 1], self.e.values
@@ -681,7 +721,7 @@ class _Writer:
                           f"W^{{({l + 1})}}_{{j,k}}$."))
         self.add(Display(tuple(line for s in kinds["dC/da"] for line in self.step_lines(s, v))))
         if kinds["da/dz"]:
-            deriv = sympy.latex(act.derivative)
+            deriv = sympy.latex(act.simple_derivative)
             text = (f"The activation's derivative: $a = {act.latex}(z) = {sympy.latex(act.expr)}$ gives "
                     f"${act.latex}'(z) = {deriv}$")
             if act.output_form is not None and not act.output_form.is_Number:

@@ -370,11 +370,19 @@ def _command(source, optimizer, learning_rate, dtype) -> str:
 
 
 def _summary(network: Network) -> str:
+    """The header's one-line description: each activation by its registry name, or a custom one by
+    its formula as printed from the parsed expression (``f(z) = z/(|z| + 1)``), never by its
+    code-safe key. It lands in a comment and in a string literal: made safe for both."""
+    from .textprint import activation_name
+    acts = ", ".join(a.name if activation_key(a) == a.name else f"f(z) = {activation_name(a)}"
+                     for a in network.activations)
     if network.is_stack:
-        acts = ", ".join(activation_key(a) for a in network.activations)
-        return (f"{'-'.join(map(str, network.layers))} network ({acts}; {network.loss.name}), "
+        text = (f"{'-'.join(map(str, network.layers))} network ({acts}; {network.loss.name}), "
                 f"{network.parameter_count} parameters")
-    return f"network of {network.depth} layers ({network.describe()}; {network.loss.name}), {network.parameter_count} parameters"
+    else:
+        text = (f"network of {network.depth} layers ({network.describe()}; {network.loss.name}), "
+                f"{network.parameter_count} parameters")
+    return comment_text(text, 240).replace('"', "'")
 
 
 def formula_lines(network: Network) -> list[str]:

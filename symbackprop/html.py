@@ -105,6 +105,8 @@ _FONT = 12         # label font size (px)
 _CHAR_W = 0.66     # estimated glyph width, as a fraction of the font size
 _MAX_SHOWN = 12    # wider layers are drawn as the first few nodes, "⋮", the last
 _HEAD = 4
+_MAX_GAP = 560     # px: a gap whose edge labels need more is drawn without them (hover for them):
+                   # the seed's 3-2-1 gaps take 502 px with their labels, a 4-8-8-3 net's 879-1768
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
 
@@ -133,51 +135,69 @@ def _text(x: float, y: float, text: str, anchor: str = "middle", **attrs: str) -
 def network_svg(layers: list[int],
                 node_labels: dict[tuple[int, int], str] | None = None,
                 edge_labels: dict[tuple[int, int, int], str] | None = None,
-                layer_titles: list[str] | None = None) -> str:
+                layer_titles: list[str] | None = None,
+                bias_labels: dict[tuple[int, int], str] | None = None,
+                node_titles: dict[tuple[int, int], str] | None = None) -> str:
     """Inline SVG of a fully-connected net; layer 0 is the input.
 
     node_labels[(l, j)] labels node j of layer l; edge_labels[(l, j, k)] labels
-    the edge from node k of layer l-1 to node j of layer l. Edges into the same
-    node share a colour with their labels, so a label can be traced to its edge.
-    Layers wider than 12 nodes are drawn as their first 4 nodes, "⋮", the last.
+    the edge from node k of layer l-1 to node j of layer l; bias_labels[(l, j)]
+    is written under node j of layer l. Edges into the same node share a colour
+    with their labels, so a label can be traced to its edge. Every label is also
+    the <title> (tooltip) of its edge or node, with node_titles[(l, j)] for more.
+    Layers wider than 12 nodes are drawn as their first 4 nodes, "⋮", the last;
+    a gap whose edge labels would need more than 560 px keeps them only as
+    tooltips, so that large layers stay readable at the page's width.
     """
     node_labels, edge_labels = node_labels or {}, edge_labels or {}
+    bias_labels, node_titles = bias_labels or {}, node_titles or {}
     shown = [_shown(n) for n in layers]
     widest = max(len(rows) for rows in shown)
     top = 40 if layer_titles else 14
-    ys = [[top + _ROW * (r + 0.5 + (widest - len(rows)) / 2) for r in range(len(rows))]
+    row = _ROW + (14 if bias_labels else 0)
+    ys = [[top + row * (r + 0.5 + (widest - len(rows)) / 2) for r in range(len(rows))]
           for rows in shown]
     side = max([len(t) for t in node_labels.values()] + [4]) * _FONT * _CHAR_W + _R + 14
     xs = [side]
-    nodes, taken = _layer(0, layers, shown[0], side, ys[0], node_labels)
+    extra = (bias_labels, node_titles)
+    nodes, taken = _layer(0, layers, shown[0], side, ys[0], node_labels, *extra)
     lines, labels = [], []
     for l in range(1, len(layers)):
         gap = _gap(l, shown, edge_labels)
         # Widen the gap until its edge labels fit without overlapping anything;
-        # after a bounded number of tries, settle for the least overlap.
+        # after a bounded number of tries, settle for the least overlap; past
+        # _MAX_GAP, draw the edges bare (their labels stay as tooltips).
         # Start with room for two labels side by side: fewer tries, less crowding.
         width = max(170.0, 2 * _R + 2.2 * max(
             [len(g[3]) * _FONT * _CHAR_W for g in gap if g[3]] + [0]))
+        placed = None
         for strict in [True] * 14 + [False]:
-            n, boxes = _layer(l, layers, shown[l], xs[-1] + width, ys[l], node_labels)
+            if width > _MAX_GAP:
+                break
+            n, boxes = _layer(l, layers, shown[l], xs[-1] + width, ys[l], node_labels, *extra)
             placed = _place_gap(gap, (xs[-1], xs[-1] + width), ys[l - 1:l + 1],
                                 taken + boxes, strict)
             if placed is not None:
                 break
             width *= 1.15
+        if placed is None:
+            width = 170.0
+            n, boxes = _layer(l, layers, shown[l], xs[-1] + width, ys[l], node_labels, *extra)
+            placed = _place_gap([g[:3] + (None,) for g in gap], (xs[-1], xs[-1] + width),
+                                ys[l - 1:l + 1], taken + boxes, False)
         xs.append(xs[-1] + width)
         nodes += n
         taken += boxes + [p[2] for p in placed if p[2]]
-        for (x0, y0, x1, y1, color), (text, cx, cy), box in placed:
-            lines.append(f'<line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x1:.1f}" '
-                         f'y2="{y1:.1f}" stroke="{color}" stroke-width="1.3"/>')
+        for (x0, y0, x1, y1, color), (text, cx, cy), box, g in zip(*zip(*placed), gap):
+            lines.append(_titled(f'<line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x1:.1f}" '
+                                 f'y2="{y1:.1f}" stroke="{color}" stroke-width="1.3"/>', g[3]))
             if text is not None:
                 labels.append(_backing(box) + _text(cx, cy, text, fill=color))
     titles = [_text(xs[l], 18, t, font_style="italic")
               for l, t in enumerate((layer_titles or [])[:len(layers)])]
-    circles = [s for s in nodes if s.startswith("<circle")]
-    texts = [s for s in nodes if not s.startswith("<circle")]
-    width, height = xs[-1] + side, top + _ROW * widest + 10
+    circles = [s for s in nodes if "<circle" in s]
+    texts = [s for s in nodes if "<circle" not in s]
+    width, height = xs[-1] + side, top + row * widest + 10
     # Painted in order: lines, then nodes over them, then all text on top.
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
             f'width="{width:.0f}" height="{height:.0f}" font-size="{_FONT}" '
@@ -185,17 +205,24 @@ def network_svg(layers: list[int],
             + "\n".join(lines + circles + texts + titles + labels) + "\n</svg>")
 
 
-def _layer(l: int, layers: list, rows: list, x: float, ys: list, node_labels: dict) -> tuple:
+def _layer(l: int, layers: list, rows: list, x: float, ys: list, node_labels: dict,
+           bias_labels: dict | None = None, node_titles: dict | None = None) -> tuple:
     """SVG parts of one column of nodes, and the boxes they cover."""
     parts, boxes, last = [], [], len(layers) - 1
+    bias_labels, node_titles = bias_labels or {}, node_titles or {}
     for j, y in zip(rows, ys):
         boxes.append((x - _R, y - _R, x + _R, y + _R))
         if j is None:
             parts.append(_text(x, y, f"⋮ {layers[l]} nodes", font_size="14"))
             continue
-        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{_R}" '
-                     f'fill="#fff" stroke="#333" stroke-width="1.6"/>')
         text = node_labels.get((l, j))
+        tip = "\n".join(t for t in (text, bias_labels.get((l, j)), node_titles.get((l, j))) if t)
+        parts.append(_titled(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{_R}" '
+                             f'fill="#fff" stroke="#333" stroke-width="1.6"/>', tip))
+        bias = bias_labels.get((l, j))
+        if bias is not None:  # under the node, where no edge label is placed
+            boxes.append(_box(x, y + _R + 10, bias))
+            parts.append(_backing(boxes[-1]) + _text(x, y + _R + 10, bias, font_style="italic"))
         if text is None:
             continue
         # Inputs are labelled on their left, outputs on their right, hidden
@@ -210,6 +237,11 @@ def _layer(l: int, layers: list, rows: list, x: float, ys: list, node_labels: di
         boxes.append(_box(cx, ly, text))
         parts.append(_backing(boxes[-1]) + _text(lx, ly, text, anchor, font_weight="bold"))
     return parts, boxes
+
+
+def _titled(element: str, title: str | None) -> str:
+    """``element`` with a tooltip: in a group whose <title> the browser shows on hover."""
+    return f"<g><title>{html.escape(title)}</title>{element}</g>" if title else element
 
 
 def _gap(l: int, shown: list, edge_labels: dict) -> list:

@@ -41,3 +41,40 @@ def write_text(text: str, path: str | None, force: bool = False, ours=None) -> N
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# what each extension of -o means; a command writes the formats it has
+EXTENSIONS = {".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "markdown",
+              ".tex": "latex", ".json": "json", ".html": "html", ".htm": "html"}
+
+
+def output_format(path: str | None, given: str | None, formats: tuple, default: str, command: str) -> str:
+    """The format to write: ``--format`` (``given``) if given, else the one ``-o``'s extension names,
+    else ``default``. SpecError (one line, naming -o) for an extension the command cannot write,
+    one that contradicts ``--format``, or one that names no format when ``--format`` is not given.
+
+    >>> output_format("d.tex", None, ("text", "latex"), "text", "derive")
+    'latex'
+    >>> output_format("x.pdf", None, ("markdown", "latex"), "markdown", "explain")
+    Traceback (most recent call last):
+    ...
+    symbackprop.errors.SpecError: -o: explain does not write PDF: write LaTeX (-o x.tex) and compile it with pdflatex
+    """
+    if path is None or path == "-":
+        return given or default
+    target = Path(path)
+    suffix = target.suffix.lower()
+    writes = ", ".join(ext for ext, fmt in EXTENSIONS.items() if fmt in formats)
+    if suffix == ".pdf":
+        raise SpecError("-o", f"{command} does not write PDF: write LaTeX (-o {target.with_suffix('.tex').name})"
+                              " and compile it with pdflatex")
+    implied = EXTENSIONS.get(suffix)
+    if implied is not None and implied not in formats:
+        raise SpecError("-o", f"{command} cannot write {suffix} files (it writes {writes})")
+    if given is not None:
+        if implied is not None and implied != given:
+            raise SpecError("-o", f"{target.name} is a {suffix} file but --format is {given}")
+        return given
+    if implied is None and suffix:
+        raise SpecError("-o", f"{suffix} names no format {command} writes ({writes}); or pass --format")
+    return implied or default

@@ -47,6 +47,18 @@ class Activation:
         """f'(z), by SymPy."""
         return sympy.diff(self.expr, z)
 
+    @cached_property
+    def simple_derivative(self) -> sympy.Expr:
+        """f'(z) as people write it, for text and LaTeX: the shortest of SymPy's rewrites of
+        ``derivative`` found within :data:`SIMPLIFY_SECONDS`, never with a function the derivative
+        does not use (SymPy's simplify writes σ′ with cosh). Numbers and code use ``derivative``;
+        the tests prove the two equal for every entry.
+
+        >>> Activation("custom", z / (1 + sympy.Abs(z)), "f").simple_derivative
+        (Abs(z) + 1)**(-2)
+        """
+        return simplest(self.derivative)
+
     def apply(self, inputs: list) -> list:
         """The layer's outputs for the list of its inputs."""
         if self.vector is not None:
@@ -56,6 +68,59 @@ class Activation:
     @property
     def elementwise(self) -> bool:
         return self.vector is None
+
+
+SIMPLIFY_SECONDS = 2.0   # for a formula from a spec; the registry's entries take a few ms each
+
+
+def simplest(expr: sympy.Expr, seconds: float = SIMPLIFY_SECONDS) -> sympy.Expr:
+    """The shortest (by ``count_ops``) of ``expr`` and its rewrites by ``together``, ``factor``,
+    ``cancel`` and, time allowing, ``simplify``; z·sign(z) is |z| first (z is real). A rewrite
+    that brings in a function ``expr`` does not use is not taken."""
+    if not expr.free_symbols:
+        return expr
+    known = {type(f) for f in expr.atoms(sympy.Function)} | {sympy.Abs}
+    start = expr.replace(lambda e: e.is_Mul and sympy.sign(z) in e.args and z in e.args,
+                         lambda e: e / (z * sympy.sign(z)) * sympy.Abs(z))
+    candidates = [expr, start]
+    for rewrite in (sympy.together, sympy.factor, sympy.cancel, sympy.simplify):
+        found = _within(seconds, rewrite, start)
+        if found is not None:
+            candidates.append(found)
+    fair = [c for c in candidates if {type(f) for f in c.atoms(sympy.Function)} <= known]
+    return min(fair, key=lambda c: (sympy.count_ops(c), len(str(c))))
+
+
+def _within(seconds: float, fn, *args):
+    """``fn(*args)``, or None if it raises or takes longer than ``seconds`` (measured by
+    SIGALRM where it can be: the main thread on POSIX, no timer of the caller's running; elsewhere
+    ``simplify``, the one that can run long, is skipped)."""
+    import signal
+    import threading
+    timed = (hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+             and signal.getitimer(signal.ITIMER_REAL)[0] == 0)   # never take over a caller's timer
+    if not timed:
+        return None if fn is sympy.simplify else _quiet(fn, *args)
+
+    def stop(signum, frame):
+        raise TimeoutError
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return _quiet(fn, *args)
+    except TimeoutError:
+        return None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _quiet(fn, *args):
+    try:
+        return fn(*args)
+    except (ValueError, TypeError, NotImplementedError, RecursionError, sympy.PolynomialError):
+        return None
 
 
 def _softmax(inputs):

@@ -147,45 +147,48 @@ def test_seed_slips_by_independent_computation(seed):
 
 
 SEED_STATUS = {
-    "z1[0]": "ok", "z1[1]": "ok", "a1[0]": "ok", "a1[1]": "ok", "z2[0]": "ok", "a2[0]": "ok",
+    "z1[1]": "ok", "z1[2]": "ok", "a1[1]": "ok", "a1[2]": "ok", "z2[1]": "ok", "a2[1]": "ok",
     "loss": "ok",  # (0.589 - 1)² = 0.168921: from the rounded output, fine
-    "dC/da2[0]": "ok", "da2/dz2[0]": "ok",
-    "grad.W2[0][0]": "wrong", "grad.W2[0][1]": "wrong", "grad.b2[0]": "ok",
-    "sgd.W2[0][0]": "carried", "sgd.W2[0][1]": "carried", "sgd.b2[0]": "ok",
-    "adam.m.W2[0][0]": "carried", "adam.m.W2[0][1]": "carried", "adam.m.b2[0]": "ok",
-    "adam.v.W2[0][0]": "carried", "adam.v.W2[0][1]": "carried", "adam.v.b2[0]": "ok",
-    "adam.W2[0][0]": "wrong", "adam.W2[0][1]": "wrong", "adam.b2[0]": "wrong",
+    "dC/da2[1]": "ok", "da2/dz2[1]": "ok",
+    "grad.W2[1][1]": "wrong", "grad.W2[1][2]": "wrong", "grad.b2[1]": "ok",
+    "sgd.W2[1][1]": "carried", "sgd.W2[1][2]": "carried", "sgd.b2[1]": "ok",
+    "adam.m.W2[1][1]": "carried", "adam.m.W2[1][2]": "carried", "adam.m.b2[1]": "ok",
+    "adam.v.W2[1][1]": "carried", "adam.v.W2[1][2]": "carried", "adam.v.b2[1]": "ok",
+    "adam.W2[1][1]": "wrong", "adam.W2[1][2]": "wrong", "adam.b2[1]": "wrong",
     # -0.9 and 0.3 are right to the one decimal written, and 0.289 follows from -0.9
-    "new.z1[0]": "ok", "new.z1[1]": "ok", "new.a1[0]": "ok", "new.a1[1]": "ok",
-    "new.z2[0]": "carried", "new.a2[0]": "carried", "new.loss": "carried",
+    "new.z1[1]": "ok", "new.z1[2]": "ok", "new.a1[1]": "ok", "new.a1[2]": "ok",
+    "new.z2[1]": "carried", "new.a2[1]": "carried", "new.loss": "carried",
 }
 
 
 def test_seed_hand_finds_each_slip_and_what_it_carries(seed, seed_truth):
     results = {r.label: r for r in check(seed, load_hand(SEED_HAND, seed))}
     assert {k: r.status for k, r in results.items()} == SEED_STATUS
-    for label in ("grad.W2[0][0]", "grad.W2[0][1]"):
+    for label in ("grad.W2[1][1]", "grad.W2[1][2]"):
         assert results[label].diagnosis.startswith("the 2 of d/da (a − y)² dropped"), results[label].diagnosis
-    for label in ("adam.W2[0][0]", "adam.W2[0][1]"):
+    for label in ("adam.W2[1][1]", "adam.W2[1][2]"):
         assert "without bias correction" in results[label].diagnosis
         assert "division by √v + ε left out" in results[label].diagnosis
-    assert results["adam.b2[0]"].diagnosis is None
+    assert results["adam.b2[1]"].diagnosis is None
     # expected values are the true ones
-    assert results["grad.W2[0][0]"].expected == pytest.approx(seed_truth["grad.W2"][0][0], rel=1e-12)
-    assert results["adam.W2[0][1]"].expected == pytest.approx(seed_truth["adam.W2"][0][1], rel=1e-12)
+    assert results["grad.W2[1][1]"].expected == pytest.approx(seed_truth["grad.W2"][0][0], rel=1e-12)
+    assert results["adam.W2[1][2]"].expected == pytest.approx(seed_truth["adam.W2"][0][1], rel=1e-12)
     assert results["new.loss"].expected == pytest.approx(float(seed_truth["new.loss"]), rel=1e-12)
-    assert results["adam.v.W2[0][0]"].given == "8.24e-7"
+    assert results["adam.v.W2[1][1]"].given == "8.24e-7"
 
 
 def test_seed_hand_on_the_command_line(capsys):
     assert main(["check", SEED, SEED_HAND]) == 1
     out = capsys.readouterr().out
     assert out.strip().splitlines()[-1] == "31 numbers: 17 ok, 5 wrong, 9 carried"
-    assert "grad.W2[0][0]    -0.0287" in out
+    assert "grad.W2[1][1]    -0.0287" in out
     assert main(["check", SEED, SEED_HAND, "--format", "json"]) == 1
     rows = json.loads(capsys.readouterr().out)
-    assert len(rows) == 31 and all(set(r) == {"name", "index", "given", "expected", "status", "diagnosis"} for r in rows)
+    keys = {"name", "index", "label", "given", "expected", "status", "diagnosis"}
+    assert len(rows) == 31 and all(set(r) == keys for r in rows)
+    # JSON's index is into the plain arrays (0-based); its label is what people read (1-based)
     w = next(r for r in rows if r["name"] == "grad.W2" and r["index"] == [0, 1])
+    assert w["label"] == "grad.W2[1][2]"
     assert w["given"] == -0.0572 and w["status"] == "wrong" and w["expected"] == pytest.approx(-0.114344, abs=1e-6)
     assert next(r for r in rows if r["name"] == "loss")["index"] == []
 
@@ -199,9 +202,9 @@ def _strict_json(text):
 @pytest.mark.parametrize("activation, loss, values, shown", [
     # a = relu(-2) = 0 and y = 1: the cross-entropy is -log 0 = inf, its gradient inf · 0 undefined
     ("relu", "binary_cross_entropy", {"z1": "-2", "a1": "0", "loss": "5", "grad.W1": [["1.0"]]},
-     {"loss": ("inf", "inf"), "grad.W1[0][0]": ("undefined", None)}),
+     {"loss": ("inf", "inf"), "grad.W1[1][1]": ("undefined", None)}),
     # √z at z = -2 has no real value
-    ("z**0.5", "squared_error", {"z1": "-2", "a1": "1"}, {"a1[0]": ("undefined", None)}),
+    ("z**0.5", "squared_error", {"z1": "-2", "a1": "1"}, {"a1[1]": ("undefined", None)}),
 ], ids=["relu-bce", "sqrt-negative"])
 def test_infinite_or_undefined_true_values_are_shown_as_such(tmp_path, capsys, activation, loss, values, shown):
     net = tmp_path / "net.toml"
@@ -213,7 +216,7 @@ def test_infinite_or_undefined_true_values_are_shown_as_such(tmp_path, capsys, a
     for label, (text, _) in shown.items():
         assert rows[label][2] == text and rows[label][3] == "wrong", rows[label]
     assert main(["check", str(net), str(hand), "--format", "json"]) == 1
-    rows = {r["name"] + "".join(f"[{i}]" for i in r["index"]): r for r in _strict_json(capsys.readouterr().out)}
+    rows = {r["label"]: r for r in _strict_json(capsys.readouterr().out)}
     for label, (_, data) in shown.items():
         assert rows[label]["expected"] == data and rows[label]["status"] == "wrong", rows[label]
 
@@ -274,8 +277,8 @@ def test_more_digits_carried_than_written_is_ok(seed, seed_truth):
 
 def test_a_correct_hand_exits_0_and_element_keys_work(tmp_path, seed, seed_truth, capsys):
     T = seed_truth
-    hand = write_hand(tmp_path / "hand.toml", {"a2": num(T["a2"][0], 3), "grad.W2[0][1]": num(T["grad.W2"][0][1], 3),
-                                               "adam.W2[0]": [num(x, 4) for x in T["adam.W2"][0]]})
+    hand = write_hand(tmp_path / "hand.toml", {"a2": num(T["a2"][0], 3), "grad.W2[1][2]": num(T["grad.W2"][0][1], 3),
+                                               "adam.W2[1]": [num(x, 4) for x in T["adam.W2"][0]]})
     assert main(["check", SEED, str(hand)]) == 0
     assert capsys.readouterr().out.strip().endswith("4 numbers: 4 ok, 0 wrong, 0 carried")
 
@@ -323,81 +326,81 @@ def _seed_plants(T, P):
     m_hat, v_hat = g, g * g  # the first step's bias-corrected moments
     m_, v_ = (1 - B1) * g, (1 - B2) * g * g
     n = num
-    yield ("2 dropped in dC/da", {"a2": n(a2), "dC/da2": n(a2 - y)}, None, "dC/da2[0]", "the 2 of d/da (a − y)² dropped", [])
+    yield ("2 dropped in dC/da", {"a2": n(a2), "dC/da2": n(a2 - y)}, None, "dC/da2[1]", "the 2 of d/da (a − y)² dropped", [])
     yield ("2 dropped in the product", {"a1": [n(u) for u in a1], "dC/da2": n(dC), "da2/dz2": n(dadz),
-                                        "grad.W2[0][0]": n(a1[0] * dadz * (a2 - y), 4),
-                                        "sgd.W2[0][0]": n(W2[0][0] - LR * a1[0] * dadz * (a2 - y), 5)},
-           {"name": "sgd"}, "grad.W2[0][0]", "the 2 of d/da (a − y)² dropped", ["sgd.W2[0][0]"])
+                                        "grad.W2[1][1]": n(a1[0] * dadz * (a2 - y), 4),
+                                        "sgd.W2[1][1]": n(W2[0][0] - LR * a1[0] * dadz * (a2 - y), 5)},
+           {"name": "sgd"}, "grad.W2[1][1]", "the 2 of d/da (a − y)² dropped", ["sgd.W2[1][1]"])
     yield ("sign flipped", {"a2": n(a2), "dC/da2": n(2 * (y - a2)), "da2/dz2": n(dadz), "delta2": n(2 * (y - a2) * dadz)},
-           None, "dC/da2[0]", "sign flipped", ["delta2[0]"])
-    yield ("sigma' missing", {"a1": [n(u) for u in a1], "dC/da2": n(dC), "da2/dz2": n(dadz), "grad.W2[0][1]": n(a1[1] * dC, 4)},
-           None, "grad.W2[0][1]", "σ′ factor da2/dz2[0] missing", [])
+           None, "dC/da2[1]", "sign flipped", ["delta2[1]"])
+    yield ("sigma' missing", {"a1": [n(u) for u in a1], "dC/da2": n(dC), "da2/dz2": n(dadz), "grad.W2[1][2]": n(a1[1] * dC, 4)},
+           None, "grad.W2[1][2]", "σ′ factor da2/dz2[1] missing", [])
     yield ("sigma' at z", {"z2": n(z2), "a2": n(a2), "dC/da2": n(dC), "da2/dz2": n(z2 * (1 - z2)),
                            "delta2": n(dC * z2 * (1 - z2))},
-           None, "da2/dz2[0]", "σ′ taken at z instead of a", ["delta2[0]"])
-    yield ("sigma for sigma'", {"a2": n(a2), "da2/dz2": n(a2)}, None, "da2/dz2[0]", "σ(z) used for σ′(z)", [])
-    yield ("wrong input index", {"a1": [n(u) for u in a1], "delta2": n(d2), "grad.W2[0][1]": n(a1[0] * d2, 4)},
-           None, "grad.W2[0][1]", "a1[0] used in place of a1[1]", [])
-    yield ("z for a", {"z1": [n(u) for u in z1], "a1": [n(u) for u in a1], "delta2": n(d2), "grad.W2[0][0]": n(z1[0] * d2, 4)},
-           None, "grad.W2[0][0]", "z1[0] used in place of a1[0]", [])
-    yield ("factor dropped", {"delta1": [n(u) for u in d1], "grad.W1[0][1]": n(d1[0], 4)},
-           None, "grad.W1[0][1]", "the factor x[1] (∂z/∂W) dropped", [])
-    yield ("bias left out", {"z1": [n(u) for u in W1 @ x]}, None, "z1[0]", "the bias b1[0] left out", {"z1[1]": "wrong"})
-    yield ("activation not applied", {"z2": n(z2), "a2": n(z2), "loss": n((z2 - y) ** 2)}, None, "a2[0]",
+           None, "da2/dz2[1]", "σ′ taken at z instead of a", ["delta2[1]"])
+    yield ("sigma for sigma'", {"a2": n(a2), "da2/dz2": n(a2)}, None, "da2/dz2[1]", "σ(z) used for σ′(z)", [])
+    yield ("wrong input index", {"a1": [n(u) for u in a1], "delta2": n(d2), "grad.W2[1][2]": n(a1[0] * d2, 4)},
+           None, "grad.W2[1][2]", "a1[1] used in place of a1[2]", [])
+    yield ("z for a", {"z1": [n(u) for u in z1], "a1": [n(u) for u in a1], "delta2": n(d2), "grad.W2[1][1]": n(z1[0] * d2, 4)},
+           None, "grad.W2[1][1]", "z1[1] used in place of a1[1]", [])
+    yield ("factor dropped", {"delta1": [n(u) for u in d1], "grad.W1[1][2]": n(d1[0], 4)},
+           None, "grad.W1[1][2]", "the factor x[2] (∂z/∂W) dropped", [])
+    yield ("bias left out", {"z1": [n(u) for u in W1 @ x]}, None, "z1[1]", "the bias b1[1] left out", {"z1[2]": "wrong"})
+    yield ("activation not applied", {"z2": n(z2), "a2": n(z2), "loss": n((z2 - y) ** 2)}, None, "a2[1]",
            "the activation not applied", ["loss"])
-    yield ("sigma(-z)", {"z1": [n(u) for u in z1], "a1[0]": n(sigmoid(-z1[0]))}, None, "a1[0]", "σ(−z) computed instead of σ(z)", [])
+    yield ("sigma(-z)", {"z1": [n(u) for u in z1], "a1[1]": n(sigmoid(-z1[0]))}, None, "a1[1]", "σ(−z) computed instead of σ(z)", [])
     yield ("loss halved", {"a2": n(a2), "loss": n((a2 - y) ** 2 / 2)}, None, "loss", "½(a − y)²", [])
-    yield ("learning rate left out", {"grad.W2": [[n(u) for u in g]], "sgd.W2[0][1]": n(W2[0][1] - g[1])},
-           None, "sgd.W2[0][1]", "learning rate left out", [])
+    yield ("learning rate left out", {"grad.W2": [[n(u) for u in g]], "sgd.W2[1][2]": n(W2[0][1] - g[1])},
+           None, "sgd.W2[1][2]", "learning rate left out", [])
     yield ("learning rate twice", {"grad.b2": n(T["grad.b2"][0]), "sgd.b2": n(b2[0] - LR**2 * T["grad.b2"][0])},
-           None, "sgd.b2[0]", "learning rate applied twice", [])
+           None, "sgd.b2[1]", "learning rate applied twice", [])
     yield ("step added", {"grad.b2": n(T["grad.b2"][0]), "sgd.b2": n(b2[0] + LR * T["grad.b2"][0])},
-           None, "sgd.b2[0]", "added instead of subtracted", [])
-    yield ("weight decay left out", {"grad.W2": [[n(u) for u in g]], "sgd.W2[0][0]": n(W2[0][0] - LR * g[0])},
-           {"weight_decay": 0.5}, "sgd.W2[0][0]", "weight decay left out", [])
+           None, "sgd.b2[1]", "added instead of subtracted", [])
+    yield ("weight decay left out", {"grad.W2": [[n(u) for u in g]], "sgd.W2[1][1]": n(W2[0][0] - LR * g[0])},
+           {"weight_decay": 0.5}, "sgd.W2[1][1]", "weight decay left out", [])
     yield ("no bias correction", {"adam.m.W2": [[n(u) for u in m_]], "adam.v.W2": [[n(u) for u in v_]],
-                                  "adam.W2[0][0]": n(W2[0][0] - LR * m_[0] / (np.sqrt(v_[0]) + EPS))},
-           None, "adam.W2[0][0]", "Adam without bias correction", [])
+                                  "adam.W2[1][1]": n(W2[0][0] - LR * m_[0] / (np.sqrt(v_[0]) + EPS))},
+           None, "adam.W2[1][1]", "Adam without bias correction", [])
     yield ("bias correction though off", {"grad.W2": [[n(u) for u in g]],
-                                          "adam.W2[0][0]": n(W2[0][0] - LR * m_hat[0] / (np.sqrt(v_hat[0]) + EPS))},
-           {"bias_correction": False}, "adam.W2[0][0]", "Adam with bias correction", [])
+                                          "adam.W2[1][1]": n(W2[0][0] - LR * m_hat[0] / (np.sqrt(v_hat[0]) + EPS))},
+           {"bias_correction": False}, "adam.W2[1][1]", "Adam with bias correction", [])
     big = 1e-2
     yield ("eps inside the root", {"grad.W2": [[n(u) for u in g]],
-                                   "adam.W2[0][1]": n(W2[0][1] - LR * m_hat[1] / np.sqrt(v_hat[1] + big))},
-           {"eps": big}, "adam.W2[0][1]", "ε inside the square root", [])
-    yield ("root division left out", {"grad.W2": [[n(u) for u in g]], "adam.W2[0][1]": n(W2[0][1] - LR * m_hat[1])},
-           None, "adam.W2[0][1]", "division by √v + ε left out", [])
-    yield ("v not rooted", {"grad.W2": [[n(u) for u in g]], "adam.W2[0][0]": n(W2[0][0] - LR * m_hat[0] / (v_hat[0] + EPS))},
-           None, "adam.W2[0][0]", "divided by v + ε instead of √v + ε", [])
+                                   "adam.W2[1][2]": n(W2[0][1] - LR * m_hat[1] / np.sqrt(v_hat[1] + big))},
+           {"eps": big}, "adam.W2[1][2]", "ε inside the square root", [])
+    yield ("root division left out", {"grad.W2": [[n(u) for u in g]], "adam.W2[1][2]": n(W2[0][1] - LR * m_hat[1])},
+           None, "adam.W2[1][2]", "division by √v + ε left out", [])
+    yield ("v not rooted", {"grad.W2": [[n(u) for u in g]], "adam.W2[1][1]": n(W2[0][0] - LR * m_hat[0] / (v_hat[0] + EPS))},
+           None, "adam.W2[1][1]", "divided by v + ε instead of √v + ε", [])
     t2 = W2[0][0] - LR * (m_[0] / (1 - B1**2)) / (np.sqrt(v_[0] / (1 - B2**2)) + EPS)
-    yield ("time step off by one", {"adam.m.W2": [[n(u) for u in m_]], "adam.v.W2": [[n(u) for u in v_]], "adam.W2[0][0]": n(t2)},
-           None, "adam.W2[0][0]", "time step off by one", [])
-    yield ("beta swapped", {"grad.W2": [[n(u) for u in g]], "adam.m.W2[0][0]": n(B1 * g[0]),
-                            "adam.W2[0][0]": n(W2[0][0] - LR * (B1 * g[0] / 0.1) / (abs(g[0]) + EPS))},
-           None, "adam.m.W2[0][0]", "beta1 and 1 − beta1 swapped", ["adam.W2[0][0]"])
+    yield ("time step off by one", {"adam.m.W2": [[n(u) for u in m_]], "adam.v.W2": [[n(u) for u in v_]], "adam.W2[1][1]": n(t2)},
+           None, "adam.W2[1][1]", "time step off by one", [])
+    yield ("beta swapped", {"grad.W2": [[n(u) for u in g]], "adam.m.W2[1][1]": n(B1 * g[0]),
+                            "adam.W2[1][1]": n(W2[0][0] - LR * (B1 * g[0] / 0.1) / (abs(g[0]) + EPS))},
+           None, "adam.m.W2[1][1]", "beta1 and 1 − beta1 swapped", ["adam.W2[1][1]"])
     gb = T["grad.b2"][0]
-    yield ("g not squared", {"grad.b2": n(gb), "adam.v.b2": n((1 - B2) * gb)}, None, "adam.v.b2[0]", "gradient not squared", [])
-    yield ("momentum lr left out", {"grad.b2": n(gb), "momentum.b2": n(b2[0] - gb)}, None, "momentum.b2[0]",
+    yield ("g not squared", {"grad.b2": n(gb), "adam.v.b2": n((1 - B2) * gb)}, None, "adam.v.b2[1]", "gradient not squared", [])
+    yield ("momentum lr left out", {"grad.b2": n(gb), "momentum.b2": n(b2[0] - gb)}, None, "momentum.b2[1]",
            "learning rate left out", [])
-    yield ("rmsprop rho swapped", {"grad.b2": n(gb), "rmsprop.s.b2": n(0.9 * gb * gb)}, None, "rmsprop.s.b2[0]",
+    yield ("rmsprop rho swapped", {"grad.b2": n(gb), "rmsprop.s.b2": n(0.9 * gb * gb)}, None, "rmsprop.s.b2[1]",
            "rho and 1 − rho swapped", [])
     # the seed's second pass: the hidden layer left as it was, written precisely enough to show
     yield ("hidden layer not updated", {"new.z1": ["-0.90000", "0.30000"], "new.a1": [n(u) for u in a1]},
-           {"name": "sgd"}, "new.z1[0]", "layer 1's weights and biases not updated",
-           {"new.z1[1]": "wrong", "new.a1[0]": "carried", "new.a1[1]": "carried"})
+           {"name": "sgd"}, "new.z1[1]", "layer 1's weights and biases not updated",
+           {"new.z1[2]": "wrong", "new.a1[1]": "carried", "new.a1[2]": "carried"})
 
 
 def _mazur_plants(T, P):
     n = num
     a1, a2, y, d2 = T["a1"], T["a2"], P["y"], T["delta2"]
     W2 = P["W2"]
-    yield ("dC/da doubled", {"a2": [n(u) for u in a2], "dC/da2[1]": n(2 * (a2[1] - y[1]))}, None, "dC/da2[1]",
+    yield ("dC/da doubled", {"a2": [n(u) for u in a2], "dC/da2[2]": n(2 * (a2[1] - y[1]))}, None, "dC/da2[2]",
            "∂C/∂a doubled", [])
-    yield ("transposed index", {"a1": [n(u) for u in a1], "delta2": [n(u) for u in d2], "grad.W2[0][1]": n(a1[0] * d2[1])},
-           None, "grad.W2[0][1]", "index transposed", [])
-    yield ("W transposed", {"delta2": [n(u) for u in d2], "dC/da1[0]": n(W2[0] @ d2)}, None, "dC/da1[0]", "W2 transposed", [])
-    yield ("sigma' missing in delta", {"dC/da1": [n(u) for u in T["dC/da1"]], "delta1[1]": n(T["dC/da1"][1])}, None,
-           "delta1[1]", "σ′ factor da1/dz1[1] missing", [])
+    yield ("transposed index", {"a1": [n(u) for u in a1], "delta2": [n(u) for u in d2], "grad.W2[1][2]": n(a1[0] * d2[1])},
+           None, "grad.W2[1][2]", "index transposed", [])
+    yield ("W transposed", {"delta2": [n(u) for u in d2], "dC/da1[1]": n(W2[0] @ d2)}, None, "dC/da1[1]", "W2 transposed", [])
+    yield ("sigma' missing in delta", {"dC/da1": [n(u) for u in T["dC/da1"]], "delta1[2]": n(T["dC/da1"][1])}, None,
+           "delta1[2]", "σ′ factor da1/dz1[2] missing", [])
     # Mazur's own slip (FACTS.md): his second-round error updates W2 before the hidden gradients
     sig = lambda u: 1 / (1 + np.exp(-u))  # noqa: E731
     x, W1, b1, b2 = P["x"], P["W1"], P["b1"], P["b2"]
@@ -439,7 +442,7 @@ def test_planted_mistake_in_the_mse_mean():
         "sample": {"x": [1.0, 2.0], "y": [0.5, -0.5]}})
     a = np.array(net.parameters["W1"]) @ net.x[0] + net.parameters["b1"]
     r = run(net, {"a1": [num(u) for u in a], "dC/da1": [num(2 * (u - t)) for u, t in zip(a, net.y[0])]})
-    assert r["dC/da1[0]"].status == "wrong" and "1/n of the mean left out" in r["dC/da1[0]"].diagnosis
+    assert r["dC/da1[1]"].status == "wrong" and "1/n of the mean left out" in r["dC/da1[1]"].diagnosis
 
 
 def test_optimizer_behaviour_follows_its_rules_not_its_name(monkeypatch, seed, seed_truth):
@@ -449,10 +452,10 @@ def test_optimizer_behaviour_follows_its_rules_not_its_name(monkeypatch, seed, s
     monkeypatch.setitem(OPTIMIZERS, "renamed", replace(OPTIMIZERS["adam"], name="renamed"))
     from symbackprop.check import conventions
     g = seed_truth["grad.W2"][0]
-    values = {"grad.W2": [[num(u) for u in g]], "renamed.W2[0][0]": num(seed.parameters["W2"][0][0] - LR * g[0] / (g[0] ** 2 + EPS))}
+    values = {"grad.W2": [[num(u) for u in g]], "renamed.W2[1][1]": num(seed.parameters["W2"][0][0] - LR * g[0] / (g[0] ** 2 + EPS))}
     hand = parse_hand({"values": values}, seed)
     assert "renamed: learning_rate 0.1, beta1 0.9, beta2 0.999, eps 1e-08, bias correction on" in conventions(seed, hand)
-    r = {r.label: r for r in check(seed, hand)}["renamed.W2[0][0]"]
+    r = {r.label: r for r in check(seed, hand)}["renamed.W2[1][1]"]
     assert r.status == "wrong" and "divided by v + ε instead of √v + ε" in r.diagnosis, r.diagnosis
 
 
@@ -472,9 +475,9 @@ def test_a_new_squared_loss_gets_the_squared_losses_mistakes(monkeypatch, like, 
         "sample": {"x": [1.0, 2.0], "y": [0.5, -0.5]}})
     a = np.array(net.parameters["W1"]) @ net.x[0] + net.parameters["b1"]
     d = a - net.y[0]
-    r = run(net, {"a1": [num(u) for u in a], "loss": num(loss_of(d)), "dC/da1[0]": num(dC_da_of(d)[0])})
+    r = run(net, {"a1": [num(u) for u in a], "loss": num(loss_of(d)), "dC/da1[1]": num(dC_da_of(d)[0])})
     assert r["loss"].status == "wrong" and loss_phrase in r["loss"].diagnosis, r["loss"].diagnosis
-    assert r["dC/da1[0]"].status == "wrong" and dC_da_phrase in r["dC/da1[0]"].diagnosis, r["dC/da1[0]"].diagnosis
+    assert r["dC/da1[1]"].status == "wrong" and dC_da_phrase in r["dC/da1[1]"].diagnosis, r["dC/da1[1]"].diagnosis
 
 
 def test_activation_names_in_mistakes_come_from_the_registry_latex(monkeypatch, seed):
@@ -484,7 +487,7 @@ def test_activation_names_in_mistakes_come_from_the_registry_latex(monkeypatch, 
     net = Network.from_dict({"network": {"layers": [1, 1], "activations": ["logistic"], "loss": "squared_error"},
                              "parameters": {"W1": [[0.5]], "b1": [0.0]}, "sample": {"x": [2], "y": [1]}})
     r = run(net, {"z1": "1", "a1": num(sigmoid(-1.0))})
-    assert r["a1[0]"].diagnosis == "σ(−z) computed instead of σ(z)"
+    assert r["a1[1]"].diagnosis == "σ(−z) computed instead of σ(z)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -494,12 +497,12 @@ BAD_HANDS = [
     ("[values]\nz3 = [1]\n", "values.z3: unknown quantity"),
     ("[values]\nsdg.W2 = [[1.0, 2.0]]\n", "did you mean 'sgd.W2'"),
     ("[values]\nadam.s.W2 = [[1.0, 2.0]]\n", "values.adam.s.W2: unknown quantity"),
-    ('[values]\n"grad.W2[1][0]" = 1.0\n', "values.grad.W2[1][0]: index out of range"),
-    ('[values]\n"loss[0]" = 1.0\n', "values.loss[0]: index out of range"),
+    ('[values]\n"grad.W2[2][1]" = 1.0\n', "values.grad.W2[2][1]: index out of range"),
+    ('[values]\n"loss[1]" = 1.0\n', "values.loss[1]: index out of range"),
     ('[values]\n"grad.W2[a]" = 1.0\n', "values.grad.W2[a]: unknown quantity"),
     ("[values]\ngrad.W2 = [-0.0287, -0.0572]\n", "values.grad.W2: expected shape (1, 2), got 2 entries"),
     ("[values]\na1 = [0.29]\n", "values.a1: expected shape (2,), got 1 entries"),
-    ("[values]\na1 = [[0.29], [0.57]]\n", "values.a1[0]: expected a number, got [0.29]"),
+    ("[values]\na1 = [[0.29], [0.57]]\n", "values.a1[1]: expected a number, got [0.29]"),
     ("[values]\na1 = 0.29\n", "values.a1: expected shape (2,), got 0.29"),
     ("[values]\nloss = [0.17]\n", "values.loss: expected a number, got [0.17]"),
     ('[values]\na2 = "abc"\n', "values.a2: expected a number, got 'abc'"),
@@ -509,8 +512,8 @@ BAD_HANDS = [
     ("[values]\na2 = -inf\n", "values.a2: expected a finite number, got -inf"),
     ("[values]\na2 = 1979-05-27\n", "values.a2: expected a number"),
     ("[values]\na2 = {x = 1}\n", "values.a2.x: unknown quantity"),
-    ('[values]\na1 = [0.29, 0.57]\n"a1[0]" = 0.29\n', "values.a1[0]: a1[0] given twice"),
-    ('[values]\n"grad.b2" = -0.2\n[values.grad]\nb2 = -0.2\n', "values.grad.b2: grad.b2[0] given twice"),
+    ('[values]\na1 = [0.29, 0.57]\n"a1[1]" = 0.29\n', "values.a1[1]: a1[1] given twice"),
+    ('[values]\n"grad.b2" = -0.2\n[values.grad]\nb2 = -0.2\n', "values.grad.b2: grad.b2[1] given twice"),
     ("[value]\na1 = [0.29, 0.57]\n", "value: unknown table in the hand file"),
     ("[optimizer]\nname = 'sgd'\n", "values: missing table"),
     ("values = 3\n", "values: expected a table"),

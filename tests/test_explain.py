@@ -236,7 +236,8 @@ def test_mazur_every_layer_factors(mazur):
     # the hidden dC/da sums over both output neurons
     assert md.count(r"\frac{\partial C}{\partial a^{(1)}_{1}} &= \frac{\partial z^{(2)}_{1}}{\partial a^{(1)}_{1}} \, "
                     r"\delta^{(2)}_{1} + \frac{\partial z^{(2)}_{2}}{\partial a^{(1)}_{1}} \, \delta^{(2)}_{2}") == 1
-    assert r"&= a^{(2)}_{1} - y_{1} = 0.75136507 - 0.01 \approx 0.74136507" in md   # ½ squared error
+    # ½ squared error; every rounded number with the 9 digits asked for (0.751365070, not 0.75136507)
+    assert r"&= a^{(2)}_{1} - y_{1} = 0.751365070 - 0.01 \approx 0.741365070" in md
 
 
 # ---- batches, other activations and losses, every optimizer
@@ -457,7 +458,7 @@ def test_cli_writes_each_format(tmp_path, capsys):
         path = tmp_path / f"out{suffix}"
         assert main(["explain", str(MAZUR), "-o", str(path)]) == 0
         assert path.read_text(encoding="utf-8").startswith(marker)
-    path = tmp_path / "plain.txt"
+    path = tmp_path / "plain"                        # no extension: --format decides
     assert main(["explain", str(MAZUR), "--format", "latex", "-o", str(path)]) == 0
     assert path.read_text(encoding="utf-8").startswith(r"\documentclass")
 
@@ -527,3 +528,14 @@ def test_docstring_example_runs(monkeypatch):
     monkeypatch.chdir(ROOT)
     result = doctest.testmod(symbackprop.explain)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_large_matrices_are_elided_not_written_out():
+    import sys
+    sys.path.insert(0, str(ROOT / "tests"))
+    from specs import wide_input
+    md = explain(Network.from_dict(wide_input(30))).markdown()
+    w1 = md[md.index("W^{(1)} &= \\begin{bmatrix}"):].split("\\end{bmatrix}")[0]
+    first_row = w1.split(r" \\ ")[0].split("{bmatrix}")[1]
+    assert first_row.count("&") == 11 and r"\cdots" in first_row        # 9 columns, ⋯, the last 2
+    assert "W^{(1)}_{6,30}" in md                                         # every weight still in the text

@@ -81,7 +81,7 @@ def test_pages_render_with_network_drawing(tmp_path):
     assert page.classes.count("katex-display") == displays > 60
     assert page.classes.count("katex") == displays + inline > 400      # every formula typeset
     labels = " ".join(page.svg_text)
-    for text in ("x1 = 2", "x3 = −1", "a = 0.28905", "a = 0.5889, y = 1",
+    for text in ("x1 = 2", "x3 = −1", "a = 0.28905", "a = 0.58890, y = 1",
                  "w = 0.5, g = −0.057536", "w = 0.2, g = −0.11434", "w = −0.5, g = −0.061358"):
         assert text in labels, text
     assert len([t for t in page.svg_text if t.startswith("w = ")]) == (3 * 2 + 2 * 1) + (2 * 3 + 3 * 3)

@@ -64,8 +64,8 @@ def test_page_escapes_title_and_keeps_body():
 def test_svg_counts_for_3_2_1():
     root = ET.fromstring(network_svg([3, 2, 1]))
     assert root.tag == SVG + "svg"
-    assert len(root.findall(SVG + "circle")) == 6
-    assert len(root.findall(SVG + "line")) == 3 * 2 + 2 * 1
+    assert len(list(root.iter(SVG + "circle"))) == 6
+    assert len(list(root.iter(SVG + "line"))) == 3 * 2 + 2 * 1
 
 
 def test_svg_labels_are_escaped_and_all_drawn():
@@ -89,8 +89,14 @@ def test_edge_labels_do_not_overlap_for_small_nets():
     for layers in ([3, 2, 1], [4, 4, 2], [6, 6]):
         edges = {(l, j, k): f"w={l}{j}{k} ∂=−0.058" for l in range(1, len(layers))
                  for j in range(layers[l]) for k in range(layers[l - 1])}
-        boxes = _boxes(network_svg(layers, None, edges))  # one backing rect per label
-        assert len(boxes) == len(edges)
+        svg = network_svg(layers, None, edges)
+        root = ET.fromstring(svg)
+        drawn = [t.text for t in root.iter(SVG + "text")]
+        # every label is drawn on its edge, or (a crowded gap) kept as the edge's tooltip
+        assert set(edges.values()) == set(drawn) | {t.text for t in root.iter(SVG + "title")}
+        assert layers != [3, 2, 1] or set(drawn) == set(edges.values())
+        boxes = _boxes(svg)  # one backing rect per drawn label
+        assert len(boxes) == len(drawn)
         for i, (x, y, w, h) in enumerate(boxes):
             for (x2, y2, w2, h2) in boxes[:i]:
                 assert x + w <= x2 or x2 + w2 <= x or y + h <= y2 or y2 + h2 <= y, layers
@@ -99,7 +105,26 @@ def test_edge_labels_do_not_overlap_for_small_nets():
 def test_wide_layer_is_truncated_with_ellipsis():
     svg = network_svg([20, 3], {(0, 19): "x20"})
     root = ET.fromstring(svg)
-    assert len(root.findall(SVG + "circle")) == 5 + 3  # first 4, the last, then 3
-    assert len(root.findall(SVG + "line")) == 5 * 3
+    assert len(list(root.iter(SVG + "circle"))) == 5 + 3  # first 4, the last, then 3
+    assert len(list(root.iter(SVG + "line"))) == 5 * 3
     texts = [t.text for t in root.iter(SVG + "text")]
     assert "x20" in texts and any("⋮" in t and "20" in t for t in texts)
+
+
+def test_a_4_8_8_3_net_stays_readable_and_shows_its_biases():
+    layers = [4, 8, 8, 3]
+    edges = {(l, j, k): f"w = −0.12345, g = −0.012345 ({l}{j}{k})" for l in range(1, 4)
+             for j in range(layers[l]) for k in range(layers[l - 1])}
+    nodes = {(l, j): f"a = 0.{l}{j}345" for l in range(4) for j in range(layers[l])}
+    biases = {(l, j): f"b = −0.{l}{j}" for l in range(1, 4) for j in range(layers[l])}
+    svg = network_svg(layers, nodes, edges, ["input", "h1", "h2", "out"], biases)
+    root = ET.fromstring(svg)
+    width = float(root.get("width"))
+    # 3,683 px before: scaled to a 52rem page its 12 px labels were 4 px; now drawn at most
+    # ~900 px wide, so at the page's width the labels keep at least 11 px
+    assert width <= 900 and float(root.get("font-size")) * min(1.0, 832 / width) >= 11
+    titles = [t.text for t in root.iter(SVG + "title")]
+    assert set(edges.values()) <= set(titles)                    # every weight and gradient on hover
+    texts = [t.text for t in root.iter(SVG + "text")]
+    assert set(biases.values()) <= set(texts) and set(nodes.values()) <= set(texts)
+    assert any("b = −0.11" in t for t in titles)                 # and in the node's tooltip

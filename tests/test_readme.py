@@ -46,3 +46,11 @@ def test_every_flag_in_the_commands_table_exists(capsys):
 def test_ci_runs_the_readmes_test_command():
     test_command = README.split("```sh\n", 1)[1].splitlines()[1].split("#")[0].strip()
     assert test_command in (ROOT / ".ci/run").read_text()
+
+
+def test_the_batch_excerpt_is_what_derive_prints(capsys):
+    quoted = block_after("  dC/dW2[1,1] = dz2[1]/dW2[1,1] · da2[1]/dz2[1] · dC/da2[1]\n      = a1[1] · a2[1]*(1 - a2[1]) · 2*(a2[1] - y[1])\n      example 1").splitlines()
+    assert main(["derive", "examples/seed-batch.toml", "--wrt", "W2"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    start = printed.index(quoted[0])
+    assert printed[start:start + len(quoted)] == quoted

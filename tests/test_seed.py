@@ -74,7 +74,7 @@ def test_derive_text_shows_the_chain_product_with_numbers(capsys):
     assert main(["derive", "examples/seed.toml", "--wrt", "W2"]) == 0
     out = capsys.readouterr().out
     assert "dC/dW2[1,1] = dz2[1]/dW2[1,1] · da2[1]/dz2[1] · dC/da2[1]" in out
-    assert "0.28905 × 0.2421 × (-0.8222) ≈ -0.057536" in out
+    assert "0.28905 × 0.24210 × (-0.82220) ≈ -0.057536" in out
     assert "dC/dW1" not in out.split("Gradients")[1]
 
 

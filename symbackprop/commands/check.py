@@ -1,8 +1,8 @@
 """``symbackprop check SPEC HAND``: a hand calculation of one training step, number by number."""
 import json
 import math
+import sys
 
-from ..spec import load
 
 FORMATS = ("text", "json")
 
@@ -12,7 +12,8 @@ def add_parser(subparsers):
         "check", help="check a hand calculation of forward, backward and update, number by number",
         description="Check the numbers of HAND (a TOML file with a [values] table: z1, a1, ..., loss, "
                     "dC/da<L>, da<l>/dz<l>, delta<l>, grad.W<l>, <optimizer>.W<l>, <optimizer>.m.W<l>, "
-                    "new.z<l>, new.loss, ...) against SPEC. Each number is ok, wrong (where an error "
+                    "new.z<l>, new.loss, ...; one element as grad.W2[1][2], indices 1-based as in the "
+                    "math) against SPEC. Each number is ok, wrong (where an error "
                     "enters, with the catalogued mistake that reproduces it) or carried (it follows "
                     "from wrong earlier numbers). Exit status 0 when nothing is wrong, 1 when something "
                     "is, 2 for bad input.")
@@ -23,11 +24,14 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
+    from ..spec import load
     from ..check import check, conventions, load_hand
     network = load(args.spec)
     hand = load_hand(args.hand, network)
     results = check(network, hand)
     if args.format == "json":
+        for note in hand.notes:
+            print(f"symbackprop check: note: {note}", file=sys.stderr)
         print(json.dumps([r.to_json() for r in results], indent=2, ensure_ascii=False, allow_nan=False))
     else:
         print(render_text(results, conventions(network, hand), args.spec))
@@ -47,10 +51,12 @@ def render_text(results, notes=(), spec="the spec") -> str:
 
 
 def _number(value: float, given: str) -> str:
-    """``value`` with a digit more than ``given`` was written with, and at least 6; "inf", "-inf"
-    or "undefined" where the true value is not a finite number."""
+    """``value`` with a digit more than ``given`` was written with, and at least 6 (every digit
+    shown, trailing zeros too, unless the value is exactly what fewer say); "inf", "-inf" or
+    "undefined" where the true value is not a finite number."""
     if not math.isfinite(value):
         from ..check import show_infinite
         return show_infinite(value)
+    from ..sigfig import significant
     digits = len(given.lower().partition("e")[0].lstrip("+-").replace(".", "").lstrip("0"))
-    return f"{value:.{max(6, digits + 1)}g}"
+    return significant(value, max(6, digits + 1))

@@ -1,8 +1,6 @@
 """``symbackprop derive SPEC``: every gradient as its chain-rule product, with numbers if given."""
 from ..errors import SpecError
-from ..numeric import require_finite
-from ..output import write_text
-from ..spec import load
+from ..output import output_format, write_text
 
 FORMATS = ("text", "latex", "markdown", "json")
 SCALAR_DEFAULT_MAX = 200    # parameters: the per-weight form is the default up to here
@@ -18,7 +16,8 @@ def add_parser(subparsers):
     p = subparsers.add_parser("derive", help="derive every gradient as a chain-rule product",
                               description="Derive every gradient of SPEC's loss by reverse accumulation.")
     p.add_argument("spec", help="the network spec (.toml or .json)")
-    p.add_argument("--format", choices=FORMATS, default="text")
+    p.add_argument("--format", choices=FORMATS, help="default: from the -o extension (.txt, .md, .tex, "
+                                                     ".json), else text")
     p.add_argument("--form", choices=("scalar", "matrix"), default=None,
                    help=f"per-weight (default up to {SCALAR_DEFAULT_MAX} parameters) or matrix form")
     p.add_argument("--wrt", action="append", metavar="PARAM", help="only these parameters, e.g. W2 (repeatable)")
@@ -26,10 +25,16 @@ def add_parser(subparsers):
     p.add_argument("--exact", action="store_true", help="compute with exact Rationals, not float64")
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.add_argument("--fragment", action="store_true",
+                   help="LaTeX: the body only, to \\input into a document of your own (default: a complete document)")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
+    from ..spec import load
+    args.format = output_format(args.output, args.format, FORMATS, "text", "derive")
+    if args.fragment and args.format != "latex":
+        raise SpecError("--fragment", "is for LaTeX output (--format latex, or -o FILE.tex)")
     network = load(args.spec)
     if not 1 <= args.digits <= 17:
         raise SpecError("--digits", "expected 1 to 17")
@@ -58,12 +63,15 @@ def _scalar(network, args):
     from ..numeric import evaluate
     from ..render import RENDERERS
     from ..derive import expanded_gradient
+    from ..numeric import require_finite
     model = Model(network)
     derivation = Derivation(model)
     values = None
     if network.has_numbers:
         values = evaluate(derivation, exact=args.exact)
         require_finite(values.forward | values.gradients | {"loss": values.loss})
+    if args.format == "latex":
+        return RENDERERS["latex"](derivation, values, args.digits, args.wrt, fragment=args.fragment)
     if args.format != "json":
         return RENDERERS[args.format](derivation, values, args.digits, args.wrt)
     expanded = {}
@@ -81,6 +89,10 @@ def _within(network, limit) -> bool:
 def _matrix(network, args):
     from ..matrix import derive_matrix, render_matrix
     md = derive_matrix(network)
+    if args.format == "latex":
+        from ..latexdoc import document
+        body = render_matrix(md, "latex")
+        return body if args.fragment else document(body)
     if args.format != "json":
         return render_matrix(md, args.format)
     return _matrix_json(network, md, args.wrt)
@@ -96,6 +108,7 @@ def _matrix_json(network, md, wrt):
               "formulas": {name: {"chain": latex} for name, latex in _matrix_formulas(md).items()
                            if not wrt or name in wrt}}
     if network.has_numbers:
+        from ..numeric import require_finite
         from ..verify import forward_pass
         f = network.compile(np.float64)
         X, Y = network.x, network.y

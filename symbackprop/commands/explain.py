@@ -3,11 +3,9 @@
 import math
 
 from ..errors import SpecError
-from ..output import write_text
-from ..spec import load
+from ..output import output_format, write_text
 
 FORMATS = ("markdown", "latex", "html")
-SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".tex": "latex", ".html": "html", ".htm": "html"}
 
 
 def add_parser(subparsers):
@@ -21,9 +19,12 @@ def add_parser(subparsers):
                                        "(default: the spec's [optimizer].name, else sgd)")
     p.add_argument("--steps", metavar="K", help="train K steps and tabulate the loss (default 1)")
     p.add_argument("--digits", metavar="D", default="5", help="significant digits shown (default 5)")
-    p.add_argument("--format", choices=FORMATS, help="default: from the -o suffix, else markdown")
+    p.add_argument("--format", choices=FORMATS, help="default: from the -o extension (.md, .tex, .html), "
+                                                     "else markdown")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.add_argument("--fragment", action="store_true",
+                   help="LaTeX: the body only, to \\input into a document of your own (default: a complete document)")
     p.add_argument("--max-iters", metavar="N", help="stop after at most N steps")
     p.add_argument("--loss-below", metavar="T", help="stop once the loss is below T")
     p.add_argument("--min-delta", metavar="D", help="stop once the loss changes by less than D in a step")
@@ -55,16 +56,18 @@ def _threshold(text, field):
 
 
 def run(args) -> int:
+    from ..spec import load
     from ..explain import explain
     steps = _positive_int(args.steps, "--steps")
     max_iters = _positive_int(args.max_iters, "--max-iters")
     loss_below = _threshold(args.loss_below, "--loss-below")
     min_delta = _threshold(args.min_delta, "--min-delta")
     digits = _positive_int(args.digits, "--digits")
-    fmt = args.format
-    if fmt is None and args.output:
-        fmt = SUFFIXES.get("." + args.output.rsplit(".", 1)[-1].lower()) if "." in args.output else None
+    fmt = output_format(args.output, args.format, FORMATS, "markdown", "explain")
+    if args.fragment and fmt != "latex":
+        raise SpecError("--fragment", "is for LaTeX output (--format latex, or -o FILE.tex)")
     network = load(args.spec)
     explanation = explain(network, args.optimizer, steps, digits, max_iters, loss_below, min_delta)
-    write_text(explanation.render(fmt or "markdown"), args.output, args.force)
+    text = explanation.latex(fragment=True) if args.fragment else explanation.render(fmt)
+    write_text(text, args.output, args.force)
     return 0

@@ -1,6 +1,5 @@
 """``symbackprop generate SPEC -o trainer.py``: a standalone NumPy trainer for the network."""
 from ..output import write_text
-from ..spec import load
 
 # generate.DTYPES, generate.FORMS and the optimizer names (a test checks they agree): spelled out
 # so that building the parser does not import the generator, Jinja2 and the printers
@@ -26,6 +25,7 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
+    from ..spec import load
     from ..generate import is_generated, render
     text = render(load(args.spec), optimizer=args.optimizer, learning_rate=args.learning_rate,
                   dtype=args.dtype, form=args.form, source=args.spec)

@@ -2,9 +2,9 @@
 import math
 
 from ..errors import SpecError
-from ..spec import load
-from ..verify import DEFAULT_TOLERANCE, gradcheck
 
+# verify.DEFAULT_TOLERANCE (a test checks they agree): spelled out so that --help imports no NumPy
+DEFAULT_TOLERANCE = 1e-5
 SCALAR_MAX = 500   # the per-weight derivation is checked too, up to this many parameters
 
 
@@ -38,6 +38,8 @@ def run(args) -> int:
         raise SpecError("--tolerance", "expected a positive number")
     if not (math.isfinite(args.step) and args.step > 0):
         raise SpecError("--step", "expected a positive number")
+    from ..spec import load
+    from ..verify import gradcheck
     network = load(args.spec)
     if not network.has_numbers:
         raise SpecError(args.spec, "gradcheck needs [parameters] and [sample]")
@@ -51,12 +53,14 @@ def run(args) -> int:
     for _, grads in routes:
         require_finite({f"gradient of {name}": g for name, g in grads.items()})
     failed = False
+    from ..sigfig import significant
+    print("indices 1-based as in the math: W2[1,2] is row 1, column 2 of W2")
     print(f"{'route':8} {'parameter':10} {'max rel. error':>15}  {'at':10} {'derived':>14} {'finite diff.':>14}")
     for route, grads in routes:
         for c in gradcheck(network, grads, network.parameters, network.x, network.y, args.tolerance, args.step):
             failed |= not c.ok
-            at = "[" + ",".join(map(str, c.index)) + "]"
-            print(f"{route:8} {c.param:10} {c.max_error:15.3e}  {at:10} {c.analytic:14.7g} {c.numeric:14.7g}"
-                  f"  {'ok' if c.ok else 'FAIL'}")
+            at = "[" + ",".join(str(i + 1) for i in c.index) + "]"
+            print(f"{route:8} {c.param:10} {c.max_error:15.3e}  {at:10} {significant(c.analytic, 7):>14} "
+                  f"{significant(c.numeric, 7):>14}  {'ok' if c.ok else 'FAIL'}")
     print(f"tolerance {args.tolerance:g}: {'FAILED' if failed else 'all gradients agree'}")
     return 1 if failed else 0
