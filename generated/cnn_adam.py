@@ -269,7 +269,7 @@ def _bad(name, value, shape):
     return ValueError(f"{name}: expected a {DTYPE.__name__} array of shape {shape}, got {got}")
 
 
-def _check(params, X, Y=None, out=None, masks=None, minimum=1):
+def _check(params, X, Y=None, out=None, masks=None, minimum=2):
     """A clear ValueError naming the first parameter, data, mask or output array of the wrong shape or dtype."""
     if not isinstance(params, dict):
         raise ValueError(f"params: expected a dict of arrays {', '.join(SHAPES)}, got {type(params).__name__}")
@@ -280,7 +280,7 @@ def _check(params, X, Y=None, out=None, masks=None, minimum=1):
                 raise ValueError(f"params[{name!r}]: missing (expected shape {shape})")
             raise _bad(f"params[{name!r}]", p, shape)
     if not isinstance(X, np.ndarray) or X.shape[1:] != INPUT or X.shape[0] < minimum or X.dtype != DTYPE:
-        raise _bad("X", X, f"(N, 1, 8, 8) with N >= {minimum}")
+        raise _bad("X", X, f"(N, 1, 8, 8) with N >= {minimum} (batch norm normalises over the batch)")
     if Y is not None and (not isinstance(Y, np.ndarray) or Y.shape != (X.shape[0], 3) or Y.dtype != DTYPE):
         raise _bad("Y", Y, f"({X.shape[0]}, 3)")
     if out is not None:

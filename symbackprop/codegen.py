@@ -324,7 +324,7 @@ def _program(network: Network, md: MatrixDerivation) -> Program:
         predict=_needed(predict, {psyms[L].name}), output=aL.name, predict_output=psyms[L].name,
         cost="C", grads=grads, notes=tuple(notes), buffers=dict(b.buffers), masks=masks, stats=stats,
         running=tuple(dict.fromkeys(b.reads)), kernels=tuple(kernel_sources(kernels)),
-        min_batch=max([math.ceil(2 / math.prod(l.shape[1:])) for l in graph if l.kind.couples_batch] + [1]))
+        min_batch=2 if any(layer.kind.couples_batch for layer in graph) else 1)
 
 
 def _needed(statements: list[Statement], wanted: set[str]) -> tuple[Statement, ...]:

@@ -261,10 +261,12 @@ def _input_shape(value):
 
 def _graph(input_shape, tables):
     """The ``[[layer]]`` list as validated Layers; SpecError naming a layer's position and type."""
-    if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
+    if not isinstance(tables, list) or not tables:
         raise SpecError("layer", "expected a list of [[layer]] tables")
     shapes, graph = {0: tuple(input_shape)}, []
     for i, table in enumerate(tables, start=1):
+        if not isinstance(table, dict):
+            raise SpecError(f"layer {i}", f"expected a table (type = ..., and its fields), got {_short(table)}")
         kind_name = table.get("type")
         if kind_name not in LAYERS:
             problem = "missing" if kind_name is None else f"unknown layer type {_short(kind_name)}"
@@ -378,7 +380,7 @@ def _sample(sample, input_shape, n_out):
 
 def _batch_sizes(graph, batch: int):
     for layer in graph:
-        if layer.kind.couples_batch and batch * math.prod(layer.shape[1:]) < 2:
+        if layer.kind.couples_batch and batch < 2:
             raise SpecError(f"layer {layer.index} ({layer.kind.name})",
                             f"normalises over the batch, which needs at least 2 examples; [sample] gives {batch}")
 

@@ -175,7 +175,7 @@ class Conv(LayerKind):
 
 
 def _shape(shape) -> str:
-    return "(" + ", ".join(map(str, shape)) + ")"
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
 def _size(values, tex=False) -> str:

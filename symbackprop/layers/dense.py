@@ -15,6 +15,10 @@ def sup(prefix: str, index: int) -> str:
     return f"{prefix}^{{({index})}}"
 
 
+def _shape(shape) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
 class Dense(LayerKind):
     name = "dense"
     doc = "z = W a + b on a vector input, as torch.nn.Linear; W (units, inputs), b (units,)"
@@ -66,10 +70,6 @@ class Dense(LayerKind):
         return Backward({layer.param("W"): rf"{grad_tex(sup('W', l))} = {delta} \left({ins[0]}\right)^\top",
                          layer.param("b"): rf"{grad_tex(sup('b', l))} = {delta}"},
                         (rf"\left({sup('W', l)}\right)^\top {delta}",))
-
-
-def _shape(shape) -> str:
-    return "(" + ", ".join(map(str, shape)) + ")"
 
 
 DENSE = Dense()

@@ -2,7 +2,7 @@
 
 * batchnorm (``F.batch_norm(..., training=True)``): μ and var per feature or channel, over the batch
   (and the positions, for (C, L) or (C, H, W) inputs), var the BIASED batch variance; γ, β of shape
-  (C,). Its outputs couple the examples of a batch, so it needs at least 2 values per channel. A
+  (C,). Its outputs couple the examples of a batch, so it needs a batch of at least 2 examples. A
   trainer keeps running statistics (momentum 0.1, the UNBIASED variance, as PyTorch) for
   ``predict``, which normalises with them.
 * layernorm (``F.layer_norm(x, x.shape[1:])``): μ and var per example, over all its values; γ, β
