@@ -58,3 +58,36 @@ def test_a_residual_input_gets_both_paths():
     first = [s for s in d.steps if s.kind == "dC/da" and s.layer == 1]
     assert first and all(len(s.terms) == 3 + 1 for s in first)   # 3 from dense 2, 1 from the add
 
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+from symbackprop.spec import Network  # noqa: E402
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(d=st.sampled_from([1, 2]), channels=st.integers(1, 2), size=st.integers(3, 6), kernel=st.integers(1, 3),
+       stride=st.integers(1, 3), padding=st.integers(0, 2), pool=st.sampled_from([None, "max", "avg"]),
+       norm=st.sampled_from([None, "batchnorm", "layernorm"]), seed=st.integers(0, 2**16))
+def test_random_graphs_against_finite_differences(d, channels, size, kernel, stride, padding, pool, norm, seed):
+    """Hypothesis over sizes, kernels, strides, paddings, a pooling and a normalization layer."""
+    if kernel > size + 2 * padding:
+        return
+    layers = [dict(type=f"conv{d}d", channels=2, kernel=kernel, stride=stride, padding=padding, activation="tanh")]
+    if norm:
+        layers.append(dict(type=norm))
+    if pool:
+        layers.append(dict(type=f"{pool}pool{d}d", kernel=1 + (kernel - 1) % 2))
+    layers += [dict(type="flatten"), dict(type="dense", units=2, activation="sigmoid")]
+    try:
+        net = Network.from_dict({"network": {"input": [channels] + [size] * d, "loss": "binary_cross_entropy"},
+                                 "layer": layers})
+    except Exception:        # a pool window larger than what the convolution left: refused, as it should be
+        return
+    rng = np.random.default_rng(seed)
+    params = {k: (1.0 if k.startswith("gamma") else 0.0) + rng.normal(scale=0.6, size=s)
+              for k, s in net.parameter_shapes().items()}
+    X, Y = rng.normal(size=(3, *net.input)), rng.random((3, 2))
+    grads = net.compile().gradients(params, X, Y)
+    for check in gradcheck(net, grads, params, X, Y):
+        assert check.ok, check

@@ -1,0 +1,142 @@
+"""PyTorch as a second, independent route: every layer kind's forward values and gradients against
+torch.nn.functional and autograd (float64), over the case table and over hypothesis-drawn sizes,
+kernels, strides and paddings; max-pool ties and batch-norm running statistics as PyTorch has them."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from cases import BATCH_ONLY, GRAPHS, graph
+from symbackprop.spec import Network
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+ACTIVATIONS = {"identity": lambda z: z, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": F.relu,
+               "leaky_relu": lambda z: F.leaky_relu(z, 0.01), "softplus": F.softplus, "elu": F.elu,
+               "silu": F.silu, "gelu": F.gelu, "softmax": lambda z: torch.softmax(z, dim=1)}
+LOSSES = {"squared_error": lambda a, y: ((a - y) ** 2).sum(1), "half_squared_error": lambda a, y: 0.5 * ((a - y) ** 2).sum(1),
+          "mse": lambda a, y: ((a - y) ** 2).mean(1),
+          "binary_cross_entropy": lambda a, y: -(y * torch.log(a) + (1 - y) * torch.log(1 - a)).sum(1),
+          "cross_entropy": lambda a, y: -(y * torch.log(a)).sum(1)}
+
+
+def torch_layer(layer, x, p, masks, values):
+    """One layer by PyTorch's own functions (the test's oracle: it names the kinds)."""
+    kind, opt, i = layer.kind.name, layer.opt, layer.index
+    if kind == "dense":
+        return x @ p[f"W{i}"].T + p[f"b{i}"]
+    if kind.startswith("conv"):
+        return getattr(F, kind)(x, p[f"W{i}"], p[f"b{i}"], stride=opt["stride"], padding=opt["padding"])
+    if kind.startswith("maxpool"):
+        return getattr(F, f"max_pool{kind[-2:]}")(x, opt["kernel"], opt["stride"])
+    if kind.startswith("avgpool"):
+        return getattr(F, f"avg_pool{kind[-2:]}")(x, opt["kernel"], opt["stride"])
+    if kind == "flatten":
+        return torch.flatten(x, 1)
+    if kind == "batchnorm":
+        return F.batch_norm(x, None, None, p[f"gamma{i}"], p[f"beta{i}"], training=True, eps=opt["eps"])
+    if kind == "layernorm":
+        return F.layer_norm(x, x.shape[1:], p[f"gamma{i}"], p[f"beta{i}"], eps=opt["eps"])
+    if kind == "dropout":
+        return x * torch.tensor(masks[f"M{i}"]) / (1 - opt["rate"])
+    if kind == "add":
+        return x + values[opt["from"]]
+    raise AssertionError(kind)
+
+
+def torch_loss_and_grads(net, params, X, Y, masks):
+    p = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
+    values = {0: torch.tensor(X)}
+    for layer in net.graph:
+        values[layer.index] = ACTIVATIONS[layer.activation.name](
+            torch_layer(layer, values[layer.sources[0]], p, masks, values))
+    loss = LOSSES[net.loss.name](values[net.depth], torch.tensor(Y)).mean()
+    loss.backward()
+    return float(loss.detach()), {k: v.grad.numpy() for k, v in p.items()}, {k: v.detach().numpy() for k, v in values.items()}
+
+
+CASES = [(name, batch) for name in GRAPHS for batch in ((4,) if name in BATCH_ONLY else (None, 4))]
+
+
+@pytest.mark.parametrize("name, batch", CASES, ids=[f"{n}-{b or 1}" for n, b in CASES])
+def test_every_layer_kind_agrees_with_pytorch(name, batch):
+    net = graph(name, batch, seed=3)
+    masks = {"masks": net.masks} if net.masks else {}
+    C, grads = net.compile().loss_and_gradients(net.parameters, net.x, net.y, **masks)
+    loss, theirs, _ = torch_loss_and_grads(net, net.parameters, net.x, net.y, net.masks or {})
+    assert float(C) == pytest.approx(loss, rel=1e-12)
+    for pname, g in grads.items():
+        np.testing.assert_allclose(g, theirs[pname], rtol=1e-9, atol=1e-13, err_msg=pname)
+
+
+def _conv_net(d, channels, size, out_channels, kernel, stride, padding, pool):
+    layers = [dict(type=f"conv{d}d", channels=out_channels, kernel=kernel, stride=stride, padding=padding,
+                   activation="tanh")]
+    if pool:
+        layers.append(dict(type=f"{pool}pool{d}d", kernel=1 + (kernel - 1) % 2, stride=1 + stride % 2))
+    layers += [dict(type="flatten"), dict(type="dense", units=2)]
+    return {"network": {"input": [channels] + [size] * d, "loss": "mse"}, "layer": layers}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(d=st.sampled_from([1, 2]), channels=st.integers(1, 3), size=st.integers(3, 7), out_channels=st.integers(1, 3),
+       kernel=st.integers(1, 4), stride=st.integers(1, 3), padding=st.integers(0, 2),
+       pool=st.sampled_from([None, "max", "avg"]), batch=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_convolution_and_pooling_over_sizes_kernels_strides_and_paddings(d, channels, size, out_channels, kernel,
+                                                                       stride, padding, pool, batch, seed):
+    if kernel > size + 2 * padding:
+        return
+    spec = _conv_net(d, channels, size, out_channels, kernel, stride, padding, pool)
+    try:
+        net = Network.from_dict(spec)
+    except Exception:           # the pool window larger than the conv output: refused, as it should be
+        return
+    rng = np.random.default_rng(seed)
+    params = {k: rng.normal(scale=0.7, size=s) for k, s in net.parameter_shapes().items()}
+    X = rng.normal(size=(batch, *net.input))
+    Y = rng.normal(size=(batch, net.output_size))
+    C, grads = net.compile().loss_and_gradients(params, X, Y)
+    loss, theirs, values = torch_loss_and_grads(net, params, X, Y, {})
+    assert float(C) == pytest.approx(loss, rel=1e-11)
+    for pname, g in grads.items():
+        np.testing.assert_allclose(g, theirs[pname], rtol=1e-9, atol=1e-12, err_msg=pname)
+
+
+def test_max_pool_ties_route_as_pytorch():
+    """Equal values in overlapping windows: the gradient goes where PyTorch sends it (its first
+    maximum in row-major order), through the kernel the generated code embeds."""
+    from symbackprop.layers.pool import maxpool_backward
+    X = np.array([[[[1, 1, 0, 2], [1, 1, 2, 2], [0, 3, 3, 0], [3, 3, 0, 1]]]], dtype=float)
+    x = torch.tensor(X, requires_grad=True)
+    pooled = F.max_pool2d(x, 2, 1)
+    weights = torch.arange(1.0, 10.0, dtype=torch.float64).reshape(pooled.shape)
+    (pooled * weights).sum().backward()
+    np.testing.assert_array_equal(maxpool_backward(weights.numpy(), X, (2, 2), (1, 1)), x.grad.numpy())
+
+
+def test_batch_norm_running_statistics_and_predict_as_pytorch(tmp_path):
+    """A trainer's running mean and (unbiased) variance after some steps, and predict() with them,
+    equal torch's BatchNorm in training then evaluation mode."""
+    from symbackprop.generate import render
+    from test_generate import load_trainer
+    net = graph("batchnorm-conv", 4, seed=1)
+    trainer = load_trainer(render(net, optimizer="sgd", learning_rate=0.01), tmp_path)
+    params = {k: v.copy() for k, v in net.parameters.items()}
+    state = trainer.init_state(params)
+    rng = np.random.default_rng(5)
+    batches = [rng.normal(size=(4, 1, 4, 4)) for _ in range(3)]
+    running_mean, running_var = torch.zeros(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64)
+    for X in batches:
+        z1 = F.conv2d(torch.tensor(X), torch.tensor(params["W1"]), torch.tensor(params["b1"]), padding=1)
+        F.batch_norm(z1, running_mean, running_var, torch.tensor(params["gamma2"]), torch.tensor(params["beta2"]),
+                     training=True, momentum=0.1, eps=0.001)
+        trainer.step(params, state, X, rng.normal(size=(4, 2)))
+        # the step changed the parameters: torch saw the ones before it, as the trainer's statistics did
+    np.testing.assert_allclose(state["running"]["mean2"], running_mean.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(state["running"]["var2"], running_var.numpy(), rtol=1e-12)
+    X = rng.normal(size=(3, 1, 4, 4))
+    z1 = F.conv2d(torch.tensor(X), torch.tensor(params["W1"]), torch.tensor(params["b1"]), padding=1)
+    bn = torch.tanh(F.batch_norm(z1, running_mean, running_var, torch.tensor(params["gamma2"]),
+                                 torch.tensor(params["beta2"]), training=False, eps=0.001))
+    out = torch.flatten(F.max_pool2d(bn, 2), 1) @ torch.tensor(params["W5"]).T + torch.tensor(params["b5"])
+    np.testing.assert_allclose(trainer.predict(params, state, X), out.numpy(), rtol=1e-12)
