@@ -91,3 +91,26 @@ def test_random_graphs_against_finite_differences(d, channels, size, kernel, str
     grads = net.compile().gradients(params, X, Y)
     for check in gradcheck(net, grads, params, X, Y):
         assert check.ok, check
+
+
+def test_batch_norm_gradient_check_trap():
+    """Σ BN(x) with β = 0 does not depend on x (the normalised values sum to 0), so its gradient is
+    identically 0 — a gradient check on it passes whatever the rule. A loss that is not such a sum
+    (squared error here) gives W1 a real gradient through μ and var, which must match."""
+    from symbackprop.layers.norm import norm_input_grad
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, 3))
+    mean, var = x.mean(0), x.var(0)
+    rstd = 1 / np.sqrt(var + 1e-5)
+    xhat = (x - mean) * rstd
+    assert np.abs(norm_input_grad(np.ones_like(x), xhat, rstd, np.full(3, 2.0), (0,))).max() < 1e-12
+    net = Network.from_dict({"network": {"input": [4], "loss": "squared_error"},
+                             "layer": [dict(type="dense", units=3), dict(type="batchnorm")],
+                             "parameters": {"W1": rng.normal(size=(3, 4)).tolist(), "b1": [0.1, 0.2, 0.3],
+                                            "gamma2": [1.0, 0.5, 2.0], "beta2": [0.0, 0.0, 0.0]},
+                             "sample": {"x": rng.normal(size=(5, 4)).tolist(), "y": rng.normal(size=(5, 3)).tolist()}})
+    grads = net.compile().gradients(net.parameters, net.x, net.y)
+    assert np.abs(grads["W1"]).max() > 1e-3
+    np.testing.assert_allclose(grads["b1"], 0, atol=1e-12)     # a shift before batch norm is normalised away
+    for check in gradcheck(net, grads, net.parameters, net.x, net.y):
+        assert check.ok, check
