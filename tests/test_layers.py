@@ -89,7 +89,8 @@ def test_random_graphs_against_finite_differences(d, channels, size, kernel, str
               for k, s in net.parameter_shapes().items()}
     X, Y = rng.normal(size=(3, *net.input)), rng.random((3, 2))
     grads = net.compile().gradients(params, X, Y)
-    for check in gradcheck(net, grads, params, X, Y):
+    # h = 1e-5: a batch norm over nearly equal values (a padded border) amplifies h = 1e-6's rounding
+    for check in gradcheck(net, grads, params, X, Y, h=1e-5):
         assert check.ok, check
 
 
