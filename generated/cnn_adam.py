@@ -12,15 +12,15 @@
 #   Layout: one example is a column vector (an image (C, H, W), a sequence (C, L), as PyTorch lays them out); each gradient has its parameter's shape: ∂C/∂W⁽ˡ⁾ has W⁽ˡ⁾'s shape.
 #
 #   Forward (a⁽⁰⁾ = x):
-#     z⁽¹⁾ = W⁽¹⁾ ⋆ x + b⁽¹⁾  (stride  1, padding  1),  a⁽¹⁾ = id(z⁽¹⁾),  W⁽¹⁾ ∈ ℝ^(4×1×3×3), b⁽¹⁾ ∈ ℝ⁴
+#     z⁽¹⁾ = W⁽¹⁾ ⋆ x + b⁽¹⁾  (stride 1, padding 1),  a⁽¹⁾ = id(z⁽¹⁾),  W⁽¹⁾ ∈ ℝ^(4×1×3×3), b⁽¹⁾ ∈ ℝ⁴
 #     x̂⁽²⁾ = (a⁽¹⁾ - μ⁽²⁾)/(√(var⁽²⁾ + ε)), z⁽²⁾ = γ⁽²⁾ ⊙ x̂⁽²⁾ + β⁽²⁾  (μ, var over the batch and positions, ε = 1 × 10⁻⁵),  a⁽²⁾ = relu(z⁽²⁾),  γ⁽²⁾ ∈ ℝ⁴, β⁽²⁾ ∈ ℝ⁴
-#     a⁽³⁾ = max_(2 windows) a⁽²⁾  (stride  2),  a⁽³⁾ ∈ ℝ^(4×4×4)
+#     a⁽³⁾ = max_(2 windows) a⁽²⁾  (stride 2),  a⁽³⁾ ∈ ℝ^(4×4×4)
 #     a⁽⁴⁾ = flatten(a⁽³⁾),  a⁽⁴⁾ ∈ ℝ⁶⁴
 #     z⁽⁵⁾ = W⁽⁵⁾ a⁽⁴⁾ + b⁽⁵⁾,  a⁽⁵⁾ = softmax(z⁽⁵⁾),  W⁽⁵⁾ ∈ ℝ^(3×64), b⁽⁵⁾ ∈ ℝ³
 #     C = Σ_j [-y_j*log(a_j)],  j = 1..3, a = a⁽⁵⁾
 #
 #   Element-wise derivatives (by SymPy; in the layer's output a where that form exists):
-#     identity′(z) = 1 = 1
+#     identity′(z) = 1
 #     relu′(z) = Piecewise((0, z <= 0), (1, True)) = Piecewise((0, a <= 0), (1, True))
 #     softmax: not element-wise; ∂a_j/∂z_k = a_j (1[j=k] − a_k)
 #     ∂C/∂a_j = -y_j/a_j
@@ -31,9 +31,9 @@
 #     ∂C/∂a⁽³⁾ = reshape_(4 × 4 × 4)(∂C/∂a⁽⁴⁾)
 #     δ⁽²⁾ = route(∂C/∂a⁽³⁾) ⊙ relu'(z⁽²⁾) = route(∂C/∂a⁽³⁾) ⊙ [Piecewise((0, a⁽²⁾ <= 0), (1, True))]
 #     δ⁽¹⁾ = 1/(√(var⁽²⁾ + ε))(g - mean(g) - x̂⁽²⁾ ⊙ mean(g ⊙ x̂⁽²⁾)) ⊙ id'(z⁽¹⁾) = 1/(√(var⁽²⁾ + ε))(g - mean(g) - x̂⁽²⁾ ⊙ mean(g ⊙ x̂⁽²⁾)) ⊙ [1]
-#     Layer 3 (maxpool2d):  route: each window's  ∂C/∂a⁽³⁾  goes to its first maximum (row-major order, as PyTorch breaks ties); the other elements get 0
-#     Layer 2 (batchnorm):  g = γ⁽²⁾ ⊙ δ⁽²⁾; mean(·)  is the mean over the batch and positions, as for  μ⁽²⁾; the two mean terms are the paths through  μ  and  var
-#     Layer 1 (conv2d):  ⋆  is cross-correlation;  x̃  is  x  padded with zeros; δ⁽¹⁾̂  is  δ⁽¹⁾  spread out by the stride  1 and padded by the kernel size - 1, the result cropped by the padding  1
+#     Layer 3 (maxpool2d): route: each window's ∂C/∂a⁽³⁾ goes to its first maximum (row-major order, as PyTorch breaks ties); the other elements get 0
+#     Layer 2 (batchnorm): g = γ⁽²⁾ ⊙ δ⁽²⁾; mean(·) is the mean over the batch and positions, as for μ⁽²⁾; the two mean terms are the paths through μ and var
+#     Layer 1 (conv2d): ⋆ is cross-correlation; x̃ is x padded with zeros; δ̂⁽¹⁾ is δ⁽¹⁾ spread out by the stride 1 and padded by the kernel size - 1, the result cropped by the padding 1
 #
 #   Gradients:
 #     ∂C/∂W⁽⁵⁾ = δ⁽⁵⁾ (a⁽⁴⁾)ᵀ ∈ ℝ^(3×64)

@@ -225,7 +225,7 @@ def _sections(md: MatrixDerivation) -> list[tuple[str, list[str]]]:
         if not f.elementwise:
             rules.append(rf"\frac{{\partial a_j}}{{\partial z_k}} = a_j\left(\delta_{{jk}} - a_k\right) "
                          rf"\quad\text{{({_tex_text(f.activation)}: not element-wise)}}")
-        elif f.output_form is not None:
+        elif f.output_form is not None and f.output_form != f.derivative:
             rules.append(rf"{f.tex}'(z) = {_fmt_latex(f.derivative, {})} = {_fmt_latex(f.output_form, {})}")
         else:
             rules.append(rf"{f.tex}'(z) = {_fmt_latex(f.derivative, {})}")
@@ -319,7 +319,7 @@ def _render_text(md: MatrixDerivation, sections) -> str:
             lines.append(f"  {f.name}(z) = {s(f.expr)}")
         if not f.elementwise:
             lines.append(f"  {f.name}: not element-wise; ∂a_j/∂z_k = a_j (1[j=k] − a_k)")
-        elif f.output_form is not None:
+        elif f.output_form is not None and f.output_form != f.derivative:
             lines.append(f"  {f.name}′(z) = {s(f.derivative)} = {s(f.output_form)}")
         else:
             lines.append(f"  {f.name}′(z) = {s(f.derivative)}")
@@ -418,13 +418,19 @@ def tex_to_text(tex: str) -> str:
             continue
         m = re.match(r"\\(operatorname|mathrm|text|textit|mathbf)\{", tex[i:])
         if m:
+            start = i
             body, i = _group(tex, i + m.end() - 1)
-            out.append(tex_to_text(body) if m.group(1) != "text" else body.replace(r"\_", "_"))
+            text = tex_to_text(body) if m.group(1) != "text" else body.replace(r"\_", "_")
+            # "\text{stride } 1": the space is in the text or in the source, not in both
+            text = text.rstrip(" ") if tex[i:i + 1] == " " else text
+            text = text.lstrip(" ") if start and tex[start - 1] == " " else text
+            out.append(text)
             continue
         m = re.match(r"\\(hat|tilde|bar)\{", tex[i:])
         if m:
             body, i = _group(tex, i + m.end() - 1)
-            out.append(tex_to_text(body) + _ACCENTS[m.group(1)])
+            text = tex_to_text(body)
+            out.append(text[:1] + _ACCENTS[m.group(1)] + text[1:])      # on the letter, not its superscript
             continue
         m = re.match(r"\\(overline|sqrt)\{", tex[i:])
         if m:

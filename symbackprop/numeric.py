@@ -109,8 +109,14 @@ class _Evaluator:
     def _compile(self, symbols, exprs):
         if self.precise:
             return sympy.lambdify(symbols, exprs, "mpmath")
-        from .printing import StablePrinter, stabilize
-        return sympy.lambdify(symbols, [stabilize(e) for e in exprs], [_STABLE, "numpy"], printer=StablePrinter)
+        return stable_function(symbols, exprs)
+
+
+def stable_function(symbols, exprs):
+    """``lambdify`` of ``exprs`` through the numerically stable forms of the generated code (see
+    the module docstring): the true float64 values, without overflow where they are finite."""
+    from .printing import StablePrinter, stabilize
+    return sympy.lambdify(symbols, [stabilize(e) for e in exprs], [_STABLE, "numpy"], printer=StablePrinter)
 
 
 def _real(v):

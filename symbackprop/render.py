@@ -22,7 +22,15 @@ from .registry import z as IN
 from .sigfig import is_exact, significant
 from .textprint import TextPrinter, activation_name
 
-JSON_LAYOUT = "each gradient has its parameter's shape; W<l> is (n_l, n_{l-1}); indices 0-based"
+JSON_LAYOUT = ("each gradient has its parameter's shape (PyTorch's layouts: a dense W<l> is (outputs, inputs), "
+               "a conv W<l> (out_channels, in_channels, *kernel)); arrays are plain nested lists, indices 0-based")
+
+
+def network_json(net) -> dict:
+    """The network as JSON output states it: sizes and activations (as before layer graphs), the
+    input's shape, and each layer as written."""
+    return {"layers": list(net.layers), "activations": [a.name for a in net.activations], "loss": net.loss.name,
+            "input": list(net.input), "graph": [layer.describe() for layer in net.graph]}
 EXAMPLES_SHOWN = 4   # a batch's values are written out for this many examples; the rest are elided
 
 
@@ -162,8 +170,8 @@ class Renderer:
         shown = self.shown_examples
         header = ["quantity"] + (["value"] if self.batch == 1 else [f"example {i + 1}" for i in shown])
         rows = []
-        for layer in model.layers:
-            for s in [*layer.z, *layer.a]:
+        for stage in model.stages():
+            for s in stage.symbols.ravel():
                 rows.append([name(s)] + [significant(v.env[s][i], self.digits) for i in shown])
         if self.batch > 1:
             rows.append(["$C_n$" if latex else "C_n"] + [significant(v.per_example_loss[i], self.digits) for i in shown])
@@ -185,6 +193,9 @@ def _selected(derivation: Derivation, wrt: list[str] | None) -> list[Step]:
 
 
 def _title(net) -> str:
+    if not net.is_stack:
+        return f"Network: input {'×'.join(map(str, net.input))}; " + "; ".join(
+            f"{layer.index}. {layer.describe()}" for layer in net.graph) + f"; loss {net.loss.name}"
     acts = ", ".join(activation_name(a) for a in net.activations)
     return f"Network {'-'.join(map(str, net.layers))} ({acts}), loss {net.loss.name}"
 
@@ -192,8 +203,13 @@ def _title(net) -> str:
 def _about(r: Renderer) -> list[str]:
     """What the reader needs to know first, a sentence a line."""
     net = r.model.network
-    out = ["Indices are 1-based as in the math; z = W a + b; C is " + (
-        "the mean over the batch of the per-example loss." if net.batched else "the loss of the example.")]
+    coupled = r.model.examples > 1
+    out = ["Indices are 1-based as in the math" + ("; z = W a + b" if net.is_stack else "")
+           + (f"; the first index of a per-example value is its example (a batch norm couples the "
+              f"{r.model.examples} examples, so the derivation is over the whole batch)" if coupled else "")
+           + "; C is " + ("the mean over the batch of the per-example loss." if net.batched else "the loss of the example.")]
+    if net.masks:
+        out.append(f"Dropout masks: {net.mask_source}.")
     if r.values is not None and r.batch > 1:
         shown = len(r.shown_examples)
         each = f"each of the {r.batch} examples" if shown == r.batch else \
@@ -210,9 +226,11 @@ def render_text(derivation: Derivation, values: Values | None, digits: int = 5, 
         out += ["", "Forward pass"]
         header, rows, loss = r.forward_table(latex=False)
         if r.batch == 1:
-            for layer in r.model.layers:
-                for key, syms in ((f"z{layer.index}", layer.z), (f"a{layer.index}", layer.a)):
-                    out.append(f"  {key} = [" + ", ".join(significant(values.env[s][0], digits) for s in syms) + "]")
+            for stage in r.model.stages():
+                shape = "" if stage.symbols.ndim <= 2 and r.model.examples == 1 else \
+                    " (" + "×".join(map(str, stage.symbols.shape[r.model.examples == 1:])) + ", row-major)"
+                out.append(f"  {stage.quantity}{shape} = ["
+                           + ", ".join(significant(values.env[s][0], digits) for s in stage.symbols.ravel()) + "]")
         else:
             table = [header] + rows
             widths = [max(len(row[c]) for row in table) for c in range(len(header))]
@@ -324,8 +342,7 @@ def render_json(derivation: Derivation, values: Values | None, digits: int = 5, 
         for key, entry in entries.items():
             grid[tuple(int(i) for i in key.split(","))] = entry
         nested[name] = grid.tolist()
-    result = {"network": {"layers": list(net.layers), "activations": [a.name for a in net.activations],
-                          "loss": net.loss.name},
+    result = {"network": network_json(net),
               "layout": JSON_LAYOUT,
               "formulas": nested}
     if values is not None:

@@ -94,6 +94,14 @@ class Network:
         return sum(math.prod(s) for s in self.parameter_shapes().values())
 
     @property
+    def element_count(self) -> int:
+        """How many values a per-weight derivation names: every layer's outputs (and its z), once,
+        or for each example where a layer couples the batch (the model is then built over it)."""
+        batch = self.x.shape[0] if self.x is not None else 2
+        examples = batch if any(layer.kind.couples_batch for layer in self.graph) else 1
+        return examples * sum(math.prod(layer.shape) * (1 + layer.has_z) for layer in self.graph)
+
+    @property
     def has_numbers(self) -> bool:
         return self.parameters is not None and self.x is not None
 

@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 import sympy
 
-from .numeric import LAMBDIFY_MODULES
+from .numeric import stable_function
 from .spec import Network
 
 FLOOR = 1e-7          # below this, gradients are compared absolutely (relative to the floor)
@@ -34,7 +34,8 @@ ELEMENTWISE_LIMIT = 4000  # parameters checked one by one; larger ones along ran
 @lru_cache(maxsize=None)
 def _activation_function(activation, width: int):
     zs = [sympy.Symbol(f"u{i}", real=True) for i in range(width)]
-    return sympy.lambdify([zs], activation.apply(zs), LAMBDIFY_MODULES)
+    fn = stable_function(zs, activation.apply(zs))       # softplus(1e4) is 1e4, not inf
+    return lambda columns: fn(*columns)
 
 
 def _activate(activation, z):

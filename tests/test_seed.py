@@ -97,7 +97,7 @@ def test_matrix_json_matches_the_scalar_json(capsys):
         np.testing.assert_allclose(matrix["forward"][key], scalar["forward"][key], rtol=1e-14)
     for key in scalar["gradients"]:
         np.testing.assert_allclose(matrix["gradients"][key], scalar["gradients"][key], rtol=1e-12)
-    assert matrix["formulas"]["W2"]["chain"] == r"\delta^{(2)} \left(a^{(1)}\right)^{\top}"
+    assert matrix["formulas"]["W2"]["chain"] == r"\delta^{(2)} \left(a^{(1)}\right)^\top"
 
 
 def test_batch_json_shapes(tmp_path, capsys):

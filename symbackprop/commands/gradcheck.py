@@ -6,6 +6,7 @@ from ..errors import SpecError
 # verify.DEFAULT_TOLERANCE (a test checks they agree): spelled out so that --help imports no NumPy
 DEFAULT_TOLERANCE = 1e-5
 SCALAR_MAX = 500   # the per-weight derivation is checked too, up to this many parameters
+SCALAR_VALUES = 2000  # and this many named values (see derive's SCALAR_VALUES)
 
 
 def add_parser(subparsers):
@@ -23,7 +24,7 @@ def derived_gradients(network):
     """(route name, gradients) for every route that can derive this network."""
     import numpy as np
     routes = []
-    if network.parameter_count <= SCALAR_MAX:
+    if network.parameter_count <= SCALAR_MAX and network.element_count <= SCALAR_VALUES:
         from ..derive import Derivation
         from ..model import Model
         from ..numeric import evaluate
