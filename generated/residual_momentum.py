@@ -32,8 +32,8 @@
 #     ∂C/∂a⁽³⁾ = ∂C/∂a⁽⁵⁾ + (W⁽⁴⁾)ᵀ δ⁽⁴⁾
 #     δ⁽²⁾ = ∂C/∂a⁽³⁾ ⊙ tanh'(z⁽²⁾) = ∂C/∂a⁽³⁾ ⊙ [1 - a⁽²⁾**2]
 #     δ⁽¹⁾ = ∂C/∂a⁽³⁾ + (W⁽²⁾)ᵀ δ⁽²⁾ ⊙ tanh'(z⁽¹⁾) = ∂C/∂a⁽³⁾ + (W⁽²⁾)ᵀ δ⁽²⁾ ⊙ [1 - a⁽¹⁾**2]
-#     Layer 5 (add): both inputs receive ∂C/∂a⁽⁵⁾; where a layer's output feeds two layers, its gradient is the sum of both paths'
-#     Layer 3 (add): both inputs receive ∂C/∂a⁽³⁾; where a layer's output feeds two layers, its gradient is the sum of both paths'
+#     Layer 5 (add): both inputs receive ∂C/∂a⁽⁵⁾; where a layer's output feeds two layers, its gradient is the sum of both paths'.
+#     Layer 3 (add): both inputs receive ∂C/∂a⁽³⁾; where a layer's output feeds two layers, its gradient is the sum of both paths'.
 #
 #   Gradients:
 #     ∂C/∂W⁽⁶⁾ = δ⁽⁶⁾ (a⁽⁵⁾)ᵀ ∈ ℝ^(1×8)

@@ -96,6 +96,8 @@ def width(tex: str, size: float = CHAR_PT) -> float:
         c = tex[i]
         if c == "\\":
             m = _COMMAND.match(tex, i)
+            if m is None:                        # a lone backslash at the end
+                break
             name = m.group(1)
             i = m.end()
             if name == "frac":
@@ -123,7 +125,11 @@ def width(tex: str, size: float = CHAR_PT) -> float:
             else:
                 total += size
         elif c in "^_":
-            inner, i = _group(tex, i + 1) if tex[i + 1:i + 2] == "{" else (tex[i + 1:i + 2], i + 2)
+            if tex[i + 1:i + 2] == "{":
+                inner, i = _group(tex, i + 1)
+            else:                                # one character, or one command (^\top)
+                m = _COMMAND.match(tex, i + 1)
+                inner, i = (m.group(0), m.end()) if m else (tex[i + 1:i + 2], i + 2)
             total += width(inner, size) * 0.7
         elif c in "{}&$":
             i += 1

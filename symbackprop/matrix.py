@@ -249,7 +249,9 @@ def _sections(md: MatrixDerivation) -> list[tuple[str, list[str]]]:
         l, f = layer.index, forms[layer.index]
         if l != L:
             total = " + ".join(incoming.pop(l))
-            if layer.has_z:
+            if layer.has_z and f.elementwise and f.factor == 1:
+                back.append(rf"\delta^{{({l})}} = {total} \quad (\text{{{_tex_text(f.activation)}}}' = 1)")
+            elif layer.has_z:
                 back.append(rf"\delta^{{({l})}} = {total} \odot {f.tex}'\left(z^{{({l})}}\right)"
                             + (rf" = {total} \odot \left({_fmt_latex(f.factor, _tex_names(l))}\right)" if f.elementwise else ""))
             else:
@@ -261,17 +263,16 @@ def _sections(md: MatrixDerivation) -> list[tuple[str, list[str]]]:
         for source, part in zip(layer.sources, rule.inputs):
             if source != 0:
                 incoming.setdefault(source, []).append(part)
-        notes += [rf"\text{{Layer {l} ({layer.kind.name}): }} {note}" for note in rule.notes]
+        notes += [f"Layer {l} ({layer.kind.name}): {note}" for note in rule.notes]
     batch = (r"\frac{\partial C}{\partial \theta} = \frac{1}{N}\sum_{n=1}^{N} \frac{\partial C_n}{\partial \theta}"
-             r" \quad \text{for every parameter } \theta" + (r"\text{ (batch norm: } C \text{ is the mean of the }"
-                                                           r" C_n \text{, which share the batch statistics)}"
-                                                           if md.network.graph and any(l.kind.couples_batch for l in graph)
-                                                           else ""))
-    return [("Forward", forward),
-            ("Element-wise derivatives (by SymPy, in the output $a$ where that form exists)", rules),
-            ("Backward", back + notes),
-            ("Gradients", grads),
-            ("Batch of $N$ examples: the mean over the examples", [batch])]
+             r" \quad \text{for every parameter } \theta")
+    coupled = [f"Batch norm couples the examples: $C$ is the mean of the $C_n$, which share the batch's "
+               "statistics, so each $C_n$ depends on every example." ] if any(l.kind.couples_batch for l in graph) else []
+    return [("Forward", forward, []),
+            ("Element-wise derivatives (by SymPy, in the output $a$ where that form exists)", rules, []),
+            ("Backward", back, notes),
+            ("Gradients", grads, []),
+            ("Batch of $N$ examples: the mean over the examples", [batch], coupled)]
 
 
 def _param_tex(name: str) -> str:
@@ -304,7 +305,8 @@ def _render_text(md: MatrixDerivation, sections) -> str:
              f"Layout: {_layout(md)}: ∂C/∂W{sup('l')} has W{sup('l')}'s shape.",
              "", "Forward (a⁽⁰⁾ = x):"]
     s = sympy.sstr
-    forward, rules, back, grads, batch = (body for _, body in sections)
+    forward, rules, back, grads, batch = (body for _, body, _ in sections)
+    notes = [note for _, _, each in sections for note in each]
     lines += ["  " + tex_to_text(line) for line in forward[:-1]]
     term = md.loss_term.xreplace({a: sympy.Symbol("a_j"), y: sympy.Symbol("y_j")})
     scale = "" if md.loss_scale == 1 else f"{s(md.loss_scale)} · "
@@ -325,6 +327,7 @@ def _render_text(md: MatrixDerivation, sections) -> str:
             lines.append(f"  {f.name}′(z) = {s(f.derivative)}")
     lines.append(f"  ∂C/∂a_j = {s(md.output.loss_gradient.xreplace({a: sympy.Symbol('a_j'), y: sympy.Symbol('y_j')}))}")
     lines += ["", "Backward:"] + ["  " + _text_rule(md, line) for line in back]
+    lines += ["  " + prose_text(note) for note in notes]
     lines += ["", "Gradients:"] + ["  " + tex_to_text(line) for line in grads]
     lines += ["", "Batch of N examples: each gradient is the mean over the examples,",
               f"  ∂C/∂W{sup('l')} = (1/N) Σ_n δ{sup('l')}_n (a{sup('l-1')}_n)ᵀ,  ∂C/∂b{sup('l')} = (1/N) Σ_n δ{sup('l')}_n."]
@@ -350,21 +353,66 @@ def _text_rule(md, line: str) -> str:
 
 def _render_tex(md: MatrixDerivation, sections, markdown: bool) -> str:
     def block(eqs):
-        body = " \\\\\n".join(_aligned(eq) for eq in eqs)
+        body = " \\\\\n".join(line for eq in eqs for line in _fitted(_aligned(eq)))
         return f"$$\n\\begin{{aligned}}\n{body}\n\\end{{aligned}}\n$$" if markdown else \
             f"\\begin{{align*}}\n{body}\n\\end{{align*}}"
+
+    def prose(notes):
+        return [note if markdown else _tex_prose(note) for note in notes]
 
     layout = f"Layout: {_layout(md)}, $a^{{(0)}} = x$."
     title = _title(md).replace("_", " ")
     if markdown:
         parts = [f"# {title}", "", layout, ""]
-        for head, body in sections:
-            parts += [f"## {head}", "", block(body), ""]
+        for head, body, notes in sections:
+            parts += [f"## {head}", "", block(body), ""] + [p + "\n" for p in prose(notes)]
         return "\n".join(parts)
     parts = [f"% {title}", rf"\paragraph{{{title}.}} {layout}", ""]
-    for head, body in sections:
-        parts += [rf"\paragraph{{{head}.}}", block(body), ""]
+    for head, body, notes in sections:
+        parts += [rf"\paragraph{{{head}.}}", block(body), ""] + [p + "\n" for p in prose(notes)]
     return "\n".join(parts)
+
+
+def _fitted(line: str) -> list[str]:
+    """An aligned line too wide for the page, broken before each top-level ``\\quad`` part that
+    would pass the line (continuation lines start at the alignment point)."""
+    from .latexdoc import LINE_PT, width
+    if width(line) > LINE_PT:        # lhs &= rule = the rule in the layer's own symbols: two lines
+        head, eq, rest = line.partition("&= ")
+        second = _top_level_equals(rest)
+        if second is not None:
+            return _fitted(head + eq + rest[:second]) + _fitted("&" + rest[second + 1:])
+    parts = line.split(r", \quad ")
+    out, current = [], parts[0]
+    for part in parts[1:]:
+        if width(current + ", " + part) > LINE_PT:
+            out.append(current + ",")
+            current = r"&\quad " + part
+        else:
+            current += r", \quad " + part
+    return out + [current]
+
+
+def _top_level_equals(text: str) -> int | None:
+    """The index of the first " = " outside braces in ``text``."""
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += (ch == "{") - (ch == "}")
+        if ch == "=" and depth == 0 and text[i - 1:i] == " ":
+            return i - 1
+    return None
+
+
+def _tex_prose(text: str) -> str:
+    """Prose with $math$ for a LaTeX document: the math kept, the rest escaped."""
+    special = {"&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+    return "".join(p if p.startswith("$") else "".join(special.get(c, c) for c in p)
+                   for p in re.split(r"(\$[^$]+\$)", text))
+
+
+def prose_text(text: str) -> str:
+    """Prose with $math$ as plain text."""
+    return "".join(tex_to_text(p[1:-1]) if p.startswith("$") else p for p in re.split(r"(\$[^$]+\$)", text))
 
 
 def _aligned(eq: str) -> str:

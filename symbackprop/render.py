@@ -22,6 +22,7 @@ from .registry import z as IN
 from .sigfig import is_exact, significant
 from .textprint import TextPrinter, activation_name
 
+FORMULA_CHARS = 240   # a factor's formula longer than this is shown by its name and value only
 JSON_LAYOUT = ("each gradient has its parameter's shape (PyTorch's layouts: a dense W<l> is (outputs, inputs), "
                "a conv W<l> (out_channels, in_channels, *kernel)); arrays are plain nested lists, indices 0-based")
 
@@ -125,8 +126,10 @@ class Renderer:
         head = step.label if latex else plain(step.label)
         single = len(step.terms) == 1 and len(step.terms[0]) == 1
         eq = " &= " if latex else " = "
-        out = self._joined(head + eq, formulas if single else names, latex)
-        if formulas != names and not single:
+        # a factor too long to read (batch norm's ∂var/∂μ, a sum over the batch) is shown by name only
+        readable = all(len(f) <= FORMULA_CHARS for f in formulas)
+        out = self._joined(head + eq, formulas if single and readable else names, latex)
+        if formulas != names and not single and readable:
             out += self._joined("&= " if latex else "= ", formulas, latex)
         if self.values is None:
             return out

@@ -64,14 +64,21 @@ def forward_pass(network: Network, params: dict, X, masks: dict | None = None) -
 
 
 def loss_function(network: Network):
-    """C(params, X, Y): the batch-mean loss of :func:`forward_pass`."""
+    """C(params, X, Y): the batch-mean loss of :func:`forward_pass`. Where the last layer has a
+    pre-activation, the loss is taken as a function of it, in the stable forms (log σ(z) as
+    −softplus(−z)): log(1 − a) of a saturated a = σ(z) would lose every digit of 1 − a, and with
+    them the finite differences."""
     from .registry import a as A, y as Yv, n as N
-    term = sympy.lambdify([A, Yv], network.loss.term, "numpy")
-    scale = float(network.loss.scale.xreplace({N: network.output_size}))
+    last, width = network.graph[-1], network.output_size
+    us, ys = [sympy.Symbol(f"u{j}", real=True) for j in range(width)], [sympy.Symbol(f"y{j}", real=True) for j in range(width)]
+    outputs = last.activation.apply(us) if last.has_z else us
+    per_example = stable_function(us + ys, [network.loss.total(outputs, ys)])
 
     def loss(params, X, Y):
-        output = forward_pass(network, params, X)[f"a{network.depth}"]
-        return float(np.mean(scale * np.sum(term(output, np.asarray(Y, np.float64)), axis=1)))
+        values = forward_pass(network, params, X)
+        out = values[f"z{network.depth}" if last.has_z else f"a{network.depth}"]
+        Y = np.asarray(Y, np.float64)
+        return float(np.mean(per_example(*out.T, *Y.T)[0]))
     return loss
 
 

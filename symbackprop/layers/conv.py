@@ -169,9 +169,9 @@ class Conv(LayerKind):
                                rf"\tilde{{{x}}}_{{n,c,{s} s + k}}",
              layer.param("b"): rf"{grad_tex(sup('b', l))}_{{o}} = \textstyle\sum_{{n,s}} {delta}_{{n,o,s}}"},
             (rf"\hat{{{delta}}} \star \operatorname{{rot180}}\left({sup('W', l)}\right)^\top",),
-            (rf"\star \text{{ is cross-correlation; }} \tilde{{{x}}} \text{{ is }} {x} \text{{ padded with zeros; }}"
-             rf"\hat{{{delta}}} \text{{ is }} {delta} \text{{ spread out by the stride }} {s}"
-             rf"\text{{ and padded by the kernel size}} - 1\text{{, the result cropped by the padding }} {_size(opt['padding'], True)}",))
+            (rf"$\star$ is cross-correlation; $\tilde{{{x}}}$ is ${x}$ padded with zeros; $\hat{{{delta}}}$ is "
+             rf"${delta}$ spread out by the stride (${s}$) and padded by the kernel size less 1, and the "
+             rf"correlation is cropped by the padding (${_size(opt['padding'], True)}$).",))
 
 
 def _shape(shape) -> str:

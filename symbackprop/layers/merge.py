@@ -35,8 +35,8 @@ class Add(LayerKind):
         return rf"{out} = {ins[0]} + {ins[1]}"
 
     def latex_backward(self, layer, delta, ins):
-        return Backward({}, (delta, delta), (rf"\text{{both inputs receive }} {delta}\text{{; where a layer's output feeds "
-                                             r"two layers, its gradient is the sum of both paths'}}",))
+        return Backward({}, (delta, delta), (rf"both inputs receive ${delta}$; where a layer's output feeds two "
+                                             "layers, its gradient is the sum of both paths'.",))
 
 
 ADD = Add()

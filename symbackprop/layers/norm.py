@@ -195,8 +195,8 @@ class Norm(LayerKind):
              layer.param("beta"): rf"{grad_tex(B)} = \textstyle\sum {delta}"},
             (rf"\frac{{1}}{{\sqrt{{\mathrm{{var}}^{{({i})}} + \epsilon}}}}\left(g - \overline{{g}} - \hat{{x}}^{{({i})}} "
              rf"\odot \overline{{g \odot \hat{{x}}^{{({i})}}}}\right)",),
-            (rf"g = {G} \odot {delta}; \overline{{\cdot}} \text{{ is the mean over {over}, as for }} \mu^{{({i})}}"
-             r"\text{; the two mean terms are the paths through } \mu \text{ and } \mathrm{var}",))
+            (rf"$g = {G} \odot {delta}$; $\overline{{\cdot}}$ is the mean over {over}, as for $\mu^{{({i})}}$; "
+             r"the two mean terms are the paths through $\mu$ and $\mathrm{var}$, which depend on every value they are over.",))
 
 
 def _gamma_beta(i: int) -> tuple[str, str]:

@@ -112,12 +112,12 @@ class Pool(LayerKind):
     def latex_backward(self, layer, delta, ins):
         if self.mode == "max":
             return Backward({}, (rf"\operatorname{{route}}({delta})",),
-                            (rf"\operatorname{{route}}: \text{{each window's }} {delta} \text{{ goes to its first maximum "
-                             r"(row-major order, as PyTorch breaks ties); the other elements get 0}",))
+                            (rf"$\operatorname{{route}}$: each window's ${delta}$ goes to its first maximum (in row-major "
+                             "order, as PyTorch breaks ties); the window's other elements get 0.",))
         k = math.prod(layer.opt["kernel"])
         return Backward({}, (rf"\operatorname{{spread}}({delta}) / {k}",),
-                        (rf"\operatorname{{spread}}: \text{{each window's }} {delta} \text{{ to all {k} of its elements, "
-                         r"summed where windows overlap}",))
+                        (rf"$\operatorname{{spread}}$: each window's ${delta}$ goes to all {k} of its elements, "
+                         "summed where windows overlap.",))
 
 
 def _first_max(vals):
