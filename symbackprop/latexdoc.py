@@ -17,7 +17,7 @@ True
 import re
 
 TEXT_PT = 483.0       # the text width: A4 with 2 cm margins
-LINE_PT = 410.0       # the budget of a broken line: the estimate is within ±20 % (tests compile it)
+LINE_PT = 385.0       # the budget of a broken line: the estimate is within ±20 % (tests compile it)
 CHAR_PT = 5.6         # one character of 11 pt math, on average
 TABLE_CHAR_PT = 5.0   # one character in a \small table
 TABLE_PAD_PT = 12.0   # a table column's padding (2 \tabcolsep)

@@ -92,6 +92,11 @@ BATCH_ONLY = {"batchnorm", "batchnorm-conv"}
 
 def graph(name, batch=None, seed=0, scale=0.6) -> Network:
     """The case ``name`` of GRAPHS with random parameters and a random sample (or batch)."""
+    return Network.from_dict(graph_spec(name, batch, seed, scale))
+
+
+def graph_spec(name, batch=None, seed=0, scale=0.6) -> dict:
+    """The spec (a dict, as JSON would give it) of ``graph(name, batch, seed)``."""
     shape, layers, loss = GRAPHS[name]
     spec = {"network": {"input": shape, "loss": loss}, "layer": [dict(l) for l in layers]}
     bare = Network.from_dict(spec)
@@ -103,4 +108,4 @@ def graph(name, batch=None, seed=0, scale=0.6) -> Network:
     x = rng.normal(size=(batch or 1, *shape)).tolist()
     y = targets(loss, rng, (batch or 1, bare.output_size)).tolist()
     spec["sample"] = {"x": x if batch else x[0], "y": y if batch else y[0], "seed": seed}
-    return Network.from_dict(spec)
+    return spec
