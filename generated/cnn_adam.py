@@ -21,15 +21,15 @@
 #
 #   Element-wise derivatives (by SymPy; in the layer's output a where that form exists):
 #     identity′(z) = 1
-#     relu′(z) = Piecewise((0, z <= 0), (1, True)) = Piecewise((0, a <= 0), (1, True))
+#     relu′(z) = 0 if z ≤ 0 else 1 = 0 if a ≤ 0 else 1
 #     softmax: not element-wise; ∂a_j/∂z_k = a_j (1[j=k] − a_k)
 #     ∂C/∂a_j = -y_j/a_j
 #
 #   Backward:
-#     δ⁽⁵⁾ = a⁽⁵⁾*RowSum(y) - y  (softmax + cross_entropy, fused; proven by SymPy)
+#     δ⁽⁵⁾ = a⁽⁵⁾*Σ_j y_j - y  (softmax + cross_entropy, fused; proven by SymPy)
 #     ∂C/∂a⁽⁴⁾ = (W⁽⁵⁾)ᵀ δ⁽⁵⁾
 #     ∂C/∂a⁽³⁾ = reshape_(4 × 4 × 4)(∂C/∂a⁽⁴⁾)
-#     δ⁽²⁾ = route(∂C/∂a⁽³⁾) ⊙ relu'(z⁽²⁾) = route(∂C/∂a⁽³⁾) ⊙ [Piecewise((0, a⁽²⁾ <= 0), (1, True))]
+#     δ⁽²⁾ = route(∂C/∂a⁽³⁾) ⊙ relu'(z⁽²⁾) = route(∂C/∂a⁽³⁾) ⊙ [0 if a⁽²⁾ ≤ 0 else 1]
 #     δ⁽¹⁾ = 1/(√(var⁽²⁾ + ε))(g - mean(g) - x̂⁽²⁾ ⊙ mean(g ⊙ x̂⁽²⁾))  (identity' = 1)
 #     Layer 3 (maxpool2d): route: each window's ∂C/∂a⁽³⁾ goes to its first maximum (in row-major order, as PyTorch breaks ties); the window's other elements get 0.
 #     Layer 2 (batchnorm): g = γ⁽²⁾ ⊙ δ⁽²⁾; mean(·) is the mean over the batch and positions, as for μ⁽²⁾; the two mean terms are the paths through μ and var, which depend on every value they are over.
@@ -41,7 +41,7 @@
 #     ∂C/∂b⁽⁵⁾ = δ⁽⁵⁾ ∈ ℝ³
 #     ∂C/∂γ⁽²⁾ = Σ δ⁽²⁾ ⊙ x̂⁽²⁾ ∈ ℝ⁴
 #     ∂C/∂β⁽²⁾ = Σ δ⁽²⁾ ∈ ℝ⁴
-#     ∂C/∂W⁽¹⁾_(o,c,k) = Σ_(n,s) δ⁽¹⁾_(n,o,s)  x̃_(n,c,1 s + k) ∈ ℝ^(4×1×3×3)
+#     ∂C/∂W⁽¹⁾_(o,c,k) = Σ_(n,s) δ⁽¹⁾_(n,o,s)  x̃_(n,c,s · 1 + k) ∈ ℝ^(4×1×3×3)
 #     ∂C/∂b⁽¹⁾_o = Σ_(n,s) δ⁽¹⁾_(n,o,s) ∈ ℝ⁴
 #
 #   Batch of N examples: each gradient is the mean over the examples,
@@ -509,7 +509,7 @@ def loss_and_gradients(params, X, Y, out=None, stats=None):
     # \delta^{(1)} = \frac{1}{\sqrt{\mathrm{var}^{(2)} + \epsilon}}\left(g - \overline{g} - \hat{x}^{(2)} \odot \overline{g \odot \hat{x}^{(2)}}\right) \odot \operatorname{id}'\left(z^{(1)}\right)
     delta1 = _ws["delta1"]
     norm_input_grad(delta2, xhat2, rstd2, gamma2, (0, 2, 3), out=delta1)
-    # \frac{\partial C}{\partial W^{(1)}}_{o,c,k} = \textstyle\sum_{n,s} \delta^{(1)}_{n,o,s}\, \tilde{x}_{n,c,1 s + k}
+    # \frac{\partial C}{\partial W^{(1)}}_{o,c,k} = \textstyle\sum_{n,s} \delta^{(1)}_{n,o,s}\, \tilde{x}_{n,c,s \cdot 1 + k}
     conv_weight_grad(X, delta1, (3, 3), (1, 1), (1, 1), out=dW1)
     # \frac{\partial C}{\partial b^{(1)}}_{o} = \textstyle\sum_{n,s} \delta^{(1)}_{n,o,s}
     channel_sum(delta1, out=db1)

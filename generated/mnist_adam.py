@@ -17,13 +17,13 @@
 #     C = Σ_j [-y_j*log(a_j)],  j = 1..10, a = a⁽²⁾
 #
 #   Element-wise derivatives (by SymPy; in the layer's output a where that form exists):
-#     relu′(z) = Piecewise((0, z <= 0), (1, True)) = Piecewise((0, a <= 0), (1, True))
+#     relu′(z) = 0 if z ≤ 0 else 1 = 0 if a ≤ 0 else 1
 #     softmax: not element-wise; ∂a_j/∂z_k = a_j (1[j=k] − a_k)
 #     ∂C/∂a_j = -y_j/a_j
 #
 #   Backward:
-#     δ⁽²⁾ = a⁽²⁾*RowSum(y) - y  (softmax + cross_entropy, fused; proven by SymPy)
-#     δ⁽¹⁾ = (W⁽²⁾)ᵀ δ⁽²⁾ ⊙ relu'(z⁽¹⁾) = (W⁽²⁾)ᵀ δ⁽²⁾ ⊙ [Piecewise((0, a⁽¹⁾ <= 0), (1, True))]
+#     δ⁽²⁾ = a⁽²⁾*Σ_j y_j - y  (softmax + cross_entropy, fused; proven by SymPy)
+#     δ⁽¹⁾ = (W⁽²⁾)ᵀ δ⁽²⁾ ⊙ relu'(z⁽¹⁾) = (W⁽²⁾)ᵀ δ⁽²⁾ ⊙ [0 if a⁽¹⁾ ≤ 0 else 1]
 #
 #   Gradients:
 #     ∂C/∂W⁽²⁾ = δ⁽²⁾ (a⁽¹⁾)ᵀ ∈ ℝ^(10×128)

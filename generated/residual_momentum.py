@@ -21,17 +21,17 @@
 #     C = Σ_j [-y_j*log(a_j) - (1 - y_j)*log(1 - a_j)],  j = 1..1, a = a⁽⁶⁾
 #
 #   Element-wise derivatives (by SymPy; in the layer's output a where that form exists):
-#     tanh′(z) = 1 - tanh(z)**2 = 1 - a**2
-#     sigmoid′(z) = exp(-z)/(1 + exp(-z))**2 = a*(1 - a)
+#     tanh′(z) = 1 - tanh(z)² = 1 - a²
+#     sigmoid′(z) = exp(z)/(exp(z) + 1)² = a*(1 - a)
 #     ∂C/∂a_j = (1 - y_j)/(1 - a_j) - y_j/a_j
 #
 #   Backward:
 #     δ⁽⁶⁾ = a⁽⁶⁾ - y  (sigmoid + binary_cross_entropy, fused; proven by SymPy)
 #     ∂C/∂a⁽⁵⁾ = (W⁽⁶⁾)ᵀ δ⁽⁶⁾
-#     δ⁽⁴⁾ = ∂C/∂a⁽⁵⁾ ⊙ tanh'(z⁽⁴⁾) = ∂C/∂a⁽⁵⁾ ⊙ [1 - a⁽⁴⁾**2]
+#     δ⁽⁴⁾ = ∂C/∂a⁽⁵⁾ ⊙ tanh'(z⁽⁴⁾) = ∂C/∂a⁽⁵⁾ ⊙ [1 - a⁽⁴⁾²]
 #     ∂C/∂a⁽³⁾ = ∂C/∂a⁽⁵⁾ + (W⁽⁴⁾)ᵀ δ⁽⁴⁾
-#     δ⁽²⁾ = ∂C/∂a⁽³⁾ ⊙ tanh'(z⁽²⁾) = ∂C/∂a⁽³⁾ ⊙ [1 - a⁽²⁾**2]
-#     δ⁽¹⁾ = ∂C/∂a⁽³⁾ + (W⁽²⁾)ᵀ δ⁽²⁾ ⊙ tanh'(z⁽¹⁾) = ∂C/∂a⁽³⁾ + (W⁽²⁾)ᵀ δ⁽²⁾ ⊙ [1 - a⁽¹⁾**2]
+#     δ⁽²⁾ = ∂C/∂a⁽³⁾ ⊙ tanh'(z⁽²⁾) = ∂C/∂a⁽³⁾ ⊙ [1 - a⁽²⁾²]
+#     δ⁽¹⁾ = ∂C/∂a⁽³⁾ + (W⁽²⁾)ᵀ δ⁽²⁾ ⊙ tanh'(z⁽¹⁾) = ∂C/∂a⁽³⁾ + (W⁽²⁾)ᵀ δ⁽²⁾ ⊙ [1 - a⁽¹⁾²]
 #     Layer 5 (add): both inputs receive ∂C/∂a⁽⁵⁾; where a layer's output feeds two layers, its gradient is the sum of both paths'.
 #     Layer 3 (add): both inputs receive ∂C/∂a⁽³⁾; where a layer's output feeds two layers, its gradient is the sum of both paths'.
 #

@@ -14,10 +14,10 @@
 #   Forward (a⁽⁰⁾ = x):
 #     z⁽¹⁾ = W⁽¹⁾ x + b⁽¹⁾,  a⁽¹⁾ = σ(z⁽¹⁾),  W⁽¹⁾ ∈ ℝ^(2×3), b⁽¹⁾ ∈ ℝ²
 #     z⁽²⁾ = W⁽²⁾ a⁽¹⁾ + b⁽²⁾,  a⁽²⁾ = σ(z⁽²⁾),  W⁽²⁾ ∈ ℝ^(1×2), b⁽²⁾ ∈ ℝ¹
-#     C = Σ_j [(a_j - y_j)**2],  j = 1..1, a = a⁽²⁾
+#     C = Σ_j [(a_j - y_j)²],  j = 1..1, a = a⁽²⁾
 #
 #   Element-wise derivatives (by SymPy; in the layer's output a where that form exists):
-#     sigmoid′(z) = exp(-z)/(1 + exp(-z))**2 = a*(1 - a)
+#     sigmoid′(z) = exp(z)/(exp(z) + 1)² = a*(1 - a)
 #     ∂C/∂a_j = 2*a_j - 2*y_j
 #
 #   Backward:

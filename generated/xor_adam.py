@@ -17,13 +17,13 @@
 #     C = Σ_j [-y_j*log(a_j) - (1 - y_j)*log(1 - a_j)],  j = 1..1, a = a⁽²⁾
 #
 #   Element-wise derivatives (by SymPy; in the layer's output a where that form exists):
-#     tanh′(z) = 1 - tanh(z)**2 = 1 - a**2
-#     sigmoid′(z) = exp(-z)/(1 + exp(-z))**2 = a*(1 - a)
+#     tanh′(z) = 1 - tanh(z)² = 1 - a²
+#     sigmoid′(z) = exp(z)/(exp(z) + 1)² = a*(1 - a)
 #     ∂C/∂a_j = (1 - y_j)/(1 - a_j) - y_j/a_j
 #
 #   Backward:
 #     δ⁽²⁾ = a⁽²⁾ - y  (sigmoid + binary_cross_entropy, fused; proven by SymPy)
-#     δ⁽¹⁾ = (W⁽²⁾)ᵀ δ⁽²⁾ ⊙ tanh'(z⁽¹⁾) = (W⁽²⁾)ᵀ δ⁽²⁾ ⊙ [1 - a⁽¹⁾**2]
+#     δ⁽¹⁾ = (W⁽²⁾)ᵀ δ⁽²⁾ ⊙ tanh'(z⁽¹⁾) = (W⁽²⁾)ᵀ δ⁽²⁾ ⊙ [1 - a⁽¹⁾²]
 #
 #   Gradients:
 #     ∂C/∂W⁽²⁾ = δ⁽²⁾ (a⁽¹⁾)ᵀ ∈ ℝ^(1×4)

@@ -300,11 +300,11 @@ def _layout(md: MatrixDerivation) -> str:
 
 
 def _render_text(md: MatrixDerivation, sections) -> str:
+    from .textprint import text as s
     L, sup = md.depth, lambda l: f"({l})".translate(_SUP)
     lines = [_title(md),
              f"Layout: {_layout(md)}: ∂C/∂W{sup('l')} has W{sup('l')}'s shape.",
              "", "Forward (a⁽⁰⁾ = x):"]
-    s = sympy.sstr
     forward, rules, back, grads, batch = (body for _, body, _ in sections)
     notes = [note for _, _, each in sections for note in each]
     lines += ["  " + tex_to_text(line) for line in forward[:-1]]
@@ -322,9 +322,9 @@ def _render_text(md: MatrixDerivation, sections) -> str:
         if not f.elementwise:
             lines.append(f"  {f.name}: not element-wise; ∂a_j/∂z_k = a_j (1[j=k] − a_k)")
         elif f.output_form is not None and f.output_form != f.derivative:
-            lines.append(f"  {f.name}′(z) = {s(f.derivative)} = {s(f.output_form)}")
+            lines.append(f"  {f.name}′(z) = {s(f.layer.activation.simple_derivative)} = {s(f.output_form)}")
         else:
-            lines.append(f"  {f.name}′(z) = {s(f.derivative)}")
+            lines.append(f"  {f.name}′(z) = {s(f.layer.activation.simple_derivative)}")
     lines.append(f"  ∂C/∂a_j = {s(md.output.loss_gradient.xreplace({a: sympy.Symbol('a_j'), y: sympy.Symbol('y_j')}))}")
     lines += ["", "Backward:"] + ["  " + _text_rule(md, line) for line in back]
     lines += ["  " + prose_text(note) for note in notes]
@@ -334,21 +334,22 @@ def _render_text(md: MatrixDerivation, sections) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _text_rule(md, line: str) -> str:
-    """A backward line as text; the element-wise factors in SymPy's plain form, in brackets."""
-    text = tex_to_text(line)
+def _text_rule(md, rule: str) -> str:
+    """A backward line as text; the element-wise factors in their plain form, in brackets."""
+    from .textprint import text
+    line = tex_to_text(rule)
     for f in md.layers:
         if f.layer.has_z and f.elementwise:
             tex = _fmt_latex(f.factor, _tex_names(f.index))
-            plain = sympy.sstr(f.factor.xreplace({a: sympy.Symbol(f"a{f'({f.index})'.translate(_SUP)}"),
-                                                  z: sympy.Symbol(f"z{f'({f.index})'.translate(_SUP)}")}))
-            text = text.replace(f"({tex_to_text(tex)})", f"[{plain}]")
+            plain = text(f.factor.xreplace({a: sympy.Symbol(f"a{f'({f.index})'.translate(_SUP)}"),
+                                            z: sympy.Symbol(f"z{f'({f.index})'.translate(_SUP)}")}))
+            line = line.replace(f"({tex_to_text(tex)})", f"[{plain}]")
     if md.output.kind == "fused":
         L = md.depth
         names = {a: sympy.Symbol(f"a{f'({L})'.translate(_SUP)}"), y: sympy.Symbol("y")}
         fused_tex = tex_to_text(_fmt_latex(md.output.delta, {a: f"a^{{({L})}}", y: "y", z: f"z^{{({L})}}"}))
-        text = text.replace(fused_tex, sympy.sstr(md.output.delta.xreplace(names)), 1)
-    return text
+        line = line.replace(fused_tex, text(md.output.delta.xreplace(names)), 1)
+    return line
 
 
 def _render_tex(md: MatrixDerivation, sections, markdown: bool) -> str:

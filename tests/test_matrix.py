@@ -89,7 +89,7 @@ def test_every_activation_and_loss_renders():
 
 def test_custom_activation_is_named_f_l():
     text = render_matrix(derive_matrix(net([2, 2, 1], ["z/(1 + abs(z))", "identity"], "mse")), "text")
-    assert "a⁽¹⁾ = f_1(z⁽¹⁾)" in text and "f_1(z) = z/(Abs(z) + 1)" in text
+    assert "a⁽¹⁾ = f_1(z⁽¹⁾)" in text and "f_1(z) = z/(|z| + 1)" in text and "f_1′(z) = 1/(|z| + 1)²" in text
 
 
 def test_unknown_format():

@@ -166,7 +166,7 @@ class Conv(LayerKind):
         s = _size(opt["stride"], True)
         return Backward(
             {layer.param("W"): rf"{grad_tex(sup('W', l))}_{{o,c,k}} = \textstyle\sum_{{n,s}} {delta}_{{n,o,s}}\, "
-                               rf"\tilde{{{x}}}_{{n,c,{s} s + k}}",
+                               rf"\tilde{{{x}}}_{{n,c,s \cdot {s} + k}}",
              layer.param("b"): rf"{grad_tex(sup('b', l))}_{{o}} = \textstyle\sum_{{n,s}} {delta}_{{n,o,s}}"},
             (rf"\hat{{{delta}}} \star \operatorname{{rot180}}\left({sup('W', l)}\right)^\top",),
             (rf"$\star$ is cross-correlation; $\tilde{{{x}}}$ is ${x}$ padded with zeros; $\hat{{{delta}}}$ is "
