@@ -47,7 +47,6 @@ own ``[optimizer]`` table, merged over the spec's, may change).
 import difflib
 import math
 import re
-import tomllib
 import unicodedata
 from collections import ChainMap, Counter
 from dataclasses import dataclass, field
@@ -58,12 +57,12 @@ from pathlib import Path
 import sympy
 
 from .derive import Derivation
-from .errors import SpecError
+from .errors import SpecError, cut, printable, shown
 from .intervals import Interval, bound
 from .model import Model
 from .registry import a as A, n as N, y as Y, z as Z
 from .optimizers import HYPER, OPTIMIZERS, Settings, g, g_hat, m, m_hat, s as s_state, t, theta, v, v_hat
-from .spec import Network, optimizer_table, read_input
+from .spec import Network, optimizer_table, parse_document, read_input
 
 STATUSES = ("ok", "wrong", "carried")
 SLACK = 1e-9          # relative: float noise, never a person's rounding
@@ -98,7 +97,11 @@ class Written:
             kind = "a finite number" if isinstance(raw, float) else "a number"
             raise SpecError(where, f"expected {kind}, got {_show(raw)}")
         if isinstance(raw, int):
+            if raw.bit_length() > 1023:          # beyond float64 (and maybe beyond str(), 4,300 digits)
+                raise SpecError(where, f"expected a finite number, got {_show(raw)}")
             return cls(str(raw), float(raw), Interval.point(float(raw)))
+        if len(raw) > MAX_TEXT:
+            raise SpecError(where, f"expected a number, got {_show(raw)} ({len(raw)} characters)")
         text = raw.strip().replace("\u2212", "-")
         if isinstance(raw, _TomlFloat):
             text = text.replace("_", "")  # TOML's digit separators
@@ -110,12 +113,12 @@ class Written:
         except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
             raise SpecError(where, f"expected a number, got {_show(raw)}") from None
         mantissa, _, exponent = text.lower().partition("e")
+        if not math.isfinite(float(value)):
+            raise SpecError(where, f"expected a finite number, got {_show(raw)}")
         if "." not in mantissa and not exponent:
             return cls(text, float(value), Interval.point(float(value)))
         decimals = len(mantissa.partition(".")[2])
         half = Decimal(5).scaleb(int(exponent or 0) - decimals - 1)
-        if not math.isfinite(float(value)):
-            raise SpecError(where, f"expected a finite number, got {_show(raw)}")
         return cls(text, float(value), Interval.hull(float(value - half), float(value + half)))
 
 
@@ -123,11 +126,14 @@ class _TomlFloat(str):
     """A bare TOML float, kept as the text it was written as."""
 
 
+MAX_TEXT = 400   # characters of a number written as text; longer is not a number a person wrote
+
+
 def _show(raw) -> str:
-    """A value as the person wrote it, for messages."""
-    if isinstance(raw, list):
-        return "[" + ", ".join(_show(x) for x in raw) + "]"
-    return str(raw).replace("_", "") if isinstance(raw, _TomlFloat) else repr(raw)
+    """A value as the person wrote it, for messages (cut short, see :func:`~symbackprop.errors.shown`)."""
+    if isinstance(raw, _TomlFloat):
+        return cut(printable(str(raw).replace("_", "")))
+    return shown(raw)
 
 
 @dataclass(frozen=True)
@@ -169,10 +175,7 @@ def load_hand(path, network: Network) -> Hand:
     """Read a HAND file (TOML); SpecError naming the key on any problem."""
     path = Path(path)
     text = read_input(path)
-    try:
-        data = tomllib.loads(text, parse_float=_TomlFloat)
-    except tomllib.TOMLDecodeError as err:
-        raise SpecError(str(path), f"invalid TOML: {err}") from None
+    data = parse_document(text, "TOML", str(path), parse_float=_TomlFloat)
     return parse_hand(data, network, str(path))
 
 
@@ -219,7 +222,8 @@ def parse_hand(data: dict, network: Network, source: str = "<hand>") -> Hand:
         name = match and match["name"]
         if not match or name not in known:
             raise SpecError(where, _unknown(name or key, known, network))
-        index = tuple(int(i) for i in re.findall(r"\d+", match["index"]))
+        digits = re.findall(r"\d+", match["index"])
+        index = tuple(int(i) if len(i) <= 18 else math.inf for i in digits)  # int() of 5,000 digits fails
         shape = known[name]
         if len(index) > len(shape) or any(i >= n for i, n in zip(index, shape)):
             raise SpecError(where, f"index out of range for {name} of shape {_shape(shape)}")
@@ -267,9 +271,9 @@ def _elements(raw, shape, where):
 
 def _unknown(name, known, network) -> str:
     L = network.depth
-    close = difflib.get_close_matches(name, list(known), n=1)
+    close = difflib.get_close_matches(name, list(known), n=1) if len(name) <= 100 else []
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return (f"unknown quantity {name!r} (expected z<l>, a<l>, loss, dC/da<l>, da<l>/dz<l>, delta<l>, "
+    return (f"unknown quantity {shown(name)} (expected z<l>, a<l>, loss, dC/da<l>, da<l>/dz<l>, delta<l>, "
             f"grad.W<l>, grad.b<l>, <optimizer>.W<l>, <optimizer>.<state>.W<l>, new.z<l>, new.a<l>, "
             f"new.loss; l from 1 to {L}; optimizers {', '.join(OPTIMIZERS)}){hint}")
 
@@ -298,12 +302,15 @@ class Result:
         return f"{self.name}{_index_text(self.index)}"
 
     def to_json(self) -> dict:
-        """The result as JSON data: ``expected`` is a number, "inf" or "-inf" where the true value
-        is infinite (JSON has no infinity), and null where it is undefined (log of a negative)."""
-        expected = self.expected if math.isfinite(self.expected) else \
-            None if math.isnan(self.expected) else show_infinite(self.expected)
-        return {"name": self.name, "index": list(self.index), "given": self.value,
-                "expected": expected, "status": self.status, "diagnosis": self.diagnosis}
+        """The result as JSON data: ``given`` and ``expected`` are numbers, "inf" or "-inf" where
+        the value is infinite (JSON has no infinity), and null where it is undefined (log of a negative)."""
+        return {"name": self.name, "index": list(self.index), "given": _json_number(self.value),
+                "expected": _json_number(self.expected), "status": self.status, "diagnosis": self.diagnosis}
+
+
+def _json_number(value: float):
+    """A number for JSON, which has no infinity: "inf" or "-inf" for one, null for undefined."""
+    return value if math.isfinite(value) else None if math.isnan(value) else show_infinite(value)
 
 
 def show_infinite(value: float) -> str:

@@ -6,6 +6,7 @@ as one line with exit status 2 — never a traceback.
 """
 import argparse
 import importlib
+import os
 import sys
 
 from .errors import SpecError
@@ -37,6 +38,10 @@ def main(argv=None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (| head): stop quietly, as other tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

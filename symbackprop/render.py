@@ -13,6 +13,7 @@ import sympy
 from sympy.printing.str import StrPrinter
 
 from .derive import Derivation, Factor, Step
+from .errors import printable
 from .numeric import Values
 
 
@@ -113,7 +114,7 @@ def _selected(derivation: Derivation, wrt: list[str] | None) -> list[Step]:
 def render_text(derivation: Derivation, values: Values | None, digits: int = 5, wrt=None) -> str:
     r = Renderer(derivation, values, digits)
     net = derivation.model.network
-    acts = ", ".join(a.name for a in net.activations)
+    acts = ", ".join(printable(a.name) for a in net.activations)   # spec text: nothing a terminal acts on
     out = [f"Network {'-'.join(map(str, net.layers))} ({acts}), loss {net.loss.name}",
            "Indices are 1-based as in the math; z = W a + b; C is "
            + ("the mean over the batch of the per-example loss." if net.batched else "the loss of the example.")]

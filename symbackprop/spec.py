@@ -8,14 +8,16 @@
 import json
 import math
 import re
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .errors import SpecError
-from .optimizers import OPTIMIZERS
+from . import limits
+from .errors import SpecError, shown
+from .optimizers import HYPERS, OPTIMIZERS
 from .registry import ACTIVATIONS, LOSSES, Activation, Loss, z
 from .safeexpr import parse_formula
 
@@ -112,20 +114,77 @@ def read_input(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(str(path), "no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise SpecError(str(path), f"cannot read: {err}") from None
+    except OSError as err:
+        raise SpecError(str(path), f"cannot read: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise SpecError(str(path), f"cannot read: not UTF-8 text (byte {err.start})") from None
 
 
 def load(path: str | Path) -> Network:
     """Read a TOML (or JSON) spec file into a Network; SpecError on any problem."""
     path = Path(path)
     text = read_input(path)
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
-        kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
-        raise SpecError(str(path), f"invalid {kind}: {err}") from None
+    data = parse_document(text, "JSON" if path.suffix.lower() == ".json" else "TOML", str(path))
     return Network.from_dict(data, source=str(path))
+
+
+def parse_document(text: str, kind: str, source: str, parse_float=float) -> dict:
+    """The data of a TOML or JSON document (``kind``), refused with one line naming ``source``
+    when it is not valid, repeats a key (JSON; TOML refuses that itself), holds a number of more
+    digits than Python converts (4,300), or nests arrays and tables more than
+    :data:`limits.NESTING <symbackprop.limits.NESTING>` deep.
+
+    >>> parse_document('{"a": 1, "a": 2}', "JSON", "spec.json")
+    Traceback (most recent call last):
+    symbackprop.errors.SpecError: spec.json: invalid JSON: duplicate key 'a'
+    """
+    try:
+        if kind == "JSON":
+            data = json.loads(text, object_pairs_hook=_unique_keys, parse_float=parse_float)
+        else:
+            data = tomllib.loads(text, parse_float=parse_float)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+        raise SpecError(source, f"invalid {kind}: {err}") from None
+    except _DuplicateKey as err:
+        raise SpecError(source, f"invalid JSON: duplicate key {shown(err.key)}") from None
+    except RecursionError:
+        raise SpecError(source, f"arrays or tables nested more than {limits.NESTING} deep (the limit)") from None
+    except ValueError:          # Python's limit on converting a long run of digits to an integer
+        digits = re.search(r"\d{%d,}" % (sys.get_int_max_str_digits() + 1), text)
+        line = text.count("\n", 0, digits.start()) + 1 if digits else "?"
+        raise SpecError(f"{source}, line {line}", f"a number of {len(digits[0]) if digits else 'too many'} "
+                                                  "digits (a float64 has at most 309)") from None
+    if _depth(data) > limits.NESTING:
+        raise SpecError(source, f"arrays or tables nested more than {limits.NESTING} deep (the limit)")
+    return data
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key):
+        self.key = key
+
+
+def _unique_keys(pairs):
+    data = {}
+    for key, value in pairs:
+        if key in data:
+            raise _DuplicateKey(key)
+        data[key] = value
+    return data
+
+
+def _depth(data) -> int:
+    """How deeply lists and dicts nest in ``data`` (a number is 0), without recursion."""
+    deepest, stack = 0, [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (list, dict)):
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth > limits.NESTING:
+                break
+            stack += [(v, depth) for v in (value.values() if isinstance(value, dict) else value)]
+    return deepest
 
 
 def _shapes(layers):
@@ -144,11 +203,6 @@ def _finite(v) -> bool:
         return False
 
 
-def _short(v) -> str:
-    text = repr(v)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def _table(data, name, required=False):
     if name not in data:
         if required:
@@ -164,7 +218,7 @@ def _layers(value):
         raise SpecError("network.layers", "expected a list of at least two sizes, e.g. [3, 2, 1]")
     for i, size in enumerate(value):
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise SpecError(f"network.layers[{i}]", f"expected a positive integer, got {size!r}")
+            raise SpecError(f"network.layers[{i}]", f"expected a positive integer, got {shown(size)}")
     return value
 
 
@@ -180,23 +234,23 @@ def _activations(value, count):
     for i, name in enumerate(value):
         where = f"network.activations[{i}]"
         if not isinstance(name, str):
-            raise SpecError(where, f"expected a name or a formula in z, got {name!r}")
+            raise SpecError(where, f"expected a name or a formula in z, got {shown(name)}")
         if name in ACTIVATIONS:
             act = ACTIVATIONS[name]
         elif re.fullmatch(r"[A-Za-z_]\w*", name) and name != "z":
-            raise SpecError(where, f"unknown activation {name!r} (known: {', '.join(ACTIVATIONS)}; "
+            raise SpecError(where, f"unknown activation {shown(name)} (known: {', '.join(ACTIVATIONS)}; "
                                    "or a formula in z such as \"z/(1 + abs(z))\")")
         else:
             act = Activation(name, parse_formula(name, {"z": z}, where), r"f")
         if not act.elementwise and i != count - 1:
-            raise SpecError(where, f"{name} is allowed only on the output layer")
+            raise SpecError(where, f"{shown(name)} is allowed only on the output layer")
         acts.append(act)
     return tuple(acts)
 
 
 def _loss(value):
-    if value not in LOSSES:
-        raise SpecError("network.loss", f"unknown loss {value!r} (known: {', '.join(LOSSES)})")
+    if not isinstance(value, str) or value not in LOSSES:
+        raise SpecError("network.loss", f"unknown loss {shown(value)} (known: {', '.join(LOSSES)})")
     return LOSSES[value]
 
 
@@ -209,12 +263,12 @@ def _array(value, shape, where):
     def check(v, dims, path):
         if not dims:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise SpecError(path, f"expected a number, got {v!r}")
+                raise SpecError(path, f"expected a number, got {shown(v)}")
             if not _finite(v):
-                raise SpecError(path, f"expected a finite number, got {_short(v)}")
+                raise SpecError(path, f"expected a finite number, got {shown(v)}")
             return
         if not isinstance(v, list) or len(v) != dims[0]:
-            got = f"{len(v)} entries" if isinstance(v, list) else repr(v)
+            got = f"{len(v)} entries" if isinstance(v, list) else shown(v)
             raise SpecError(where, f"expected shape {_shape_text(shape)}, got {got} at {path}")
         for i, item in enumerate(v):
             check(item, dims[1:], f"{path}[{i}]")
@@ -263,14 +317,16 @@ def optimizer_table(table) -> dict:
         if key not in OPTIMIZER_KEYS:
             raise SpecError(where, f"unknown key (expected {', '.join(sorted(OPTIMIZER_KEYS))})")
         if key == "name":
-            if value not in OPTIMIZERS:
-                raise SpecError(where, f"unknown optimizer {value!r} (known: {', '.join(OPTIMIZERS)})")
+            if not isinstance(value, str) or value not in OPTIMIZERS:
+                raise SpecError(where, f"unknown optimizer {shown(value)} (known: {', '.join(OPTIMIZERS)})")
+        elif key in HYPERS:
+            HYPERS[key].check(value, where)      # each hyper-parameter's domain, declared once
         elif key in ("bias_correction", "train_biases"):
             if not isinstance(value, bool):
-                raise SpecError(where, f"expected true or false, got {value!r}")
+                raise SpecError(where, f"expected true or false, got {shown(value)}")
         elif key == "max_iters":
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SpecError(where, f"expected a positive integer, got {value!r}")
+                raise SpecError(where, f"expected a positive integer, got {shown(value)}")
         elif isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value) or value < 0:
-            raise SpecError(where, f"expected a non-negative number, got {_short(value)}")
+            raise SpecError(where, f"expected a non-negative number, got {shown(value)}")
     return dict(table)
