@@ -131,6 +131,8 @@ MAX_TEXT = 400   # characters of a number written as text; longer is not a numbe
 
 def _show(raw) -> str:
     """A value as the person wrote it, for messages (cut short, see :func:`~symbackprop.errors.shown`)."""
+    if isinstance(raw, list):
+        return cut("[" + ", ".join(_show(x) for x in raw[:8]) + (", ...]" if len(raw) > 8 else "]"))
     if isinstance(raw, _TomlFloat):
         return cut(printable(str(raw).replace("_", "")))
     return shown(raw)

@@ -10,7 +10,7 @@ visible escapes.
 import reprlib
 
 ECHO = 60            # characters of a user's value quoted in a message
-FIELD = 80           # characters of a field name (it may hold a user's key)
+FIELD = 160          # characters of a field name (it may hold a user's key or a file's path)
 MESSAGE = 400        # characters of a whole problem; a backstop for messages built elsewhere
 
 
@@ -51,6 +51,19 @@ def cut(text: str, limit: int = ECHO) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def cut_middle(text: str, limit: int) -> str:
+    """``text`` with its middle replaced by "…" if it is longer than ``limit``: for a field, whose
+    end (the key, after a long file name) says most.
+
+    >>> cut_middle("a" * 50 + "b" * 50, 11)
+    'aa…bbbbbbbb'
+    """
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 4
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head):]
+
+
 _repr = reprlib.Repr()
 _repr.maxlevel, _repr.maxlist, _repr.maxdict = 3, 6, 4
 _repr.maxstring = _repr.maxother = _repr.maxlong = ECHO + 2
@@ -72,17 +85,18 @@ def shown(value, limit: int = ECHO) -> str:
 
 class SpecError(ValueError):
     """Bad input. ``str(err)`` is the one line the command line prints: the field and the
-    problem, both printable and bounded (:data:`FIELD`, :data:`MESSAGE` characters), whatever
+    problem, both printable and bounded (:data:`FIELD` characters, its middle cut out, and
+    :data:`MESSAGE`), whatever
     text they were built from.
 
     >>> str(SpecError("network.loss", "unknown loss 'l2'"))
     "network.loss: unknown loss 'l2'"
     >>> len(str(SpecError("values." + "k" * 10**6, "unknown quantity")))
-    98
+    178
     """
 
     def __init__(self, field: str, problem: str):
-        self.field, self.problem = cut(printable(field), FIELD), cut(printable(problem), MESSAGE)
+        self.field, self.problem = cut_middle(printable(field), FIELD), cut(printable(problem), MESSAGE)
         super().__init__(f"{self.field}: {self.problem}")
 
 

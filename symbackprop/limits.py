@@ -7,7 +7,7 @@ refusal names the limit. Where each is enforced:
 limit                   value                             enforced in
 ======================  ================================  =====================================
 echoed user text        60 characters ("…" after)         ``errors.shown``, ``errors.SpecError``
-a field name            80 characters                     ``errors.SpecError``
+a field name            160 characters (middle cut)       ``errors.SpecError``
 a whole message         400 characters                    ``errors.SpecError``
 formula length          400 characters                    ``safeexpr.MAX_LENGTH``
 max()/min() arguments   8                                 ``safeexpr.MAX_ARGUMENTS``
