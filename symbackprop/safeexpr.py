@@ -64,18 +64,25 @@ class _Pairwise:
         sign = 1 if isinstance(self, sympy.Max) else -1
         return sympy.Mul(*[sympy.Heaviside(sign * (args[i] - other)) for j, other in enumerate(args) if j != i])
 
+    # SymPy's simplification of the arguments tests ``cls == Min`` and ``con == cls``: run it as
+    # the SymPy class this one extends, or it keeps the wrong argument
     @classmethod
     def _collapse_arguments(cls, args, **assumptions):
-        # SymPy's simplification tests ``cls == Min``: run it as the SymPy class it extends
-        return cls.__base__._collapse_arguments(args, **assumptions)
+        return cls.extends._collapse_arguments(args, **assumptions)
+
+    @classmethod
+    def _find_localzeros(cls, values, **options):
+        return cls.extends._find_localzeros(values, **options)
 
 
 class Max(_Pairwise, sympy.Max):
     """SymPy's Max of three or more arguments, with a derivative NumPy printing can evaluate."""
+    extends = sympy.Max
 
 
 class Min(_Pairwise, sympy.Min):
     """SymPy's Min of three or more arguments, with a derivative NumPy printing can evaluate."""
+    extends = sympy.Min
 
 
 def _minmax(name, args):
