@@ -9,14 +9,14 @@ import importlib
 import os
 import sys
 
-from .errors import SpecError
+from .errors import SpecError, one_line
 
 COMMANDS = ("derive", "gradcheck", "generate", "explain", "check")
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, not argparse's usage block
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
+    def error(self, message):  # one line, not argparse's usage block; it may quote a huge argument
+        print(f"{self.prog}: error: {one_line(message)}", file=sys.stderr)
         raise SystemExit(2)
 
 
