@@ -46,7 +46,6 @@
 # Data: a .npz file with arrays X (N, 3) and Y (N, 1), or a UTF-8 .csv file whose rows hold
 # 3 input column(s) then 1 target column(s), comma-separated; its first row may be a header,
 # a row whose every cell is a name (no number). Every value must be a finite number.
-# Targets must be in , where squared_error is defined.
 # Without --data the spec's sample is used (embedded below).
 #
 # Training stops at the first of: --epochs passes over the data, --max-iters updates, the epoch's
@@ -75,7 +74,7 @@ TRAINED = ['W1', 'b1', 'W2', 'b2']  # the parameters the update changes
 STATE = []  # the optimizer's state arrays, one of each per parameter
 NONNEGATIVE_STATE = []  # state that sums squared gradients: never below 0
 LOSS = "squared_error"
-TARGETS = ['y_0']  # the targets the loss is defined for
+TARGETS = None  # the targets the loss is defined for
 LOG_HEADER = "epoch,iterations,loss,seconds"
 CHECKPOINT_FORMAT = "symbackprop-checkpoint-1"
 

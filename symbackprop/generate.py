@@ -371,10 +371,10 @@ def targets_context(loss) -> dict:
     """The loss's target domain (the registry's ``Loss.targets``) as code and as text, or None."""
     low, high = loss.targets
     if (low, high) == (-math.inf, math.inf):
-        return {"targets": None, "targets_text": ""}
+        return {"target_domain": None, "target_domain_text": ""}
     code = lambda v: repr(float(v)) if math.isfinite(v) else ("math.inf" if v > 0 else "-math.inf")
     text = lambda v: f"{v:g}" if math.isfinite(v) else ("inf" if v > 0 else "-inf")
-    return {"targets": f"({code(low)}, {code(high)})", "targets_text": f"[{text(low)}, {text(high)}]"}
+    return {"target_domain": f"({code(low)}, {code(high)})", "target_domain_text": f"[{text(low)}, {text(high)}]"}
 
 
 def _command(source, optimizer, learning_rate, dtype) -> str:
