@@ -61,13 +61,13 @@
 # Usage:
 #   python THIS_FILE --data FILE [--epochs N] [--batch-size B] [--learning-rate LR] [--seed S]
 #          [--max-iters N] [--loss-below T] [--min-delta D] [--save CKPT.npz] [--save-every K]
-#          [--resume CKPT.npz] [--log LOSS.csv] [--quiet]
+#          [--resume CKPT.npz] [--log LOSS.csv] [--force] [--quiet]
 #   python THIS_FILE --help
 #
-# Data: a .npz file with arrays X (N, 1, 8, 8) and Y (N, 3), or a .csv file whose rows hold
-# 64 input column(s) (one example's 1, 8, 8 values in row-major order) then 3 target column(s), comma-separated,
-# with an optional header row.
-# Every value must be a finite number. 
+# Data: a .npz file with arrays X (N, 1, 8, 8) and Y (N, 3), or a UTF-8 .csv file whose rows hold
+# 64 input column(s) (one example's 1, 8, 8 values in row-major order) then 3 target column(s), comma-separated;
+# its first row may be a header, a row whose every cell is a name (no number). Every value must be a finite number.
+# Targets must be in [0, inf], where cross_entropy is defined.
 #
 # Training stops at the first of: --epochs passes over the data, --max-iters updates, the epoch's
 # loss below --loss-below, or the loss changing by less than --min-delta from one epoch to the next.
@@ -75,6 +75,8 @@
 # Checkpoints (--save) hold the parameters, the optimizer state, the step count, the epoch, the
 # position in the epoch and the random generator, so --resume continues exactly as the uninterrupted
 # run would have; they are written to a temporary file and renamed, so a crash never leaves half a file.
+# --save and --log replace only a checkpoint or a loss log of this trainer (others need --force),
+# never the --data file; a checkpoint is checked against the network and the data before it is used.
 import argparse
 import json
 import math
@@ -92,6 +94,11 @@ SIGNATURE = "1x8x8 conv2d[channels=4,kernel=3x3,stride=1x1,padding=1x1]identity<
 OPTIMIZER = "adam"
 TRAINED = ['W1', 'b1', 'gamma2', 'beta2', 'W5', 'b5']  # the parameters the update changes
 STATE = ['m', 'v']  # the optimizer's state arrays, one of each per parameter
+NONNEGATIVE_STATE = ['v']  # state that sums squared gradients: never below 0
+LOSS = "cross_entropy"
+TARGETS = (0.0, math.inf)  # the targets the loss is defined for
+LOG_HEADER = "epoch,iterations,loss,seconds"
+CHECKPOINT_FORMAT = "symbackprop-checkpoint-1"
 
 # Optimizer settings
 learning_rate = 0.01
@@ -707,6 +714,12 @@ def load_data(path):
         raise TrainerError(f"data file {path!r}: expected a .csv or .npz file")
     if len(X) == 0:
         raise TrainerError(f"data file {path!r} has no rows")
+    if TARGETS is not None:
+        outside = np.argwhere((Y < TARGETS[0]) | (Y > TARGETS[1]))
+        if len(outside):
+            row, column = outside[0]
+            raise TrainerError(f"{path}: Y[{row}, {column}] is {Y[row, column]}, outside [{TARGETS[0]:g}, "
+                               f"{TARGETS[1]:g}], the targets {LOSS} is defined for")
     return X.astype(DTYPE), Y.astype(DTYPE)
 
 
@@ -738,20 +751,22 @@ def _load_npz(path):
 
 def _load_csv(path):
     width = 64 + 3
-    rows = []
+    rows, header = [], False
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: a byte-order mark is not data
             for line_number, line in enumerate(handle, 1):
                 fields = [field.strip() for field in line.split(",")]
                 if fields == [""]:
                     continue
-                try:
-                    values = [float(field) for field in fields]
-                except ValueError:
-                    if not rows and line_number == 1:
-                        continue  # a header row
-                    bad = next(f for f in fields if not _is_float(f))
-                    raise TrainerError(f"{path}, line {line_number}: {bad[:40]!r} is not a number") from None
+                numbers = [_is_float(field) for field in fields]
+                if not all(numbers):
+                    if not rows and not header and not any(numbers):
+                        header = True  # the header row: every cell a name
+                        continue
+                    bad = fields[numbers.index(False)]
+                    raise TrainerError(f"{path}, line {line_number}: {bad[:40]!r} is not a number"
+                                       + (" (a header row has no numbers)" if not rows and not header else ""))
+                values = [float(field) for field in fields]
                 if len(values) != width:
                     raise TrainerError(f"{path}, line {line_number}: {len(values)} columns, expected {width} "
                                        f"(64 input(s) then 3 target(s))")
@@ -773,8 +788,9 @@ def _is_float(text):
 
 
 def save_checkpoint(run, path):
-    """Write the run to ``path`` atomically: a temporary file in the same folder, then a rename."""
-    arrays = {"format": np.array("symbackprop-checkpoint-1"), "signature": np.array(SIGNATURE),
+    """Write the run to ``path`` atomically: a temporary file in the same folder, then a rename.
+    Temporaries of the same checkpoint that a killed save left behind are removed first."""
+    arrays = {"format": np.array(CHECKPOINT_FORMAT), "signature": np.array(SIGNATURE),
               "optimizer": np.array(OPTIMIZER), "dtype": np.array(np.dtype(DTYPE).name),
               "t": np.array(run["state"]["t"]), "epoch": np.array(run["epoch"]),
               "position": np.array(run["position"]),
@@ -792,22 +808,52 @@ def save_checkpoint(run, path):
         arrays[f"state/running/{name}"] = value
     if not all(np.all(np.isfinite(v)) for k, v in arrays.items() if k.startswith(("param/", "state/"))):
         raise TrainerError(f"refusing to write {path}: the parameters are not all finite")
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    folder, prefix = os.path.dirname(os.path.abspath(path)), "." + os.path.basename(path) + "."
+    try:
+        _remove_stale_temporaries(folder, prefix)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
+    except OSError as err:
+        raise TrainerError(f"cannot write checkpoint {path!r}: {err.strerror or err}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             np.savez(handle, **arrays)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise TrainerError(f"cannot write checkpoint {path!r}: {err.strerror or err}") from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
 
 
-def load_checkpoint(path):
-    """A run from a checkpoint written by this trainer; TrainerError if it is not one."""
+def _remove_stale_temporaries(folder, prefix):
+    """Delete ``<prefix>XXXXXXXX.tmp`` files (mkstemp's names for this checkpoint's temporaries)."""
+    for name in os.listdir(folder):
+        middle = name[len(prefix):-len(".tmp")]
+        if (name.startswith(prefix) and name.endswith(".tmp") and len(middle) == 8
+                and all(c in "abcdefghijklmnopqrstuvwxyz0123456789_" for c in middle)):
+            stale = os.path.join(folder, name)
+            if os.path.isfile(stale) and not os.path.islink(stale):
+                os.unlink(stale)
+
+
+def is_checkpoint(path):
+    """Whether ``path`` is a checkpoint of this trainer (same network, optimizer and dtype)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return (str(data["format"]) == CHECKPOINT_FORMAT and str(data["signature"]) == SIGNATURE
+                    and str(data["optimizer"]) == OPTIMIZER and str(data["dtype"]) == np.dtype(DTYPE).name)
+    except Exception:  # not an .npz, or not ours
+        return False
+
+
+def load_checkpoint(path, n=None):
+    """A run from a checkpoint written by this trainer; TrainerError if it is not one, or if any
+    field of it does not fit the network or (given ``n``) data of ``n`` rows."""
     if not os.path.isfile(path):
         raise TrainerError(f"checkpoint {path!r} not found")
     try:
@@ -815,38 +861,139 @@ def load_checkpoint(path):
             arrays = {key: data[key] for key in data.files}
     except Exception as err:  # a damaged file: zipfile, pickle refusal, format errors
         raise TrainerError(f"{path}: not a readable checkpoint ({err})") from None
-    if str(arrays.get("format", "")) != "symbackprop-checkpoint-1":
+    if str(arrays.get("format", "")) != CHECKPOINT_FORMAT:
         raise TrainerError(f"{path}: not a symbackprop checkpoint")
     if str(arrays.get("signature")) != SIGNATURE:
-        raise TrainerError(f"{path}: checkpoint of another network ({arrays.get('signature')}), "
+        raise TrainerError(f"{path}: checkpoint of another network ({str(arrays.get('signature'))[:80]}), "
                            f"this trainer is for {SIGNATURE}")
     if str(arrays.get("optimizer")) != OPTIMIZER or str(arrays.get("dtype")) != np.dtype(DTYPE).name:
-        raise TrainerError(f"{path}: checkpoint of a {arrays.get('optimizer')} {arrays.get('dtype')} trainer, "
-                           f"this one is {OPTIMIZER} {np.dtype(DTYPE).name}")
+        raise TrainerError(f"{path}: checkpoint of a {str(arrays.get('optimizer'))[:20]} {str(arrays.get('dtype'))[:20]} "
+                           f"trainer, this one is {OPTIMIZER} {np.dtype(DTYPE).name}")
     try:
         params = {name: _checked(arrays, "param/" + name, shape) for name, shape in SHAPES.items()}
-        state = {"t": int(arrays["t"])}
+        state = {"t": _count(arrays, "t")}
         for key in STATE:
-            state[key] = {name: _checked(arrays, f"state/{key}/{name}", shape) for name, shape in SHAPES.items()}
-        state["running"] = {name: _checked(arrays, f"state/running/{name}", shape)
+            state[key] = {name: _checked(arrays, f"state/{key}/{name}", shape, key in NONNEGATIVE_STATE)
+                          for name, shape in SHAPES.items()}
+        state["running"] = {name: _checked(arrays, f"state/running/{name}", shape, name.startswith("var"))
                             for name, (shape, _, _, _) in RUNNING.items()}
         rng = np.random.default_rng()
         rng.bit_generator.state = json.loads(str(arrays["rng"]))
-        return {"params": params, "state": state, "epoch": int(arrays["epoch"]),
-                "position": int(arrays["position"]),
-                "order": arrays["order"] if bool(arrays["has_order"]) else None, "rng": rng,
-                "previous_loss": float(arrays["previous_loss"]), "loss_sum": float(arrays["loss_sum"]),
-                "batches": int(arrays["batches"])}
+        run = {"params": params, "state": state, "epoch": _count(arrays, "epoch"),
+               "position": _count(arrays, "position"), "order": None, "rng": rng,
+               "previous_loss": _number(arrays, "previous_loss"), "loss_sum": _number(arrays, "loss_sum"),
+               "batches": _count(arrays, "batches")}
+        if bool(arrays["has_order"]):
+            run["order"] = arrays["order"]
     except (KeyError, TypeError, ValueError) as err:
-        raise TrainerError(f"{path}: damaged checkpoint ({err})") from None
+        raise TrainerError(f"{path}: damaged checkpoint ({str(err)[:160]})") from None
+    if n is None:  # no data to fit: the run against itself
+        n = len(run["order"]) if run["order"] is not None else run["position"] + 1
+    problem = _misfit(run, n)
+    if problem:
+        raise TrainerError(f"{path}: {problem}")
+    return run
 
 
-def _checked(arrays, key, shape):
+def _misfit(run, n):
+    """What in a checkpoint's position within its epoch does not fit data of ``n`` rows, or None."""
+    order, position, batches = run["order"], run["position"], run["batches"]
+    if order is not None:
+        if order.ndim != 1 or not np.issubdtype(order.dtype, np.integer):
+            return f"damaged checkpoint (its shuffle order has shape {order.shape} and dtype {order.dtype})"
+        if len(order) != n:
+            return f"the checkpoint's epoch shuffles {len(order)} rows, the data has {n}: resume on the same data"
+        if not np.array_equal(np.sort(order), np.arange(n)):
+            return f"damaged checkpoint (its shuffle order is not a permutation of the {n} rows)"
+    if not position < n:
+        return f"the checkpoint is at row {position} of its epoch, the data has {n}: resume on the same data"
+    if position > 0 and order is None:
+        return "damaged checkpoint (mid-epoch without a shuffle order)"
+    if not (batches <= position and (batches > 0) == (position > 0)):
+        return f"damaged checkpoint ({batches} batches done at row {position} of the epoch)"
+    if batches > run["state"]["t"]:
+        return f"damaged checkpoint ({batches} batches done in the epoch but {run['state']['t']} updates in all)"
+    if not math.isfinite(run["loss_sum"]) or (position == 0 and run["loss_sum"] != 0):
+        return f"damaged checkpoint (the epoch's loss so far is {run['loss_sum']})"
+    if not (math.isfinite(run["previous_loss"]) or math.isnan(run["previous_loss"]) and run["epoch"] == 0):
+        return f"damaged checkpoint (the previous epoch's loss is {run['previous_loss']})"
+    return None
+
+
+def _checked(arrays, key, shape, nonnegative=False):
     value = arrays[key]
     if value.shape != tuple(shape) or value.dtype != DTYPE:
-        raise TrainerError(f"checkpoint entry {key} has shape {value.shape} and dtype {value.dtype}, "
-                           f"expected {tuple(shape)} and {np.dtype(DTYPE).name}")
+        raise ValueError(f"{key} has shape {value.shape} and dtype {value.dtype}, "
+                         f"expected {tuple(shape)} and {np.dtype(DTYPE).name}")
+    if not np.all(np.isfinite(value)):
+        raise ValueError(f"{key} holds values that are not finite numbers")
+    if nonnegative and np.any(value < 0):
+        raise ValueError(f"{key} holds negative values, but it sums squared gradients")
     return np.array(value)
+
+
+def _count(arrays, key):
+    """A non-negative integer saved as a 0-d array."""
+    value = arrays[key]
+    if value.shape != () or not np.issubdtype(value.dtype, np.integer) or value < 0:
+        raise ValueError(f"{key} is {str(value)[:40]}, expected a count")
+    return int(value)
+
+
+def _number(arrays, key):
+    value = arrays[key]
+    if value.shape != () or not np.issubdtype(value.dtype, np.floating):
+        raise ValueError(f"{key} is {str(value)[:40]}, expected a number")
+    return float(value)
+
+
+def _is_log(path):
+    """Whether ``path`` is a loss log this trainer wrote (its first line is LOG_HEADER)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.readline().rstrip("\n") == LOG_HEADER
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def check_outputs(args):
+    """TrainerError unless --save and --log may be written: regular files (or new ones) in an
+    existing folder, not the --data file, and, if they exist, a checkpoint or a log of this
+    trainer — anything else only with --force."""
+    named = [(flag, path) for flag, path in (("--save", args.save), ("--log", args.log)) if path is not None]
+    for flag, path in named:
+        if os.path.isdir(path):
+            raise TrainerError(f"{flag} {path!r} is a directory")
+        if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise TrainerError(f"{flag}: folder of {path!r} does not exist")
+        if not os.path.exists(path):
+            continue
+        if not os.path.isfile(path):
+            raise TrainerError(f"{flag} {path!r} is not a regular file")
+        if args.data is not None and os.path.samefile(path, args.data):
+            raise TrainerError(f"{flag} {path!r} is the --data file; name another file")
+        ours = is_checkpoint(path) if flag == "--save" else _is_log(path)
+        if not ours and not args.force:
+            kind = "a checkpoint" if flag == "--save" else "a loss log"
+            raise TrainerError(f"{flag} {path!r} exists and is not {kind} of this trainer; "
+                               "pass --force to replace it")
+    if len(named) == 2 and os.path.abspath(args.save) == os.path.abspath(args.log):
+        raise TrainerError("--save and --log name the same file")
+
+
+def diverged(run, final, learning_rate):
+    """The one line that says what went wrong when the loss stopped being a finite number."""
+    where = f"the loss is {final} after epoch {run['epoch']} ({run['state']['t']} updates)"
+    params = [name for name, value in run["params"].items() if not np.all(np.isfinite(value))]
+    state = [f"{key} of {name}" for key in STATE for name, value in run["state"][key].items()
+             if not np.all(np.isfinite(value))]
+    if params:
+        return (f"{where}: the parameters {', '.join(params)} are not finite"
+                + (f" (nor the optimizer's {', '.join(state)})" if state else "")
+                + f"; the updates grew without bound: lower --learning-rate (now {learning_rate:g})")
+    if state:
+        return f"{where}: the optimizer's {', '.join(state)} overflowed, with finite parameters"
+    return f"{where}, with finite parameters: the outputs reached a value where {LOSS} is not finite"
 
 
 # ---------------------------------------------------------------------------------------- command line
@@ -895,6 +1042,8 @@ def build_parser():
     parser.add_argument("--save-every", type=_positive(int), metavar="K", help="and after every K epochs")
     parser.add_argument("--resume", metavar="CKPT", help="continue from this checkpoint")
     parser.add_argument("--log", metavar="CSV", help="append epoch, iterations, loss, seconds per epoch")
+    parser.add_argument("--force", action="store_true",
+                        help="let --save and --log replace a file that is not a checkpoint or log of this trainer")
     parser.add_argument("--quiet", action="store_true", help="print only the final line")
     return parser
 
@@ -908,24 +1057,28 @@ def main(argv=None):
         return 2
 
 
+def _write_log(path, mode, text):
+    try:
+        with open(path, mode, encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as err:
+        raise TrainerError(f"cannot write --log {path!r}: {err.strerror or err}") from None
+
+
 def _main(args):
     if args.data is None:
         raise TrainerError("--data FILE is required (.csv or .npz)")
     X, Y = load_data(args.data)
-    for path in (args.save, args.log):
-        if path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise TrainerError(f"folder of {path!r} does not exist")
-    run = load_checkpoint(args.resume) if args.resume else new_run(init_params(args.seed), args.seed)
+    check_outputs(args)  # before anything is written
+    run = load_checkpoint(args.resume, len(X)) if args.resume else new_run(init_params(args.seed), args.seed)
     if args.log is not None and not (args.resume and os.path.exists(args.log)):
-        with open(args.log, "w", encoding="utf-8") as handle:
-            handle.write("epoch,iterations,loss,seconds\n")
+        _write_log(args.log, "w", LOG_HEADER + "\n")
     interrupted = []
     previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))  # stop between updates
 
     def on_epoch(run, loss, seconds):
         if args.log is not None:
-            with open(args.log, "a", encoding="utf-8") as handle:
-                handle.write(f"{run['epoch']},{run['state']['t']},{loss!r},{seconds:.6f}\n")
+            _write_log(args.log, "a", f"{run['epoch']},{run['state']['t']},{loss!r},{seconds:.6f}\n")
         if not args.quiet:
             print(f"epoch {run['epoch']:>6}  loss {loss:.6g}  {len(X) / max(seconds, 1e-9):,.0f} examples/s",
                   flush=True)
@@ -942,7 +1095,7 @@ def _main(args):
         final = loss(run["params"], X, Y)
     signal.signal(signal.SIGINT, previous_handler)
     if reason == "diverged" or not math.isfinite(final):
-        raise TrainerError(f"the loss is {final} after epoch {run['epoch']}: lower --learning-rate"
+        raise TrainerError(diverged(run, final, args.learning_rate)
                            + (f"; {args.save} left as it was" if args.save else ""))
     if args.save is not None:
         save_checkpoint(run, args.save)

@@ -47,7 +47,6 @@ own ``[optimizer]`` table, merged over the spec's, may change).
 import difflib
 import math
 import re
-import tomllib
 import unicodedata
 from collections import ChainMap, Counter
 from dataclasses import dataclass, field
@@ -58,13 +57,13 @@ from pathlib import Path
 import sympy
 
 from .derive import Derivation
-from .errors import SpecError
+from .errors import SpecError, cut, printable, shown
 from .inputs import as_network
 from .intervals import Interval, bound
 from .model import Model
 from .registry import a as A, n as N, y as Y, z as Z
 from .optimizers import HYPER, OPTIMIZERS, Settings, g, g_hat, m, m_hat, s as s_state, t, theta, v, v_hat
-from .spec import Network, optimizer_table, read_input
+from .spec import Network, optimizer_table, parse_document, read_input
 
 STATUSES = ("ok", "wrong", "carried")
 SLACK = 1e-9          # relative: float noise, never a person's rounding
@@ -99,7 +98,11 @@ class Written:
             kind = "a finite number" if isinstance(raw, float) else "a number"
             raise SpecError(where, f"expected {kind}, got {_show(raw)}")
         if isinstance(raw, int):
+            if raw.bit_length() > 1023:          # beyond float64 (and maybe beyond str(), 4,300 digits)
+                raise SpecError(where, f"expected a finite number, got {_show(raw)}")
             return cls(str(raw), float(raw), Interval.point(float(raw)))
+        if len(raw) > MAX_TEXT:
+            raise SpecError(where, f"expected a number, got {_show(raw)} ({len(raw)} characters)")
         text = raw.strip().replace("\u2212", "-")
         if isinstance(raw, _TomlFloat):
             text = text.replace("_", "")  # TOML's digit separators
@@ -111,12 +114,12 @@ class Written:
         except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
             raise SpecError(where, f"expected a number, got {_show(raw)}") from None
         mantissa, _, exponent = text.lower().partition("e")
+        if not math.isfinite(float(value)):
+            raise SpecError(where, f"expected a finite number, got {_show(raw)}")
         if "." not in mantissa and not exponent:
             return cls(text, float(value), Interval.point(float(value)))
         decimals = len(mantissa.partition(".")[2])
         half = Decimal(5).scaleb(int(exponent or 0) - decimals - 1)
-        if not math.isfinite(float(value)):
-            raise SpecError(where, f"expected a finite number, got {_show(raw)}")
         return cls(text, float(value), Interval.hull(float(value - half), float(value + half)))
 
 
@@ -124,11 +127,16 @@ class _TomlFloat(str):
     """A bare TOML float, kept as the text it was written as."""
 
 
+MAX_TEXT = 400   # characters of a number written as text; longer is not a number a person wrote
+
+
 def _show(raw) -> str:
-    """A value as the person wrote it, for messages."""
+    """A value as the person wrote it, for messages (cut short, see :func:`~symbackprop.errors.shown`)."""
     if isinstance(raw, list):
-        return "[" + ", ".join(_show(x) for x in raw) + "]"
-    return str(raw).replace("_", "") if isinstance(raw, _TomlFloat) else repr(raw)
+        return cut("[" + ", ".join(_show(x) for x in raw[:8]) + (", ...]" if len(raw) > 8 else "]"))
+    if isinstance(raw, _TomlFloat):
+        return cut(printable(str(raw).replace("_", "")))
+    return shown(raw)
 
 
 @dataclass(frozen=True)
@@ -176,10 +184,7 @@ def load_hand(path, network) -> Hand:
     network = as_network(network)
     path = Path(path)
     text = read_input(path)
-    try:
-        data = tomllib.loads(text, parse_float=_TomlFloat)
-    except tomllib.TOMLDecodeError as err:
-        raise SpecError(str(path), f"invalid TOML: {err}") from None
+    data = parse_document(text, "TOML", str(path), parse_float=_TomlFloat)
     return parse_hand(data, network, str(path))
 
 
@@ -229,7 +234,8 @@ def parse_hand(data: dict, network, source: str = "<hand>") -> Hand:
         name = match and match["name"]
         if not match or name not in known:
             raise SpecError(f"values.{key}", _unknown(name or key, known, network))
-        entries.append((key, name, tuple(int(i) for i in re.findall(r"\d+", match["index"])), raw))
+        digits = re.findall(r"\d+", match["index"])   # int() of 5,000 digits fails: such an index is out of range
+        entries.append((key, name, tuple(int(i) if len(i) <= 18 else math.inf for i in digits), raw))
     # indices are the math's, 1-based; a file with an index 0 was written for symbackprop 0.1,
     # whose hand files counted from 0: it is read that way, with a note (deprecated)
     base = 0 if any(0 in index for _, _, index, _ in entries) else 1
@@ -286,9 +292,9 @@ def _elements(raw, shape, where):
 
 def _unknown(name, known, network) -> str:
     L = network.depth
-    close = difflib.get_close_matches(name, list(known), n=1)
+    close = difflib.get_close_matches(name, list(known), n=1) if len(name) <= 100 else []
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return (f"unknown quantity {name!r} (expected z<l>, a<l>, loss, dC/da<l>, da<l>/dz<l>, delta<l>, "
+    return (f"unknown quantity {shown(name)} (expected z<l>, a<l>, loss, dC/da<l>, da<l>/dz<l>, delta<l>, "
             f"grad.W<l>, grad.b<l>, <optimizer>.W<l>, <optimizer>.<state>.W<l>, new.z<l>, new.a<l>, "
             f"new.loss; l from 1 to {L}; optimizers {', '.join(OPTIMIZERS)}){hint}")
 
@@ -319,12 +325,16 @@ class Result:
 
     def to_json(self) -> dict:
         """The result as JSON data: ``index`` is 0-based, into the quantity's array (JSON keeps
-        plain arrays), ``label`` the 1-based name people read (``grad.W2[1][2]``); ``expected`` is a number, "inf" or "-inf" where the true value
-        is infinite (JSON has no infinity), and null where it is undefined (log of a negative)."""
-        expected = self.expected if math.isfinite(self.expected) else \
-            None if math.isnan(self.expected) else show_infinite(self.expected)
-        return {"name": self.name, "index": list(self.index), "label": self.label, "given": self.value,
-                "expected": expected, "status": self.status, "diagnosis": self.diagnosis}
+        plain arrays), ``label`` the 1-based name people read (``grad.W2[1][2]``); ``given`` and
+        ``expected`` are numbers, "inf" or "-inf" where the value is infinite (JSON has no
+        infinity), and null where it is undefined (log of a negative)."""
+        return {"name": self.name, "index": list(self.index), "label": self.label, "given": _json_number(self.value),
+                "expected": _json_number(self.expected), "status": self.status, "diagnosis": self.diagnosis}
+
+
+def _json_number(value: float):
+    """A number for JSON, which has no infinity: "inf" or "-inf" for one, null for undefined."""
+    return value if math.isfinite(value) else None if math.isnan(value) else show_infinite(value)
 
 
 def show_infinite(value: float) -> str:

@@ -6,16 +6,17 @@ as one line with exit status 2 — never a traceback.
 """
 import argparse
 import importlib
+import os
 import sys
 
-from .errors import SpecError
+from .errors import SpecError, one_line
 
 COMMANDS = ("derive", "gradcheck", "generate", "explain", "check")
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, not argparse's usage block
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
+    def error(self, message):  # one line, not argparse's usage block; it may quote a huge argument
+        print(f"{self.prog}: error: {one_line(message)}", file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -50,6 +51,10 @@ def main(argv=None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (| head): stop quietly, as other tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

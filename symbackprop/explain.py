@@ -25,7 +25,7 @@ import sympy
 
 from . import latexdoc
 from .derive import Derivation, Step
-from .errors import SpecError
+from .errors import SpecError, printable
 from .inputs import as_network
 from .model import Model
 from .numeric import Values, evaluate, evaluator
@@ -285,20 +285,31 @@ def to_markdown(blocks) -> str:
     out = []
     for b in blocks:
         if isinstance(b, Heading):
-            out.append("#" * b.level + " " + b.text)
+            out.append("#" * b.level + " " + _md_text(b.text))
         elif isinstance(b, Para):
-            out.append(b.text)
+            out.append(_md_text(b.text))
         elif isinstance(b, Display):
             out.append("$$\n" + _display_tex(b.lines) + "\n$$")
         elif isinstance(b, Table):
             rows = [b.header, tuple("---" for _ in b.header), *b.rows]
-            out.append("\n".join("| " + " | ".join(map(_md_cell, r)) + " |" for r in rows))
+            out.append("\n".join("| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows))
     return "\n\n".join(out) + "\n"
 
 
 def _md_cell(text: str) -> str:
-    """A Markdown table cell: one line, its | escaped (a bare one would end the cell)."""
-    return " ".join(text.split()).replace("|", r"\|")
+    """A Markdown table cell: one line, its | escaped (a bare one would end the cell), as prose."""
+    return _md_text(" ".join(text.split()).replace("|", r"\|"))
+
+
+def _md_text(text: str) -> str:
+    """Prose for Markdown: math and `code` kept, raw HTML escaped (a spec's text — its file name —
+    must not become a tag that a Markdown viewer or Jupyter renders), nothing a terminal acts on."""
+    return "".join(printable(p) if _math_or_code(p) else _html.escape(printable(p), quote=False)
+                   for p in _PIECES.split(text))
+
+
+def _math_or_code(piece: str) -> bool:
+    return len(piece) > 1 and piece[0] == piece[-1] and piece[0] in "$`"
 
 
 _TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "{": r"\{",
@@ -311,6 +322,8 @@ _PIECES = re.compile(r"(\$[^$]+\$|`[^`]+`)")   # inline math, inline code
 
 def _tex_text(text: str) -> str:
     """Prose for LaTeX: math kept as it is, `code` in typewriter, special characters escaped."""
+    text = printable(text)
+
     def piece(p):
         if p.startswith("$") and p.endswith("$") and len(p) > 1:
             return p
@@ -323,7 +336,7 @@ def _tex_text(text: str) -> str:
 def _html_text(text: str) -> str:
     """Prose for HTML: escaped, `code` as <code> (math is left for KaTeX)."""
     return "".join(f"<code>{_html.escape(p[1:-1])}</code>" if p.startswith("`") and p.endswith("`") and len(p) > 1
-                   else _html.escape(p) for p in _PIECES.split(text))
+                   else _html.escape(p) for p in _PIECES.split(printable(text)))
 
 
 def to_latex(blocks, title: str, fragment: bool = False) -> str:
@@ -356,7 +369,7 @@ def to_html(blocks) -> str:
     out = []
     for b in blocks:
         if isinstance(b, Heading):
-            out.append(f"<h{b.level}>{esc(b.text)}</h{b.level}>")
+            out.append(f"<h{b.level}>{esc(printable(b.text))}</h{b.level}>")
         elif isinstance(b, Para):
             out.append(f"<p>{_html_text(b.text)}</p>")
         elif isinstance(b, Display):

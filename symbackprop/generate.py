@@ -29,7 +29,7 @@ from pathlib import Path
 import sympy
 from sympy.printing.pycode import PythonCodePrinter
 
-from . import codegen, optimizers as opt, printing
+from . import codegen, limits, optimizers as opt, printing
 from .errors import SpecError
 from .spec import Network, load
 
@@ -339,7 +339,10 @@ def render(network: Network, optimizer: str | None = None, learning_rate: float 
         "given": ({k: _literal(v) for k, v in network.parameters.items()}
                   if network.parameters is not None else None),
         "init": init_rules(network),
-        "sample": ((_literal(network.x), _literal(network.y)) if network.x is not None else None),
+        **sample_context(network),
+        "loss": network.loss.name,
+        **targets_context(network.loss),
+        "nonnegative_state": nonnegative_state(optimizer_),
         "optimizer": optimizer_.name,
         "bias_correction": settings.bias_correction,
         "bias_corrected": optimizer_.bias_corrected,  # the switch matters
@@ -358,6 +361,37 @@ def render(network: Network, optimizer: str | None = None, learning_rate: float 
                    for element in context["elements"][name]]
             for name in context["trained"]}
     return codegen.environment().get_template(TEMPLATE).render(context)
+
+
+def sample_context(network: Network) -> dict:
+    """The spec's sample, embedded when it has at most :data:`limits.SAMPLE_EMBEDDED
+    <symbackprop.limits.SAMPLE_EMBEDDED>` numbers; a larger one would make the trainer a file
+    that takes gigabytes to parse (``--data`` is the way to give data), so the file says so."""
+    if network.x is None:
+        return {"sample": None, "sample_note": "", "sample_note_short": ""}
+    count = network.x.size + network.y.size
+    if count <= limits.SAMPLE_EMBEDDED:
+        return {"sample": (_literal(network.x), _literal(network.y)), "sample_note": "", "sample_note_short": ""}
+    return {"sample": None,
+            "sample_note": (f"The spec's sample ({len(network.x)} examples, {count} numbers) is not embedded: "
+                            f"a trainer embeds at most {limits.SAMPLE_EMBEDDED} numbers. Pass it with --data."),
+            "sample_note_short": f"the spec's sample of {count} numbers is too large to embed"}
+
+
+def nonnegative_state(optimizer) -> list[str]:
+    """The state arrays that sum squared gradients (RMSprop's and Adagrad's s, Adam's v): a
+    checkpoint holding a negative one is damaged."""
+    return [target.name for target, expr in optimizer.rules if target.name in optimizer.state and expr.has(opt.g_hat**2)]
+
+
+def targets_context(loss) -> dict:
+    """The loss's target domain (the registry's ``Loss.targets``) as code and as text, or None."""
+    low, high = loss.targets
+    if (low, high) == (-math.inf, math.inf):
+        return {"target_domain": None, "target_domain_text": ""}
+    code = lambda v: repr(float(v)) if math.isfinite(v) else ("math.inf" if v > 0 else "-math.inf")
+    text = lambda v: f"{v:g}" if math.isfinite(v) else ("inf" if v > 0 else "-inf")
+    return {"target_domain": f"({code(low)}, {code(high)})", "target_domain_text": f"[{text(low)}, {text(high)}]"}
 
 
 def _command(source, optimizer, learning_rate, dtype) -> str:

@@ -16,6 +16,7 @@ PyTorch's for RMSprop (ρ = 0.9 and lr = 0.001, as in Keras) and for ε, 1e-8 ev
 >>> new["W"].tolist()
 [0.52]
 """
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -23,16 +24,69 @@ import numpy as np
 import sympy
 from sympy import Symbol, sqrt
 
+from .errors import SpecError, shown
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """A hyper-parameter: its name (as in the spec's ``[optimizer]`` table), its LaTeX name and
+    the values it may take, an interval from ``low`` to ``high``, each end open or closed. Every
+    optimizer reads its settings through :meth:`check`, so a setting outside its domain — β = 1,
+    whose bias correction divides by zero, or ε = 0 — is refused where it is given, naming it.
+
+    >>> HYPERS["beta1"].domain, HYPERS["eps"].domain
+    ('in [0, 1)', 'greater than 0')
+    """
+    name: str
+    latex: str
+    low: float = 0.0
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = True
+
+    def allows(self, value: float) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return math.isfinite(value) and above and below
+
+    @property
+    def domain(self) -> str:
+        if self.high == math.inf:
+            return f"greater than {self.low:g}" if self.low_open else f"at least {self.low:g}"
+        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+    def check(self, value, field: str) -> float:
+        """``value`` as a float, or SpecError naming ``field`` and the domain."""
+        number = None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except OverflowError:     # an integer beyond float64
+                number = math.inf
+        if number is None or not self.allows(number):
+            raise SpecError(field, f"expected a number {self.domain}, got {shown(value)}")
+        return number
+
+
+HYPERS = {h.name: h for h in [
+    Hyper("learning_rate", r"\eta", low_open=True),
+    Hyper("beta1", r"\beta_1", high=1.0),          # 1 - beta**t is the bias correction's divisor
+    Hyper("beta2", r"\beta_2", high=1.0),
+    Hyper("eps", r"\epsilon", low_open=True),      # the division by sqrt(v) + eps needs it
+    Hyper("momentum", r"\mu"),
+    Hyper("rho", r"\rho", high=1.0),
+    Hyper("weight_decay", r"\lambda"),
+]}
+
 theta, g, t = Symbol("theta", real=True), Symbol("g", real=True), Symbol("t", positive=True, integer=True)
 m, v, s = (Symbol(name, real=True) for name in ("m", "v", "s"))
 g_hat, m_hat, v_hat = (Symbol(name, real=True) for name in ("g_hat", "m_hat", "v_hat"))
-HYPER = {name: Symbol(name, nonnegative=True) for name in
-         ("learning_rate", "beta1", "beta2", "eps", "momentum", "rho", "weight_decay", "bias_correction")}
+HYPER = {name: Symbol(name, nonnegative=True) for name in [*HYPERS, "bias_correction"]}
 lr, beta1, beta2, eps, mu, rho, wd, bc = HYPER.values()
 
 LATEX_NAMES = {theta: r"\theta", g: "g", t: "t", m: "m", v: "v", s: "s", g_hat: r"\tilde g",
-               m_hat: r"\hat m", v_hat: r"\hat v", lr: r"\eta", beta1: r"\beta_1", beta2: r"\beta_2",
-               eps: r"\epsilon", mu: r"\mu", rho: r"\rho", wd: r"\lambda", bc: "c"}
+               m_hat: r"\hat m", v_hat: r"\hat v", bc: "c",
+               **{HYPER[name]: h.latex for name, h in HYPERS.items()}}
 
 _L2 = (g_hat, g + wd * theta)  # the gradient with L2 weight decay folded in
 
@@ -146,7 +200,9 @@ class Settings:
 
     @classmethod
     def of(cls, table: dict) -> "Settings":
-        given = tuple(sorted((k, float(val)) for k, val in table.items() if k in HYPER and k != "bias_correction"))
+        """Settings from an ``[optimizer]`` table; SpecError naming a hyper-parameter outside its
+        domain (:data:`HYPERS`)."""
+        given = tuple(sorted((k, HYPERS[k].check(val, f"optimizer.{k}")) for k, val in table.items() if k in HYPERS))
         return cls(given, table.get("bias_correction", True), table.get("train_biases", True))
 
     def values(self, optimizer: Optimizer) -> dict[str, float]:

@@ -3,41 +3,66 @@
 An existing file is overwritten only with ``force`` — or when ``ours(old_text)`` says symbackprop
 wrote it (generated trainers carry a marker). The text goes to a temporary file in the same folder,
 then ``os.replace`` puts it in place, so a crash never leaves a half-written file.
+
+Only regular files are written. A FIFO, a device, a socket or a directory is refused, even with
+``force`` — opening a FIFO would block, and replacing a device node would destroy it; to send the
+text to one, write to standard output (``-o -``, the default) and redirect it. The target is looked
+at with ``os.stat`` and never opened before that, so nothing here can block. A symbolic link is
+followed: the file it points to is replaced, the link stays.
 """
 import os
+import stat
 import sys
 import tempfile
 from pathlib import Path
 
-from .errors import SpecError
+from .errors import SpecError, printable
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+_SNIFF = 1 << 16   # bytes of an existing file that ``ours`` looks at
 
 
 def write_text(text: str, path: str | None, force: bool = False, ours=None) -> None:
-    """Print ``text``, or write it to ``path`` atomically; SpecError if that would clobber a file."""
+    """Print ``text``, or write it to ``path`` atomically; SpecError if that would clobber a file
+    or if ``path`` is not a regular file."""
     if path is None or path == "-":
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        _print(text if text.endswith("\n") else text + "\n")
         return
-    target = Path(path)
-    if target.is_dir():
-        raise SpecError("-o", f"{path} is a directory")
-    if target.exists() and not force:
+    shown = printable(path)
+    info = _stat(path, shown)
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
+        raise SpecError("-o", f"{shown} is {kind}; -o writes regular files only "
+                              "(use -o - and a redirection to write to anything else)")
+    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+    if info is not None and not force:
         try:
-            mine = ours is not None and ours(target.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError):
+            with open(target, "rb") as old:
+                mine = ours is not None and ours(old.read(_SNIFF).decode("utf-8", errors="replace"))
+        except OSError:
             mine = False
         if not mine:
-            raise SpecError("-o", f"{path} exists; pass --force to overwrite it")
-    if not target.parent.exists():
-        raise SpecError("-o", f"folder {target.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            raise SpecError("-o", f"{shown} exists; pass --force to overwrite it")
+    folder = target.parent
+    if not folder.is_dir():
+        problem = "does not exist" if not folder.exists() else "is not a directory"
+        raise SpecError("-o", f"folder {printable(folder)} {problem}")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as err:
+        raise SpecError("-o", f"cannot write in {printable(folder)}: {err.strerror or err}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as out:
             out.write(text)
         # mkstemp makes the file 0600: give it the mode an ordinary new file would have
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~umask)
+        os.chmod(tmp, info.st_mode & 0o7777 if info is not None else 0o666 & ~umask)
         os.replace(tmp, target)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise SpecError("-o", f"cannot write {shown}: {err.strerror or err}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -78,3 +103,23 @@ def output_format(path: str | None, given: str | None, formats: tuple, default: 
     if implied is None and suffix:
         raise SpecError("-o", f"{suffix} names no format {command} writes ({writes}); or pass --format")
     return implied or default
+def _stat(path: str, shown: str):
+    """``os.stat(path)`` (following links), or None if nothing is there yet."""
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        raise SpecError("-o", f"{shown}: a part of the path before the file name is not a directory") from None
+    except OSError as err:
+        raise SpecError("-o", f"cannot use {shown}: {err.strerror or err}") from None
+
+
+def _print(text: str) -> None:
+    """Standard output, whatever its encoding: characters it cannot encode (a file name's
+    undecodable bytes) are written as escapes instead of raising."""
+    try:
+        sys.stdout.write(text)
+    except UnicodeEncodeError:
+        encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+        sys.stdout.write(text.encode(encoding, errors="backslashreplace").decode(encoding))

@@ -17,6 +17,7 @@ import sympy
 
 from . import latexdoc
 from .derive import Derivation, Factor, Step
+from .errors import printable
 from .numeric import Values
 from .registry import z as IN
 from .sigfig import is_exact, significant
@@ -198,7 +199,7 @@ def _selected(derivation: Derivation, wrt: list[str] | None) -> list[Step]:
 def _title(net) -> str:
     if not net.is_stack:
         return f"Network: input {'×'.join(map(str, net.input))}; " + "; ".join(
-            f"{layer.index}. {layer.describe()}" for layer in net.graph) + f"; loss {net.loss.name}"
+            f"{layer.index}. {printable(layer.describe())}" for layer in net.graph) + f"; loss {net.loss.name}"
     acts = ", ".join(activation_name(a) for a in net.activations)
     return f"Network {'-'.join(map(str, net.layers))} ({acts}), loss {net.loss.name}"
 

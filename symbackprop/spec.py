@@ -8,17 +8,19 @@
 import json
 import math
 import re
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .errors import SpecError
+from . import limits
+from .errors import SpecError, shown
 from .layers import LAYERS, Layer, LayerError
 from .layers.base import REQUIRED
 from .layers.dense import DENSE
-from .optimizers import OPTIMIZERS
+from .optimizers import HYPERS, OPTIMIZERS
 from .registry import ACTIVATIONS, LOSSES, Activation, Loss, z
 from .safeexpr import parse_formula
 
@@ -180,20 +182,77 @@ def read_input(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(str(path), "no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise SpecError(str(path), f"cannot read: {err}") from None
+    except OSError as err:
+        raise SpecError(str(path), f"cannot read: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise SpecError(str(path), f"cannot read: not UTF-8 text (byte {err.start})") from None
 
 
 def load(path: str | Path) -> Network:
     """Read a TOML (or JSON) spec file into a Network; SpecError on any problem."""
     path = Path(path)
     text = read_input(path)
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
-        kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
-        raise SpecError(str(path), f"invalid {kind}: {err}") from None
+    data = parse_document(text, "JSON" if path.suffix.lower() == ".json" else "TOML", str(path))
     return Network.from_dict(data, source=str(path))
+
+
+def parse_document(text: str, kind: str, source: str, parse_float=float) -> dict:
+    """The data of a TOML or JSON document (``kind``), refused with one line naming ``source``
+    when it is not valid, repeats a key (JSON; TOML refuses that itself), holds a number of more
+    digits than Python converts (4,300), or nests arrays and tables more than
+    :data:`limits.NESTING <symbackprop.limits.NESTING>` deep.
+
+    >>> parse_document('{"a": 1, "a": 2}', "JSON", "spec.json")
+    Traceback (most recent call last):
+    symbackprop.errors.SpecError: spec.json: invalid JSON: duplicate key 'a'
+    """
+    try:
+        if kind == "JSON":
+            data = json.loads(text, object_pairs_hook=_unique_keys, parse_float=parse_float)
+        else:
+            data = tomllib.loads(text, parse_float=parse_float)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+        raise SpecError(source, f"invalid {kind}: {err}") from None
+    except _DuplicateKey as err:
+        raise SpecError(source, f"invalid JSON: duplicate key {shown(err.key)}") from None
+    except RecursionError:
+        raise SpecError(source, f"arrays or tables nested more than {limits.NESTING} deep (the limit)") from None
+    except ValueError:          # Python's limit on converting a long run of digits to an integer
+        digits = re.search(r"\d{%d,}" % (sys.get_int_max_str_digits() + 1), text)
+        line = text.count("\n", 0, digits.start()) + 1 if digits else "?"
+        raise SpecError(f"{source}, line {line}", f"a number of {len(digits[0]) if digits else 'too many'} "
+                                                  "digits (a float64 has at most 309)") from None
+    if _depth(data) > limits.NESTING:
+        raise SpecError(source, f"arrays or tables nested more than {limits.NESTING} deep (the limit)")
+    return data
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key):
+        self.key = key
+
+
+def _unique_keys(pairs):
+    data = {}
+    for key, value in pairs:
+        if key in data:
+            raise _DuplicateKey(key)
+        data[key] = value
+    return data
+
+
+def _depth(data) -> int:
+    """How deeply lists and dicts nest in ``data`` (a number is 0), without recursion."""
+    deepest, stack = 0, [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (list, dict)):
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth > limits.NESTING:
+                break
+            stack += [(v, depth) for v in (value.values() if isinstance(value, dict) else value)]
+    return deepest
 
 
 def _finite(v) -> bool:
@@ -202,11 +261,6 @@ def _finite(v) -> bool:
         return math.isfinite(float(v))
     except OverflowError:
         return False
-
-
-def _short(v) -> str:
-    text = repr(v)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _table(data, name, required=False):
@@ -224,7 +278,7 @@ def _layers(value):
         raise SpecError("network.layers", "expected a list of at least two sizes, e.g. [3, 2, 1]")
     for i, size in enumerate(value):
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise SpecError(f"network.layers[{i}]", f"expected a positive integer, got {size!r}")
+            raise SpecError(f"network.layers[{i}]", f"expected a positive integer, got {shown(size)}")
     return value
 
 
@@ -240,7 +294,7 @@ def _activations(value, count):
     for i, name in enumerate(value):
         act = _activation(name, f"network.activations[{i}]")
         if not act.elementwise and i != count - 1:
-            raise SpecError(f"network.activations[{i}]", f"{name} is allowed only on the output layer")
+            raise SpecError(f"network.activations[{i}]", f"{shown(name)} is allowed only on the output layer")
         acts.append(act)
     return tuple(acts)
 
@@ -248,11 +302,11 @@ def _activations(value, count):
 def _activation(name, where) -> Activation:
     """A registry activation by name, or a formula in z (parsed against an allow-list)."""
     if not isinstance(name, str):
-        raise SpecError(where, f"expected a name or a formula in z, got {name!r}")
+        raise SpecError(where, f"expected a name or a formula in z, got {shown(name)}")
     if name in ACTIVATIONS:
         return ACTIVATIONS[name]
     if re.fullmatch(r"[A-Za-z_]\w*", name) and name != "z":
-        raise SpecError(where, f"unknown activation {name!r} (known: {', '.join(ACTIVATIONS)}; "
+        raise SpecError(where, f"unknown activation {shown(name)} (known: {', '.join(ACTIVATIONS)}; "
                                "or a formula in z such as \"z/(1 + abs(z))\")")
     return Activation(name, parse_formula(name, {"z": z}, where), r"f")
 
@@ -263,7 +317,7 @@ def _input_shape(value):
                                          "or [channels, height, width]")
     for i, size in enumerate(value):
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise SpecError(f"network.input[{i}]", f"expected a positive integer, got {_short(size)}")
+            raise SpecError(f"network.input[{i}]", f"expected a positive integer, got {shown(size)}")
     return tuple(value)
 
 
@@ -274,10 +328,10 @@ def _graph(input_shape, tables):
     shapes, graph = {0: tuple(input_shape)}, []
     for i, table in enumerate(tables, start=1):
         if not isinstance(table, dict):
-            raise SpecError(f"layer {i}", f"expected a table (type = ..., and its fields), got {_short(table)}")
+            raise SpecError(f"layer {i}", f"expected a table (type = ..., and its fields), got {shown(table)}")
         kind_name = table.get("type")
         if kind_name not in LAYERS:
-            problem = "missing" if kind_name is None else f"unknown layer type {_short(kind_name)}"
+            problem = "missing" if kind_name is None else f"unknown layer type {shown(kind_name)}"
             raise SpecError(f"layer {i}.type", f"{problem} (known: {', '.join(LAYERS)})")
         kind = LAYERS[kind_name]
         where = f"layer {i} ({kind_name})"
@@ -319,8 +373,8 @@ def _graph(input_shape, tables):
 
 
 def _loss(value):
-    if value not in LOSSES:
-        raise SpecError("network.loss", f"unknown loss {value!r} (known: {', '.join(LOSSES)})")
+    if not isinstance(value, str) or value not in LOSSES:
+        raise SpecError("network.loss", f"unknown loss {shown(value)} (known: {', '.join(LOSSES)})")
     return LOSSES[value]
 
 
@@ -333,12 +387,12 @@ def _array(value, shape, where):
     def check(v, dims, path):
         if not dims:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise SpecError(path, f"expected a number, got {v!r}")
+                raise SpecError(path, f"expected a number, got {shown(v)}")
             if not _finite(v):
-                raise SpecError(path, f"expected a finite number, got {_short(v)}")
+                raise SpecError(path, f"expected a finite number, got {shown(v)}")
             return
         if not isinstance(v, list) or len(v) != dims[0]:
-            got = f"{len(v)} entries" if isinstance(v, list) else repr(v)
+            got = f"{len(v)} entries" if isinstance(v, list) else shown(v)
             raise SpecError(where, f"expected shape {_shape_text(shape)}, got {got} at {path}")
         for i, item in enumerate(v):
             check(item, dims[1:], f"{path}[{i}]")
@@ -403,7 +457,7 @@ def _masks(graph, data, sample, batch: int, batched: bool):
             raise SpecError(f"masks.{key}", f"unknown mask (expected {', '.join(wanted) or 'none: no dropout layer'})")
     seed = sample.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise SpecError("sample.seed", f"expected a non-negative integer, got {_short(seed)}")
+        raise SpecError("sample.seed", f"expected a non-negative integer, got {shown(seed)}")
     if not wanted:
         return None, ""
     rng, masks, drawn = np.random.default_rng(seed), {}, []
@@ -434,14 +488,16 @@ def optimizer_table(table) -> dict:
         if key not in OPTIMIZER_KEYS:
             raise SpecError(where, f"unknown key (expected {', '.join(sorted(OPTIMIZER_KEYS))})")
         if key == "name":
-            if value not in OPTIMIZERS:
-                raise SpecError(where, f"unknown optimizer {value!r} (known: {', '.join(OPTIMIZERS)})")
+            if not isinstance(value, str) or value not in OPTIMIZERS:
+                raise SpecError(where, f"unknown optimizer {shown(value)} (known: {', '.join(OPTIMIZERS)})")
+        elif key in HYPERS:
+            HYPERS[key].check(value, where)      # each hyper-parameter's domain, declared once
         elif key in ("bias_correction", "train_biases"):
             if not isinstance(value, bool):
-                raise SpecError(where, f"expected true or false, got {value!r}")
+                raise SpecError(where, f"expected true or false, got {shown(value)}")
         elif key == "max_iters":
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SpecError(where, f"expected a positive integer, got {value!r}")
+                raise SpecError(where, f"expected a positive integer, got {shown(value)}")
         elif isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value) or value < 0:
-            raise SpecError(where, f"expected a non-negative number, got {_short(value)}")
+            raise SpecError(where, f"expected a non-negative number, got {shown(value)}")
     return dict(table)

@@ -521,7 +521,7 @@ BAD_HANDS = [
     ("[values]\na1 = [\n", "invalid TOML"),
     ("[optimizer]\nlr = 0.1\n[values]\na2 = 0.5\n", "optimizer.lr: unknown key"),
     ("[optimizer]\nname = 'sdg'\n[values]\na2 = 0.5\n", "optimizer.name: unknown optimizer 'sdg'"),
-    ("[optimizer]\nlearning_rate = -1.0\n[values]\na2 = 0.5\n", "optimizer.learning_rate: expected a non-negative number"),
+    ("[optimizer]\nlearning_rate = -1.0\n[values]\na2 = 0.5\n", "optimizer.learning_rate: expected a number greater than 0"),
     ("[optimizer]\nbias_correction = 1\n[values]\na2 = 0.5\n", "optimizer.bias_correction: expected true or false"),
 ]
 

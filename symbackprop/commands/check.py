@@ -3,6 +3,7 @@ import json
 import math
 import sys
 
+from ..errors import printable
 
 FORMATS = ("text", "json")
 
@@ -43,7 +44,7 @@ def render_text(results, notes=(), spec="the spec") -> str:
     rows = [("quantity", "given", "expected", "status", "diagnosis")]
     rows += [(r.label, r.given, _number(r.expected, r.given), r.status, r.diagnosis or "") for r in results]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = [f"checked against {spec}" + (":" if notes else "")] + [f"  {note}" for note in notes]
+    lines = [f"checked against {printable(spec)}" + (":" if notes else "")] + [f"  {note}" for note in notes]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths + [0])).rstrip() for row in rows]
     counts = {status: sum(r.status == status for r in results) for status in ("ok", "wrong", "carried")}
     lines.append(f"{len(results)} numbers: " + ", ".join(f"{n} {status}" for status, n in counts.items()))

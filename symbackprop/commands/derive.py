@@ -1,5 +1,6 @@
 """``symbackprop derive SPEC``: every gradient as its chain-rule product, with numbers if given."""
-from ..errors import SpecError
+from .. import limits
+from ..errors import SpecError, shown
 from ..output import output_format, write_text
 
 FORMATS = ("text", "latex", "markdown", "json")
@@ -45,11 +46,14 @@ def run(args) -> int:
     shapes = network.parameter_shapes()
     for name in args.wrt or ():
         if name not in shapes:
-            raise SpecError("--wrt", f"unknown parameter {name!r} (expected {', '.join(shapes)})")
+            raise SpecError("--wrt", f"unknown parameter {shown(name)} (expected {', '.join(shapes)})")
     form = args.form or ("scalar" if _within_scalar(network, SCALAR_DEFAULT_MAX, SCALAR_DEFAULT_VALUES) else "matrix")
     if args.exact and (form == "matrix" or not _within(network, EXACT_MAX)):
         raise SpecError("--exact", f"exact arithmetic is for the per-weight form of networks of at most "
                                    f"{EXACT_MAX[0]} weight layers and {EXACT_MAX[1]} parameters")
+    if args.exact and network.has_numbers and len(network.x) > limits.EXAMPLES_SHOWN:
+        raise SpecError("--exact", f"exact arithmetic works example by example: at most "
+                                   f"{limits.EXAMPLES_SHOWN} examples (the limit), the sample has {len(network.x)}")
     if args.wrt and form == "matrix" and args.format != "json":
         raise SpecError("--wrt", "the matrix form shows every layer's rule; --wrt selects gradients "
                                  "of the per-weight form or of --format json")
@@ -57,7 +61,9 @@ def run(args) -> int:
         raise SpecError("--form", f"{network.parameter_count} parameters and {network.element_count} values "
                                   f"are too many for the per-weight form (at most {SCALAR_MAX} and "
                                   f"{SCALAR_VALUES}); use --form matrix")
-    text = (_scalar if form == "scalar" else _matrix)(network, args)
+    # exact values can grow without bound (exp(exp(exp(...))) of a Rational): bound the time
+    with limits.deadline(limits.EXACT_SECONDS if args.exact else None, "--exact", "exact arithmetic"):
+        text = (_scalar if form == "scalar" else _matrix)(network, args)
     write_text(text, args.output, args.force)
     return 0
 

@@ -2,7 +2,8 @@
 ``--steps``, a short training run), as Markdown, a LaTeX document or a standalone HTML page."""
 import math
 
-from ..errors import SpecError
+from .. import limits
+from ..errors import SpecError, shown
 from ..output import output_format, write_text
 
 FORMATS = ("markdown", "latex", "html")
@@ -37,9 +38,9 @@ def _positive_int(text, field):
     try:
         value = int(text)
     except ValueError:
-        raise SpecError(field, f"expected a positive integer, got {text!r}") from None
+        raise SpecError(field, f"expected a positive integer, got {shown(text)}") from None
     if value < 1:
-        raise SpecError(field, f"expected a positive integer, got {text!r}")
+        raise SpecError(field, f"expected a positive integer, got {shown(text)}")
     return value
 
 
@@ -49,9 +50,9 @@ def _threshold(text, field):
     try:
         value = float(text)
     except ValueError:
-        raise SpecError(field, f"expected a non-negative number, got {text!r}") from None
+        raise SpecError(field, f"expected a non-negative number, got {shown(text)}") from None
     if not math.isfinite(value) or value < 0:
-        raise SpecError(field, f"expected a non-negative number, got {text!r}")
+        raise SpecError(field, f"expected a non-negative number, got {shown(text)}")
     return value
 
 
@@ -67,6 +68,10 @@ def run(args) -> int:
     if args.fragment and fmt != "latex":
         raise SpecError("--fragment", "is for LaTeX output (--format latex, or -o FILE.tex)")
     network = load(args.spec)
+    if network.has_numbers and len(network.x) > limits.EXAMPLES_SHOWN:
+        raise SpecError("sample.x", f"explain prints every example's numbers: at most {limits.EXAMPLES_SHOWN} "
+                                    f"examples (the limit), the sample has {len(network.x)}; derive --form matrix "
+                                    "--format json gives the gradients of any batch")
     explanation = explain(network, args.optimizer, steps, digits, max_iters, loss_below, min_delta)
     text = explanation.latex(fragment=True) if args.fragment else explanation.render(fmt)
     write_text(text, args.output, args.force)

@@ -7,6 +7,10 @@ from ..errors import SpecError
 DEFAULT_TOLERANCE = 1e-5
 SCALAR_MAX = 500   # the per-weight derivation is checked too, up to this many parameters
 SCALAR_VALUES = 2000  # and this many named values (see derive's SCALAR_VALUES)
+# A central difference's error is about h² (truncation) plus eps/h (rounding): below 1e-12 it is
+# all rounding, above 0.1 all truncation, and a huge step overflows the network's functions.
+STEP = (1e-12, 0.1)
+TOLERANCE = (0.0, 1.0)   # a relative error: (0, 1]
 
 
 def add_parser(subparsers):
@@ -35,10 +39,11 @@ def derived_gradients(network):
 
 
 def run(args) -> int:
-    if not (math.isfinite(args.tolerance) and args.tolerance > 0):
-        raise SpecError("--tolerance", "expected a positive number")
-    if not (math.isfinite(args.step) and args.step > 0):
-        raise SpecError("--step", "expected a positive number")
+    if not TOLERANCE[0] < args.tolerance <= TOLERANCE[1]:
+        raise SpecError("--tolerance", f"expected a relative error in ({TOLERANCE[0]:g}, {TOLERANCE[1]:g}], "
+                                       f"got {args.tolerance:g}")
+    if not STEP[0] <= args.step <= STEP[1]:
+        raise SpecError("--step", f"expected a step h in [{STEP[0]:g}, {STEP[1]:g}], got {args.step:g}")
     from ..spec import load
     from ..verify import gradcheck
     network = load(args.spec)
@@ -53,12 +58,18 @@ def run(args) -> int:
     require_finite({"loss": loss})
     for _, grads in routes:
         require_finite({f"gradient of {name}": g for name, g in grads.items()})
+    with np.errstate(all="ignore"):   # a difference that overflows is reported below
+        checks = [(route, gradcheck(network, grads, network.parameters, network.x, network.y, args.tolerance,
+                                    args.step)) for route, grads in routes]
+    if not all(math.isfinite(c.numeric) for _, cs in checks for c in cs):
+        raise SpecError("--step", f"the finite differences with h = {args.step:g} are not finite numbers "
+                                  "(the loss overflows there): use a smaller step")
     failed = False
     from ..sigfig import significant
     print("indices 1-based as in the math: W2[1,2] is row 1, column 2 of W2")
     print(f"{'route':8} {'parameter':10} {'max rel. error':>15}  {'at':10} {'derived':>14} {'finite diff.':>14}")
-    for route, grads in routes:
-        for c in gradcheck(network, grads, network.parameters, network.x, network.y, args.tolerance, args.step):
+    for route, cs in checks:
+        for c in cs:
             failed |= not c.ok
             at = "[" + ",".join(str(i + 1) for i in c.index) + "]"
             print(f"{route:8} {c.param:10} {c.max_error:15.3e}  {at:10} {significant(c.analytic, 7):>14} "
