@@ -39,7 +39,7 @@ LAMBDIFY_MODULES = [{"erf": _erf}, "numpy"]
 _STABLE = {"np": np, "_erf": _erf, "DTYPE": np.float64, "EPS": 0.0, "EXP_LO": -math.inf, "EXP_HI": math.inf}
 # decimal digits of the arbitrary-precision fallback, tried in turn: 1 − σ(z) at z = 1e4 is
 # 10^-4343, which only the last keeps; beyond it a value counts as not finite
-PRECISIONS = (40, 600, 5000)
+PRECISIONS = (40, 600, 5000, 12000)
 
 
 @dataclass

@@ -41,6 +41,7 @@ class Activation:
     domain: tuple[float, float] = (-4.0, 4.0)  # where tests sample z
     kinks: tuple[float, ...] = ()          # where tests must not sample z
     vector: Callable[[list], list] | None = field(default=None, compare=False)  # not element-wise
+    shift_invariant: bool = False          # f(z - c) = f(z) for a constant c: numbers may subtract max(z)
 
     @cached_property
     def derivative(self) -> sympy.Expr:
@@ -149,7 +150,7 @@ ACTIVATIONS = {act.name: act for act in [
     Activation("gelu", z * (1 + erf(z / sqrt(2))) / 2, r"\operatorname{gelu}",
                "the exact erf form, z * Phi(z)"),
     Activation("softmax", exp(z), r"\operatorname{softmax}",
-               "output layer only; a_j = exp(z_j) / sum_k exp(z_k)", vector=_softmax),
+               "output layer only; a_j = exp(z_j) / sum_k exp(z_k)", vector=_softmax, shift_invariant=True),
 ]}
 
 

@@ -40,6 +40,8 @@ def _activation_function(activation, width: int):
 
 def _activate(activation, z):
     flat = z.reshape(len(z), -1)
+    if activation.shift_invariant:          # softmax(z) = softmax(z - max z): no exp overflows
+        flat = flat - flat.max(axis=1, keepdims=True)
     cols = _activation_function(activation, flat.shape[1])(list(flat.T))
     return np.stack([np.broadcast_to(np.asarray(c, np.float64), flat.shape[:1]) for c in cols], axis=1).reshape(z.shape)
 

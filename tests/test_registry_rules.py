@@ -228,3 +228,13 @@ def test_the_proofs_can_fail():
     bce = LOSSES["binary_cross_entropy"]
     chain = sympy.diff(bce.term.xreplace({a: sigmoid.expr}), z)
     assert not proven_equal(chain, (a - 2 * y).xreplace({a: sigmoid.expr}))
+
+
+def test_shift_invariant_activations_are():
+    """An entry marked shift_invariant gives the same outputs for z - c (verify subtracts max z)."""
+    c = sympy.Symbol("c", real=True)
+    zs = sympy.symbols("z0:3", real=True)
+    for act in ACTIVATIONS.values():
+        if act.shift_invariant:
+            for a1, a2 in zip(act.apply(list(zs)), act.apply([u - c for u in zs])):
+                assert sympy.simplify(a1 - a2) == 0, act.name

@@ -121,14 +121,26 @@ def _matrix_json(network, md, wrt):
               "layout": JSON_LAYOUT,
               "formulas": {name: {"chain": latex} for name, latex in _matrix_formulas(md).items()
                            if not wrt or name in wrt}}
-    if network.has_numbers:
+    if network.has_numbers and _within_scalar(network, SCALAR_MAX, SCALAR_VALUES):
+        # numbers people read: the per-weight route's, true in float64 even where the compiled
+        # code's guards (exponents clipped at EXP_LO) would leave a trace of 1e-103
+        from ..derive import Derivation
+        from ..model import Model
+        from ..numeric import evaluate, require_finite
+        values = evaluate(Derivation(Model(network)))
+        require_finite(values.forward | values.gradients | {"loss": values.loss})
+        result["loss"] = float(values.loss)
+        result["forward"] = {k: np.asarray(v, float).tolist() for k, v in values.forward.items()}
+        result["gradients"] = {k: v.tolist() for k, v in values.gradients.items() if not wrt or k in wrt}
+    elif network.has_numbers:
         from ..numeric import require_finite
         from ..verify import forward_pass
         f = network.compile(np.float64)
         X, Y = network.x, network.y
+        masks = {"masks": network.masks} if network.masks else {}
         with np.errstate(all="ignore"):  # a nan or inf is reported by require_finite below
             forward = forward_pass(network, network.parameters, X)
-            loss, grads = f.loss_and_gradients(network.parameters, X, Y)
+            loss, grads = f.loss_and_gradients(network.parameters, X, Y, **masks)
         squeeze = (lambda v: v) if network.batched else (lambda v: v[0])
         require_finite(forward | grads | {"loss": loss})
         result["loss"] = float(loss)
