@@ -29,7 +29,7 @@ from pathlib import Path
 import sympy
 from sympy.printing.pycode import PythonCodePrinter
 
-from . import codegen, limits, optimizers as opt, printing
+from . import codegen, initial, limits, optimizers as opt, printing
 from .errors import SpecError
 from .spec import Network, load
 
@@ -38,8 +38,6 @@ TEMPLATE = "trainer.py.jinja"
 DTYPES = ("float64", "float32")
 FORMS = ("auto", "array", "scalar")
 
-# He initialisation for the relu family, Glorot (Xavier) uniform for everything else.
-HE_INIT = frozenset({"relu", "leaky_relu", "elu", "silu", "gelu"})
 
 # The unrolled scalar form: Python floats and the math module, one line per weight. It exists for
 # tiny networks, where a NumPy call (~1 µs) costs more than the arithmetic it does; the benchmark
@@ -270,24 +268,6 @@ def signature(network: Network) -> str:
     return f"{'x'.join(map(str, network.input))} {layers} {network.loss.name}"
 
 
-def init_rules(network: Network) -> list[dict]:
-    """How init_params fills each parameter when the spec gives none: each layer kind says which
-    of its parameters are weights (He normal after relu-like activations, Glorot uniform after the
-    others, from the entry's fan-in and fan-out), zeros or ones."""
-    rules = []
-    for layer in network.graph:
-        for prefix in layer.kind.params:
-            name, scheme = layer.param(prefix), layer.kind.init(layer, prefix)
-            rule = {"name": name, "shape": layer.params[name], "scheme": scheme, "scale": "0.0"}
-            if scheme == "weight":
-                fan_in, fan_out = layer.kind.fans(layer)
-                he = activation_key(layer.activation) in HE_INIT
-                rule.update(scheme="he" if he else "glorot",
-                            scale=repr(math.sqrt(2.0 / fan_in)) if he else repr(math.sqrt(6.0 / (fan_in + fan_out))))
-            rules.append(rule)
-    return rules
-
-
 def _literal(array) -> str:
     """A nested list of floats, printed exactly (repr of each float)."""
     if getattr(array, "ndim", 0) == 0:
@@ -338,7 +318,7 @@ def render(network: Network, optimizer: str | None = None, learning_rate: float 
         "shapes": network.parameter_shapes(),
         "given": ({k: _literal(v) for k, v in network.parameters.items()}
                   if network.parameters is not None else None),
-        "init": init_rules(network),
+        "init": initial.rules(network),
         **sample_context(network),
         "loss": network.loss.name,
         **targets_context(network.loss),

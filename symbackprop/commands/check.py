@@ -20,6 +20,8 @@ def add_parser(subparsers):
                     "is, 2 for bad input.")
     p.add_argument("spec", help="the network spec (.toml or .json), with [parameters] and [sample]")
     p.add_argument("hand", help="the hand calculation (.toml)")
+    p.add_argument("--init", type=int, metavar="SEED",
+                   help="draw the parameters and sample the spec lacks: a trainer's init_params(SEED) and a seeded sample")
     p.add_argument("--format", choices=FORMATS, default="text")
     p.set_defaults(run=run)
 
@@ -27,7 +29,13 @@ def add_parser(subparsers):
 def run(args) -> int:
     from ..spec import load
     from ..check import check, conventions, load_hand
-    network = load(args.spec)
+    from ..check import MAX_PARAMETERS
+    from ..initial import numbers
+    network, note = load(args.spec), None
+    if network.parameter_count <= MAX_PARAMETERS:     # too big for a hand calculation: check says so first
+        network, note = numbers(network, args.init, "check")
+    if note:
+        print(f"symbackprop check: note: {note} (--init {args.init})", file=sys.stderr)
     hand = load_hand(args.hand, network)
     results = check(network, hand)
     if args.format == "json":

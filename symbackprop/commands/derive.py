@@ -1,4 +1,5 @@
 """``symbackprop derive SPEC``: every gradient as its chain-rule product, with numbers if given."""
+import sys
 from .. import limits
 from ..errors import SpecError, shown
 from ..output import output_format, write_text
@@ -21,6 +22,8 @@ def add_parser(subparsers):
     p = subparsers.add_parser("derive", help="derive every gradient as a chain-rule product",
                               description="Derive every gradient of SPEC's loss by reverse accumulation.")
     p.add_argument("spec", help="the network spec (.toml or .json)")
+    p.add_argument("--init", type=int, metavar="SEED",
+                   help="draw the parameters and sample the spec lacks: a trainer's init_params(SEED) and a seeded sample")
     p.add_argument("--format", choices=FORMATS, help="default: from the -o extension (.txt, .md, .tex, "
                                                      ".json), else text")
     p.add_argument("--form", choices=("scalar", "matrix"), default=None,
@@ -41,6 +44,11 @@ def run(args) -> int:
     if args.fragment and args.format != "latex":
         raise SpecError("--fragment", "is for LaTeX output (--format latex, or -o FILE.tex)")
     network = load(args.spec)
+    if args.init is not None:            # numbers where the spec has none: the derivation with them
+        from ..initial import numbers
+        network, note = numbers(network, args.init, "derive")
+        if note:
+            print(f"symbackprop derive: note: {note} (--init {args.init})", file=sys.stderr)
     if not 1 <= args.digits <= 17:
         raise SpecError("--digits", "expected 1 to 17")
     shapes = network.parameter_shapes()

@@ -1,5 +1,6 @@
 """``symbackprop explain SPEC``: a complete worked example of one training step (and, with
 ``--steps``, a short training run), as Markdown, a LaTeX document or a standalone HTML page."""
+import sys
 import math
 
 from .. import limits
@@ -20,6 +21,8 @@ def add_parser(subparsers):
                                        "(default: the spec's [optimizer].name, else sgd)")
     p.add_argument("--steps", metavar="K", help="train K steps and tabulate the loss (default 1)")
     p.add_argument("--digits", metavar="D", default="5", help="significant digits shown (default 5)")
+    p.add_argument("--init", type=int, metavar="SEED",
+                   help="draw the parameters and sample the spec lacks: a trainer's init_params(SEED) and a seeded sample")
     p.add_argument("--format", choices=FORMATS, help="default: from the -o extension (.md, .tex, .html), "
                                                      "else markdown")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
@@ -67,7 +70,10 @@ def run(args) -> int:
     fmt = output_format(args.output, args.format, FORMATS, "markdown", "explain")
     if args.fragment and fmt != "latex":
         raise SpecError("--fragment", "is for LaTeX output (--format latex, or -o FILE.tex)")
-    network = load(args.spec)
+    from ..initial import numbers
+    network, note = numbers(load(args.spec), args.init, "explain")
+    if note:
+        print(f"symbackprop explain: note: {note} (--init {args.init})", file=sys.stderr)
     if network.has_numbers and len(network.x) > limits.EXAMPLES_SHOWN:
         raise SpecError("sample.x", f"explain prints every example's numbers: at most {limits.EXAMPLES_SHOWN} "
                                     f"examples (the limit), the sample has {len(network.x)}; derive --form matrix "
