@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import sympy
 
 from .arrayops import RowSum
+from .layers.base import param_tex
 from .registry import ACTIVATIONS, a, n, y, z
 from .spec import Network
 
@@ -209,7 +210,7 @@ def _sections(md: MatrixDerivation) -> list[tuple[str, list[str]]]:
         line = layer.kind.latex_forward(layer, _out_tex(layer), ins)
         if layer.has_z:
             line += rf", \quad a^{{({l})}} = {f.tex}\left(z^{{({l})}}\right)"
-        spaces = [rf"{_param_tex(name)} \in {_space(shape)}" for name, shape in layer.params.items()]
+        spaces = [rf"{param_tex(name)} \in {_space(shape)}" for name, shape in layer.params.items()]
         forward.append(line + (r", \quad " + r",\ ".join(spaces) if spaces else "")
                        + ("" if spaces else rf", \quad a^{{({l})}} \in {_space(layer.shape)}"))
     term = _fmt_latex(md.loss_term.xreplace({a: sympy.Symbol("a_j"), y: sympy.Symbol("y_j")}), {})
@@ -273,11 +274,6 @@ def _sections(md: MatrixDerivation) -> list[tuple[str, list[str]]]:
             ("Backward", back, notes),
             ("Gradients", grads, []),
             ("Batch of $N$ examples: the mean over the examples", [batch], coupled)]
-
-
-def _param_tex(name: str) -> str:
-    head = name.rstrip("0123456789")
-    return {"gamma": r"\gamma", "beta": r"\beta"}.get(head, head) + f"^{{({name[len(head):]})}}"
 
 
 def _tex_names(l: int) -> dict:

@@ -18,7 +18,7 @@ import numpy as np
 from . import limits
 from .errors import SpecError, shown
 from .layers import LAYERS, Layer, LayerError
-from .layers.base import REQUIRED
+from .layers.base import REQUIRED, shape_text
 from .layers.dense import DENSE
 from .optimizers import HYPERS, OPTIMIZERS
 from .registry import ACTIVATIONS, LOSSES, Activation, Loss, z
@@ -155,7 +155,7 @@ class Network:
             parameters = {}
             for name, shape in shapes.items():
                 if name not in params:
-                    raise SpecError(f"parameters.{name}", f"missing (expected shape {_shape_text(shape)})")
+                    raise SpecError(f"parameters.{name}", f"missing (expected shape {shape_text(shape)})")
                 parameters[name] = _array(params[name], shape, f"parameters.{name}")
                 exact[name] = params[name]
         x = y = None
@@ -367,7 +367,7 @@ def _graph(input_shape, tables):
         shapes[i] = shape
     if len(shapes[len(tables)]) != 1:
         raise SpecError(f"layer {len(tables)} ({graph[-1].kind.name})",
-                        f"the loss needs a vector output, this layer's is {_shape_text(shapes[len(tables)])} "
+                        f"the loss needs a vector output, this layer's is {shape_text(shapes[len(tables)])} "
                         "(end with flatten and dense)")
     return tuple(graph)
 
@@ -377,9 +377,6 @@ def _loss(value):
         raise SpecError("network.loss", f"unknown loss {shown(value)} (known: {', '.join(LOSSES)})")
     return LOSSES[value]
 
-
-def _shape_text(shape):
-    return "(" + ", ".join(map(str, shape)) + ")"
 
 
 def _array(value, shape, where):
@@ -393,7 +390,7 @@ def _array(value, shape, where):
             return
         if not isinstance(v, list) or len(v) != dims[0]:
             got = f"{len(v)} entries" if isinstance(v, list) else shown(v)
-            raise SpecError(where, f"expected shape {_shape_text(shape)}, got {got} at {path}")
+            raise SpecError(where, f"expected shape {shape_text(shape)}, got {got} at {path}")
         for i, item in enumerate(v):
             check(item, dims[1:], f"{path}[{i}]")
     check(value, shape, where)

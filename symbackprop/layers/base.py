@@ -27,6 +27,7 @@ from typing import Callable
 import numpy as np
 
 from ..arrayops import VIEW_KERNELS
+from ..errors import shown
 
 REQUIRED = object()
 
@@ -51,9 +52,9 @@ class Field:
 
 # ---- field parsers (ValueError carries the problem; the spec names the field)
 
-def _show(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+def shape_text(shape) -> str:
+    """``(2, 3)``, ``(6,)``: a shape as people write it."""
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
 def _integer(value) -> bool:
@@ -62,7 +63,7 @@ def _integer(value) -> bool:
 
 def positive_int(value):
     if not _integer(value) or value < 1:
-        raise ValueError(f"expected a positive integer, got {_show(value)}")
+        raise ValueError(f"expected a positive integer, got {shown(value)}")
     return value
 
 
@@ -73,26 +74,26 @@ def ints(ndim: int, minimum: int):
     def parse(value):
         values = value if isinstance(value, list) else [value] * ndim
         if len(values) != ndim or not all(_integer(v) and v >= minimum for v in values):
-            raise ValueError(f"expected {what} integer or a list of {ndim}, got {_show(value)}")
+            raise ValueError(f"expected {what} integer or a list of {ndim}, got {shown(value)}")
         return tuple(values)
     return parse
 
 
 def rate(value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"expected a rate p with 0 <= p < 1, got {_show(value)}")
+        raise ValueError(f"expected a rate p with 0 <= p < 1, got {shown(value)}")
     return float(value)
 
 
 def positive_number(value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"expected a positive number, got {_show(value)}")
+        raise ValueError(f"expected a positive number, got {shown(value)}")
     return float(value)
 
 
 def layer_ref(value):
     if not _integer(value) or value < 0:
-        raise ValueError(f"expected a layer position (0 for the network input), got {_show(value)}")
+        raise ValueError(f"expected a layer position (0 for the network input), got {shown(value)}")
     return value
 
 

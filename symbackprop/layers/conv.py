@@ -17,7 +17,7 @@ import numpy as np
 import sympy
 
 from ..arrayops import Kernel
-from .base import Backward, Field, LayerError, LayerKind, index_tuples, ints, kernel, positive_int
+from .base import Backward, Field, LayerError, LayerKind, index_tuples, ints, kernel, positive_int, shape_text
 from .dense import grad_tex, sup
 
 
@@ -100,7 +100,7 @@ class Conv(LayerKind):
         shape = in_shapes[0]
         if len(shape) != self.d + 1:
             raise LayerError("type", f"{self.name} needs a (channels, {'length' if self.d == 1 else 'height, width'}) "
-                                     f"input, got shape {_shape(shape)}")
+                                     f"input, got shape {shape_text(shape)}")
         for m, p, k in zip(shape[1:], options["padding"], options["kernel"]):
             if k > m + 2 * p:
                 raise LayerError("kernel", f"{_size(options['kernel'])} is larger than the padded input "
@@ -173,9 +173,6 @@ class Conv(LayerKind):
              rf"${delta}$ spread out by the stride (${s}$) and padded by the kernel size less 1, and the "
              rf"correlation is cropped by the padding (${_size(opt['padding'], True)}$).",))
 
-
-def _shape(shape) -> str:
-    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
 def _size(values, tex=False) -> str:

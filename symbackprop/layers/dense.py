@@ -3,7 +3,7 @@ import numpy as np
 import sympy
 
 from ..arrayops import ColSum, Dot, T
-from .base import Backward, Field, LayerError, LayerKind, positive_int
+from .base import Backward, Field, LayerError, LayerKind, positive_int, shape_text
 
 
 def grad_tex(name: str) -> str:
@@ -14,9 +14,6 @@ def sup(prefix: str, index: int) -> str:
     """``W^{(2)}``: a parameter's LaTeX name."""
     return f"{prefix}^{{({index})}}"
 
-
-def _shape(shape) -> str:
-    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
 class Dense(LayerKind):
@@ -30,7 +27,7 @@ class Dense(LayerKind):
 
     def check(self, options, in_shapes):
         if len(in_shapes[0]) != 1:
-            raise LayerError("type", f"dense needs a vector input, got shape {_shape(in_shapes[0])} "
+            raise LayerError("type", f"dense needs a vector input, got shape {shape_text(in_shapes[0])} "
                                      "(add a flatten layer before it)")
 
     def output_shape(self, options, in_shapes):

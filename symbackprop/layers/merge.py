@@ -2,7 +2,7 @@
 residual connection. Both inputs receive the gradient δ, so where the two paths rejoin upstream
 their gradients add."""
 from .base import Backward, Field, LayerError, LayerKind, layer_ref
-from .conv import _shape
+from .base import shape_text
 
 
 class Add(LayerKind):
@@ -15,8 +15,8 @@ class Add(LayerKind):
 
     def check(self, options, in_shapes):
         if in_shapes[0] != in_shapes[1]:
-            raise LayerError("from", f"layer {options['from']}'s output has shape {_shape(in_shapes[1])}, "
-                                     f"the previous layer's {_shape(in_shapes[0])}: they must match")
+            raise LayerError("from", f"layer {options['from']}'s output has shape {shape_text(in_shapes[1])}, "
+                                     f"the previous layer's {shape_text(in_shapes[0])}: they must match")
 
     def elements(self, layer, inputs, params, data, stage):
         return inputs[0] + inputs[1]

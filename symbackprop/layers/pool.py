@@ -13,7 +13,8 @@ import sympy
 
 from ..arrayops import Kernel
 from .base import Backward, Field, LayerError, LayerKind, index_tuples, ints, kernel
-from .conv import _shape, _size, windows
+from .base import shape_text
+from .conv import _size, windows
 
 
 @kernel(windows)
@@ -73,7 +74,7 @@ class Pool(LayerKind):
         shape = in_shapes[0]
         if len(shape) != self.d + 1:
             raise LayerError("type", f"{self.name} needs a (channels, {'length' if self.d == 1 else 'height, width'}) "
-                                     f"input, got shape {_shape(shape)}")
+                                     f"input, got shape {shape_text(shape)}")
         if any(k > m for k, m in zip(options["kernel"], shape[1:])):
             raise LayerError("kernel", f"{_size(options['kernel'])} is larger than the input {_size(shape[1:])}")
 
