@@ -122,12 +122,11 @@ INPUT = (784,)  # the shape of one example
 
 
 def _softmax(z, out=None):
-    """Row-wise softmax. exp arguments are <= 0 (no overflow); below EXP_LO the entry is exactly 0,
-    as in the NumPy trainer."""
+    """Row-wise softmax. exp arguments are <= 0 (no overflow); at or below EXP_LO the entry is
+    exactly 0 (its argument made -inf first), as in the NumPy trainer."""
     e = torch.sub(z, z.amax(dim=1, keepdim=True), out=out)
-    small = e <= EXP_LO
+    torch.threshold_(e, EXP_LO, -math.inf)
     e.exp_()
-    e.masked_fill_(small, 0.0)
     e /= e.sum(dim=1, keepdim=True)
     return e
 
@@ -139,6 +138,14 @@ def _logsumexp(z):
     e.clamp_(min=EXP_LO)
     e.exp_()
     return m + torch.log(e.sum(dim=1, keepdim=True))
+
+
+def _gate(u, x, c, out=None):
+    """u where x > c, else 0: u times the 0/1 derivative at a kink (relu's: x the output, c = 0),
+    in one op; no boolean tensor (slow on the CPU)."""
+    if out is None:
+        return torch.ops.aten.threshold_backward(u, x, c)
+    return torch.ops.aten.threshold_backward.grad_input(u, x, c, grad_input=out)
 
 
 def _bad(name, value, shape):
@@ -326,7 +333,7 @@ def loss_and_gradients(params, X, Y, out=None):
     # \delta^{(1)} = \left(W^{(2)}\right)^\top \delta^{(2)} \odot \operatorname{relu}'\left(z^{(1)}\right)
     delta1 = _ws["delta1"]
     torch.matmul(delta2, W2, out=delta1)
-    torch.mul(delta1, (a1 > 0), out=delta1)
+    _gate(delta1, a1, 0, out=delta1)
     # \frac{\partial C}{\partial W^{(1)}} = \delta^{(1)} \left(x\right)^\top
     torch.matmul(delta1.T, X, out=dW1)
     # \frac{\partial C}{\partial b^{(1)}} = \delta^{(1)}
@@ -400,7 +407,7 @@ def share(n):
 
 # The tensors step() writes the gradients into and then spends on the update, one set per thread:
 # views of one flat tensor whose last two entries carry the loss and the ranks' stop requests, so
-# that a distributed step sums everything in one all_reduce.
+# that a distributed step sums everything in one all_reduce; and the update's temporaries (m_hat, v_hat) per parameter.
 _STEP = threading.local()
 
 
@@ -410,6 +417,8 @@ def _step_tensors(device):
         sizes = [math.prod(shape) for shape in SHAPES.values()]
         flat = _STEP.flat = torch.empty(sum(sizes) + 2, dtype=TORCH_DTYPE, device=device)
         _STEP.grads = {name: part.view(shape) for (name, shape), part in zip(SHAPES.items(), flat[:-2].split(sizes))}
+        _STEP.scratch = {name: [torch.empty(shape, dtype=TORCH_DTYPE, device=device) for _ in range(2)]
+                         for name, shape in SHAPES.items()}
     return flat, _STEP.grads
 
 
@@ -445,18 +454,21 @@ def step(params, state, X, Y, learning_rate=learning_rate):
     for name in TRAINED:
         theta, g = params[name], grads[name]
         m, v = state["m"][name], state["v"][name]
+        m_hat, v_hat = _STEP.scratch[name]
         # m ← beta1*m + (1 - beta1)*g
         m *= beta1
-        m += g*(1 - beta1)
+        m.add_(g, alpha=1 - beta1)
         # v ← beta2*v + (1 - beta2)*g**2
         v *= beta2
-        v += g**2*(1 - beta2)
+        v.addcmul_(g, g, value=1 - beta2)
         # m_hat = m/(1 - beta1**t)
-        m_hat = m/(1 - beta1**t)
+        torch.div(m, 1 - beta1**t, out=m_hat)
         # v_hat = v/(1 - beta2**t)
-        v_hat = v/(1 - beta2**t)
+        torch.div(v, 1 - beta2**t, out=v_hat)
         # theta ← theta - learning_rate*m_hat/(sqrt(v_hat) + eps)
-        theta -= learning_rate*m_hat/(eps + torch.sqrt(v_hat))
+        torch.sqrt(v_hat, out=g)
+        torch.add(g, eps, out=g)
+        theta.addcdiv_(m_hat, g, value=-learning_rate)
     return C
 
 

@@ -151,6 +151,7 @@ class Update:
     op: str        # "=" (a temporary), "[...] =", "+=", "-=" or "*=" (in place)
     code: str
     rule: str = ""  # set on the first line printed for a rule
+    scratch: str = ""  # a temporary this line writes into: a tensor of the parameter's shape kept per parameter
 
 
 def in_place(target: sympy.Symbol, expr: sympy.Expr) -> list[tuple[str, sympy.Expr]]:
@@ -210,13 +211,71 @@ def array_update(optimizer, settings, backend: str = "numpy") -> list[Update]:
         g_dead = not any(opt.g in later.free_symbols for _, later in rules[n + 1:])
         for i, (op, part) in enumerate(ops):
             rule = "" if i else _rule_text(target, expr)
-            into_g = _into_gradient(part, backend) if g_dead and op in ("+=", "-=") else None
-            if into_g is not None:
+            fused = _fused(target.name, op, part, g_dead) if backend == "torch" else None
+            into_g = _into_gradient(part, backend) if g_dead and op in ("+=", "-=") and not fused else None
+            if fused is not None:
+                scratch = target.name if op == "=" else ""
+                lines += [Update("", "", line, rule if j == 0 else "", scratch) for j, line in enumerate(fused)]
+            elif into_g is not None:
                 lines += [Update("", "", line, rule if j == 0 else "") for j, line in enumerate(into_g)]
                 lines.append(Update(target.name, op, "g"))
             else:
                 lines.append(Update(target.name, op, array_code(part, backend=backend), rule))
     return lines
+
+
+def _fused(target: str, op: str, part: sympy.Expr, g_dead: bool = False) -> list[str] | None:
+    """Torch lines for ``target op part`` that make no temporary tensor, or None. With ``+=`` or
+    ``-=`` and part c·X, c·X·Y or c·X/Y (c free of arrays): one fused in-place call,
+    ``target.add_(X, alpha=c)``, ``addcmul_(X, Y, value=c)``, ``addcdiv_(X, Y, value=c)`` (torch.optim's
+    own updates are written so), Y computed into the spent gradient g first when it is an expression;
+    with ``=`` (a temporary such as m_hat) and part X·c or X/c: into the tensor ``target``, which the
+    step keeps per parameter. Where ``+=`` of a product makes a temporary and a second pass, and a
+    freshly allocated tensor faults its pages in again each step, these make neither.
+
+    >>> theta, g, lr = sympy.symbols("theta g learning_rate")
+    >>> _fused("theta", "-=", lr * g)
+    ['theta.add_(g, alpha=-learning_rate)']
+    """
+    scale, arrays, divisors = sympy.Integer(1 if op != "-=" else -1), [], []
+    for factor in sympy.Mul.make_args(part):
+        if not {x.name for x in factor.free_symbols} & _ARRAYS:
+            scale *= factor
+        elif factor.is_Pow and factor.exp == 2:
+            arrays += [factor.base, factor.base]
+        elif factor.is_Pow and factor.exp == -1:
+            divisors.append(factor.base)
+        else:
+            arrays.append(factor)
+    code = lambda e: array_code(e, backend="torch")
+    args = [code(a) for a in arrays]
+    if op == "=":
+        if len(arrays) != 1 or divisors:
+            return None
+        if scale.is_Pow and scale.exp == -1:
+            return [f"torch.div({args[0]}, {code(scale.base)}, out={target})"]
+        return [f"torch.mul({args[0]}, {code(scale)}, out={target})"]
+    if op not in ("+=", "-="):
+        return None
+    if len(arrays) == 1 and not divisors:   # (+= X itself stays +=)
+        return None if abs(scale) == 1 else [f"{target}.add_({args[0]}, alpha={code(scale)})"]
+    if len(arrays) == 2 and not divisors:
+        return [f"{target}.addcmul_({args[0]}, {args[1]}, value={code(scale)})"]
+    if len(arrays) == 1 and len(divisors) == 1:
+        (divisor,) = divisors
+        first = []
+        if g_dead and not divisor.is_Symbol and opt.g not in divisor.free_symbols | arrays[0].free_symbols:
+            try:
+                first = printing.inplace_code(printing.stabilize(divisor), "g", _no_scratch, "torch")
+                divisor = opt.g
+            except LookupError:
+                first = []
+        return first + [f"{target}.addcdiv_({args[0]}, {code(divisor)}, value={code(scale)})"]
+    return None
+
+
+def _no_scratch():
+    raise LookupError
 
 
 def _into_gradient(part: sympy.Expr, backend: str = "numpy") -> list[str] | None:

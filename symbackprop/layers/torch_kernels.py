@@ -59,14 +59,17 @@ def conv_input_grad(delta, W, size, stride, padding, out=None):
     return full if out is None else out.copy_(full)
 
 
-@kernel(windows, backend="torch")
+@kernel(backend="torch")
 def conv_weight_grad(x, delta, size, stride, padding, out=None):
-    """∂C/∂W for ∂C/∂z = delta: Σ over examples and positions of delta times the window it saw."""
+    """∂C/∂W for ∂C/∂z = delta: Σ over examples and positions of delta times the window it saw —
+    the padded input correlated with delta spread out by the stride, as one convolution over the
+    examples (the example and channel axes swapped: delta is the kernel, dilated by the stride),
+    cropped to the kernel's size."""
     d = len(stride)
-    cols = windows(x, size, stride, padding)
-    axes = [0, *range(2, 2 + d)]
-    grad = torch.tensordot(delta, cols, dims=(axes, axes))       # (O, C, *K)
-    return grad if out is None else out.copy_(grad)
+    conv = F.conv1d if d == 1 else F.conv2d
+    grad = conv(x.transpose(0, 1), delta.transpose(0, 1), None, 1, padding, stride)   # (C, O, >= K)
+    grad = grad[(slice(None), slice(None)) + tuple(slice(0, k) for k in size)].transpose(0, 1)
+    return grad.contiguous() if out is None else out.copy_(grad)
 
 
 @kernel(backend="torch")
@@ -78,36 +81,29 @@ def channel_sum(delta, out=None):
 # ---------------------------------------------------------------------------------- pooling
 
 
-@kernel(windows, backend="torch")
+@kernel(backend="torch")
 def maxpool_forward(x, size, stride, out=None):
-    """The maximum of each window: x (N, C, *S) -> (N, C, *S_out)."""
-    return torch.amax(windows(x, size, stride), dim=tuple(range(-len(size), 0)), out=out)
+    """The maximum of each window: x (N, C, *S) -> (N, C, *S_out) (F.max_pool1d/max_pool2d)."""
+    z = (F.max_pool1d if len(size) == 1 else F.max_pool2d)(x, size, stride)
+    return z if out is None else out.copy_(z)
 
 
-@kernel(windows, backend="torch")
+@kernel(backend="torch")
 def maxpool_backward(delta, x, size, stride, out=None):
-    """∂C/∂x: each window's δ to its first maximum in row-major order (PyTorch's choice at ties):
-    argmax (the first maximum) of each window, turned into a position in x, δ added there."""
-    d = len(size)
-    w = windows(x, size, stride)
-    first = w.reshape(w.shape[:2 + d] + (-1,)).argmax(dim=-1)   # (N, C, *S_out), into the window
-    n, c, *dims = x.shape
-    at = torch.zeros_like(first)                                # the flat index in x's spatial axes
-    for axis in range(d):
-        inner = math.prod(size[axis + 1:])
-        offset = first // inner % size[axis]
-        start = torch.arange(first.shape[2 + axis], device=x.device) * stride[axis]
-        start = start.reshape((-1,) + (1,) * (d - 1 - axis))
-        at = at * dims[axis] + start + offset
+    """∂C/∂x: each window's δ to its first maximum in row-major order (PyTorch's choice at ties,
+    whose max-pooling indices name that element), summed where windows overlap."""
+    n, c = x.shape[:2]
+    _, at = (F.max_pool1d if len(size) == 1 else F.max_pool2d)(x, size, stride, return_indices=True)
     dx = torch.zeros(x.shape, dtype=delta.dtype, device=delta.device) if out is None else out.zero_()
-    dx.view(n, c, -1).scatter_add_(2, at.reshape(n, c, -1), delta.reshape(n, c, -1))
+    dx.view(n, c, -1).scatter_add_(2, at.view(n, c, -1), delta.reshape(n, c, -1))
     return dx
 
 
-@kernel(windows, backend="torch")
+@kernel(backend="torch")
 def avgpool_forward(x, size, stride, out=None):
-    """The mean of each window."""
-    return torch.mean(windows(x, size, stride), dim=tuple(range(-len(size), 0)), out=out)
+    """The mean of each window (F.avg_pool1d/avg_pool2d, no padding)."""
+    z = (F.avg_pool1d if len(size) == 1 else F.avg_pool2d)(x, size, stride)
+    return z if out is None else out.copy_(z)
 
 
 @kernel(backend="torch")
