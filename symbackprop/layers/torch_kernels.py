@@ -83,19 +83,38 @@ def channel_sum(delta, out=None):
 
 @kernel(backend="torch")
 def maxpool_forward(x, size, stride, out=None):
-    """The maximum of each window: x (N, C, *S) -> (N, C, *S_out) (F.max_pool1d/max_pool2d)."""
-    z = (F.max_pool1d if len(size) == 1 else F.max_pool2d)(x, size, stride)
-    return z if out is None else out.copy_(z)
+    """The maximum of each window: x (N, C, *S) -> (N, C, *S_out), the running maximum over the
+    window's offsets (one strided view of x each; faster on the CPU than F.max_pool2d here)."""
+    s_out = [(m - k) // s + 1 for m, k, s in zip(x.shape[2:], size, stride)]
+    offsets = [()]
+    for k in size:
+        offsets = [off + (q,) for off in offsets for q in range(k)]
+    views = [x[(Ellipsis,) + tuple(slice(q, q + s * (m - 1) + 1, s) for q, s, m in zip(off, stride, s_out))]
+             for off in offsets]
+    out = views[0].clone() if out is None else out.copy_(views[0])
+    for view in views[1:]:
+        torch.maximum(out, view, out=out)
+    return out
 
 
-@kernel(backend="torch")
+@kernel(maxpool_forward, backend="torch")
 def maxpool_backward(delta, x, size, stride, out=None):
-    """∂C/∂x: each window's δ to its first maximum in row-major order (PyTorch's choice at ties,
-    whose max-pooling indices name that element), summed where windows overlap."""
-    n, c = x.shape[:2]
-    _, at = (F.max_pool1d if len(size) == 1 else F.max_pool2d)(x, size, stride, return_indices=True)
+    """∂C/∂x: each window's δ to its first maximum in row-major order (PyTorch's choice at ties):
+    the window's offsets in that order, each taking what is left of δ where its element equals the
+    maximum (x − max is exactly 0 there, and at most the largest number below 0 elsewhere)."""
+    s_out = delta.shape[2:]
+    offsets = [()]
+    for k in size:
+        offsets = [off + (q,) for off in offsets for q in range(k)]
+    peak = maxpool_forward(x, size, stride)
+    below = -torch.finfo(x.dtype).tiny * torch.finfo(x.dtype).eps       # the largest number below 0
     dx = torch.zeros(x.shape, dtype=delta.dtype, device=delta.device) if out is None else out.zero_()
-    dx.view(n, c, -1).scatter_add_(2, at.view(n, c, -1), delta.reshape(n, c, -1))
+    rest = delta.clone()
+    for off in offsets:
+        at = (Ellipsis,) + tuple(slice(q, q + s * (m - 1) + 1, s) for q, s, m in zip(off, stride, s_out))
+        routed = torch.ops.aten.threshold_backward(rest, x[at] - peak, below)   # rest where x = max
+        dx[at] += routed
+        rest -= routed
     return dx
 
 
