@@ -49,7 +49,8 @@
 #   python THIS_FILE --data FILE [--epochs N] [--batch-size B] [--learning-rate LR] [--seed S]
 #          [--max-iters N] [--loss-below T] [--min-delta D] [--save CKPT.npz] [--save-every K]
 #          [--resume CKPT.npz] [--log LOSS.csv] [--quiet] [--device cpu|cuda|auto]
-#   torchrun --nproc_per_node=K THIS_FILE --distributed ...   (data-parallel: K processes share each batch)
+#   torchrun --nproc_per_node=K THIS_FILE -- --distributed ...   (data-parallel: K processes share each batch;
+#                                    the -- keeps torchrun from taking --log for its own --log-dir)
 #   python THIS_FILE --help
 #
 # Data: a .npz file with arrays X (N, 784) and Y (N, 10), or a .csv file whose rows hold
@@ -383,7 +384,7 @@ def setup(device="auto", distributed=False):
         missing = [v for v in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT") if v not in os.environ]
         if missing:
             raise TrainerError(f"--distributed needs the environment torchrun sets ({', '.join(missing)} not set): "
-                               f"run torchrun --nproc_per_node=K {os.path.basename(sys.argv[0])} --distributed ...")
+                               f"run torchrun --nproc_per_node=K {os.path.basename(sys.argv[0])} -- --distributed ...")
     if device == "cuda" and not torch.cuda.is_available():
         raise TrainerError("--device cuda: no CUDA device is available here (torch.cuda.is_available() is False)")
     cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())

@@ -1,12 +1,18 @@
-"""Compiled NumPy functions generated from the matrix-form derivation.
+"""Compiled functions generated from the matrix-form derivation, printed for NumPy or PyTorch.
 
 :func:`array_program` turns a :class:`~symbackprop.matrix.MatrixDerivation` into a
 :class:`Program`: the ordered statements of the forward pass, the loss and the backward pass on
 whole arrays, one example per row (so z = W a + b of the math is ``z1 = X @ W1.T + b1``). Each
 statement is a :class:`Statement` — its name after the math (``z1``, ``a1``, ``delta2``, ``dW2``,
-``db2``), its SymPy expression over array symbols, its printed NumPy code
-(:mod:`symbackprop.printing`, stable rewrites applied) and the LaTeX of the math it computes. The
+``db2``), its SymPy expression over array symbols and the LaTeX of the math it computes. The
 backward pass reuses the forward values; the batch mean's 1/N is folded into the output δ.
+
+Printing is a pass of its own: :func:`print_program` (``program``, ``backend``) walks the
+statements once with one backend's printer (:mod:`symbackprop.printing`: ``StablePrinter`` and
+``InplaceWriter`` for NumPy, ``TorchPrinter`` and ``TorchInplaceWriter`` for PyTorch, the stable
+rewrites applied before either) and fills in each statement's code, the workspace buffers and the
+source of the layer kernels it calls (each kernel has a torch twin of the same name and signature).
+The derivation is done once; a backend is a printer and a template set.
 
 The data passed to the templates is small:
 
@@ -15,22 +21,26 @@ The data passed to the templates is small:
   in order; the last has each forward statement once, for both the loss and the gradients, and
   ``gradients`` is ``loss_and_gradients`` without the loss), ``output`` (the name of the output activations), ``cost`` (the name of the
   batch-mean loss), ``grads`` (parameter name → statement name, ``"W1" -> "dW1"``, in parameter
-  order), ``notes`` (conventions to state in the generated file), ``buffers`` (workspace array →
-  its shape as code, ``"(N, 128)"``).
-* ``Statement``: ``name``, ``expr`` (SymPy), ``code`` (the allocating NumPy expression), ``latex``,
-  ``section`` (the heading it comes under: forward pass, loss, backward pass), ``shape`` and, for
-  (N, n) arrays and the gradients, ``inplace``: the same computation as lines writing into the
-  preallocated ``name`` with ``out=`` (measured: the allocating form of a 784-256-256-256-10
-  backward pass took ~1,800 page faults a call and ran 1.5× slower than the hand-written code).
-* The template context: ``template_context(program, dtype)`` = ``{"program": ..., "dtype": "float64"}``.
+  order), ``notes`` (conventions to state in the generated file); once printed, ``backend``,
+  ``buffers`` (workspace array → its shape as code, ``"(N, 128)"``) and ``kernels`` (their source).
+* ``Statement``: ``name``, ``expr`` (SymPy), ``latex``, ``section`` (the heading it comes under:
+  forward pass, loss, backward pass), ``shape``; once printed, ``code`` (the allocating
+  expression) and, for (N, n) arrays and the gradients, ``inplace``: the same computation as lines
+  writing into the preallocated ``name`` with ``out=`` (measured: the allocating form of a
+  784-256-256-256-10 backward pass took ~1,800 page faults a call and ran 1.5× slower than the
+  hand-written code).
+* The template context: ``template_context(program, dtype, backend)`` = ``{"program": ... printed,
+  "dtype": "float64", "backend": "numpy"}``.
 
 ``templates/functions.py.jinja`` renders to module-level ``forward(params, X)``,
 ``loss(params, X, Y)``, ``gradients(params, X, Y)`` and ``loss_and_gradients(params, X, Y,
 out=None)`` (one pass; the gradients written into ``out``'s arrays when given), needing only the
-including module's ``import math``, ``import threading`` and ``import numpy as np``.
-``templates/compiled.py.jinja`` wraps it in a module with its header; the trainers
-(``templates/trainer*.jinja``) include the same template with the same context and their
-``step`` calls ``loss_and_gradients``, so the compiled functions and the trainers run the same code.
+including module's ``import math``, ``import threading`` and ``import numpy as np``;
+``functions_torch.py.jinja`` renders the same functions on tensors (also ``import torch`` and
+``torch.nn.functional as F``). ``templates/compiled.py.jinja`` (``compiled_torch.py.jinja``) wraps
+it in a module with its header; the trainers (``templates/trainer*.jinja``) include the same
+template with the same context and their ``step`` calls ``loss_and_gradients``, so the compiled
+functions and the trainers run the same code.
 
 :func:`compile_network` renders that module and executes *our own generated text* (user formulas
 only reach it as SymPy-printed code) into :class:`CompiledNetwork`.
