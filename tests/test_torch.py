@@ -333,3 +333,11 @@ def test_ci_installs_torch_and_pyproject_has_the_extra():
     assert "torch==2.13.0" in ci[:ci.index(test_command)]
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert extras["torch"] == ["torch==2.13.0"]
+
+
+def test_the_readmes_torch_snippet_is_in_the_generated_torch_trainer():
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("# \\delta^{(2)} = \\frac{1}{N}\\left(a^{(2)} \\textstyle\\sum_j y - y\\right)")
+    snippet = readme[start:readme.index("```", start)].rstrip("\n")
+    trainer = (ROOT / "generated/mnist_adam_torch.py").read_text()
+    assert "\n".join("    " + line for line in snippet.splitlines()) in trainer
