@@ -354,7 +354,13 @@ def print_program(program: Program, backend: str) -> Program:
     statement's ``code`` and ``inplace`` lines, the workspace ``buffers`` those lines write to (its
     own array, then its scratch arrays, in statement order) and the source of the ``kernels`` they
     call, that backend's. The statements' expressions are the same for every backend: a second
-    backend is a second printer, not a second derivation."""
+    backend is a second printer, not a second derivation.
+
+    >>> net = Network.from_dict({"network": {"layers": [3, 2], "activations": ["relu"], "loss": "mse"}})
+    >>> program = array_program(net, backend=None)              # the expressions alone
+    >>> [print_program(program, b).forward[0].inplace for b in ("numpy", "torch")]
+    [('np.matmul(X, W1.T, out=z1)', 'np.add(z1, b1, out=z1)'), ('torch.matmul(X, W1.T, out=z1)', 'torch.add(z1, b1, out=z1)')]
+    """
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
     buffers: dict[str, str] = {}
