@@ -43,6 +43,7 @@ from symbackprop.generate import render  # noqa: E402
 from symbackprop.spec import Network, load  # noqa: E402
 
 torch.set_num_threads(1)
+torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False   # FP32 throughout
 LEARNING_RATE = 0.01
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 
@@ -219,7 +220,6 @@ def flops(net, n):
 
 
 def peak_matmul_rate(device):
-    torch.backends.cuda.matmul.allow_tf32 = False
     a = torch.randn(8192, 8192, device=device)
     b = torch.randn(8192, 8192, device=device)
     for _ in range(3):

@@ -81,9 +81,12 @@ import threading
 import time
 
 import numpy as np
-import torch
-import torch.distributed as dist
-import torch.nn.functional as F
+try:
+    import torch
+    import torch.distributed as dist
+    import torch.nn.functional as F
+except ImportError as err:
+    raise ImportError(f"this trainer needs PyTorch ({err}): pip install torch") from None
 
 LAYERS = [784, 128, 10]  # the size of the input and of each layer's output
 SIGNATURE = "784-128-10 relu,softmax cross_entropy"  # sizes, activations and loss: what a checkpoint must match
