@@ -126,22 +126,13 @@ INPUT = (784,)  # the shape of one example
 
 
 def _softmax(z, out=None):
-    """Row-wise softmax. exp arguments are <= 0 (no overflow); at or below EXP_LO the entry is
-    exactly 0 (its argument made -inf first), as in the NumPy trainer."""
-    e = torch.sub(z, z.amax(dim=1, keepdim=True), out=out)
-    torch.threshold_(e, EXP_LO, -math.inf)
-    e.exp_()
-    e /= e.sum(dim=1, keepdim=True)
-    return e
+    """Row-wise softmax: torch's own, which subtracts each row's maximum first (no overflow)."""
+    return torch.softmax(z, 1) if out is None else torch.ops.aten._softmax.out(z, 1, False, out=out)
 
 
 def _logsumexp(z):
-    """Row-wise log(sum(exp(z))), shape (N, 1)."""
-    m = z.amax(dim=1, keepdim=True)
-    e = z - m
-    e.clamp_(min=EXP_LO)
-    e.exp_()
-    return m + torch.log(e.sum(dim=1, keepdim=True))
+    """Row-wise log(sum(exp(z))), shape (N, 1): torch's own, stable in the same way."""
+    return torch.logsumexp(z, 1, keepdim=True)
 
 
 def _gate(u, x, c, out=None):
@@ -234,15 +225,13 @@ def forward(params, X):
     # ---- forward pass
     # z^{(1)} = W^{(1)} x + b^{(1)}
     z1 = _ws["z1"]
-    torch.matmul(X, W1.T, out=z1)
-    torch.add(z1, b1, out=z1)
+    torch.addmm(b1, X, W1.T, out=z1)
     # a^{(1)} = \operatorname{relu}\left(z^{(1)}\right)
     a1 = _ws["a1"]
     torch.clamp(z1, min=0, out=a1)
     # z^{(2)} = W^{(2)} a^{(1)} + b^{(2)}
     z2 = _ws["z2"]
-    torch.matmul(a1, W2.T, out=z2)
-    torch.add(z2, b2, out=z2)
+    torch.addmm(b2, a1, W2.T, out=z2)
     # a^{(2)} = \operatorname{softmax}\left(z^{(2)}\right)
     a2 = _softmax(z2)
 
@@ -261,15 +250,13 @@ def loss(params, X, Y):
     # ---- forward pass
     # z^{(1)} = W^{(1)} x + b^{(1)}
     z1 = _ws["z1"]
-    torch.matmul(X, W1.T, out=z1)
-    torch.add(z1, b1, out=z1)
+    torch.addmm(b1, X, W1.T, out=z1)
     # a^{(1)} = \operatorname{relu}\left(z^{(1)}\right)
     a1 = _ws["a1"]
     torch.clamp(z1, min=0, out=a1)
     # z^{(2)} = W^{(2)} a^{(1)} + b^{(2)}
     z2 = _ws["z2"]
-    torch.matmul(a1, W2.T, out=z2)
-    torch.add(z2, b2, out=z2)
+    torch.addmm(b2, a1, W2.T, out=z2)
 
     # ---- loss
     # C = \frac{1}{N} \textstyle\sum - Y \left(z^{(2)} - \log\textstyle\sum_j e^{z^{(2)}}\right)
@@ -307,15 +294,13 @@ def loss_and_gradients(params, X, Y, out=None):
     # ---- forward pass
     # z^{(1)} = W^{(1)} x + b^{(1)}
     z1 = _ws["z1"]
-    torch.matmul(X, W1.T, out=z1)
-    torch.add(z1, b1, out=z1)
+    torch.addmm(b1, X, W1.T, out=z1)
     # a^{(1)} = \operatorname{relu}\left(z^{(1)}\right)
     a1 = _ws["a1"]
     torch.clamp(z1, min=0, out=a1)
     # z^{(2)} = W^{(2)} a^{(1)} + b^{(2)}
     z2 = _ws["z2"]
-    torch.matmul(a1, W2.T, out=z2)
-    torch.add(z2, b2, out=z2)
+    torch.addmm(b2, a1, W2.T, out=z2)
     # a^{(2)} = \operatorname{softmax}\left(z^{(2)}\right)
     a2 = _ws["a2"]
     _softmax(z2, out=a2)
@@ -358,15 +343,13 @@ def predict(params, state, X):
     # ---- forward pass, evaluation mode
     # z^{(1)} = W^{(1)} x + b^{(1)}
     z1 = _ws["z1"]
-    torch.matmul(X, W1.T, out=z1)
-    torch.add(z1, b1, out=z1)
+    torch.addmm(b1, X, W1.T, out=z1)
     # a^{(1)} = \operatorname{relu}\left(z^{(1)}\right)
     a1 = _ws["a1"]
     torch.clamp(z1, min=0, out=a1)
     # z^{(2)} = W^{(2)} a^{(1)} + b^{(2)}
     z2 = _ws["z2"]
-    torch.matmul(a1, W2.T, out=z2)
-    torch.add(z2, b2, out=z2)
+    torch.addmm(b2, a1, W2.T, out=z2)
     # a^{(2)} = \operatorname{softmax}\left(z^{(2)}\right)
     a2 = _softmax(z2)
 

@@ -359,7 +359,7 @@ def print_program(program: Program, backend: str) -> Program:
     >>> net = Network.from_dict({"network": {"layers": [3, 2], "activations": ["relu"], "loss": "mse"}})
     >>> program = array_program(net, backend=None)              # the expressions alone
     >>> [print_program(program, b).forward[0].inplace for b in ("numpy", "torch")]
-    [('np.matmul(X, W1.T, out=z1)', 'np.add(z1, b1, out=z1)'), ('torch.matmul(X, W1.T, out=z1)', 'torch.add(z1, b1, out=z1)')]
+    [('np.matmul(X, W1.T, out=z1)', 'np.add(z1, b1, out=z1)'), ('torch.addmm(b1, X, W1.T, out=z1)',)]
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")

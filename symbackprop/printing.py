@@ -663,6 +663,17 @@ class TorchInplaceWriter(InplaceWriter):
             return self.lines
         return super().write(e, out)
 
+    def _add(self, e, out):
+        # A @ B + b (a dense layer's z) as one addmm: the bias goes in with the product
+        if len(e.args) == 2:
+            product = next((t for t in e.args if isinstance(t, Dot)), None)
+            bias = next((t for t in e.args if t is not product), None)
+            if product is not None and bias.is_Symbol:
+                A, B = product.args
+                self.emit(f"torch.addmm({self.code(bias)}, {self.code(A)}, {self.code(B)}, out={out})")
+                return
+        super()._add(e, out)
+
     def _mul(self, e, out):
         # u ⊙ [x > c] (relu's derivative, say) as _gate(u, x, c): u where x > c, else 0, in one
         # op -- boolean tensors are slow in torch on the CPU (a comparison into one costs 20x a clamp)
