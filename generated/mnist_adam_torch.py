@@ -371,6 +371,7 @@ def setup(device="auto", distributed=False):
         if missing:
             raise TrainerError(f"--distributed needs the environment torchrun sets ({', '.join(missing)} not set): "
                                f"run torchrun --nproc_per_node=K {os.path.basename(sys.argv[0])} -- --distributed ...")
+        RANK = int(os.environ["RANK"])   # so that rank 0 alone reports what follows
     if device == "cuda" and not torch.cuda.is_available():
         raise TrainerError("--device cuda: no CUDA device is available here (torch.cuda.is_available() is False)")
     cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
