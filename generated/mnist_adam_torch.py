@@ -143,11 +143,11 @@ def _gate(u, x, c, out=None):
     return torch.ops.aten.threshold_backward.grad_input(u, x, c, grad_input=out)
 
 
-def _bad(name, value, shape):
+def _bad(name, value, shape, device=None):
     got = (f"a {str(value.dtype).replace('torch.', '')} tensor of shape {tuple(value.shape)} on {value.device}"
            if isinstance(value, torch.Tensor) else f"a {value.dtype} array of shape {value.shape}"
            if isinstance(value, np.ndarray) else type(value).__name__)
-    return ValueError(f"{name}: expected a {DTYPE.__name__} tensor of shape {shape} on {DEVICE}, got {got}")
+    return ValueError(f"{name}: expected a {DTYPE.__name__} tensor of shape {shape} on {device or DEVICE}, got {got}")
 
 
 def _tensor(name, value, shape, device):
@@ -156,7 +156,7 @@ def _tensor(name, value, shape, device):
         value = torch.as_tensor(value, dtype=TORCH_DTYPE, device=device)
     if (not isinstance(value, torch.Tensor) or value.dtype != TORCH_DTYPE or value.device != device
             or (shape is not None and tuple(value.shape) != tuple(shape))):
-        raise _bad(name, value, shape)
+        raise _bad(name, value, shape, device)
     return value
 
 
@@ -174,7 +174,7 @@ def _check(params, X, Y=None, out=None, masks=None, minimum=1):
         checked[name] = _tensor(f"params[{name!r}]", params[name], shape, device)
     X = _tensor("X", X, None, device)
     if tuple(X.shape[1:]) != INPUT or X.shape[0] < minimum:
-        raise _bad("X", X, f"(N, 784) with N >= {minimum}")
+        raise _bad("X", X, f"(N, 784) with N >= {minimum}", device)
     if Y is not None:
         Y = _tensor("Y", Y, (X.shape[0], 10), device)
     if out is not None:
@@ -183,7 +183,7 @@ def _check(params, X, Y=None, out=None, masks=None, minimum=1):
         for name, shape in SHAPES.items():
             g = out.get(name)
             if not isinstance(g, torch.Tensor) or tuple(g.shape) != shape or g.dtype != TORCH_DTYPE or g.device != device:
-                raise _bad(f"out[{name!r}]", g, shape)
+                raise _bad(f"out[{name!r}]", g, shape, device)
             if g is checked[name]:
                 raise ValueError(f"out[{name!r}]: is params[{name!r}] itself, expected a tensor of its own")
     return checked, X, Y, masks
