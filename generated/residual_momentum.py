@@ -960,8 +960,8 @@ def _main(args):
     if args.data is None:
         raise TrainerError("--data FILE is required (.csv or .npz)")
     X, Y = load_data(args.data)
-    check_outputs(args)  # before anything is written
     run = load_checkpoint(args.resume, len(X)) if args.resume else new_run(init_params(args.seed), args.seed)
+    check_outputs(args)  # before anything is written
     if args.log is not None and not (args.resume and os.path.exists(args.log)):
         _write_log(args.log, "w", LOG_HEADER + "\n")
     interrupted = []

@@ -832,8 +832,8 @@ def _main(args):
         Y = np.array([[0.0], [1.0], [1.0], [0.0]], dtype=DTYPE).reshape(-1, 1)
     else:
         X, Y = load_data(args.data)
-    check_outputs(args)  # before anything is written
     run = load_checkpoint(args.resume, len(X)) if args.resume else new_run(init_params(args.seed), args.seed)
+    check_outputs(args)  # before anything is written
     if args.log is not None and not (args.resume and os.path.exists(args.log)):
         _write_log(args.log, "w", LOG_HEADER + "\n")
     interrupted = []

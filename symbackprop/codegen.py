@@ -1,12 +1,18 @@
-"""Compiled NumPy functions generated from the matrix-form derivation.
+"""Compiled functions generated from the matrix-form derivation, printed for NumPy or PyTorch.
 
 :func:`array_program` turns a :class:`~symbackprop.matrix.MatrixDerivation` into a
 :class:`Program`: the ordered statements of the forward pass, the loss and the backward pass on
 whole arrays, one example per row (so z = W a + b of the math is ``z1 = X @ W1.T + b1``). Each
 statement is a :class:`Statement` — its name after the math (``z1``, ``a1``, ``delta2``, ``dW2``,
-``db2``), its SymPy expression over array symbols, its printed NumPy code
-(:mod:`symbackprop.printing`, stable rewrites applied) and the LaTeX of the math it computes. The
+``db2``), its SymPy expression over array symbols and the LaTeX of the math it computes. The
 backward pass reuses the forward values; the batch mean's 1/N is folded into the output δ.
+
+Printing is a pass of its own: :func:`print_program` (``program``, ``backend``) walks the
+statements once with one backend's printer (:mod:`symbackprop.printing`: ``StablePrinter`` and
+``InplaceWriter`` for NumPy, ``TorchPrinter`` and ``TorchInplaceWriter`` for PyTorch, the stable
+rewrites applied before either) and fills in each statement's code, the workspace buffers and the
+source of the layer kernels it calls (each kernel has a torch twin of the same name and signature).
+The derivation is done once; a backend is a printer and a template set.
 
 The data passed to the templates is small:
 
@@ -15,22 +21,26 @@ The data passed to the templates is small:
   in order; the last has each forward statement once, for both the loss and the gradients, and
   ``gradients`` is ``loss_and_gradients`` without the loss), ``output`` (the name of the output activations), ``cost`` (the name of the
   batch-mean loss), ``grads`` (parameter name → statement name, ``"W1" -> "dW1"``, in parameter
-  order), ``notes`` (conventions to state in the generated file), ``buffers`` (workspace array →
-  its shape as code, ``"(N, 128)"``).
-* ``Statement``: ``name``, ``expr`` (SymPy), ``code`` (the allocating NumPy expression), ``latex``,
-  ``section`` (the heading it comes under: forward pass, loss, backward pass), ``shape`` and, for
-  (N, n) arrays and the gradients, ``inplace``: the same computation as lines writing into the
-  preallocated ``name`` with ``out=`` (measured: the allocating form of a 784-256-256-256-10
-  backward pass took ~1,800 page faults a call and ran 1.5× slower than the hand-written code).
-* The template context: ``template_context(program, dtype)`` = ``{"program": ..., "dtype": "float64"}``.
+  order), ``notes`` (conventions to state in the generated file); once printed, ``backend``,
+  ``buffers`` (workspace array → its shape as code, ``"(N, 128)"``) and ``kernels`` (their source).
+* ``Statement``: ``name``, ``expr`` (SymPy), ``latex``, ``section`` (the heading it comes under:
+  forward pass, loss, backward pass), ``shape``; once printed, ``code`` (the allocating
+  expression) and, for (N, n) arrays and the gradients, ``inplace``: the same computation as lines
+  writing into the preallocated ``name`` with ``out=`` (measured: the allocating form of a
+  784-256-256-256-10 backward pass took ~1,800 page faults a call and ran 1.5× slower than the
+  hand-written code).
+* The template context: ``template_context(program, dtype, backend)`` = ``{"program": ... printed,
+  "dtype": "float64", "backend": "numpy"}``.
 
 ``templates/functions.py.jinja`` renders to module-level ``forward(params, X)``,
 ``loss(params, X, Y)``, ``gradients(params, X, Y)`` and ``loss_and_gradients(params, X, Y,
 out=None)`` (one pass; the gradients written into ``out``'s arrays when given), needing only the
-including module's ``import math``, ``import threading`` and ``import numpy as np``.
-``templates/compiled.py.jinja`` wraps it in a module with its header; the trainers
-(``templates/trainer*.jinja``) include the same template with the same context and their
-``step`` calls ``loss_and_gradients``, so the compiled functions and the trainers run the same code.
+including module's ``import math``, ``import threading`` and ``import numpy as np``;
+``functions_torch.py.jinja`` renders the same functions on tensors (also ``import torch`` and
+``torch.nn.functional as F``). ``templates/compiled.py.jinja`` (``compiled_torch.py.jinja``) wraps
+it in a module with its header; the trainers (``templates/trainer*.jinja``) include the same
+template with the same context and their ``step`` calls ``loss_and_gradients``, so the compiled
+functions and the trainers run the same code.
 
 :func:`compile_network` renders that module and executes *our own generated text* (user formulas
 only reach it as SymPy-printed code) into :class:`CompiledNetwork`.
@@ -51,7 +61,7 @@ import functools
 import hashlib
 import linecache
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -63,7 +73,7 @@ from .arrayops import Clip, Kernel, Softmax, Total
 from .layers import kernel_sources
 from .layers.base import param_tex
 from .matrix import MatrixDerivation, derive_matrix, softmax_jvp
-from .printing import code, inplace_code, log_domain, stabilize
+from .printing import BACKENDS, code, inplace_code, log_domain, stabilize
 from .registry import a as A_, y as Y_, z as Z_
 from .spec import Network
 
@@ -76,17 +86,25 @@ DTYPES = {"float64": np.float64, "float32": np.float32}
 
 @dataclass(frozen=True)
 class Statement:
-    """``name = code``: one array computed from earlier ones. ``shape`` is its shape, ``"N"`` for
-    the batch size (``()`` for the loss). ``inplace``, for the (N, n) arrays, are the same
-    computation as lines writing into a preallocated ``name`` (``out=``), with scratch arrays
-    ``_ws["<name>_s<k>"]``; ``code`` is the plain, allocating expression."""
+    """``name = expr``: one array computed from earlier ones. ``shape`` is its shape, ``"N"`` for
+    the batch size (``()`` for the loss); ``output``: a gradient, written into an array the caller
+    passes. ``expr`` is what the derivation gives; :func:`print_program` fills in how a backend
+    writes it: ``code``, the plain, allocating expression, and, for (N, n) arrays and the
+    gradients, ``inplace``, the same computation as lines writing into a preallocated ``name``
+    (``out=``), with scratch arrays ``_ws["<name>_s<k>"]``."""
     name: str
     expr: sympy.Expr
-    code: str
     latex: str
     shape: tuple = ()
-    inplace: tuple[str, ...] = ()
     section: str = "forward pass"  # or "loss", "backward pass": the heading it comes under
+    output: bool = False
+    code: str = ""
+    inplace: tuple[str, ...] = ()
+
+    @property
+    def has_inplace(self) -> bool:
+        """Whether it is written into an array of its own (a workspace buffer or the caller's)."""
+        return self.shape[:1] == ("N",) or self.output
 
 
 @dataclass(frozen=True)
@@ -103,12 +121,15 @@ class Program:
     cost: str
     grads: dict[str, str]
     notes: tuple[str, ...]
-    buffers: dict[str, str]      # workspace array name -> its shape as code, e.g. "(N, 128)"
     masks: dict[str, tuple]      # dropout keep-masks: name -> (shape of one example, rate)
     stats: tuple                 # (name, shape as code, values per channel as code) of batch statistics
     running: tuple[str, ...]     # the running statistics predict reads
-    kernels: tuple[str, ...]     # the source of every layer kernel the statements call
+    statements: tuple[Statement, ...] = ()  # every statement built, in order: what printing walks
     min_batch: int = 1           # batch norm needs 2 values per channel
+    # filled in by print_program, for one backend:
+    backend: str = ""            # "numpy" or "torch"; "" while the statements hold expressions only
+    buffers: dict = field(default_factory=dict)  # workspace array name -> its shape as code, e.g. "(N, 128)"
+    kernels: tuple[str, ...] = ()  # the source of every layer kernel the statements call, in that backend
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -134,15 +155,14 @@ def _shape_code(shape) -> str:
 
 
 class _Builder:
-    """Collects statements, splitting out common subexpressions as ``<name>_<i>``, and the
-    workspace buffers their in-place forms write to. Layer entries add theirs through
+    """Collects statements, splitting out common subexpressions as ``<name>_<i>``. Layer entries
+    add theirs through
     :meth:`add`, :meth:`grad`, :meth:`stat` and :meth:`running`."""
 
     def __init__(self, names, n_out):
         self.names = names
         self.n_out = n_out
         self.statements: list[Statement] = []
-        self.buffers: dict[str, str] = {}
         self.section = "forward pass"
         self.grads: dict[str, str] = {}
         self.stats: list[tuple] = []
@@ -192,29 +212,18 @@ class _Builder:
         return _sym(name)
 
     def _statement(self, name, expr, latex, shape, output=False):
-        lines = ()
-        if shape is not None and (shape[:1] == ("N",) or output):
-            text = _shape_code(shape)
-            if not output:
-                self.buffers[name] = text
-            count = iter(range(1000))
-
-            def scratch():
-                key = f"{name}_s{next(count)}"
-                self.buffers[key] = text
-                return f'_ws["{key}"]'
-            lines = tuple(inplace_code(expr, name, scratch))
         latex = " ".join(latex.split())  # one comment line, whatever the printer gave
-        self.statements.append(Statement(name, expr, code(expr), latex, shape or (), lines, self.section))
+        self.statements.append(Statement(name, expr, latex, shape or (), self.section, output))
 
 
 _STAT_TEX = {"mean": r"\mu", "var": r"\mathrm{var}"}
 
 
-def array_program(network: Network) -> Program:
-    """The forward, loss and backward statements of ``network`` on arrays, one example a row."""
-    md = derive_matrix(network)
-    return _program(network, md)
+def array_program(network: Network, backend: str | None = "numpy") -> Program:
+    """The forward, loss and backward statements of ``network`` on arrays, one example a row,
+    printed for ``backend`` ("numpy" or "torch"; None: the expressions alone)."""
+    program = _program(network, derive_matrix(network))
+    return program if backend is None else print_program(program, backend)
 
 
 def _program(network: Network, md: MatrixDerivation) -> Program:
@@ -315,15 +324,14 @@ def _program(network: Network, md: MatrixDerivation) -> Program:
     grads = {name: b.grads[name] for name in params}
     masks = {name: (shape, layer.opt["rate"]) for layer in graph for name, shape in layer.data.items()}
     stats = tuple(b.stats)
-    kernels = {e.kernel for s in b.statements for e in sympy.preorder_traversal(s.expr) if isinstance(e, Kernel)}
     return Program(
         input=network.input, n_out=network.output_size, params=params,
         forward=_needed(statements, {aL.name}),
         loss=_needed(statements, {"C"}),
         loss_and_gradients=_needed(statements, {"C", *grads.values(), *(stat[2] for stat in b.stats)}),
         predict=_needed(predict, {psyms[L].name}), output=aL.name, predict_output=psyms[L].name,
-        cost="C", grads=grads, notes=tuple(notes), buffers=dict(b.buffers), masks=masks, stats=stats,
-        running=tuple(dict.fromkeys(b.reads)), kernels=tuple(kernel_sources(kernels)),
+        cost="C", grads=grads, notes=tuple(notes), masks=masks, stats=stats,
+        running=tuple(dict.fromkeys(b.reads)), statements=tuple(b.statements),
         min_batch=2 if any(layer.kind.couples_batch for layer in graph) else 1)
 
 
@@ -338,10 +346,53 @@ def _needed(statements: list[Statement], wanted: set[str]) -> tuple[Statement, .
 
 
 # ---------------------------------------------------------------------------------------------
+# Printing: one pass over the statements, with one backend's printer
+
+
+def print_program(program: Program, backend: str) -> Program:
+    """``program`` with every statement printed for ``backend`` ("numpy" or "torch"): each
+    statement's ``code`` and ``inplace`` lines, the workspace ``buffers`` those lines write to (its
+    own array, then its scratch arrays, in statement order) and the source of the ``kernels`` they
+    call, that backend's. The statements' expressions are the same for every backend: a second
+    backend is a second printer, not a second derivation.
+
+    >>> net = Network.from_dict({"network": {"layers": [3, 2], "activations": ["relu"], "loss": "mse"}})
+    >>> program = array_program(net, backend=None)              # the expressions alone
+    >>> [print_program(program, b).forward[0].inplace for b in ("numpy", "torch")]
+    [('np.matmul(X, W1.T, out=z1)', 'np.add(z1, b1, out=z1)'), ('torch.addmm(b1, X, W1.T, out=z1)',)]
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    buffers: dict[str, str] = {}
+    printed = {id(s): _print_statement(s, backend, buffers) for s in program.statements}
+    again = lambda statements: tuple(printed[id(s)] for s in statements)
+    names = {e.kernel for s in program.statements for e in sympy.preorder_traversal(s.expr) if isinstance(e, Kernel)}
+    return replace(program, forward=again(program.forward), loss=again(program.loss),
+                   loss_and_gradients=again(program.loss_and_gradients), predict=again(program.predict),
+                   statements=again(program.statements), backend=backend, buffers=buffers,
+                   kernels=tuple(kernel_sources(names, backend)))
+
+
+def _print_statement(s: Statement, backend: str, buffers: dict) -> Statement:
+    lines = ()
+    if s.has_inplace:
+        text = _shape_code(s.shape)
+        if not s.output:
+            buffers[s.name] = text
+        count = iter(range(1000))
+
+        def scratch():
+            key = f"{s.name}_s{next(count)}"
+            buffers[key] = text
+            return f'_ws["{key}"]'
+        lines = tuple(inplace_code(s.expr, s.name, scratch, backend))
+    return replace(s, code=code(s.expr, backend), inplace=lines)
+
+
+# ---------------------------------------------------------------------------------------------
 # Rendering and compiling
 
 
-@functools.lru_cache(maxsize=None)
 @functools.lru_cache(maxsize=None)
 def environment() -> jinja2.Environment:
     """The strict Jinja2 environment of every template in ``templates/``: an undefined name is an
@@ -362,14 +413,22 @@ def _dtype_name(dtype) -> str:
     return name
 
 
-def template_context(program: Program, dtype=np.float64) -> dict:
-    """The context of ``functions.py.jinja``: ``{"program": program, "dtype": "float64"}``."""
-    return {"program": program, "dtype": _dtype_name(dtype)}
+def template_context(program: Program, dtype=np.float64, backend: str = "numpy") -> dict:
+    """The context of ``functions.py.jinja`` (``functions_torch.py.jinja`` for torch):
+    ``{"program": program printed for backend, "dtype": "float64", "backend": "numpy"}``."""
+    if program.backend != backend:
+        program = print_program(program, backend)
+    return {"program": program, "dtype": _dtype_name(dtype), "backend": backend}
 
 
-def render_source(program: Program, dtype=np.float64) -> str:
-    """The Python module of the compiled functions (``templates/compiled.py.jinja``)."""
-    return environment().get_template("compiled.py.jinja").render(**template_context(program, dtype))
+COMPILED = {"numpy": "compiled.py.jinja", "torch": "compiled_torch.py.jinja"}
+
+
+def render_source(program: Program, dtype=np.float64, backend: str = "numpy") -> str:
+    """The Python module of the compiled functions (``templates/compiled.py.jinja``, or
+    ``compiled_torch.py.jinja``: the same statements printed as PyTorch tensor code)."""
+    context = template_context(program, dtype, backend)
+    return environment().get_template(COMPILED[backend]).render(**context)
 
 
 @dataclass(frozen=True)
@@ -393,10 +452,10 @@ class CompiledNetwork:
 
 
 @functools.lru_cache(maxsize=256)
-def _compiled(key, dtype_name: str) -> CompiledNetwork:
+def _compiled(key, dtype_name: str, backend: str = "numpy") -> CompiledNetwork:
     net = Network(*key)
-    program = array_program(net)
-    source = render_source(program, dtype_name)
+    program = array_program(net, backend)
+    source = render_source(program, dtype_name, backend)
     digest = hashlib.sha1(source.encode()).hexdigest()[:12]
     filename = f"<symbackprop-compiled-{digest}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
@@ -407,10 +466,12 @@ def _compiled(key, dtype_name: str) -> CompiledNetwork:
                            source, namespace)
 
 
-def compile_network(network: Network, dtype=np.float64) -> CompiledNetwork:
+def compile_network(network: Network, dtype=np.float64, backend: str = "numpy") -> CompiledNetwork:
     """Compiled ``forward``, ``loss`` and ``gradients`` of ``network`` for arrays of ``dtype``
     (float64 or float32; see :class:`CompiledNetwork`). With a softmax output and cross-entropy the
-    gradients use the fused δ = a − y, which holds when each row of Y sums to 1.
+    gradients use the fused δ = a − y, which holds when each row of Y sums to 1. ``backend="torch"``
+    compiles the same statements printed as PyTorch code (its functions take and return tensors;
+    NumPy arrays given to them are converted), which imports torch.
 
     >>> import numpy as np
     >>> from symbackprop.spec import Network
@@ -422,4 +483,6 @@ def compile_network(network: Network, dtype=np.float64) -> CompiledNetwork:
     >>> float(f.loss(p, X, Y)), f.gradients(p, X, Y)["W1"].tolist()
     (30.25, [[33.0, 11.0]])
     """
-    return _compiled((network.input, network.graph, network.loss), _dtype_name(dtype))
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    return _compiled((network.input, network.graph, network.loss), _dtype_name(dtype), backend)

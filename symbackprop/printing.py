@@ -327,15 +327,113 @@ def _balanced(text: str) -> bool:
     return depth == 0
 
 
-_PRINTER = None
+class TorchPrinter(StablePrinter):
+    """PyTorch code for the same expressions, in the same stable forms: ``torch.`` functions under
+    torch's names (``torch.atan``, not arctan), ``torch.clamp`` where NumPy clips or takes the
+    maximum with a number, ``log1p(exp(v))`` for NumPy's ``logaddexp(0, v)`` (v <= 0 there),
+    ``torch.erf``, sums with ``dim=``/``keepdim=``, and two-number Piecewise branches built from a
+    tensor (``torch.where`` of two numbers would give the default dtype, float32). The names the
+    code refers to (``EPS``, ``EXP_LO``, ``EXP_HI``, ``_softmax``, ``_logsumexp``) are those of
+    ``templates/functions_torch.py.jinja``.
+
+    >>> from sympy import Symbol, exp, log
+    >>> u = Symbol("u", real=True)
+    >>> torch_code(stabilize(log(1 / (1 + exp(-u)))))
+    '-(torch.clamp(-u, min=0) + torch.log1p(torch.exp(torch.clamp(-torch.abs(u), min=EXP_LO))))'
+    """
+    _module = "torch"
+
+    def _module_format(self, fqn, register=True):
+        head, _, name = fqn.partition(".")
+        if head in ("numpy", "np", "torch") and name:
+            fqn = "torch." + _TORCH_NAMES.get(name, name)
+        return NumPyPrinter._module_format(self, fqn, register)
+
+    def _print_Sigmoid(self, expr):
+        return f"(0.5 + 0.5*torch.tanh({self._print(expr.args[0] / 2)}))"
+
+    def _print_Softplus(self, expr):
+        arg = expr.args[0]
+        u = self._print(arg)
+        size = self._print(-arg if arg.could_extract_minus_sign() else arg)
+        return f"(torch.clamp({u}, min=0) + torch.log1p(torch.exp(torch.clamp(-torch.abs({size}), min=EXP_LO))))"
+
+    def _print_exp(self, expr):
+        return f"torch.exp(torch.clamp({self._print(expr.args[0])}, EXP_LO, EXP_HI))"
+
+    def _print_expm1(self, expr):
+        return f"torch.expm1(torch.clamp({self._print(expr.args[0])}, EXP_LO, EXP_HI))"
+
+    def _print_erf(self, expr):
+        return f"torch.erf({self._print(expr.args[0])})"
+
+    def _print_Clip(self, expr):
+        a, lo, hi = expr.args
+        a = self._print(a)
+        if lo and hi:
+            return f"torch.clamp({a}, EPS, 1 - EPS)"
+        return f"torch.clamp({a}, min=EPS)" if lo else f"torch.clamp({a}, max=1 - EPS)"
+
+    def _pairwise(self, fn, args):
+        bound = "min" if fn == "np.maximum" else "max"
+        out, out_number = self._print(args[0]), args[0].is_number
+        for arg in args[1:]:
+            if arg.is_number or out_number:
+                tensor, number = (out, self._print(arg)) if arg.is_number else (self._print(arg), out)
+                out = f"torch.clamp({tensor}, {bound}={number})"
+            else:
+                out = f"torch.{fn[3:]}({out}, {self._print(arg)})"
+            out_number = False
+        return out
+
+    def _print_Piecewise(self, expr):
+        *branches, (last, cond) = expr.args
+        if cond != sympy.true:
+            raise ValueError(f"Piecewise without a default branch: {expr}")
+        if len(branches) == 1 and {branches[0][0], last} == {sympy.S.Zero, sympy.S.One}:
+            return super()._print_Piecewise(expr)     # a boolean mask
+        out, number = self._print(last), last.is_number
+        for value, cond in reversed(branches):
+            if value.is_number and number:
+                arrays = sorted(cond.free_symbols, key=str)
+                if not arrays:
+                    raise ValueError(f"Piecewise of numbers on a condition without arrays: {expr}")
+                out = f"torch.full_like({self._print(arrays[0])}, {out})"
+            out, number = f"torch.where({self._print(cond)}, {self._print(value)}, {out})", False
+        return out
+
+    def _print_Heaviside(self, expr):
+        u = self._print(expr.args[0])
+        half = self._print(expr.args[1]) if len(expr.args) > 1 else "0.5"
+        return f"torch.heaviside({u}, torch.full_like({u}, {half}))"
+
+    def _print_RowSum(self, expr):
+        return f"{self._summand(expr.args[0])}.sum(dim=1, keepdim=True)"
+
+    def _print_ColSum(self, expr):
+        return f"{self._summand(expr.args[0])}.sum(dim=0)"
 
 
-def code(expr: sympy.Expr) -> str:
-    """The NumPy code of ``expr`` (already stabilized, or plain)."""
-    global _PRINTER
-    if _PRINTER is None:
-        _PRINTER = StablePrinter()
-    return _PRINTER.doprint(expr)
+# NumPy's names of the functions whose torch names differ
+_TORCH_NAMES = {"arctan": "atan", "arcsinh": "asinh", "arctanh": "atanh", "arccos": "acos", "arcsin": "asin",
+                "arccosh": "acosh", "absolute": "abs", "multiply": "mul", "divide": "div", "subtract": "sub",
+                "negative": "neg", "clip": "clamp", "power": "pow"}
+
+BACKENDS = ("numpy", "torch")
+_PRINTERS: dict = {}
+
+
+def code(expr: sympy.Expr, backend: str = "numpy") -> str:
+    """The NumPy (or torch) code of ``expr`` (already stabilized, or plain)."""
+    printer = _PRINTERS.get(backend)
+    if printer is None:
+        printer = _PRINTERS[backend] = {"numpy": StablePrinter, "torch": TorchPrinter}[backend]()
+    return printer.doprint(expr)
+
+
+def torch_code(expr: sympy.Expr) -> str:
+    """The PyTorch code of ``expr`` (see :class:`TorchPrinter`)."""
+    return code(expr, "torch")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -374,7 +472,8 @@ class InplaceWriter:
     """Lines of NumPy that compute an expression into the array named ``out``, using ufuncs with
     ``out=`` and scratch arrays from ``scratch()`` (a callable giving a fresh buffer name of
     ``out``'s shape) for sub-expressions that cannot be folded into ``out``. Anything it has no
-    rule for is computed by the allocating code and copied (``np.copyto``)."""
+    rule for is computed by the allocating code and copied (``np.copyto``). Every line goes through
+    :meth:`op`, :meth:`copy` and :meth:`code`, which a backend's writer overrides."""
 
     def __init__(self, scratch):
         self.scratch = scratch
@@ -383,27 +482,43 @@ class InplaceWriter:
     def emit(self, line):
         self.lines.append(line)
 
+    # ---- the backend's words
+    def code(self, e) -> str:
+        return code(e)
+
+    def op(self, fn, *args, out):
+        """``fn`` (a NumPy ufunc's name) of ``args`` (code) into ``out``."""
+        self.emit(f"np.{fn}({', '.join(args)}, out={out})")
+
+    def copy(self, out, value):
+        self.emit(f"np.copyto({out}, {value})")
+
+    def col_sum(self, x, out):
+        self.emit(f"{x}.sum(axis=0, out={out})")
+
+    # ---- the rules
     def write(self, e, out):
+        code = self.code
         if isinstance(e, Dot):
-            self.emit(f"np.matmul({code(e.args[0])}, {code(e.args[1])}, out={out})")
+            self.op("matmul", code(e.args[0]), code(e.args[1]), out=out)
         elif e.is_Add:
             self._add(e, out)
         elif e.is_Mul:
             self._mul(e, out)
         elif e.is_Pow and e.exp == 2:
-            self._unary(e.base, out, lambda x: f"np.multiply({x}, {x}, out={out})")
+            self._unary(e.base, out, lambda x: self.op("multiply", x, x, out=out))
         elif e.is_Pow and e.exp == -1:
-            self._unary(e.base, out, lambda x: f"np.divide(1, {x}, out={out})")
+            self._unary(e.base, out, lambda x: self.op("divide", "1", x, out=out))
         elif type(e) in _UFUNCS:
-            self._unary(e.args[0], out, lambda x, fn=_UFUNCS[type(e)]: f"np.{fn}({x}, out={out})")
+            self._unary(e.args[0], out, lambda x, fn=_UFUNCS[type(e)]: self.op(fn, x, out=out))
         elif isinstance(e, (exp, expm1)):
-            self._unary(e.args[0], out, lambda x: f"np.clip({x}, EXP_LO, EXP_HI, out={out})")
-            self.emit(f"np.{type(e).__name__}({out}, out={out})")
+            self._unary(e.args[0], out, lambda x: self.op("clip", x, "EXP_LO", "EXP_HI", out=out))
+            self.op(type(e).__name__, out, out=out)
         elif isinstance(e, Sigmoid):
             self.write(e.args[0] / 2, out)
-            self.emit(f"np.tanh({out}, out={out})")
-            self.emit(f"np.multiply({out}, 0.5, out={out})")
-            self.emit(f"np.add({out}, 0.5, out={out})")
+            self.op("tanh", out, out=out)
+            self.op("multiply", out, "0.5", out=out)
+            self.op("add", out, "0.5", out=out)
         elif isinstance(e, (sympy.Max, sympy.Min)) and len(e.args) == 2:
             self._binary("maximum" if isinstance(e, sympy.Max) else "minimum", e.args, out)
         elif isinstance(e, Softmax):
@@ -411,24 +526,24 @@ class InplaceWriter:
         elif isinstance(e, Kernel) and not e.view:
             self.emit(f"{code(e)[:-1]}, out={out})")
         elif isinstance(e, ColSum):
-            self.emit(f"{self._operand(e.args[0])}.sum(axis=0, out={out})")
+            self.col_sum(self._operand(e.args[0]), out)
         elif isinstance(e, Softplus):
             # max(u, 0) + logaddexp(0, max(-|u|, EXP_LO)), as the printer writes it
             u, s = self._operand(e.args[0]), self.scratch()
-            self.emit(f"np.abs({u}, out={s})")
-            self.emit(f"np.negative({s}, out={s})")
-            self.emit(f"np.maximum({s}, EXP_LO, out={s})")
-            self.emit(f"np.logaddexp(0, {s}, out={s})")
-            self.emit(f"np.maximum({u}, 0, out={out})")
-            self.emit(f"np.add({out}, {s}, out={out})")
+            self.op("abs", u, out=s)
+            self.op("negative", s, out=s)
+            self.op("maximum", s, "EXP_LO", out=s)
+            self.op("logaddexp", "0", s, out=s)
+            self.op("maximum", u, "0", out=out)
+            self.op("add", out, s, out=out)
         else:
-            self.emit(f"np.copyto({out}, {code(e)})")
+            self.copy(out, code(e))
         return self.lines
 
     def _operand(self, e):
         """Code for ``e`` as an operand: itself if cheap, else a scratch buffer holding it."""
         if _cheap(e):
-            return code(e)
+            return self.code(e)
         s = self.scratch()
         self.write(e, s)
         return s
@@ -436,20 +551,20 @@ class InplaceWriter:
     def _unary(self, arg, out, line):
         """line(x) applied to arg: straight from arg if cheap, else after computing arg into out."""
         if _cheap(arg):
-            self.emit(line(code(arg)))
+            line(self.code(arg))
         else:
             self.write(arg, out)
-            self.emit(line(out))
+            line(out)
 
     def _binary(self, fn, args, out):
         x, y = args
         if _cheap(x) and _cheap(y):
-            self.emit(f"np.{fn}({code(x)}, {code(y)}, out={out})")
+            self.op(fn, self.code(x), self.code(y), out=out)
             return
         if _cheap(y):
             x, y = y, x
         self.write(y, out)
-        self.emit(f"np.{fn}({out}, {self._operand(x)}, out={out})")
+        self.op(fn, out, self._operand(x), out=out)
 
     @staticmethod
     def _main(args):
@@ -462,6 +577,7 @@ class InplaceWriter:
                      and not (arg.is_Pow and arg.exp == -1)), None)
 
     def _add(self, e, out):
+        code = self.code
         terms = list(e.args)
         main = self._main(terms)
         if main is not None:
@@ -470,7 +586,7 @@ class InplaceWriter:
         else:
             positive = next((t for t in terms if _negated(t) is None), None)
             if positive is None or len(terms) < 2:
-                self.emit(f"np.copyto({out}, {code(e)})")
+                self.copy(out, code(e))
                 return
             terms.remove(positive)
             second = terms.pop(0)
@@ -478,16 +594,17 @@ class InplaceWriter:
             op = "add" if neg is None else "subtract"
             operand = second if neg is None else neg
             if _cheap(operand):
-                self.emit(f"np.{op}({code(positive)}, {code(operand)}, out={out})")
+                self.op(op, code(positive), code(operand), out=out)
             else:  # c - f(x): f(x) into out, then c - out
                 self.write(operand, out)
-                self.emit(f"np.{op}({code(positive)}, {out}, out={out})")
+                self.op(op, code(positive), out, out=out)
         for term in terms:
             neg = _negated(term)
             op = "add" if neg is None else "subtract"
-            self.emit(f"np.{op}({out}, {self._operand(term if neg is None else neg)}, out={out})")
+            self.op(op, out, self._operand(term if neg is None else neg), out=out)
 
     def _mul(self, e, out):
+        code = self.code
         coeff, factors = e.as_coeff_mul()
         factors = list(factors)
         main = self._main(factors)
@@ -497,19 +614,19 @@ class InplaceWriter:
         else:
             first = next((f for f in factors if not (f.is_Pow and f.exp == -1)), None)
             if first is not None and len(factors) == 1 and coeff != 1:
-                self.emit(f"np.multiply({code(first)}, {code(coeff)}, out={out})")
+                self.op("multiply", code(first), code(coeff), out=out)
                 return
             if first is None or len(factors) < 2:
-                self.emit(f"np.copyto({out}, {code(e)})")
+                self.copy(out, code(e))
                 return
             factors.remove(first)
             op, operand = self._factor(factors.pop(0))
-            self.emit(f"np.{op}({code(first)}, {operand}, out={out})")
+            self.op(op, code(first), operand, out=out)
         for f in factors:
             op, operand = self._factor(f)
-            self.emit(f"np.{op}({out}, {operand}, out={out})")
+            self.op(op, out, operand, out=out)
         if coeff != 1:
-            self.emit(f"np.multiply({out}, {code(coeff)}, out={out})")
+            self.op("multiply", out, code(coeff), out=out)
 
     def _factor(self, f):
         if f.is_Pow and f.exp == -1:
@@ -517,6 +634,93 @@ class InplaceWriter:
         return "multiply", self._operand(f)
 
 
-def inplace_code(expr: sympy.Expr, out: str, scratch) -> list[str]:
+class TorchInplaceWriter(InplaceWriter):
+    """The same lines for PyTorch: ``torch.<op>(..., out=)``, ``torch.clamp`` for a maximum or
+    minimum with a number, ``out.copy_(...)`` for what has no rule."""
+
+    def code(self, e) -> str:
+        return torch_code(e)
+
+    def op(self, fn, *args, out):
+        if fn in ("maximum", "minimum") and any(map(_scalar, args)):
+            x, c = (args[1], args[0]) if _scalar(args[0]) else args
+            self.emit(f"torch.clamp({x}, {'min' if fn == 'maximum' else 'max'}={c}, out={out})")
+        elif fn == "logaddexp" and args[0] == "0":   # log(1 + exp(v)); v >= EXP_LO keeps exp from underflowing
+            self.emit(f"torch.exp({args[1]}, out={out})")
+            self.emit(f"torch.log1p({out}, out={out})")
+        else:
+            self.emit(f"torch.{_TORCH_NAMES.get(fn, fn)}({', '.join(args)}, out={out})")
+
+    def copy(self, out, value):
+        self.emit(f"{out}.copy_({value})")
+
+    def col_sum(self, x, out):
+        self.emit(f"torch.sum({x}, dim=0, out={out})")
+
+    def write(self, e, out):
+        if e.is_Pow and e.exp == sympy.S.Half:
+            self._unary(e.base, out, lambda x: self.op("sqrt", x, out=out))
+            return self.lines
+        return super().write(e, out)
+
+    def _add(self, e, out):
+        # A @ B + b (a dense layer's z) as one addmm: the bias goes in with the product
+        if len(e.args) == 2:
+            product = next((t for t in e.args if isinstance(t, Dot)), None)
+            bias = next((t for t in e.args if t is not product), None)
+            if product is not None and bias.is_Symbol:
+                A, B = product.args
+                self.emit(f"torch.addmm({self.code(bias)}, {self.code(A)}, {self.code(B)}, out={out})")
+                return
+        super()._add(e, out)
+
+    def _mul(self, e, out):
+        # u ⊙ [x > c] (relu's derivative, say) as _gate(u, x, c): u where x > c, else 0, in one
+        # op -- boolean tensors are slow in torch on the CPU (a comparison into one costs 20x a clamp)
+        coeff, factors = e.as_coeff_mul()
+        gates = [f for f in factors if _gate(f) is not None]
+        if coeff != 1 or len(factors) != 2 or len(gates) != 1:
+            return super()._mul(e, out)
+        other = factors[0] if factors[1] is gates[0] else factors[1]
+        x, c = _gate(gates[0])
+        if _cheap(other):
+            source = self.code(other)
+        else:
+            self.write(other, out)
+            source = out
+        self.emit(f"_gate({source}, {self.code(x)}, {self.code(c)}, out={out})")
+
+
+def _gate(e):
+    """(x, c) for a 0/1 Piecewise that is 1 exactly where x > c, c a number; else None."""
+    if not _is_mask(e):
+        return None
+    (value, cond), _ = e.args
+    where_one = cond if value == 1 else cond.negated
+    if isinstance(where_one, sympy.StrictGreaterThan) and where_one.rhs.is_number:
+        return where_one.lhs, where_one.rhs
+    if isinstance(where_one, sympy.StrictLessThan) and where_one.lhs.is_number:
+        return where_one.rhs, where_one.lhs
+    return None
+
+
+def _scalar(text: str) -> bool:
+    """Whether printed code is a number (a literal or one of the module's constants)."""
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return text in ("EXP_LO", "EXP_HI", "EPS", "N")
+
+
+WRITERS = {"numpy": InplaceWriter, "torch": TorchInplaceWriter}
+
+
+def writer(backend: str, scratch) -> InplaceWriter:
+    """The in-place writer of ``backend`` ("numpy" or "torch")."""
+    return WRITERS[backend](scratch)
+
+
+def inplace_code(expr: sympy.Expr, out: str, scratch, backend: str = "numpy") -> list[str]:
     """The lines that compute ``expr`` into the existing array ``out`` (see :class:`InplaceWriter`)."""
-    return InplaceWriter(scratch).write(expr, out)
+    return writer(backend, scratch).write(expr, out)

@@ -32,6 +32,16 @@ def load_trainer(text, tmp_path, name=None):
     return module
 
 
+def numpy_view(module):
+    """A torch trainer's (or compiled module's) forward, loss and gradients with NumPy results, for
+    the checks written for NumPy ones; arguments may be NumPy arrays (the functions convert them)."""
+    import types
+    return types.SimpleNamespace(
+        forward=lambda *args: module.forward(*args).numpy(),
+        loss=lambda *args: float(module.loss(*args)),
+        gradients=lambda *args: {k: v.numpy() for k, v in module.gradients(*args).items()})
+
+
 def net(layers, activations, loss, **extra):
     return Network.from_dict({"network": {"layers": layers, "activations": activations, "loss": loss}, **extra})
 

@@ -9,7 +9,7 @@ import pytest
 
 from symbackprop.generate import EXAMPLES, ROOT, render
 from symbackprop.spec import load
-from test_generate import data, finite_difference_check, load_trainer
+from test_generate import data, finite_difference_check, load_trainer, numpy_view
 
 
 @pytest.mark.parametrize("spec, output, options", EXAMPLES, ids=[e[1] for e in EXAMPLES])
@@ -22,14 +22,19 @@ def test_generated_file_is_up_to_date(spec, output, options):
 
 @pytest.mark.parametrize("spec, output, options", EXAMPLES, ids=[e[1] for e in EXAMPLES])
 def test_generated_file_runs_and_its_gradients_are_right(spec, output, options, tmp_path):
+    torch = pytest.importorskip("torch") if options.get("backend") == "torch" else None
     module = load_trainer((ROOT / output).read_text(encoding="utf-8"), tmp_path, Path(output).stem)
     network = load(ROOT / spec)
     rng = np.random.default_rng(0)
-    params = {k: v + 0.05 * rng.standard_normal(v.shape) for k, v in module.init_params(seed=2).items()}
+    start = {k: np.asarray(v) for k, v in module.init_params(seed=2).items()}
+    params = {k: v + 0.05 * rng.standard_normal(v.shape) for k, v in start.items()}
     X, Y = data(network, 6)
-    finite_difference_check(module, params, X, Y, directions=2)
+    checked = numpy_view(module) if torch else module   # a torch trainer's functions return tensors
+    finite_difference_check(checked, params, X, Y, directions=2)
     theirs = network.compile().gradients(params, X, Y)
-    for name, value in module.gradients(params, X, Y).items():
+    for name, value in checked.gradients(params, X, Y).items():
         np.testing.assert_allclose(value, theirs[name], rtol=1e-10, atol=1e-14, err_msg=name)
+    if torch:
+        params = {k: torch.from_numpy(v) for k, v in params.items()}
     state = module.init_state(params)
-    assert np.isfinite(module.step(params, state, X, Y)) and state["t"] == 1
+    assert np.isfinite(float(module.step(params, state, X, Y))) and state["t"] == 1

@@ -45,7 +45,8 @@ def test_the_generate_command_spells_out_the_generators_choices():
     import symbackprop.commands.generate as command
     import symbackprop.generate as generate
     from symbackprop.optimizers import OPTIMIZERS
-    assert (command.DTYPES, command.FORMS) == (tuple(generate.DTYPES), tuple(generate.FORMS))
+    assert (command.DTYPES, command.FORMS, command.BACKENDS) == (tuple(generate.DTYPES), tuple(generate.FORMS),
+                                                                 tuple(generate.BACKENDS))
     assert command.OPTIMIZERS == tuple(OPTIMIZERS)
 
 

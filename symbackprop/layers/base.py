@@ -97,39 +97,43 @@ def layer_ref(value):
     return value
 
 
-# ---- kernels: NumPy functions the generated code embeds by source
+# ---- kernels: NumPy functions the generated code embeds by source, and their torch twins
 
-KERNELS: dict[str, Callable] = {}
+KERNELS: dict[str, Callable] = {}         # the NumPy kernels, by name
+TORCH_KERNELS: dict[str, Callable] = {}   # their torch twins (layers/torch_kernels.py): same names and signatures
+BACKEND_KERNELS = {"numpy": KERNELS, "torch": TORCH_KERNELS}
 
 
-def kernel(*deps, view: bool = False):
+def kernel(*deps, view: bool = False, backend: str = "numpy"):
     """Mark a NumPy function as a kernel of the array form: generated code embeds its source (and
     that of ``deps``, kernels it calls). A kernel uses only ``np`` and its arguments, and takes
     ``out=`` (an array to write into) — unless it returns a ``view`` of its first argument, which
-    then needs no array of its own."""
+    then needs no array of its own. ``backend="torch"`` marks the torch twin of the NumPy kernel of
+    the same name (using only ``torch``, ``F`` = ``torch.nn.functional`` and ``math``)."""
     def mark(fn):
         fn.kernel_deps = tuple(d.__name__ for d in deps)
         fn.view = view
-        KERNELS[fn.__name__] = fn
+        BACKEND_KERNELS[backend][fn.__name__] = fn
         if view:
             VIEW_KERNELS.add(fn.__name__)
         return fn
     return mark
 
 
-def kernel_sources(names) -> list[str]:
+def kernel_sources(names, backend: str = "numpy") -> list[str]:
     """The source of the kernels ``names`` and of what they call, each once, dependencies first
-    (without the ``@kernel`` line)."""
+    (without the ``@kernel`` line), in ``backend``'s version."""
+    table = BACKEND_KERNELS[backend]
     order: list[str] = []
 
     def visit(name):
         if name not in order:
-            for dep in KERNELS[name].kernel_deps:
+            for dep in table[name].kernel_deps:
                 visit(dep)
             order.append(name)
     for name in sorted(names):
         visit(name)
-    return ["".join(line for line in inspect.getsourcelines(KERNELS[name])[0] if not line.startswith("@kernel"))
+    return ["".join(line for line in inspect.getsourcelines(table[name])[0] if not line.startswith("@kernel"))
             for name in order]
 
 
