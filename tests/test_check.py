@@ -541,13 +541,13 @@ def test_bad_spec_or_missing_file_is_refused(tmp_path, capsys):
     bare.write_text('[network]\nlayers = [3, 2, 1]\nactivations = "sigmoid"\nloss = "squared_error"\n'
                     "[parameters]\nW1 = [[0.2, -0.5, 0.1], [-0.3, 0.4, 0.2]]\nb1 = [0.3, -0.1]\nW2 = [[0.5, 0.2]]\n"
                     "b2 = [0.1]\n[sample]\nx = [2, 3, -1]\ny = [1]\n", encoding="utf-8")
-    batch = tmp_path / "batch.toml"
-    batch.write_text(bare.read_text().replace("x = [2, 3, -1]\ny = [1]", "x = [[2, 3, -1], [1, 1, 1]]\ny = [[1], [0]]"),
+    batch = tmp_path / "batch.toml"      # 1,400 examples of 3 values each: past check's 4,000
+    batch.write_text(bare.read_text().replace("x = [2, 3, -1]\ny = [1]", f"x = {[[2, 3, -1]] * 1400}\ny = {[[1]] * 1400}"),
                      encoding="utf-8")
     nonumbers = tmp_path / "nonumbers.toml"
     nonumbers.write_text('[network]\nlayers = [3, 2, 1]\nactivations = "sigmoid"\nloss = "squared_error"\n', encoding="utf-8")
     for args, message in [((str(bare), str(hand)), "values.new.z2: new.* is the forward pass after one optimizer step"),
-                          ((str(batch), str(hand)), "sample.x: check compares the calculation for one example"),
+                          ((str(batch), str(hand)), "sample.x: check is for hand-sized calculations: at most 4000 values"),
                           ((str(nonumbers), str(hand)), "check needs the spec's [parameters] and [sample]"),
                           ((SEED, str(tmp_path / "missing.toml")), "missing.toml: no such file"),
                           (("examples/mnist.toml", str(hand)), "check is for hand-sized networks")]:

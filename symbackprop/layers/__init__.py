@@ -1,6 +1,6 @@
 """Layer kinds, one entry each, grouped by family (see :mod:`symbackprop.layers.base` for what an
 entry holds). ``LAYERS`` maps a ``[[layer]]`` table's ``type`` to its entry."""
-from .base import KERNELS, Field, Layer, LayerError, LayerKind, kernel_sources
+from .base import KERNELS, Field, Layer, LayerError, LayerKind, Slip, SlipContext, kernel_sources
 from .conv import CONV1D, CONV2D
 from .dense import DENSE
 from .dropout import DROPOUT
@@ -13,4 +13,4 @@ LAYERS: dict[str, LayerKind] = {kind.name: kind for kind in (
     DENSE, CONV1D, CONV2D, MAXPOOL1D, MAXPOOL2D, AVGPOOL1D, AVGPOOL2D, FLATTEN, BATCHNORM, LAYERNORM,
     DROPOUT, ADD)}
 
-__all__ = ["KERNELS", "LAYERS", "Field", "Layer", "LayerError", "LayerKind", "kernel_sources"]
+__all__ = ["KERNELS", "LAYERS", "Field", "Layer", "LayerError", "LayerKind", "Slip", "SlipContext", "kernel_sources"]

@@ -17,7 +17,8 @@ import numpy as np
 import sympy
 
 from ..arrayops import Kernel
-from .base import Backward, Field, LayerError, LayerKind, index_tuples, ints, kernel, positive_int
+from .base import (Backward, Field, LayerError, LayerKind, index_tuples, ints, kernel, positive_int, with_options,
+                   zeros)
 from .dense import grad_tex, sup
 
 
@@ -152,6 +153,20 @@ class Conv(LayerKind):
             return [None]
         return [(Kernel("conv_input_grad", delta, params["W"], layer.in_shapes[0][1:], opt["stride"], opt["padding"]),
                  tex.inputs[0])]
+
+    def slips(self, layer, ctx):
+        l, opt, W = layer.index, layer.opt, ctx.params["W"]
+        flipped = W[(slice(None), slice(None)) + (slice(None, None, -1),) * self.d]
+        out = [ctx.slip({"forward": (30, f"the bias b{l} left out")}, params={"b": zeros(ctx.params["b"].shape)}),
+               ctx.slip({"inputs": (24, f"the kernel not flipped in the input gradient of layer {l} "
+                                        f"(W{l} correlated with δ where rot180(W{l}) belongs)")}, params={"W": flipped})]
+        if any(s > 1 for s in opt["stride"]):
+            text = f"the stride {_size(opt['stride'])} of layer {l} ignored in the backward pass (taken as 1)"
+            out.append(ctx.slip({"inputs": (25, text), "params": (25, text)}, layer=with_options(layer, stride=(1,) * self.d)))
+        if any(opt["padding"]):
+            text = f"the padding {_size(opt['padding'])} of layer {l} ignored in the backward pass (positions not shifted)"
+            out.append(ctx.slip({"inputs": (25, text), "params": (25, text)}, layer=with_options(layer, padding=(0,) * self.d)))
+        return out
 
     def _note(self, layer) -> str:
         opt = layer.opt

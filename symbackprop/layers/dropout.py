@@ -7,7 +7,9 @@ shape, with a leading example axis for a batch) or, without one, from a generato
 """
 import sympy
 
-from .base import Backward, Field, LayerKind, rate
+import numpy as np
+
+from .base import Backward, Field, LayerKind, rate, with_options
 
 
 class Dropout(LayerKind):
@@ -37,6 +39,17 @@ class Dropout(LayerKind):
             return [None]
         return [(delta * data["M"] * sympy.Float(float(self.scale(layer))),
                  self.latex_backward(layer, b.tex(delta), []).inputs[0])]
+
+    def slips(self, layer, ctx):
+        l, scale = layer.index, self.scale(layer)
+        if scale == 1:
+            return []
+        out = f"dropout's 1/(1 − p) left out in layer {l}"
+        return [ctx.slip({"forward": (31, out), "inputs": (31, out)}, layer=with_options(layer, rate=0.0)),
+                ctx.slip({"inputs": (32, f"dropout's 1/(1 − p) applied to the gradient twice in layer {l}")},
+                         data={"M": ctx.data["M"] * scale}),
+                ctx.slip({"inputs": (33, f"dropout's mask left out of the gradient in layer {l}")},
+                         data={"M": np.full(ctx.data["M"].shape, 1, dtype=object)})]
 
     def latex_forward(self, layer, out, ins):
         return rf"{out} = {ins[0]} \odot M^{{({layer.index})}} / (1 - p), \quad p = {layer.opt['rate']:g}"

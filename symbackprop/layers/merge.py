@@ -1,7 +1,7 @@
 """``add`` (``from`` = K): the previous layer's output plus layer K's (K = 0: the network input) — a
 residual connection. Both inputs receive the gradient δ, so where the two paths rejoin upstream
 their gradients add."""
-from .base import Backward, Field, LayerError, LayerKind, layer_ref
+from .base import Backward, Field, LayerError, LayerKind, layer_ref, zeros
 from .conv import _shape
 
 
@@ -30,6 +30,14 @@ class Add(LayerKind):
     def array_backward(self, layer, b, delta, inputs, params, data, need):
         d = b.tex(delta)
         return [(delta, d) if n else None for n in need]
+
+    def slips(self, layer, ctx):
+        l, (main, skip) = layer.index, layer.sources
+        name = lambda k: "x" if k == 0 else f"a{k}"      # noqa: E731
+        return [ctx.slip({"inputs": (24, f"the residual path's gradient dropped at the add (layer {l}): "
+                                         f"{name(skip)} gets none of it")}, inputs=[ctx.inputs[0], zeros(ctx.inputs[1].shape)]),
+                ctx.slip({"inputs": (25, f"the main path's gradient dropped at the add (layer {l}): "
+                                         f"{name(main)} gets none of it")}, inputs=[zeros(ctx.inputs[0].shape), ctx.inputs[1]])]
 
     def latex_forward(self, layer, out, ins):
         return rf"{out} = {ins[0]} + {ins[1]}"

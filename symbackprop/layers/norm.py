@@ -19,7 +19,7 @@ import numpy as np
 import sympy
 
 from ..arrayops import Kernel
-from .base import Backward, Field, LayerError, LayerKind, index_tuples, kernel, positive_number, rate
+from .base import Backward, Field, LayerError, LayerKind, Slip, index_tuples, kernel, positive_number, rate, with_options
 from .dense import grad_tex, sup
 
 
@@ -176,6 +176,23 @@ class Norm(LayerKind):
             return [None]
         return [(Kernel("norm_input_grad", delta, xhat, b.symbol(f"rstd{i}"), params["gamma"], self.stat_axes(ndim)),
                  tex.inputs[0])]
+
+    def count(self, layer) -> int:
+        """How many values each mean and variance is over, for one example (batch norm: per channel)."""
+        return math.prod(layer.shape[1:]) if self.couples_batch else math.prod(layer.shape)
+
+    def slips(self, layer, ctx):
+        name, l = ("batch norm" if self.couples_batch else "layer norm"), layer.index
+        n = len(ctx.inputs[0]) * self.count(layer) if self.couples_batch else self.count(layer)
+        stats = {st: {idx: s for idx, s in np.ndenumerate(ctx.stages[st][0])} for st in ("mean", "var")}
+        unbiased = f"the unbiased variance (divided by n − 1 = {n - 1}) used in layer {l}; {name}'s is the biased one (÷ {n})"
+        eps = f"ε left out of √(var + ε) in layer {l}"
+        return [Slip({"inputs": (24, f"{name}'s backward without the terms through μ and var (the batch statistics "
+                                     f"taken as independent of x, layer {l})" if self.couples_batch else
+                                     f"{name}'s backward without the terms through μ and var (layer {l})")},
+                     lambda: stats),
+                ctx.scaled({"forward": (34, unbiased), "inputs": (34, unbiased)}, sympy.Rational(n, n - 1), stage="var"),
+                ctx.slip({"forward": (35, eps), "inputs": (35, eps)}, layer=with_options(layer, eps=0.0), stages=("xhat",))]
 
     def latex_forward(self, layer, out, ins):
         i = layer.index

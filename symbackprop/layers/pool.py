@@ -12,7 +12,9 @@ import numpy as np
 import sympy
 
 from ..arrayops import Kernel
-from .base import Backward, Field, LayerError, LayerKind, index_tuples, ints, kernel
+from dataclasses import replace
+
+from .base import Backward, Field, LayerError, LayerKind, index_tuples, ints, kernel, with_options
 from .conv import _shape, _size, windows
 
 
@@ -103,6 +105,24 @@ class Pool(LayerKind):
         first = inputs[0] if self.mode == "max" else layer.in_shapes[0][1:]
         return [(Kernel(f"{self.mode}pool_backward", delta, first, opt["kernel"], opt["stride"]),
                  self.latex_backward(layer, b.tex(delta), [b.tex(inputs[0])]).inputs[0])]
+
+    def slips(self, layer, ctx):
+        l, K = layer.index, math.prod(layer.opt["kernel"])
+        if K == 1:
+            return []
+        mean = replace(layer, kind=Pool("avg", self.d))          # the same windows, avg-pool's rule
+        if self.mode == "avg":
+            return [ctx.slip({"inputs": (26, f"the avg-pool gradient of layer {l} not divided by the window size {K}"),
+                              "forward": (33, f"the window's sum taken for its mean (not divided by {K})")},
+                             then=lambda d: d * K)]
+        head = f"the max-pool gradient of layer {l}"
+        return [ctx.slip({"inputs": (26, f"{head} sent to every element of the window")}, layer=mean, then=lambda d: d * K),
+                ctx.slip({"inputs": (26, f"{head} averaged over the window (δ/{K} to each element)"),
+                          "forward": (33, "the window's mean taken for its maximum")}, layer=mean),
+                ctx.slip({"inputs": (27, f"{head} sent to the wrong element (the window's first, not its maximum)")},
+                         layer=with_options(layer, kernel=(1,) * self.d)),
+                ctx.slip({"inputs": (28, f"{head} sent to the wrong element (the window's smallest)")},
+                         inputs=[-ctx.inputs[0]], then=lambda d: -d)]
 
     def latex_forward(self, layer, out, ins):
         k, s = _size(layer.opt["kernel"], True), _size(layer.opt["stride"], True)
