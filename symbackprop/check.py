@@ -205,24 +205,31 @@ class _Checker:
             else:
                 status[sym] = "wrong"
             tainted[sym] = status[sym] != "ok"
+        ordered = sorted(hand.values.items(), key=lambda kv: (g.nodes[g.named[kv[0]]].order, kv[0][1]))
+        found = {g.named[key]: self.diagnose(g.named[key], given, env) for key, _ in ordered
+                 if status[g.named[key]] == "wrong"}
+        # where several mistakes in a number's own formula reproduce it, the one that reproduces
+        # most of the quantity's wrong elements names it (a max-pool window's corner fits two routings)
+        fits = Counter((g.nodes[sym].quantity, family) for sym, (cands, _) in found.items()
+                       for family in {_family(c[2]) for c in cands})
         results, seen = [], set()
-        for (name, index), written in sorted(hand.values.items(),
-                                             key=lambda kv: (g.nodes[g.named[kv[0]]].order, kv[0][1])):
+        for (name, index), written in ordered:
             sym, diagnosis = g.named[(name, index)], None
-            if status[sym] == "wrong":
-                found, pairs = self.diagnose(sym, given, env)
+            if sym in found:
+                cands, pairs = found[sym]
+                cands = _kept(sorted(cands, key=lambda c: (c[0], -fits[name, _family(c[2])], c[1])), given[sym])
                 # a mistake already seen in this calculation is the likelier explanation; else one
                 # in this number's own formula
-                found = ([f for f in found if f[1] in seen] or [f for f in found if not f[0]] or found)
-                names = list(dict.fromkeys(text for *_, text in found))[:1 if pairs else MAX_MATCHES]
-                seen.update(rank for _, rank, _ in found[:1])
+                cands = ([c for c in cands if c[1] in seen] or [c for c in cands if not c[0]] or cands)
+                names = list(dict.fromkeys(text for _, _, text, _ in cands))[:1 if pairs else MAX_MATCHES]
+                seen.update(rank for _, rank, _, _ in cands[:1])
                 diagnosis = " or ".join(names) or None
             results.append(Result(name, index, written.text, written.value, exact[sym].mid, status[sym], diagnosis))
         return results
 
     def diagnose(self, sym, given, env) -> tuple[list, bool]:
-        """The catalogued mistakes that reproduce the number as (made upstream?, rank, text), and
-        whether they are pairs. A mistake is tried in one formula and, when it is not about one
+        """The catalogued mistakes that reproduce the number as (made upstream?, rank, text, range),
+        and whether they are pairs. A mistake is tried in one formula and, when it is not about one
         element, in every element of a quantity at once (a loss depends on all of them). Only the
         most specific are kept: a mistake whose range is far wider than another's matches by the
         looseness of the person's digits."""
@@ -271,14 +278,7 @@ class _Checker:
                 if mine.intersects(r):
                     found.append((sym not in alts, rank, text, r))
             if found:
-                narrowest = min(r.width for *_, r in found)
-                kept = []
-                # the same number reached two ways (σ′ as z(1 − z), or z used for a in a(1 − a)) is
-                # one mistake: the one in this number's own formula, or the commoner, names it
-                for upstream, rank, text, r in sorted(found, key=lambda f: f[:2]):
-                    if r.width <= 4 * narrowest + mine.width and not any(_same(r, k) for *_, k in kept):
-                        kept.append((upstream, rank, text, r))
-                return [(upstream, rank, text) for upstream, rank, text, _ in kept], tries is pairs
+                return sorted(found, key=lambda f: f[:2]), tries is pairs
         return [], False
 
     def _where(self, text, target, sym, given):
@@ -292,6 +292,24 @@ class _Checker:
             return text
         return f"{text} (in the {self.graph.labels[target]} used here)" if target in given else \
             f"{text} (in {self.graph.labels[target]})"
+
+
+def _kept(found, given: Interval) -> list:
+    """The most specific of the mistakes that reproduce a number, in the order given: one whose range
+    is far wider than another's matches by the looseness of the person's digits; and the same number
+    reached two ways (σ′ as z(1 − z), or z used for a in a(1 − a)) is one mistake, named by the first."""
+    mine = _slack(given)
+    narrowest = min(r.width for *_, r in found) if found else 0
+    kept = []
+    for upstream, rank, text, r in found:
+        if r.width <= 4 * narrowest + mine.width and not any(_same(r, k) for *_, k in kept):
+            kept.append((upstream, rank, text, r))
+    return kept
+
+
+def _family(text: str) -> str:
+    """A mistake's words without element indices: the same slip in each element."""
+    return re.sub(r"\[\d+\]", "", text)
 
 
 def _same(p: Interval, q: Interval) -> bool:

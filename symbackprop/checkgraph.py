@@ -253,7 +253,7 @@ class CheckGraph:
 
     def _slip_context(self, lm, e) -> SlipContext:
         layer = lm.layer
-        strip = (lambda arr: arr) if e is None else (lambda arr: arr[e])
+        strip = (lambda arr: arr) if e is None else (lambda arr: arr[e, ...])
         i = layer.index
         prefix = lambda d: {k[: -len(str(i))]: v for k, v in d.items()}      # noqa: E731
         stages = {st.name: (strip(st.symbols), strip(st.defs)) if st.per_example else (st.symbols, st.defs)
