@@ -268,6 +268,24 @@ class LayerKind:
         (a full line), the gradient it passes to each input (an expression) and notes."""
         raise NotImplementedError
 
+    # ---- explain: the kind's part of a worked example (blocks of symbackprop.document, from a
+    # worksheet.Sheet of one pass's numbers; ``lm`` is the layer's LayerModel)
+    def explain_forward(self, lm, sheet) -> list:
+        """How the layer's elements come from its inputs, with numbers: its rule, one element
+        written out, and its own intermediates (the layer's values are tabulated after it)."""
+        from ..document import Display
+        ins = [sheet.input_tex(lm, k) for k in range(len(lm.sources))]
+        return [Display((self.latex_forward(lm.layer, sheet.out_tex(lm), ins),))]
+
+    def explain_backward(self, lm, sheet, wanted: set) -> list:
+        """The gradients of the layer's parameters in ``wanted`` (and of its own intermediates)."""
+        return []
+
+    def explain_input_gradient(self, lm, sheet, k: int, part=None) -> list:
+        """The gradient the layer passes back to input ``k``: its rule, with numbers, and a table;
+        ``part`` holds its values when another layer's path adds to that input's gradient."""
+        return rule_and_tables(self, lm, sheet, k, part)
+
     # ---- check: the mistakes people make in this kind's arithmetic
     def slips(self, layer: Layer, ctx: "SlipContext") -> list["Slip"]:
         """The catalogued mistakes of this kind, each a rewrite of its own element definitions
@@ -283,6 +301,18 @@ class Backward:
     grads: dict = field(default_factory=dict)
     inputs: tuple = ()
     notes: tuple = ()
+
+
+def rule_and_tables(kind, lm, sheet, k, part, notes=True) -> list:
+    """The backward rule for input ``k`` as a display, its notes, and the values passed back."""
+    from ..document import Display, Para
+    ins = [sheet.input_tex(lm, i) for i in range(len(lm.sources))]
+    rule = kind.latex_backward(lm.layer, sheet.grad_tex(lm), ins)
+    out = [Display((rf"\frac{{\partial C}}{{\partial {ins[k]}}} = {rule.inputs[k]}",))]
+    if notes and rule.notes:
+        out.append(Para(" ".join(f"${n}$" for n in rule.notes)))
+    src = lm.layer.sources[k]
+    return out + sheet.tables(rf"\partial C/\partial a^{{({src})}}", sheet.passed(lm, k, part), f"dC/da{src}")
 
 
 def param_tex(name: str) -> str:

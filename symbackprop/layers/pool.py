@@ -12,9 +12,10 @@ import numpy as np
 import sympy
 
 from ..arrayops import Kernel
+from ..document import Display, Para, Table
 from dataclasses import replace
 
-from .base import Backward, Field, LayerError, LayerKind, index_tuples, ints, kernel, with_options
+from .base import Backward, Field, LayerError, LayerKind, index_tuples, ints, kernel, rule_and_tables, with_options
 from .conv import _shape, _size, windows
 
 
@@ -106,6 +107,56 @@ class Pool(LayerKind):
         return [(Kernel(f"{self.mode}pool_backward", delta, first, opt["kernel"], opt["stride"]),
                  self.latex_backward(layer, b.tex(delta), [b.tex(inputs[0])]).inputs[0])]
 
+    def window(self, layer, out) -> list[tuple]:
+        """The input elements of output element ``out`` (channel first), in row-major order."""
+        c, *pos = out
+        return [(c, *(p * s + q for p, s, q in zip(pos, layer.opt["stride"], off))) for off in np.ndindex(*layer.opt["kernel"])]
+
+    def explain_forward(self, lm, sheet):
+        layer, n = lm.layer, sheet.n
+        x, a = sheet.inputs(lm)[0], sheet.stage(lm, "a")[0]
+        what = "the maximum (the first, in row-major order, where several are equal)" if self.mode == "max" else "the mean"
+        outs = list(np.ndindex(*layer.shape))
+        shown = outs if len(outs) <= 12 else outs[:9] + [None] + outs[-2:]
+        rows = []
+        for out in shown:
+            if out is None:
+                rows.append(("⋮",) * 4)
+                continue
+            window = self.window(layer, out)
+            values = [x[w] for w in window]
+            win = window[int(np.argmax(values))]
+            result = f"${n.tex(a[out])}$, from {_at(win)}" if self.mode == "max" else f"${n.tex(a[out])}$"
+            rows.append((_at(out), ", ".join(_at(w) for w in window), ", ".join(f"${n.tex(v)}$" for v in values), result))
+        head = "maximum (where it is)" if self.mode == "max" else f"mean (÷ {len(window)})"
+        return [Display((self.latex_forward(layer, f"a^{{({lm.index})}}", [sheet.input_tex(lm)]),)),
+                Para(f"Each window of ${sheet.input_tex(lm)}$ (kernel {_size(layer.opt['kernel'])}, stride "
+                     f"{_size(layer.opt['stride'])}; element (channel, position), 1-based) gives {what}"
+                     + (", for example 1" if sheet.N > 1 else "") + ":"),
+                Table(("output", "window", "values", head), tuple(rows))]
+
+    def explain_input_gradient(self, lm, sheet, k, part=None):
+        layer, n = lm.layer, sheet.n
+        x, g = sheet.inputs(lm)[0], sheet.grad(lm, "a")[0]
+        outs = list(np.ndindex(*layer.shape))
+        shown = outs if len(outs) <= 12 else outs[:9] + [None] + outs[-2:]
+        rows = []
+        for out in shown:
+            if out is None:
+                rows.append(("⋮",) * 3)
+                continue
+            window = self.window(layer, out)
+            if self.mode == "max":
+                goes = f"all of it to {_at(window[int(np.argmax([x[w] for w in window]))])}; 0 to the rest"
+            else:
+                goes = f"${n.tex(g[out] / len(window))}$ to each of " + ", ".join(_at(w) for w in window)
+            rows.append((_at(out), f"${n.tex(g[out])}$", goes))
+        out = rule_and_tables(self, lm, sheet, k, part)
+        out[2:2] = [Para("Where each window's gradient goes" + (" (example 1)" if sheet.N > 1 else "")
+                         + "; an element in several windows adds up what each sends it:"),
+                    Table(("output", f"$\\partial C/\\partial a^{{({lm.index})}}$", "goes to"), tuple(rows))]
+        return out
+
     def slips(self, layer, ctx):
         l, K = layer.index, math.prod(layer.opt["kernel"])
         if K == 1:
@@ -138,6 +189,11 @@ class Pool(LayerKind):
         return Backward({}, (rf"\operatorname{{spread}}({delta}) / {k}",),
                         (rf"\operatorname{{spread}}: \text{{each window's }} {delta} \text{{ to all {k} of its elements, "
                          r"summed where windows overlap}",))
+
+
+def _at(index) -> str:
+    """An element as the tables name it, 1-based: (0, 1, 2) -> "(1, 2, 3)"."""
+    return "(" + ", ".join(str(i + 1) for i in index) + ")"
 
 
 def _first_max(vals):
