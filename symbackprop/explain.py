@@ -162,9 +162,9 @@ def explain(network, optimizer: str | None = None, steps: int | None = None, dig
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise SpecError(field, f"expected a positive integer, got {value!r}")
     shapes = network.parameter_shapes()
-    for name in wrt or ():
-        if name not in shapes:
-            raise SpecError("--wrt", f"unknown parameter {name!r} (expected {', '.join(shapes)})")
+    for param in wrt or ():
+        if param not in shapes:
+            raise SpecError("--wrt", f"unknown parameter {param!r} (expected {', '.join(shapes)})")
     for field, value in (("--loss-below", loss_below), ("--min-delta", min_delta)):
         if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise SpecError(field, f"expected a non-negative number, got {value!r}")

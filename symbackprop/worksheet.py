@@ -301,8 +301,14 @@ class Sheet:
     def mean_lines(self, symbol, ex: int = 0) -> list[str]:
         """A mean written out: μ = (1/n)(x₁ + x₂ + ...) with its names, then its numbers, and the value."""
         n, definition = self.n, self.model.definitions[symbol]
-        coeff, rest = definition.as_coeff_Mul()
-        terms = list(sympy.Add.make_args(rest))
+        terms = list(sympy.Add.make_args(definition))
+        coeffs = {t.as_coeff_Mul()[0] for t in terms}
+        coeff = coeffs.pop() if len(coeffs) == 1 else sympy.Integer(1)     # SymPy spreads 1/n over the terms
+        if coeff == 1 and len(terms) == 1:
+            coeff, rest = definition.as_coeff_Mul()
+            terms = list(sympy.Add.make_args(rest))
+        else:
+            terms = [t / coeff for t in terms]
         shown = terms if len(terms) <= SUM_TERMS_MAX else [*terms[:SUM_TERMS_MAX - 3], None, *terms[-2:]]
         names = [r"\cdots" if t is None else self.model.latex(t) for t in shown]
         numbers = [r"\cdots" if t is None else self.plug(t, ex) for t in shown]

@@ -19,6 +19,8 @@ def add_parser(subparsers):
                                        "(default: the spec's [optimizer].name, else sgd)")
     p.add_argument("--steps", metavar="K", help="train K steps and tabulate the loss (default 1)")
     p.add_argument("--digits", metavar="D", default="5", help="significant digits shown (default 5)")
+    p.add_argument("--wrt", action="append", metavar="PARAM",
+                   help="show the backward pass and the update for these parameters only, e.g. W2 (repeatable)")
     p.add_argument("--format", choices=FORMATS, help="default: from the -o extension (.md, .tex, .html), "
                                                      "else markdown")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
@@ -67,7 +69,7 @@ def run(args) -> int:
     if args.fragment and fmt != "latex":
         raise SpecError("--fragment", "is for LaTeX output (--format latex, or -o FILE.tex)")
     network = load(args.spec)
-    explanation = explain(network, args.optimizer, steps, digits, max_iters, loss_below, min_delta)
+    explanation = explain(network, args.optimizer, steps, digits, max_iters, loss_below, min_delta, args.wrt)
     text = explanation.latex(fragment=True) if args.fragment else explanation.render(fmt)
     write_text(text, args.output, args.force)
     return 0

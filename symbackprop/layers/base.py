@@ -20,6 +20,7 @@ code generator and the renderers call these methods.
 """
 import inspect
 import math
+import re
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Callable
@@ -310,9 +311,22 @@ def rule_and_tables(kind, lm, sheet, k, part, notes=True) -> list:
     rule = kind.latex_backward(lm.layer, sheet.grad_tex(lm), ins)
     out = [Display((rf"\frac{{\partial C}}{{\partial {ins[k]}}} = {rule.inputs[k]}",))]
     if notes and rule.notes:
-        out.append(Para(" ".join(f"${n}$" for n in rule.notes)))
+        out.append(Para(" ".join(prose(n) for n in rule.notes)))
     src = lm.layer.sources[k]
     return out + sheet.tables(rf"\partial C/\partial a^{{({src})}}", sheet.passed(lm, k, part), f"dC/da{src}")
+
+
+def prose(tex: str) -> str:
+    """A note written as math with ``\\text{...}`` in it, as prose with inline math (which can break
+    between words): ``x \\text{ is padded}`` -> ``$x$ is padded``."""
+    out = []
+    for i, piece in enumerate(re.split(r"\\text\{([^{}]*)\}", tex)):
+        if i % 2:
+            out.append(piece)
+        elif piece.strip():
+            lead, body, trail = re.match(r"(\s*)(.*?)(\s*)$", piece, re.S).groups()
+            out.append(f"{lead}${body}${trail}")
+    return re.sub(" {2,}", " ", "".join(out))
 
 
 def param_tex(name: str) -> str:

@@ -196,15 +196,22 @@ class Norm(LayerKind):
         per = self.couples_batch
         out += sheet.tables("\\mu^{(%d)}" % l, stat("mean"), f"mean{l}", per_example=not per)
         out += sheet.tables("\\mathrm{var}^{(%d)}" % l, stat("var"), f"var{l}", per_example=not per)
-        e = sheet.at(xhat, 0, (0,) * (xhat.ndim - 1))
+        at0 = (0,) * (xhat.ndim - 1)
+        e, u = sheet.at(xhat, 0, at0), sheet.at(lm.sources[0], 0, at0)
+        m, v = pick(mean), pick(var)
+        eps = _tex_number(layer.opt["eps"])
         out += [Para(f"Then $\\hat{{x}} = ({x} - \\mu)/\\sqrt{{\\mathrm{{var}} + \\epsilon}}$, one element written out:"),
-                Display((f"{sheet.names[e]} &= {sheet.sym(sheet.model.definitions[e])}",
-                         f"&= {sheet.plug(sheet.model.definitions[e])} {n.eq(sheet.val(e))}"))]
+                Display((rf"{sheet.names[e]} &= \frac{{{sheet.names[u]} - {sheet.names[m]}}}{{\sqrt{{{sheet.names[v]} + \epsilon}}}}"
+                         rf" = \frac{{{n.par(sheet.val(u))} - {n.par(sheet.val(m))}}}{{\sqrt{{{n.tex(sheet.val(v))} + {eps}}}}} "
+                         f"{n.eq(sheet.val(e))}",))]
         out += sheet.tables("\\hat{x}^{(%d)}" % l, stat("xhat"), f"xhat{l}")
-        z = sheet.at(lm.stage("z").symbols, 0, (0,) * (xhat.ndim - 1))
-        out += [Para("and $z = \\gamma \\hat{x} + \\beta$:"),
-                Display((f"{sheet.names[z]} &= {sheet.sym(sheet.model.definitions[z])} = "
-                         f"{sheet.plug(sheet.model.definitions[z])} {n.eq(sheet.val(z))}",))]
+        z = sheet.at(lm.stage("z").symbols, 0, at0)
+        c = at0[:1] if self.couples_batch else at0
+        g, b = lm.params[layer.param("gamma")][c], lm.params[layer.param("beta")][c]
+        out += [Para(r"and $z = \gamma \hat{x} + \beta$:"),
+                Display((f"{sheet.names[z]} &= {sheet.names[g]} {sheet.names[e]} + {sheet.names[b]} = "
+                         rf"{n.par(sheet.val(g))} \times {n.par(sheet.val(e))} {'-' if sheet.val(b) < 0 else '+'} "
+                         f"{n.tex(abs(sheet.val(b)))} {n.eq(sheet.val(z))}",))]
         return out
 
     def explain_backward(self, lm, sheet, wanted):
