@@ -390,7 +390,8 @@ class Sheet:
         shown = steps if len(steps) <= limit else steps[:1]
         out = [Display(tuple(line for s in shown for line in self.step_lines(s, ex)))]
         if len(shown) < len(steps):
-            out.append(Para(f"The other {len(steps) - 1} elements the same way; the table gives every value:"))
+            rest = len(steps) - 1
+            out.append(Para(f"The other {rest} element{'s' if rest > 1 else ''} the same way; the table gives every value:"))
         return out
 
 

@@ -275,9 +275,8 @@ class Norm(LayerKind):
         stats = {st: {idx: s for idx, s in np.ndenumerate(ctx.stages[st][0])} for st in ("mean", "var")}
         unbiased = f"the unbiased variance (divided by n − 1 = {n - 1}) used in layer {l}; {name}'s is the biased one (÷ {n})"
         eps = f"ε left out of √(var + ε) in layer {l}"
-        return [Slip({"inputs": (24, f"{name}'s backward without the terms through μ and var (the batch statistics "
-                                     f"taken as independent of x, layer {l})" if self.couples_batch else
-                                     f"{name}'s backward without the terms through μ and var (layer {l})")},
+        return [Slip({"inputs": (24, f"{name}'s backward without the terms through μ and var (layer {l}: "
+                                     "the statistics taken as constants)")},
                      lambda: stats),
                 ctx.scaled({"forward": (34, unbiased), "inputs": (34, unbiased)}, sympy.Rational(n, n - 1), stage="var"),
                 ctx.slip({"forward": (35, eps), "inputs": (35, eps)}, layer=with_options(layer, eps=0.0), stages=("xhat",))]

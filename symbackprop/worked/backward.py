@@ -126,6 +126,9 @@ def activation(work, lm) -> list:
     act, z = layer.activation, lm.stage("z")
     large = not _small(work, lm)
     limit = 1 if large else WRITE_ALL
+    if act.name == "identity" and not work.net.is_stack:
+        came = "from the loss" if l == work.L else "as passed back"
+        return [Para(f"No activation: $\\delta^{{({l})}} = \\partial C/\\partial a^{{({l})}}$, {came}.")]
     out = []
     if act.elementwise:
         deriv = sympy.latex(act.simple_derivative)
