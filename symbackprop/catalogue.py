@@ -33,8 +33,10 @@ PEERS_MAX = 16        # a gradient's δ swapped for another element's: in quanti
 
 class Catalogue:
     def __init__(self, graph):
+        from .slipbook import SlipBook
         self.graph = graph
         self.network = graph.network
+        self.slips = SlipBook(graph)
 
     def __call__(self, node) -> list[tuple]:
         kind = node.kind.removeprefix("new.")
@@ -49,23 +51,23 @@ class Catalogue:
 
     # the layers' own slips ---------------------------------------------------------------------
     def _slips(self, node) -> list:
-        g, out = self.graph, []
+        g, book, out = self.graph, self.slips, []
         lm = node.meta.get("layer")
         if lm is None or node.kind in ("da/dz", "state", "param"):
             return out
         if "stage" in node.meta and ("u" not in node.meta):            # a forward value
-            for slip in g.slips(lm):
+            for slip in book(lm):
                 if "forward" in slip.where:
                     rank, text = slip.where["forward"]
-                    out.append((rank, text, _lazy(lambda sl=slip: g.slip_forward(node, sl)), slip.generic))
+                    out.append((rank, text, _lazy(lambda sl=slip: book.forward(node, sl)), slip.generic))
             return out
         place = "params" if node.kind == "grad" else "inputs"
         layers = {g.where[src][0].index: g.where[src][0] for _, src, _ in node.meta.get("terms", ())}
         for source in layers.values():
-            for slip in g.slips(source):
+            for slip in book(source):
                 if place in slip.where:
                     rank, text = slip.where[place]
-                    out.append((rank, text, _lazy(lambda sl=slip, s=source: g.slip_backward(node, sl, s)), slip.generic))
+                    out.append((rank, text, _lazy(lambda sl=slip, s=source: book.backward(node, sl, s)), slip.generic))
         return out
 
     # forward -----------------------------------------------------------------------------------
@@ -89,7 +91,7 @@ class Catalogue:
             where = ("a step updates every layer" if self.graph.settings.train is None else
                      "the step updates " + ", ".join(self.graph.settings.train)) \
                 if l < self.network.depth else "the weights before the step used"
-            names = sorted({self.graph.model_label(p).split("[")[0] for p in meta["old_params"].values()})
+            names = sorted({self.slips.model_label(p).split("[")[0] for p in meta["old_params"].values()})
             what = "weights and biases" if {n.rstrip("0123456789") for n in names} == {"W", "b"} else ", ".join(names)
             out.append((40, f"layer {l}'s {what} not updated ({where})", _sub(meta["old_params"]), True))
         if meta.get("old_inputs"):
@@ -141,7 +143,7 @@ class Catalogue:
             after = self.graph.updated[new_with]
             later = {p: q for p, q in after.items() if p != q and p in node.expr.free_symbols}
             if later:
-                names = sorted({self.graph.model_label(p).split("[")[0] for p in later})
+                names = sorted({self.slips.model_label(p).split("[")[0] for p in later})
                 out.append((42, f"the updates not simultaneous: {', '.join(names)} already updated when the "
                                 f"gradients of layer {node.meta['layer'].index} were taken", _sub(later), True))
         return out

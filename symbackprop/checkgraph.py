@@ -9,7 +9,7 @@ symbols (``z1_0_e1``: example 2's), and a gradient is the mean of the examples' 
 built over the whole batch (batch norm) already holds every example, its loss the batch mean.
 
 :mod:`symbackprop.catalogue` says which mistakes each node may hold; :meth:`CheckGraph.replay`
-recomputes a number with one of them made.
+recomputes a number with one of them made; :mod:`symbackprop.slipbook` makes the layer entries' own.
 """
 import math
 from collections import ChainMap
@@ -20,7 +20,6 @@ import sympy
 
 from .derive import Derivation
 from .intervals import Interval, bound
-from .layers import Slip, SlipContext
 from .model import Model
 from .optimizers import HYPER, OPTIMIZERS, Settings, g, g_hat, m, m_hat, s as s_state, t, theta, v, v_hat
 
@@ -81,8 +80,6 @@ class CheckGraph:
             node.inputs = tuple(sorted((x for x in node.expr.free_symbols if x in self.nodes), key=str))
         self.order = list(self.nodes.values())
         self.position = {n.symbol: i for i, n in enumerate(self.order)}
-        self._slips: dict[int, list] = {}
-        self._reader_cache: dict = {}
 
     # names and copies per example --------------------------------------------------------------
     def _renaming(self):
@@ -236,89 +233,6 @@ class CheckGraph:
         sym = sympy.Symbol("new.C", real=True)
         self._add(sym, self.nodes[self.loss].expr.xreplace(replace), "new.loss", "new.loss", ())
 
-    # a layer's slips ----------------------------------------------------------------------------
-    def slips(self, lm) -> list:
-        """The layer entry's catalogued mistakes (built once), keyed by the model's element indices:
-        for a kind built per example, the entry's slips for each example of the model, merged."""
-        if lm.index in self._slips:
-            return self._slips[lm.index]
-        kind = lm.layer.kind
-        if kind.couples_batch:
-            found = kind.slips(lm.layer, self._slip_context(lm, None))
-        else:
-            per = [kind.slips(lm.layer, self._slip_context(lm, e)) for e in range(self.model.examples)]
-            found = [_merged([p[i] for p in per]) for i in range(len(per[0]))]
-        self._slips[lm.index] = found
-        return found
-
-    def _slip_context(self, lm, e) -> SlipContext:
-        layer = lm.layer
-        strip = (lambda arr: arr) if e is None else (lambda arr: arr[e, ...])
-        i = layer.index
-        prefix = lambda d: {k[: -len(str(i))]: v for k, v in d.items()}      # noqa: E731
-        stages = {st.name: (strip(st.symbols), strip(st.defs)) if st.per_example else (st.symbols, st.defs)
-                  for st in lm.stages}
-        pre = []
-        for src in layer.sources:
-            feeder = self.model.layers[src - 1] if src > 0 else None
-            z = feeder.stage("z") if feeder is not None and feeder.layer.has_z and feeder.layer.activation.elementwise else None
-            pre.append(None if z is None else strip(z.symbols))
-        return SlipContext(layer, [strip(a) for a in lm.sources], prefix(lm.params),
-                           {k: strip(v) for k, v in prefix(lm.data).items()}, stages, self.model_label, pre)
-
-    def model_label(self, s) -> str:
-        """A model symbol's name as hand files write it, without the example: a1[2], W2[1][1], x[3]."""
-        if not hasattr(self, "_model_labels"):
-            names = {}
-            for name, index, sym in self.model.parameters():
-                names[sym] = f"{name}{index_text(index)}"
-            arrays = [("x", self.model.X), ("y", self.model.Y)]
-            arrays += [(name, arr) for lm in self.model.layers for name, arr in lm.data.items()]
-            arrays += [(st.quantity, st.symbols) for st in self.model.stages() if st.per_example]
-            for name, arr in arrays:
-                for idx, sym in np.ndenumerate(arr):
-                    names[sym] = name + index_text(idx[1:] if self.model.examples == 1 else idx)
-            for st in self.model.stages():
-                if not st.per_example:
-                    for idx, sym in np.ndenumerate(st.symbols):
-                        names[sym] = st.quantity + index_text(idx)
-            self._model_labels = names
-        return self._model_labels.get(s, str(s))
-
-    def slip_forward(self, node, slip):
-        """``node``'s expression with ``slip`` made in its own definition, or None."""
-        alt = slip.element(node.meta["stage"], node.meta["element"])
-        if alt is None:
-            return None
-        alt = self.ren(alt, node.meta["example"])
-        return alt.xreplace(self.new_replace) if node.kind.startswith("new.") else alt
-
-    def slip_backward(self, node, slip, lm):
-        """``node``'s gradient with ``slip`` made in layer ``lm``'s definitions — their local
-        derivatives by ``sympy.diff`` — and every other term as it was; None if nothing changes."""
-        touched, u = slip.defs(), node.meta["u"]
-        readers = self._readers(slip)
-        kept = [(f, src, n) for f, src, n in node.meta["terms"]
-                if not (self.where[src][0] is lm and self.where[src][2] in touched.get(self.where[src][1].name, {}))]
-        extra = [(sympy.diff(touched[st][idx], u), lm.stage(st).symbols[idx]) for st, idx in readers.get(u, ())]
-        if not extra and len(kept) == len(node.meta["terms"]):
-            return None
-        if node.kind == "grad":
-            return node.meta["scale"] * self.sum_terms(kept + [(f, s, n) for f, s in extra for n in self.examples(True)])
-        return self.sum_terms(kept + [(f, s, node.meta["example"]) for f, s in extra])
-
-    def _readers(self, slip) -> dict:
-        """Symbol -> the (stage, index) of each mistaken definition reading it."""
-        key = id(slip)
-        if key not in self._reader_cache:
-            found = {}
-            for st, elements in slip.defs().items():
-                for idx, alt in elements.items():
-                    for u in alt.free_symbols:
-                        found.setdefault(u, []).append((st, idx))
-            self._reader_cache[key] = (slip, found)
-        return self._reader_cache[key][1]
-
     # evaluating -------------------------------------------------------------------------------
     def env_of(self, node, env):
         return ChainMap(node.hyper, env) if node.hyper else env
@@ -364,27 +278,3 @@ class CheckGraph:
                 local[s] = r
                 changed.add(s)
         return Interval(math.nan, math.nan)  # sym does not depend on the targets
-
-
-def _merged(slips) -> Slip:
-    """One slip from the same slip of each example of the model (keys: the model's indices, the
-    example first)."""
-    first = slips[0]
-
-    def defs():
-        return {st: {(e, *idx): alt for e, sl in enumerate(slips) for idx, alt in sl.defs().get(st, {}).items()}
-                for st in {st for sl in slips for st in sl.defs()}}
-
-    def one(st, idx):
-        return slips[idx[0]].element(st, idx[1:])
-    return Slip(first.where, _cached(defs), first.generic, one)
-
-
-def _cached(fn):
-    cache = []
-
-    def get():
-        if not cache:
-            cache.append(fn())
-        return cache[0]
-    return get

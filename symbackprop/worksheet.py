@@ -100,109 +100,9 @@ def code_names(text: str) -> str:
     return re.sub(r"(\w+_\w+)", r"`\1`", text)
 
 
-class Sheet:
-    """One pass's numbers (``values``, at ``params``), for the builders of a worked example."""
+class _Tables:
+    """Arrays as tables (a part of :class:`Sheet`)."""
 
-    def __init__(self, network, derivation, values, params, digits: int):
-        self.net, self.d, self.values, self.params = network, derivation, values, params
-        self.model = derivation.model
-        self.names = self.model.latex_names
-        self.n = Num(digits)
-        self.N = network.x.shape[0]
-        self.E = self.model.examples
-        self.steps = {(st.kind, st.of): st for st in derivation.steps if st.of is not None}
-        self.readable = {}       # each activation's derivative as people write it (simple_derivative)
-        for lm in self.model.layers:
-            act, z = lm.layer.activation, lm.stage("z")
-            if z is not None and act.elementwise and act.output_form is None:
-                self.readable.update({act.derivative.xreplace({Z: s}): act.simple_derivative.xreplace({Z: s})
-                                      for s in z.symbols.ravel()})
-
-    # ---- numbers
-    def col(self, ex: int) -> int:
-        """The env column holding example ``ex``'s values (a model over the batch has one)."""
-        return ex if self.E == 1 else 0
-
-    def at(self, symbols, ex: int, idx=()):
-        """The model symbol of element ``idx`` of a per-example array, for example ``ex``."""
-        return symbols[(0 if self.E == 1 else ex, *idx)]
-
-    def val(self, expr, ex: int = 0) -> float:
-        """The value of a symbol, or of an expression in them, for example ``ex``."""
-        env, c = self.values.env, self.col(ex)
-        if expr in env:
-            return float(env[expr][c])
-        expr = sympy.sympify(expr)
-        return float(expr.xreplace({s: float(env[s][c]) for s in expr.free_symbols}))
-
-    def array(self, symbols, per_example: bool = True) -> np.ndarray:
-        """The values of a model array: (N, *shape) for a per-example one, its own shape otherwise."""
-        env = self.values.env
-        one = np.vectorize(lambda s: float(env[s][0]), otypes=[np.float64])
-        if not per_example or self.E > 1:
-            return one(symbols) if symbols.size else np.zeros(symbols.shape)
-        inner = symbols[0, ...]
-        return np.stack([np.vectorize(lambda s, n=n: float(env[s][n]), otypes=[np.float64])(inner)
-                         if inner.size else np.zeros(inner.shape) for n in range(self.N)])
-
-    def passed(self, lm, k: int, part=None) -> np.ndarray:
-        """The gradient layer ``lm`` passes back to its input ``k``: ``part`` where given (one path
-        of several), else ∂C/∂a of the layer it reads."""
-        if part is not None:
-            return part
-        return self.grad(self.model.layers[lm.layer.sources[k] - 1], "a")
-
-    def receiver_steps(self, lm, k: int) -> list:
-        """The backward steps ∂C/∂a of the layer input ``k`` comes from, example 1's, in order."""
-        src = self.model.layers[lm.layer.sources[k] - 1].stage("a")
-        return [self.steps[("dC/da", s)] for s in src.symbols[0, ...].ravel()]
-
-    def grad_tex(self, lm) -> str:
-        """The LaTeX of the gradient at the layer's output: δ where it has a pre-activation, else ∂C/∂a."""
-        l = lm.index
-        return rf"\delta^{{({l})}}" if lm.layer.has_z else rf"\frac{{\partial C}}{{\partial a^{{({l})}}}}"
-
-    def stage(self, lm, name: str) -> np.ndarray:
-        st = lm.stage(name)
-        return self.array(st.symbols, st.per_example)
-
-    def step_symbols(self, stage, kind: str) -> np.ndarray:
-        """The symbols of ``stage``'s backward steps of ``kind`` ("delta", "da/dz", "dC/da", ...), in its shape."""
-        return np.vectorize(lambda s: self.steps[(kind, s)].symbol, otypes=[object])(stage.symbols)
-
-    def grad(self, lm, name: str) -> np.ndarray:
-        """The values of ∂C/∂(stage ``name``): δ for z, ∂C/∂a for a, ∂C/∂μ for mean, ..."""
-        st = lm.stage(name)
-        kind = "delta" if name == "z" else f"dC/d{name}"
-        return self.array(self.step_symbols(st, kind), st.per_example)
-
-    def inputs(self, lm, k: int = 0) -> np.ndarray:
-        """The values of the layer's input ``k`` (N, *shape)."""
-        return self.array(lm.sources[k])
-
-    def param(self, name: str) -> np.ndarray:
-        return np.asarray(self.params[name], dtype=np.float64)
-
-    # ---- formulas
-    def sym(self, expr) -> str:
-        return self.model.latex(sympy.factor_terms(sympy.sympify(expr).xreplace(self.readable)))
-
-    def plug(self, expr, ex: int = 0, wrap=True) -> str:
-        """``expr`` printed with each symbol replaced by its value (negatives in parentheses)."""
-        expr = sympy.factor_terms(sympy.sympify(expr).xreplace(self.readable))
-        fmt = self.n.par if wrap else self.n.tex
-        names = {s: fmt(self.val(s, ex)) for s in expr.free_symbols}
-        return sympy.latex(expr, symbol_names=names, mul_symbol="times")
-
-    def input_tex(self, lm, k: int = 0) -> str:
-        """The LaTeX name of a layer's input k: x or a^{(i)}."""
-        src = lm.layer.sources[k]
-        return "x" if src == 0 else f"a^{{({src})}}"
-
-    def out_tex(self, lm) -> str:
-        return f"{'z' if lm.layer.has_z else 'a'}^{{({lm.index})}}"
-
-    # ---- blocks
     def tables(self, tex: str, values: np.ndarray, quantity: str | None = None, per_example: bool = True,
                what: str = "channel") -> list:
         """``values`` (N, *shape) for a per-example array, else its shape) as tables: a vector per
@@ -268,6 +168,10 @@ class Sheet:
 
     def n_cell(self, x) -> str:
         return f"${self.n.tex(x)}$"
+
+
+class _Lines:
+    """Sums, means and chain-rule steps written out line by line (a part of :class:`Sheet`)."""
 
     def written_sum(self, symbol, ex: int = 0, label: str | None = None) -> list[str]:
         """One element's sum written out, as the seed writes z₁: its terms by name, with their
@@ -400,6 +304,109 @@ def _source(quantity, where) -> tuple | None:
     if quantity is None:
         return None
     return tuple(tuple(None if idx is None else (quantity, tuple(idx)) for idx in row) for row in where)
+
+
+class Sheet(_Tables, _Lines):
+    """One pass's numbers (``values``, at ``params``), for the builders of a worked example."""
+
+    def __init__(self, network, derivation, values, params, digits: int):
+        self.net, self.d, self.values, self.params = network, derivation, values, params
+        self.model = derivation.model
+        self.names = self.model.latex_names
+        self.n = Num(digits)
+        self.N = network.x.shape[0]
+        self.E = self.model.examples
+        self.steps = {(st.kind, st.of): st for st in derivation.steps if st.of is not None}
+        self.readable = {}       # each activation's derivative as people write it (simple_derivative)
+        for lm in self.model.layers:
+            act, z = lm.layer.activation, lm.stage("z")
+            if z is not None and act.elementwise and act.output_form is None:
+                self.readable.update({act.derivative.xreplace({Z: s}): act.simple_derivative.xreplace({Z: s})
+                                      for s in z.symbols.ravel()})
+
+    # ---- numbers
+    def col(self, ex: int) -> int:
+        """The env column holding example ``ex``'s values (a model over the batch has one)."""
+        return ex if self.E == 1 else 0
+
+    def at(self, symbols, ex: int, idx=()):
+        """The model symbol of element ``idx`` of a per-example array, for example ``ex``."""
+        return symbols[(0 if self.E == 1 else ex, *idx)]
+
+    def val(self, expr, ex: int = 0) -> float:
+        """The value of a symbol, or of an expression in them, for example ``ex``."""
+        env, c = self.values.env, self.col(ex)
+        if expr in env:
+            return float(env[expr][c])
+        expr = sympy.sympify(expr)
+        return float(expr.xreplace({s: float(env[s][c]) for s in expr.free_symbols}))
+
+    def array(self, symbols, per_example: bool = True) -> np.ndarray:
+        """The values of a model array: (N, *shape) for a per-example one, its own shape otherwise."""
+        env = self.values.env
+        one = np.vectorize(lambda s: float(env[s][0]), otypes=[np.float64])
+        if not per_example or self.E > 1:
+            return one(symbols) if symbols.size else np.zeros(symbols.shape)
+        inner = symbols[0, ...]
+        return np.stack([np.vectorize(lambda s, n=n: float(env[s][n]), otypes=[np.float64])(inner)
+                         if inner.size else np.zeros(inner.shape) for n in range(self.N)])
+
+    def passed(self, lm, k: int, part=None) -> np.ndarray:
+        """The gradient layer ``lm`` passes back to its input ``k``: ``part`` where given (one path
+        of several), else ∂C/∂a of the layer it reads."""
+        if part is not None:
+            return part
+        return self.grad(self.model.layers[lm.layer.sources[k] - 1], "a")
+
+    def receiver_steps(self, lm, k: int) -> list:
+        """The backward steps ∂C/∂a of the layer input ``k`` comes from, example 1's, in order."""
+        src = self.model.layers[lm.layer.sources[k] - 1].stage("a")
+        return [self.steps[("dC/da", s)] for s in src.symbols[0, ...].ravel()]
+
+    def grad_tex(self, lm) -> str:
+        """The LaTeX of the gradient at the layer's output: δ where it has a pre-activation, else ∂C/∂a."""
+        l = lm.index
+        return rf"\delta^{{({l})}}" if lm.layer.has_z else rf"\frac{{\partial C}}{{\partial a^{{({l})}}}}"
+
+    def stage(self, lm, name: str) -> np.ndarray:
+        st = lm.stage(name)
+        return self.array(st.symbols, st.per_example)
+
+    def step_symbols(self, stage, kind: str) -> np.ndarray:
+        """The symbols of ``stage``'s backward steps of ``kind`` ("delta", "da/dz", "dC/da", ...), in its shape."""
+        return np.vectorize(lambda s: self.steps[(kind, s)].symbol, otypes=[object])(stage.symbols)
+
+    def grad(self, lm, name: str) -> np.ndarray:
+        """The values of ∂C/∂(stage ``name``): δ for z, ∂C/∂a for a, ∂C/∂μ for mean, ..."""
+        st = lm.stage(name)
+        kind = "delta" if name == "z" else f"dC/d{name}"
+        return self.array(self.step_symbols(st, kind), st.per_example)
+
+    def inputs(self, lm, k: int = 0) -> np.ndarray:
+        """The values of the layer's input ``k`` (N, *shape)."""
+        return self.array(lm.sources[k])
+
+    def param(self, name: str) -> np.ndarray:
+        return np.asarray(self.params[name], dtype=np.float64)
+
+    # ---- formulas
+    def sym(self, expr) -> str:
+        return self.model.latex(sympy.factor_terms(sympy.sympify(expr).xreplace(self.readable)))
+
+    def plug(self, expr, ex: int = 0, wrap=True) -> str:
+        """``expr`` printed with each symbol replaced by its value (negatives in parentheses)."""
+        expr = sympy.factor_terms(sympy.sympify(expr).xreplace(self.readable))
+        fmt = self.n.par if wrap else self.n.tex
+        names = {s: fmt(self.val(s, ex)) for s in expr.free_symbols}
+        return sympy.latex(expr, symbol_names=names, mul_symbol="times")
+
+    def input_tex(self, lm, k: int = 0) -> str:
+        """The LaTeX name of a layer's input k: x or a^{(i)}."""
+        src = lm.layer.sources[k]
+        return "x" if src == 0 else f"a^{{({src})}}"
+
+    def out_tex(self, lm) -> str:
+        return f"{'z' if lm.layer.has_z else 'a'}^{{({lm.index})}}"
 
 
 def _is_param(sheet, s) -> bool:

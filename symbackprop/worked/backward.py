@@ -5,7 +5,7 @@ gradients, ``explain_backward``) and the gradient it passes back to each input
 import numpy as np
 import sympy
 
-from ..document import Display, Heading, Para, Table
+from ..document import Heading, Para, Table
 from ..worksheet import EXAMPLES_SHOWN, WRITE_ALL, code_names
 from .forward import title
 

@@ -1,6 +1,5 @@
 """The forward pass of a worked example (before the step and after it) and the loss: layer by
 layer, the entry's own part (``explain_forward``), then the activation and the layer's values."""
-import numpy as np
 import sympy
 
 from ..document import Display, Heading, Para, Table
