@@ -165,7 +165,7 @@ class Conv(LayerKind):
                          "on every side (the padding)" + (", example 1" if sheet.N > 1 else "") + ":")]
             out += sheet.tables(f"\\tilde{{{x}}}", padded[None], None, what="channel")
         first = sheet.at(lm.stage("z").symbols, 0, (0,) * (self.d + 1))
-        k, C = _size(opt["kernel"]), layer.in_shapes[0][0]
+        k, C = "×".join(map(str, opt["kernel"])), layer.in_shapes[0][0]
         rows = ", ".join(f"{'rows' if i == 0 and self.d == 2 else 'columns' if self.d == 2 else 'positions'} 1 to {q}"
                          for i, q in enumerate(opt["kernel"]))
         out += [Para(f"One element written out: ${sheet.names[first]}$, output channel 1 at the first position, sums the "

@@ -130,8 +130,9 @@ class Pool(LayerKind):
             rows.append((_at(out), ", ".join(_at(w) for w in window), ", ".join(f"${n.tex(v)}$" for v in values), result))
         head = "maximum (where it is)" if self.mode == "max" else f"mean (÷ {len(window)})"
         return [Display((self.latex_forward(layer, f"a^{{({lm.index})}}", [sheet.input_tex(lm)]),)),
-                Para(f"Each window of ${sheet.input_tex(lm)}$ (kernel {_size(layer.opt['kernel'])}, stride "
-                     f"{_size(layer.opt['stride'])}; element (channel, position), 1-based) gives {what}"
+                Para(f"Each window of ${sheet.input_tex(lm)}$ (kernel {'×'.join(map(str, layer.opt['kernel']))}, stride "
+                     f"{_size(layer.opt['stride'])}; elements as (channel, {'row, column' if self.d == 2 else 'position'}), "
+                     f"1-based) gives {what}"
                      + (", for example 1" if sheet.N > 1 else "") + ":"),
                 Table(("output", "window", "values", head), tuple(rows))]
 
