@@ -33,7 +33,7 @@
 #     δ⁽¹⁾ = 1/(√(var⁽²⁾ + ε))(g - mean(g) - x̂⁽²⁾ ⊙ mean(g ⊙ x̂⁽²⁾))  (identity' = 1)
 #     Layer 3 (maxpool2d): route: each window's ∂C/∂a⁽³⁾ goes to its first maximum (in row-major order, as PyTorch breaks ties); the window's other elements get 0.
 #     Layer 2 (batchnorm): g = γ⁽²⁾ ⊙ δ⁽²⁾; mean(·) is the mean over the batch and positions, as for μ⁽²⁾; the two mean terms are the paths through μ and var, which depend on every value they are over.
-#     Layer 1 (conv2d): ⋆ is cross-correlation; x̃ is x padded with zeros; δ̂⁽¹⁾ is δ⁽¹⁾ spread out by the stride (1) and padded by the kernel size less 1, and the correlation is cropped by the padding...
+#     Layer 1 (conv2d): ⋆ is cross-correlation; x̃ is x padded with zeros; δ̂⁽¹⁾ is δ⁽¹⁾ spread out by the stride 1 and padded by the kernel size less 1, and the correlation is cropped by the padding 1.
 #     Batch norm couples the examples: C is the mean of the C_n, which share the batch's statistics, so each C_n depends on every example.
 #
 #   Gradients:

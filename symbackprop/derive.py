@@ -44,6 +44,9 @@ class Step:
     index: tuple[int, ...]
     terms: tuple[tuple[Factor, ...], ...]
     param: str | None = None        # "W2", "b2" for gradients
+    of: sympy.Symbol | None = None  # the symbol it is ∂C/∂ of (a z, an a, a weight, ...)
+    sources: tuple = ()             # per term, the symbol whose definition its first factor
+                                    # differentiates (None for the loss's and an activation's own)
 
     @property
     def expr(self) -> sympy.Expr:
@@ -68,7 +71,30 @@ def _key(s) -> str:
     return s.name
 
 
-_ZERO = ((Factor("0", sympy.Integer(0)),),)   # the terms of a quantity nothing downstream reads
+_ZERO = ((Factor("0", sympy.Integer(0)),),)
+
+
+def _terms_by_symbol(definition) -> dict | None:
+    """For a sum (a convolution's, a batch mean's), its terms by the symbols they read: so that
+    ∂/∂u differentiates only the few terms holding u, not all of them (the same derivative)."""
+    if not definition.is_Add:
+        return None
+    by = {}
+    for term in definition.args:
+        for u in term.free_symbols:
+            by.setdefault(u, []).append(term)
+    return by
+
+
+def _diff(definition, u, terms=None):
+    """``sympy.diff(definition, u)``; for a sum, of the terms that read u only; for a case split
+    (max-pool's), branch by branch as SymPy's rule does, without re-simplifying the conditions
+    (which costs SymPy ~20 ms a window)."""
+    if isinstance(definition, sympy.Piecewise):
+        return sympy.Piecewise(*[(sympy.diff(e, u), c) for e, c in definition.args], evaluate=False)
+    if terms is None:
+        return sympy.diff(definition, u)
+    return sympy.Add(*[sympy.diff(t, u) for t in terms[u]])   # the terms of a quantity nothing downstream reads
 
 
 class Derivation:
@@ -90,7 +116,7 @@ class Derivation:
         self._params = {s: (name, idx) for name, idx, s in model.parameters()}
         names = model.latex_names
         for s in model.output_array.ravel():
-            self._terms[s] = [(Factor(partial("C", names[s]), sympy.diff(model.loss_def, s)),)]
+            self._terms[s] = [((Factor(partial("C", names[s]), sympy.diff(model.loss_def, s)),), None)]
         for lm in reversed(model.layers):
             self._layer(lm)
 
@@ -111,24 +137,28 @@ class Derivation:
                 kind = "delta" if stage.name == "z" else f"dC/d{stage.name}"
                 for s in stage.symbols.ravel():
                     label = _delta(names[s]) if stage.name == "z" else partial("C", names[s])
-                    self._add(self._step_name(kind, s), label, kind, s, tuple(self._terms.pop(s, ())) or _ZERO)
+                    found = self._terms.pop(s, ())
+                    self._add(self._step_name(kind, s), label, kind, s, tuple(t for t, _ in found) or _ZERO,
+                              sources=tuple(src for _, src in found) or (None,))
             if stage.name == "a" and layer.has_z and layer.activation.elementwise:
                 continue          # a = f(z) element by element: δ above takes ∂a/∂z · ∂C/∂a
             for s, definition in zip(stage.symbols.ravel(), stage.defs.ravel()):
                 step = self._of[s]
+                terms = _terms_by_symbol(definition)
                 for u in sorted(definition.free_symbols, key=_key):
                     if u not in self._params and u not in self._where:
                         continue      # an input, a target or a mask: no gradient wanted
-                    factor = Factor(partial(names[s], names[u]), sympy.diff(definition, u))
+                    factor = Factor(partial(names[s], names[u]), _diff(definition, u, terms))
                     if u in self._params:
-                        grads.setdefault(u, []).append((factor, step))
+                        grads.setdefault(u, []).append((factor, step, s))
                     else:
-                        self._terms.setdefault(u, []).append((factor, self._as_factor(step)))
+                        self._terms.setdefault(u, []).append(((factor, self._as_factor(step)), s))
         for name, symbols in lm.params.items():
             for idx, w in np.ndenumerate(symbols):
                 terms = grads.get(w, [])
                 self._add(f"dC_d{name}" + _suffix(idx), partial("C", names[w]), "grad", w,
-                          tuple(self._chain(f, st, len(terms)) for f, st in terms) or _ZERO, param=name, index=idx)
+                          tuple(self._chain(f, st, len(terms)) for f, st, _ in terms) or _ZERO, param=name, index=idx,
+                          sources=tuple(src for *_, src in terms) or (None,))
 
     def _chain(self, factor, step, count):
         """One term of a gradient: ∂z/∂w · ∂a/∂z · ∂C/∂a when the step is an element-wise δ and the
@@ -147,10 +177,11 @@ class Derivation:
         head = {"delta": f"delta{lm.index}", "dC/da": f"dC_da{lm.index}"}.get(kind, f"dC_d{stage.name}{lm.index}")
         return head + _suffix(self._index(s))
 
-    def _add(self, name, label, kind, of, terms, param=None, index=None) -> Step:
+    def _add(self, name, label, kind, of, terms, param=None, index=None, sources=None) -> Step:
         layer = self._where[of][0].index if of in self._where else self._layer_of_param(param)
         step = Step(sympy.Symbol(name, real=True), label, kind, layer,
-                    index if index is not None else self._index(of), tuple(terms), param)
+                    index if index is not None else self._index(of), tuple(terms), param, of,
+                    tuple(sources) if sources is not None else (None,) * len(terms))
         self.model.latex_names[step.symbol] = label
         self.steps.append(step)
         self._of[of] = step

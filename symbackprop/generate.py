@@ -397,7 +397,7 @@ def render(network: Network, optimizer: str | None = None, learning_rate: float 
         "bias_corrected": optimizer_.bias_corrected,  # the switch matters
         "hyper": [(k, repr(v)) for k, v in settings.values(optimizer_).items()],
         "state_names": list(optimizer_.state),
-        "trained": [p for p in network.parameter_shapes() if settings.train_biases or not p.startswith("b")],
+        "trained": [p for p in network.parameter_shapes() if settings.trains(p)],
         "update_formulas": update_formulas(optimizer_, settings),
     }
     if form == "array":

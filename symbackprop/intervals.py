@@ -6,7 +6,8 @@ a later number follows from earlier ones when it lies in the range their interva
 are floats rounded outwards after every operation, so a computed range always contains the true one.
 
 :func:`bound` is the natural interval extension (each operation on intervals) intersected, where a
-symbol occurs more than once, with the mean-value form f(c) + Σ ∂f/∂xᵢ(X)·(Xᵢ − cᵢ), which stays
+symbol occurs more than once, with the mean-value form f(c, Y) + Σ ∂f/∂xᵢ(X, Y)·(Xᵢ − cᵢ) in those
+symbols xᵢ (the others, Y, kept as their intervals), which stays
 tight for a(1 − a) where the natural extension is not.
 
 >>> import sympy
@@ -414,7 +415,22 @@ def _compile_condition(cond):
     if isinstance(cond, sympy.core.relational.Relational):
         left, right = _compile(cond.lhs), _compile(cond.rhs)
         return lambda env: _compare(cond, left(env), right(env))
+    if isinstance(cond, (sympy.And, sympy.Or)):     # max-pool's "this value is >= every later one"
+        parts, both = [_compile_condition(c) for c in cond.args], isinstance(cond, sympy.And)
+        return lambda env: _all([p(env) for p in parts]) if both else _any([p(env) for p in parts])
+    if isinstance(cond, sympy.Not):
+        inner = _compile_condition(cond.args[0])
+        return lambda env: (lambda r: None if r is None else not r)(inner(env))
     return lambda env: None
+
+
+def _all(results):
+    """And of decided (True/False) and undecided (None) conditions."""
+    return False if False in results else True if all(r is True for r in results) else None
+
+
+def _any(results):
+    return True if True in results else False if all(r is False for r in results) else None
 
 
 def evaluate(expr, env: dict) -> Interval:
@@ -434,17 +450,23 @@ def _repeated(expr) -> tuple:
 
 @lru_cache(maxsize=None)
 def _derivative(expr, symbol):
+    """∂expr/∂symbol, compiled; of a sum, from the terms holding the symbol only (batch norm's
+    variance sums a term per value: differentiating all of them for each is quadratic)."""
+    if expr.is_Add:
+        return _compile(sympy.Add(*[sympy.diff(a, symbol) for a in expr.args if symbol in a.free_symbols]))
     return _compile(sympy.diff(expr, symbol))
 
 
 def bound(expr, env: dict) -> Interval:
     """The range of ``expr`` over the box ``env``: natural extension, tightened by the mean-value
-    form when some symbol with a non-degenerate interval occurs more than once."""
+    form in the symbols with a non-degenerate interval that occur more than once."""
     expr = sympy.sympify(expr)
     natural = _compile(expr)(env)
     if natural.empty or not any(env[s].width > 0 for s in _repeated(expr)):
         return natural
-    wide = [s for s in expr.free_symbols if env[s].width > 0]
+    # the mean-value theorem in the repeated symbols alone (those occurring once are enclosed
+    # exactly enough by the natural extension), the others kept as their intervals
+    wide = [s for s in _repeated(expr) if env[s].width > 0]
     centre = {**env, **{s: Interval.point(env[s].mid) for s in wide}}
     try:
         total = _compile(expr)(centre)

@@ -191,19 +191,32 @@ def rule_latex(optimizer: Optimizer, target, expr, names=None, times=False) -> s
     return f"{sympy.latex(target, symbol_names=LATEX_NAMES)} &{arrow} {rhs}"
 
 
+def is_bias(name: str) -> bool:
+    """Whether parameter ``name`` is a bias (``b2``; batch norm's shift ``beta2``, PyTorch's bias)."""
+    return name.rstrip("0123456789") in ("b", "beta")
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Hyper-parameters as given in the spec's ``[optimizer]`` table (missing ones: defaults)."""
+    """Hyper-parameters as given in the spec's ``[optimizer]`` table (missing ones: defaults), and
+    which parameters an update changes: those named in ``train`` (all when it is not given), but no
+    bias with ``train_biases = false``."""
     given: tuple[tuple[str, float], ...] = ()
     bias_correction: bool = True
     train_biases: bool = True
+    train: tuple[str, ...] | None = None
 
     @classmethod
     def of(cls, table: dict) -> "Settings":
         """Settings from an ``[optimizer]`` table; SpecError naming a hyper-parameter outside its
         domain (:data:`HYPERS`)."""
         given = tuple(sorted((k, HYPERS[k].check(val, f"optimizer.{k}")) for k, val in table.items() if k in HYPERS))
-        return cls(given, table.get("bias_correction", True), table.get("train_biases", True))
+        train = tuple(table["train"]) if table.get("train") is not None else None
+        return cls(given, table.get("bias_correction", True), table.get("train_biases", True), train)
+
+    def trains(self, name: str) -> bool:
+        """Whether an update changes parameter ``name``."""
+        return (self.train is None or name in self.train) and (self.train_biases or not is_bias(name))
 
     def values(self, optimizer: Optimizer) -> dict[str, float]:
         """The hyper-parameters ``optimizer`` reads: the given ones, else its defaults."""
@@ -227,12 +240,12 @@ def _compiled(optimizer: Optimizer, settings: Settings):
 def step(optimizer: Optimizer, settings: Settings, params: dict, grads: dict, state: dict, t: int,
          names=None, record: dict | None = None):
     """One simultaneous update of every parameter: new arrays for params and state, the inputs
-    untouched. ``train_biases = False`` leaves parameters whose name starts with ``b`` as they are.
+    untouched. Parameters ``settings`` does not train (:meth:`Settings.trains`) keep their values and state.
     With ``record``, ``record[name]`` gets each assignment's value in order ({"m": ..., "theta": ...})."""
     new_params = dict(params)
     new_state = {k: dict(val) for k, val in state.items()}
     for name in names or params:
-        if not settings.train_biases and name.startswith("b"):
+        if not settings.trains(name):
             continue
         env = {"theta": params[name], "g": grads[name], "t": t}
         env.update({k: state[k][name] for k in state})

@@ -28,7 +28,7 @@ TABLES = {"network", "parameters", "sample", "optimizer", "layer", "masks"}
 NETWORK_KEYS = {"layers", "activations", "loss"}          # the dense-stack form
 GRAPH_KEYS = {"input", "loss"}                             # with a [[layer]] list
 OPTIMIZER_KEYS = {"name", "learning_rate", "beta1", "beta2", "eps", "momentum", "weight_decay",
-                  "bias_correction", "train_biases", "rho",
+                  "bias_correction", "train_biases", "train", "rho",
                   "max_iters", "loss_below", "min_delta"}  # the training loop's stopping conditions
 
 
@@ -172,6 +172,7 @@ class Network:
         elif "masks" in data:
             raise SpecError("masks", "masks need a [sample] to apply to")
         optimizer = optimizer_table(data.get("optimizer", {}))
+        trained_names(optimizer, shapes)
         return cls(tuple(input_shape), tuple(graph), loss, parameters, x, y, batched, optimizer, exact, source,
                    masks, mask_source)
 
@@ -476,6 +477,14 @@ def _masks(graph, data, sample, batch: int, batched: bool):
                    + (", the rest from [masks]" if len(drawn) < len(masks) else ""))
 
 
+def trained_names(table: dict, shapes, where: str = "optimizer.train") -> None:
+    """SpecError unless every name in the table's ``train`` list is one of the parameters ``shapes``."""
+    for name in table.get("train") or ():
+        if name not in shapes:
+            raise SpecError(where, f"{shown(name)} is not a parameter of this network (its parameters: "
+                                   f"{', '.join(shapes) or 'none'})")
+
+
 def optimizer_table(table) -> dict:
     """A validated ``[optimizer]`` table (of a spec, or of a hand file for ``check``)."""
     if not isinstance(table, dict):
@@ -492,6 +501,9 @@ def optimizer_table(table) -> dict:
         elif key in ("bias_correction", "train_biases"):
             if not isinstance(value, bool):
                 raise SpecError(where, f"expected true or false, got {shown(value)}")
+        elif key == "train":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or len(set(value)) < len(value):
+                raise SpecError(where, f"expected a list of parameter names such as [\"W2\", \"b2\"], got {shown(value)}")
         elif key == "max_iters":
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SpecError(where, f"expected a positive integer, got {shown(value)}")

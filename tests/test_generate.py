@@ -170,6 +170,34 @@ def test_train_biases_false_and_bias_correction(tmp_path, form, optimizer):
         np.testing.assert_allclose(params["W1"], expected, rtol=1e-12)
 
 
+@pytest.mark.parametrize("form", ["scalar", "array"])
+def test_train_names_what_the_trainer_updates_and_checkpoints_keep_the_rest(tmp_path, form):
+    """[optimizer] train = ["W2", "b2"]: TRAINED is that list; a step, and training with a checkpoint
+    written and resumed, leave W1 and b1 as they started."""
+    spec = Network.from_dict({"network": {"layers": [3, 2, 1], "activations": ["sigmoid", "sigmoid"],
+                                          "loss": "squared_error"},
+                              "optimizer": {"name": "adam", "learning_rate": 0.1, "train": ["W2", "b2"]}})
+    module = load_trainer(render(spec, form=form), tmp_path)
+    assert module.TRAINED == ["W2", "b2"]
+    seed = load("examples/seed.toml")
+    params = module.init_params(seed=2)
+    start = {k: v.copy() for k, v in params.items()}
+    run = module.new_run(params, seed=2)
+    module.train(params, seed.x, seed.y, epochs=3, batch_size=1, run=run)
+    path = tmp_path / "ckpt.npz"
+    module.save_checkpoint(run, str(path))
+    resumed = module.load_checkpoint(str(path))
+    module.train(resumed["params"], seed.x, seed.y, epochs=6, batch_size=1, run=resumed)
+    for k in ("W1", "b1"):
+        np.testing.assert_array_equal(resumed["params"][k], start[k])
+        np.testing.assert_array_equal(resumed["state"]["m"][k], 0)
+    for k in ("W2", "b2"):
+        assert not np.array_equal(resumed["params"][k], start[k])
+    with pytest.raises(SpecError, match="optimizer.train: 'W3' is not a parameter"):
+        Network.from_dict({"network": {"layers": [3, 2, 1], "activations": "sigmoid", "loss": "mse"},
+                           "optimizer": {"train": ["W3"]}})
+
+
 def test_header_reads_bias_correction_from_the_rules_not_the_name(monkeypatch):
     from dataclasses import replace
     monkeypatch.setitem(opt.OPTIMIZERS, "renamed", replace(opt.OPTIMIZERS["adam"], name="renamed"))

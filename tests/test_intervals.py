@@ -142,3 +142,23 @@ def test_docstring_examples_run():
     import doctest
     import symbackprop.intervals
     assert doctest.testmod(symbackprop.intervals).failed == 0
+
+
+def test_max_pool_case_splits_and_norm_roots_are_decided():
+    """max-pool's element is a Piecewise whose conditions are Ands of comparisons: decided where
+    the intervals do not overlap (the winner's value alone), joined where they do; batch norm's
+    x̂ divides by √(var + ε)."""
+    import sympy
+    from symbackprop.intervals import Interval, bound
+    from symbackprop.layers.pool import _first_max
+    a, b, c = sympy.symbols("a b c", real=True)
+    expr = _first_max([a, b, c])
+    env = {a: Interval(0.1, 0.2), b: Interval(0.5, 0.6), c: Interval(0.3, 0.4)}
+    assert bound(expr, env) == Interval(0.5, 0.6)
+    assert bound(sympy.diff(expr, b), env) == Interval(1.0, 1.0) and bound(sympy.diff(expr, a), env) == Interval(0.0, 0.0)
+    tied = {a: Interval(0.1, 0.2), b: Interval(0.5, 0.6), c: Interval(0.55, 0.65)}
+    assert bound(expr, tied) == Interval(0.5, 0.65)                  # b or c: both stay possible
+    x, m, var = sympy.symbols("x m var", real=True)
+    r = bound((x - m) / sympy.sqrt(var + sympy.Rational(1, 100)), {x: Interval.point(1.0), m: Interval.point(0.5),
+                                                                   var: Interval.point(0.24)})
+    assert r.lo <= 1.0 <= r.hi and r.width < 1e-12                 # 0.5 / √0.25

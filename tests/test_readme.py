@@ -61,3 +61,32 @@ def test_every_layer_kind_is_in_the_readme_table():
     table = README[README.index("| `type` | fields | what it computes |"):]
     for name in LAYERS:
         assert f"`{name}`" in table.split("\n\n")[0], name
+def _fenced_after(marker: str) -> str:
+    """The fenced block that follows ``marker`` in the README."""
+    start = README.index("```", README.index(marker))
+    body = README.index("\n", start) + 1
+    return README[body:README.index("```", body)].rstrip("\n")
+
+
+def test_the_batchnorm_excerpts_are_what_explain_writes(capsys):
+    assert main(["explain", "examples/batchnorm.toml"]) == 0
+    out = capsys.readouterr().out
+    for marker in ("gives, among much else,", "and, going back through the batch norm:"):
+        quoted = _fenced_after(marker)
+        assert quoted.count("\n") >= 2 and quoted in out, marker
+
+
+def test_the_batchnorm_check_verdict_is_what_check_prints(capsys):
+    quoted = block_after("checked against examples/batchnorm.toml:")
+    assert main(["check", "examples/batchnorm.toml", "examples/batchnorm-hand.toml"]) == 1
+    assert capsys.readouterr().out.rstrip("\n") == quoted
+    assert "backward without the terms through μ and var" in quoted and "carried" in quoted
+
+
+def test_the_cnn_exercise_excerpt_is_what_check_prints(capsys):
+    quoted = block_after("checked against examples/cnn-exercise.toml:").splitlines()
+    assert main(["check", "examples/cnn-exercise.toml", "examples/cnn-exercise-hand.toml"]) == 1
+    printed = capsys.readouterr().out.rstrip("\n").splitlines()
+    at = [printed.index(line) for line in quoted]            # every quoted line, in the printed order
+    assert at == sorted(at) and at[0] == 0 and at[-1] == len(printed) - 1
+    assert any("sent to every element of the window" in line for line in quoted)

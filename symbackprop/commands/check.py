@@ -11,10 +11,11 @@ FORMATS = ("text", "json")
 def add_parser(subparsers):
     p = subparsers.add_parser(
         "check", help="check a hand calculation of forward, backward and update, number by number",
-        description="Check the numbers of HAND (a TOML file with a [values] table: z1, a1, ..., loss, "
-                    "dC/da<L>, da<l>/dz<l>, delta<l>, grad.W<l>, <optimizer>.W<l>, <optimizer>.m.W<l>, "
-                    "new.z<l>, new.loss, ...; one element as grad.W2[1][2], indices 1-based as in the "
-                    "math) against SPEC. Each number is ok, wrong (where an error "
+        description="Check the numbers of HAND (a TOML file with a [values] table: z1, a1, ..., mean<l>, "
+                    "var<l>, xhat<l>, loss, dC/da<l>, da<l>/dz<l>, delta<l>, grad.W<l>, grad.gamma<l>, "
+                    "<optimizer>.W<l>, <optimizer>.m.W<l>, new.z<l>, new.loss, ...; one element as "
+                    "grad.W2[1][2], indices 1-based as in the math, a batch's example first) against SPEC, "
+                    "for any layer graph of up to 3,000 parameters. Each number is ok, wrong (where an error "
                     "enters, with the catalogued mistake that reproduces it) or carried (it follows "
                     "from wrong earlier numbers). Exit status 0 when nothing is wrong, 1 when something "
                     "is, 2 for bad input.")

@@ -23,6 +23,8 @@ def add_parser(subparsers):
     p.add_argument("--digits", metavar="D", default="5", help="significant digits shown (default 5)")
     p.add_argument("--init", type=int, metavar="SEED",
                    help="draw the parameters and sample the spec lacks: a trainer's init_params(SEED) and a seeded sample")
+    p.add_argument("--wrt", action="append", metavar="PARAM",
+                   help="show the backward pass and the update for these parameters only, e.g. W2 (repeatable)")
     p.add_argument("--format", choices=FORMATS, help="default: from the -o extension (.md, .tex, .html), "
                                                      "else markdown")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
@@ -78,7 +80,7 @@ def run(args) -> int:
         raise SpecError("sample.x", f"explain prints every example's numbers: at most {limits.EXAMPLES_SHOWN} "
                                     f"examples (the limit), the sample has {len(network.x)}; derive --form matrix "
                                     "--format json gives the gradients of any batch")
-    explanation = explain(network, args.optimizer, steps, digits, max_iters, loss_below, min_delta)
+    explanation = explain(network, args.optimizer, steps, digits, max_iters, loss_below, min_delta, args.wrt)
     text = explanation.latex(fragment=True) if args.fragment else explanation.render(fmt)
     write_text(text, args.output, args.force)
     return 0

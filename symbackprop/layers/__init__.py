@@ -1,7 +1,7 @@
 """Layer kinds, one entry each, grouped by family (see :mod:`symbackprop.layers.base` for what an
 entry holds). ``LAYERS`` maps a ``[[layer]]`` table's ``type`` to its entry."""
 from . import torch_kernels  # noqa: F401  (registers the torch twins of the kernels)
-from .base import KERNELS, TORCH_KERNELS, Field, Layer, LayerError, LayerKind, kernel_sources
+from .base import KERNELS, TORCH_KERNELS, Field, Layer, LayerError, LayerKind, Slip, SlipContext, kernel_sources
 from .conv import CONV1D, CONV2D
 from .dense import DENSE
 from .dropout import DROPOUT
@@ -14,4 +14,5 @@ LAYERS: dict[str, LayerKind] = {kind.name: kind for kind in (
     DENSE, CONV1D, CONV2D, MAXPOOL1D, MAXPOOL2D, AVGPOOL1D, AVGPOOL2D, FLATTEN, BATCHNORM, LAYERNORM,
     DROPOUT, ADD)}
 
-__all__ = ["KERNELS", "TORCH_KERNELS", "LAYERS", "Field", "Layer", "LayerError", "LayerKind", "kernel_sources"]
+__all__ = ["KERNELS", "TORCH_KERNELS", "LAYERS", "Field", "Layer", "LayerError", "LayerKind", "Slip", "SlipContext",
+           "kernel_sources"]

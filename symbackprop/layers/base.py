@@ -20,11 +20,13 @@ code generator and the renderers call these methods.
 """
 import inspect
 import math
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Callable
 
 import numpy as np
+import sympy
 
 from ..arrayops import VIEW_KERNELS
 from ..errors import shown
@@ -272,15 +274,52 @@ class LayerKind:
         (a full line), the gradient it passes to each input (an expression) and notes."""
         raise NotImplementedError
 
+    # ---- explain: the kind's part of a worked example (blocks of symbackprop.document, from a
+    # worksheet.Sheet of one pass's numbers; ``lm`` is the layer's LayerModel)
+    def explain_forward(self, lm, sheet) -> list:
+        """How the layer's elements come from its inputs, with numbers: its rule, one element
+        written out, and its own intermediates (the layer's values are tabulated after it)."""
+        from ..document import Display
+        ins = [sheet.input_tex(lm, k) for k in range(len(lm.sources))]
+        return [Display((self.latex_forward(lm.layer, sheet.out_tex(lm), ins),))]
+
+    def explain_backward(self, lm, sheet, wanted: set) -> list:
+        """The gradients of the layer's parameters in ``wanted`` (and of its own intermediates)."""
+        return []
+
+    def explain_input_gradient(self, lm, sheet, k: int, part=None) -> list:
+        """The gradient the layer passes back to input ``k``: its rule, with numbers, and a table;
+        ``part`` holds its values when another layer's path adds to that input's gradient."""
+        return rule_and_tables(self, lm, sheet, k, part)
+
+    # ---- check: the mistakes people make in this kind's arithmetic
+    def slips(self, layer: Layer, ctx: "SlipContext") -> list["Slip"]:
+        """The catalogued mistakes of this kind, each a rewrite of its own element definitions
+        (``ctx.rerun`` with a field, a parameter or an input changed, or one element rewritten)."""
+        return []
+
 
 @dataclass(frozen=True)
 class Backward:
     """A layer's backward rules in LaTeX: ``grads`` maps a parameter to its line
     (``\\frac{\\partial C}{\\partial W^{(2)}} = ...``), ``inputs`` holds the gradient passed to each
-    input as an expression, ``notes`` say what a reader needs (stride, padding, ties)."""
+    input as an expression, ``notes`` say what a reader needs (stride, padding, ties), as prose
+    with ``$math$``."""
     grads: dict = field(default_factory=dict)
     inputs: tuple = ()
     notes: tuple = ()
+
+
+def rule_and_tables(kind, lm, sheet, k, part, notes=True) -> list:
+    """The backward rule for input ``k`` as a display, its notes, and the values passed back."""
+    from ..document import Display, Para
+    ins = [sheet.input_tex(lm, i) for i in range(len(lm.sources))]
+    rule = kind.latex_backward(lm.layer, sheet.grad_tex(lm), ins)
+    out = [Display((rf"\frac{{\partial C}}{{\partial {ins[k]}}} = {rule.inputs[k]}",))]
+    if notes and rule.notes:
+        out.append(Para(" ".join(rule.notes)))      # notes are prose with $math$
+    src = lm.layer.sources[k]
+    return out + sheet.tables(rf"\partial C/\partial a^{{({src})}}", sheet.passed(lm, k, part), f"dC/da{src}")
 
 
 def param_tex(name: str) -> str:
@@ -292,3 +331,115 @@ def param_tex(name: str) -> str:
 
 def index_tuples(shape) -> list[tuple[int, ...]]:
     return list(np.ndindex(*shape)) if shape else [()]
+
+
+# ---- check's mistakes, as rewrites of an entry's own definitions
+
+
+@dataclass(frozen=True)
+class Slip:
+    """A catalogued mistake in a layer's arithmetic. ``defs()`` gives the mistaken definitions, in
+    the layer's own symbols: stage name ("z", "a", "mean", "var", "xhat") -> {element index:
+    definition} for every element the slip touches. ``where`` names the numbers it is tried on, each
+    with its rank (lower: commoner) and the diagnosis's words: ``"forward"`` the stage's own values,
+    ``"inputs"`` the gradients passed back through the mistaken definitions (their local derivatives
+    taken by ``sympy.diff``), ``"params"`` the parameters' gradients. A ``generic`` slip is made in
+    every element alike (tried on a whole quantity at once, and beyond the number's own formula);
+    the others only in the number's own formula or those it reads. ``one(stage, index)`` is one
+    element's mistaken definition (None where the slip does not touch it), quicker than ``defs()``."""
+    where: dict
+    defs: Callable
+    generic: bool = True
+    one: Callable | None = None
+
+    def element(self, stage: str, index):
+        if self.one is not None:
+            return self.one(stage, index)
+        return self.defs().get(stage, {}).get(tuple(index))
+
+
+@dataclass
+class SlipContext:
+    """What a layer's slips are built from: its symbols in the model — one example's, or the whole
+    batch's (a leading example axis) for a kind that couples it — and check's labels for them."""
+    layer: Layer
+    inputs: list                    # one array per input, in the input shapes
+    params: dict                    # prefix -> array ("W", "b", "gamma")
+    data: dict                      # prefix -> array ("M")
+    stages: dict                    # stage name -> (symbols, defs) arrays
+    label: Callable                 # symbol -> "a1[2]"
+    pre: list = field(default_factory=list)   # per input, the pre-activation it came through (or None)
+
+    @property
+    def out(self) -> str:
+        """The stage holding the entry's elements: "z" where the layer has a pre-activation, else "a"."""
+        return "z" if self.layer.has_z else "a"
+
+    def rerun(self, layer: Layer | None = None, inputs=None, params=None, data=None) -> dict:
+        """The entry's own element expressions with its fields (``layer``), inputs, parameters or
+        data changed: stage name -> definition array; intermediate stages read the model's own
+        symbols of the stages before them."""
+        found = {}
+
+        def stage(name, tex, defs, per_example=True):
+            found[name] = np.asarray(defs, dtype=object)
+            return self.stages[name][0]
+        layer = layer or self.layer
+        found[self.out] = np.asarray(layer.kind.elements(layer, inputs or self.inputs, {**self.params, **(params or {})},
+                                                         {**self.data, **(data or {})}, stage), dtype=object)
+        return found
+
+    def slip(self, where: dict, generic=True, stages=None, then=None, **changes) -> Slip:
+        """A slip whose definitions are :meth:`rerun` with ``changes`` (computed when first asked),
+        of ``stages`` (default: all that rerun gives), each passed through ``then`` where given
+        (avg-pool's mean times the window size: the window's sum)."""
+        def defs():
+            found = self.rerun(**changes)
+            return {name: {idx: then(d) if then else d for idx, d in np.ndenumerate(arr)}
+                    for name, arr in found.items() if stages is None or name in stages}
+        return Slip(where, _once(defs), generic)
+
+    def rewrite(self, where: dict, mapping: dict, stage: str | None = None, element=None, generic=True) -> Slip:
+        """A slip substituting ``mapping`` in the definitions of ``stage`` (default: the entry's
+        output), in one ``element`` only when given."""
+        name = stage or self.out
+
+        def defs():
+            arr = self.stages[name][1]
+            at = [tuple(element)] if element is not None else [idx for idx, _ in np.ndenumerate(arr)]
+            return {name: {idx: arr[idx].xreplace(mapping) for idx in at}}
+
+        def one(st, index):
+            if st != name or (element is not None and tuple(index) != tuple(element)):
+                return None
+            return self.stages[name][1][tuple(index)].xreplace(mapping)
+        return Slip(where, _once(defs), generic, one)
+
+    def scaled(self, where: dict, factor, stage: str | None = None) -> Slip:
+        """A slip multiplying every definition of ``stage`` (default: the entry's output) by ``factor``."""
+        name = stage or self.out
+        return Slip(where, _once(lambda: {name: {idx: d * factor for idx, d in np.ndenumerate(self.stages[name][1])}}))
+
+
+def with_options(layer: Layer, **changes) -> Layer:
+    """``layer`` with some fields changed (for a slip's rerun; not validated, the shape kept)."""
+    return replace(layer, options=tuple((k, changes.get(k, v)) for k, v in layer.options))
+
+
+def zeros(shape) -> np.ndarray:
+    return np.full(shape, sympy.Integer(0), dtype=object)
+
+
+def _once(fn):
+    cache = []
+
+    def get():
+        if not cache:
+            cache.append(fn())
+        return cache[0]
+    return get
+
+
+def label(name: str, index) -> str:
+    """A quantity's element as check names it, 1-based: ``label("W2", (0, 1))`` -> ``W2[1][2]``."""
+    return name + "".join(f"[{i + 1}]" for i in index)

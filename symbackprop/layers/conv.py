@@ -17,7 +17,9 @@ import numpy as np
 import sympy
 
 from ..arrayops import Kernel
-from .base import Backward, Field, LayerError, LayerKind, index_tuples, ints, kernel, positive_int, shape_text
+from ..document import Display, Para
+from .base import (Backward, Field, LayerError, LayerKind, index_tuples, ints, kernel, positive_int, rule_and_tables,
+                   shape_text, with_options, zeros)
 from .dense import grad_tex, sup
 
 
@@ -153,6 +155,67 @@ class Conv(LayerKind):
         return [(Kernel("conv_input_grad", delta, params["W"], layer.in_shapes[0][1:], opt["stride"], opt["padding"]),
                  tex.inputs[0])]
 
+    def explain_forward(self, lm, sheet):
+        layer, l = lm.layer, lm.index
+        opt, x = layer.opt, sheet.input_tex(lm)
+        out = [Display((self.latex_forward(layer, f"z^{{({l})}}", [x]),))]
+        if any(opt["padding"]):
+            padded = np.pad(sheet.inputs(lm)[0], [(0, 0)] + [(p, p) for p in opt["padding"]])
+            out += [Para(f"$\\tilde{{{x}}}$ is ${x}$ with {_size(opt['padding'])} zero{'s' if max(opt['padding']) > 1 else ''} "
+                         "on every side (the padding)" + (", example 1" if sheet.N > 1 else "") + ":")]
+            out += sheet.tables(f"\\tilde{{{x}}}", padded[None], None, what="channel")
+        first = sheet.at(lm.stage("z").symbols, 0, (0,) * (self.d + 1))
+        k, C = "×".join(map(str, opt["kernel"])), layer.in_shapes[0][0]
+        rows = ", ".join(f"{'rows' if i == 0 and self.d == 2 else 'columns' if self.d == 2 else 'positions'} 1 to {q}"
+                         for i, q in enumerate(opt["kernel"]))
+        out += [Para(f"One element written out: ${sheet.names[first]}$, output channel 1 at the first position, sums the "
+                     f"{k} kernel of each of the {C} input channel{'s' if C > 1 else ''} times the window it covers "
+                     f"({rows} of $\\tilde{{{x}}}$" + (", where the padding's zeros add nothing and are left out" if any(opt['padding']) else "")
+                     + f"), plus the bias; the next window is {_size(opt['stride'])} further on (the stride):"),
+                Display(tuple(sheet.written_sum(first)))]
+        return out
+
+    def explain_backward(self, lm, sheet, wanted):
+        layer, l, out = lm.layer, lm.index, []
+        rule = self.latex_backward(layer, f"\\delta^{{({l})}}", [sheet.input_tex(lm)])
+        for prefix, what in (("W", "The kernel's gradient sums, over every position $s$ it was applied at"
+                                   + (" and every example" if sheet.N > 1 else "") + ", $\\delta$ there times the input "
+                                   "value the weight met (stride and padding as in the forward pass)"),
+                             ("b", "The bias's gradient sums $\\delta$ over the channel's positions")):
+            name = layer.param(prefix)
+            if name not in wanted:
+                continue
+            steps = [st for st in sheet.d.gradients() if st.param == name]
+            out += [Para(what + ":"), Display((rule.grads[name],)),
+                    Para("One element written out" + (" (for example 1, of its loss $C_1$; the gradient of $C$ is the "
+                                                        "mean over the examples)" if sheet.N > 1 and sheet.E == 1 else "") + ":"),
+                    Display(tuple(sheet.step_lines(steps[0])))]
+            out += sheet.tables(f"\\partial C/\\partial {sup(prefix, l)}", sheet.values.gradients[name], f"grad.{name}",
+                                per_example=False, what="kernel")
+        return out
+
+    def explain_input_gradient(self, lm, sheet, k, part=None):
+        out = rule_and_tables(self, lm, sheet, k, part)
+        if part is None:
+            step = sheet.receiver_steps(lm, k)[0]
+            out[2:2] = [Para("For one element, that correlation is the sum over the outputs whose window covers it of the "
+                             "kernel weight that met it times their $\\delta$:"), Display(tuple(sheet.step_lines(step)))]
+        return out
+
+    def slips(self, layer, ctx):
+        l, opt, W = layer.index, layer.opt, ctx.params["W"]
+        flipped = W[(slice(None), slice(None)) + (slice(None, None, -1),) * self.d]
+        out = [ctx.slip({"forward": (30, f"the bias b{l} left out")}, params={"b": zeros(ctx.params["b"].shape)}),
+               ctx.slip({"inputs": (24, f"the kernel not flipped in the input gradient of layer {l} "
+                                        f"(W{l} correlated with δ where rot180(W{l}) belongs)")}, params={"W": flipped})]
+        if any(s > 1 for s in opt["stride"]):
+            text = f"the stride {_size(opt['stride'])} of layer {l} ignored in the backward pass (taken as 1)"
+            out.append(ctx.slip({"inputs": (25, text), "params": (25, text)}, layer=with_options(layer, stride=(1,) * self.d)))
+        if any(opt["padding"]):
+            text = f"the padding {_size(opt['padding'])} of layer {l} ignored in the backward pass (positions not shifted)"
+            out.append(ctx.slip({"inputs": (25, text), "params": (25, text)}, layer=with_options(layer, padding=(0,) * self.d)))
+        return out
+
     def _note(self, layer) -> str:
         opt = layer.opt
         return rf" \quad (\text{{stride }} {_size(opt['stride'], True)},\ \text{{padding }} {_size(opt['padding'], True)})"
@@ -170,8 +233,8 @@ class Conv(LayerKind):
              layer.param("b"): rf"{grad_tex(sup('b', l))}_{{o}} = \textstyle\sum_{{n,s}} {delta}_{{n,o,s}}"},
             (rf"\hat{{{delta}}} \star \operatorname{{rot180}}\left({sup('W', l)}\right)^\top",),
             (rf"$\star$ is cross-correlation; $\tilde{{{x}}}$ is ${x}$ padded with zeros; $\hat{{{delta}}}$ is "
-             rf"${delta}$ spread out by the stride (${s}$) and padded by the kernel size less 1, and the "
-             rf"correlation is cropped by the padding (${_size(opt['padding'], True)}$).",))
+             rf"${delta}$ spread out by the stride ${s}$ and padded by the kernel size less 1, and the "
+             rf"correlation is cropped by the padding ${_size(opt['padding'], True)}$.",))
 
 
 

@@ -12,8 +12,11 @@ import numpy as np
 import sympy
 
 from ..arrayops import Kernel
-from .base import Backward, Field, LayerError, LayerKind, index_tuples, ints, kernel
-from .base import shape_text
+from dataclasses import replace
+
+from ..document import Display, Para, Table
+from .base import (Backward, Field, LayerError, LayerKind, index_tuples, ints, kernel, rule_and_tables, shape_text,
+                   with_options)
 from .conv import _size, windows
 
 
@@ -105,6 +108,75 @@ class Pool(LayerKind):
         return [(Kernel(f"{self.mode}pool_backward", delta, first, opt["kernel"], opt["stride"]),
                  self.latex_backward(layer, b.tex(delta), [b.tex(inputs[0])]).inputs[0])]
 
+    def window(self, layer, out) -> list[tuple]:
+        """The input elements of output element ``out`` (channel first), in row-major order."""
+        c, *pos = out
+        return [(c, *(p * s + q for p, s, q in zip(pos, layer.opt["stride"], off))) for off in np.ndindex(*layer.opt["kernel"])]
+
+    def explain_forward(self, lm, sheet):
+        layer, n = lm.layer, sheet.n
+        x, a = sheet.inputs(lm)[0], sheet.stage(lm, "a")[0]
+        what = "the maximum (the first, in row-major order, where several are equal)" if self.mode == "max" else "the mean"
+        outs = list(np.ndindex(*layer.shape))
+        shown = outs if len(outs) <= 12 else outs[:9] + [None] + outs[-2:]
+        rows = []
+        for out in shown:
+            if out is None:
+                rows.append(("⋮",) * 4)
+                continue
+            window = self.window(layer, out)
+            values = [x[w] for w in window]
+            win = window[int(np.argmax(values))]
+            result = f"${n.tex(a[out])}$, from {_at(win)}" if self.mode == "max" else f"${n.tex(a[out])}$"
+            rows.append((_at(out), ", ".join(_at(w) for w in window), ", ".join(f"${n.tex(v)}$" for v in values), result))
+        head = "maximum (where it is)" if self.mode == "max" else f"mean (÷ {len(window)})"
+        return [Display((self.latex_forward(layer, f"a^{{({lm.index})}}", [sheet.input_tex(lm)]),)),
+                Para(f"Each window of ${sheet.input_tex(lm)}$ (kernel {'×'.join(map(str, layer.opt['kernel']))}, stride "
+                     f"{_size(layer.opt['stride'])}; elements as (channel, {'row, column' if self.d == 2 else 'position'}), "
+                     f"1-based) gives {what}"
+                     + (", for example 1" if sheet.N > 1 else "") + ":"),
+                Table(("output", "window", "values", head), tuple(rows))]
+
+    def explain_input_gradient(self, lm, sheet, k, part=None):
+        layer, n = lm.layer, sheet.n
+        x, g = sheet.inputs(lm)[0], sheet.grad(lm, "a")[0]
+        outs = list(np.ndindex(*layer.shape))
+        shown = outs if len(outs) <= 12 else outs[:9] + [None] + outs[-2:]
+        rows = []
+        for out in shown:
+            if out is None:
+                rows.append(("⋮",) * 3)
+                continue
+            window = self.window(layer, out)
+            if self.mode == "max":
+                goes = f"all of it to {_at(window[int(np.argmax([x[w] for w in window]))])}; 0 to the rest"
+            else:
+                goes = f"${n.tex(g[out] / len(window))}$ to each of " + ", ".join(_at(w) for w in window)
+            rows.append((_at(out), f"${n.tex(g[out])}$", goes))
+        out = rule_and_tables(self, lm, sheet, k, part)
+        out[2:2] = [Para("Where each window's gradient goes" + (" (example 1)" if sheet.N > 1 else "")
+                         + "; an element in several windows adds up what each sends it:"),
+                    Table(("output", f"$\\partial C/\\partial a^{{({lm.index})}}$", "goes to"), tuple(rows))]
+        return out
+
+    def slips(self, layer, ctx):
+        l, K = layer.index, math.prod(layer.opt["kernel"])
+        if K == 1:
+            return []
+        mean = replace(layer, kind=Pool("avg", self.d))          # the same windows, avg-pool's rule
+        if self.mode == "avg":
+            return [ctx.slip({"inputs": (26, f"the avg-pool gradient of layer {l} not divided by the window size {K}"),
+                              "forward": (33, f"the window's sum taken for its mean (not divided by {K})")},
+                             then=lambda d: d * K)]
+        head = f"the max-pool gradient of layer {l}"
+        return [ctx.slip({"inputs": (26, f"{head} sent to every element of the window")}, layer=mean, then=lambda d: d * K),
+                ctx.slip({"inputs": (26, f"{head} averaged over the window (δ/{K} to each element)"),
+                          "forward": (33, "the window's mean taken for its maximum")}, layer=mean),
+                ctx.slip({"inputs": (27, f"{head} sent to the wrong element (the window's first, not its maximum)")},
+                         layer=with_options(layer, kernel=(1,) * self.d)),
+                ctx.slip({"inputs": (28, f"{head} sent to the wrong element (the window's smallest)")},
+                         inputs=[-ctx.inputs[0]], then=lambda d: -d)]
+
     def latex_forward(self, layer, out, ins):
         k, s = _size(layer.opt["kernel"], True), _size(layer.opt["stride"], True)
         op = r"\max" if self.mode == "max" else r"\operatorname{mean}"
@@ -119,6 +191,11 @@ class Pool(LayerKind):
         return Backward({}, (rf"\operatorname{{spread}}({delta}) / {k}",),
                         (rf"$\operatorname{{spread}}$: each window's ${delta}$ goes to all {k} of its elements, "
                          "summed where windows overlap.",))
+
+
+def _at(index) -> str:
+    """An element as the tables name it, 1-based: (0, 1, 2) -> "(1, 2, 3)"."""
+    return "(" + ", ".join(str(i + 1) for i in index) + ")"
 
 
 def _first_max(vals):

@@ -5,6 +5,7 @@ import math
 import numpy as np
 
 from ..arrayops import Kernel
+from ..document import Display, Para
 from .base import Backward, LayerError, LayerKind, kernel
 
 
@@ -45,6 +46,15 @@ class Flatten(LayerKind):
         if not need[0]:
             return [None]
         return [(Kernel("unflatten", delta, layer.in_shapes[0]), self.latex_backward(layer, b.tex(delta), []).inputs[0])]
+
+    def explain_forward(self, lm, sheet):
+        shape = lm.layer.in_shapes[0]
+        strides = [int(np.prod(shape[i + 1:])) for i in range(len(shape))]
+        where = " + ".join(f"({'cij'[i] if len(shape) == 3 else 'cl'[i]} - 1)" + (f" \\cdot {s}" if s > 1 else "")
+                           for i, s in enumerate(strides)) + " + 1"
+        return [Display((self.latex_forward(lm.layer, sheet.out_tex(lm), [sheet.input_tex(lm)]),)),
+                Para(f"In row-major order (the last axis fastest): element ({', '.join('cij' if len(shape) == 3 else 'cl')}) "
+                     f"of the {' × '.join(map(str, shape))} input becomes element ${where}$ of the vector.")]
 
     def latex_forward(self, layer, out, ins):
         return rf"{out} = \operatorname{{flatten}}({ins[0]})"

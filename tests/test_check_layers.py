@@ -1,0 +1,300 @@
+"""``check`` for layer graphs and batches: every kind's true numbers pass, and each catalogued
+mistake of the layer entries — planted in a hand file built from the true values, with the
+mistaken numbers computed here in plain NumPy from the textbook formulas — is named where it
+enters, with what follows from it marked carried.
+
+Expected values come from ``numeric.evaluate`` (the library's other route); the mistaken ones from
+the loops below, which share no code with the entries' element expressions or kernels."""
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from symbackprop.check import MAX_PARAMETERS, MAX_VALUES, Written, check, parse_hand, quantities
+from symbackprop.checkgraph import step_quantity
+from symbackprop.derive import Derivation
+from symbackprop.errors import SpecError
+from symbackprop.model import Model
+from symbackprop.numeric import evaluate
+from symbackprop.spec import Network
+
+sys.path.insert(0, str(Path(__file__).parent))
+from cases import BATCH_ONLY, GRAPHS, graph  # noqa: E402
+
+
+def build(shape, layers, loss, batch=None, seed=1, optimizer=None) -> Network:
+    GRAPHS["_planted"] = (shape, layers, loss)
+    try:
+        net = graph("_planted", batch=batch, seed=seed)
+    finally:
+        del GRAPHS["_planted"]
+    if optimizer is None:
+        return net
+    spec = {"network": {"input": list(net.input), "loss": net.loss.name}, "layer": layers,
+            "parameters": {k: v.tolist() for k, v in net.parameters.items()},
+            "sample": {"x": net.x.tolist() if batch else net.x[0].tolist(),
+                       "y": net.y.tolist() if batch else net.y[0].tolist(), "seed": seed},
+            "optimizer": optimizer}
+    return Network.from_dict(spec)
+
+
+def truth(net: Network) -> dict:
+    """Every quantity check knows, by name, from numeric.evaluate: (N, ...) for a batch."""
+    d = Derivation(Model(net))
+    v = evaluate(d)
+    T = {k: np.asarray(x, float) for k, x in v.forward.items()}
+    T["loss"] = np.asarray(v.loss)
+    shapes = quantities(net)
+    for st in d.steps:
+        if st.kind == "grad":
+            continue
+        name = step_quantity(st.kind, st.layer)
+        arr = T.setdefault(name, np.zeros(shapes[name]))
+        if d.model.examples == 1 and net.batched:
+            for n, value in enumerate(v.env[st.symbol]):
+                arr[(n, *st.index)] = value
+        else:
+            arr[st.index] = v.env[st.symbol][0]
+    T |= {f"grad.{p}": g for p, g in v.gradients.items()}
+    return T
+
+
+def text(x) -> str:
+    return f"{float(x):.5e}"
+
+
+def written(values) -> object:
+    values = np.asarray(values, float)
+    return text(values) if values.ndim == 0 else np.vectorize(text, otypes=[object])(values).tolist()
+
+
+def run(net, values: dict) -> dict:
+    data = {"values": {k: written(v) for k, v in values.items()}}
+    return {r.label: r for r in check(net, parse_hand(data, net))}
+
+
+# ---- the mistaken numbers, by the textbook's loops (one example: no leading axis)
+
+def conv_input_grad(delta, W, size, stride, pad, flip=False):
+    """∂C/∂x[c, i] = Σ W[o, c, k] δ[o, s] over the (o, s, k) whose window position s·stride + k − pad is i;
+    ``flip`` takes W[o, c, K − 1 − k] (the kernel not flipped, in the full-correlation view)."""
+    O, C, *K = W.shape
+    dx = np.zeros((C, *size))
+    for o, *s in np.ndindex(*delta.shape):
+        for c, *k in np.ndindex(C, *K):
+            i = tuple(p * st + q - d for p, st, q, d in zip(s, stride, k, pad))
+            if all(0 <= a < m for a, m in zip(i, size)):
+                w = W[(o, c, *(kk - 1 - q for kk, q in zip(K, k)))] if flip else W[(o, c, *k)]
+                dx[(c, *i)] += w * delta[(o, *s)]
+    return dx
+
+
+def conv_weight_grad(x, delta, K, stride, pad):
+    """∂C/∂W[o, c, k] = Σ_s δ[o, s] x̃[c, s·stride + k], x̃ padded with zeros."""
+    C = x.shape[0]
+    dW = np.zeros((delta.shape[0], C, *K))
+    for o, *s in np.ndindex(*delta.shape):
+        for c, *k in np.ndindex(C, *K):
+            i = tuple(p * st + q - d for p, st, q, d in zip(s, stride, k, pad))
+            if all(0 <= a < m for a, m in zip(i, x.shape[1:])):
+                dW[(o, c, *k)] += delta[(o, *s)] * x[(c, *i)]
+    return dW
+
+
+def pool_route(x, delta, K, stride, how):
+    """Each window's δ sent where ``how`` says: "max" (the first maximum), "all", "mean", "first",
+    "min" or "sum" (every element, avg-pool not divided)."""
+    dx = np.zeros(x.shape)
+    for c, *s in np.ndindex(*delta.shape):
+        window = [tuple(p * st + q for p, st, q in zip(s, stride, k)) for k in np.ndindex(*K)]
+        vals = [x[(c, *w)] for w in window]
+        d = delta[(c, *s)]
+        if how in ("all", "sum"):
+            targets = [(w, d) for w in window]
+        elif how == "mean":
+            targets = [(w, d / len(window)) for w in window]
+        else:
+            pick = {"max": int(np.argmax(vals)), "min": int(np.argmin(vals)), "first": 0}[how]
+            targets = [(window[pick], d)]
+        for w, share in targets:
+            dx[(c, *w)] += share
+    return dx
+
+
+def per_example(fn, *arrays):
+    return np.stack([fn(*[a[n] for a in arrays]) for n in range(len(arrays[0]))])
+
+
+# ---- the networks of the plants
+
+CONV = ([1, 5, 5], [dict(type="conv2d", channels=2, kernel=2, activation="tanh"),
+                    dict(type="conv2d", channels=2, kernel=3, stride=2, padding=1),
+                    dict(type="flatten"), dict(type="dense", units=2)], "mse")
+MAXPOOL = ([1, 4, 5], [dict(type="conv2d", channels=2, kernel=2, activation="tanh"),
+                       dict(type="maxpool2d", kernel=2, stride=1), dict(type="flatten"), dict(type="dense", units=2)], "mse")
+AVGPOOL = ([1, 7], [dict(type="conv1d", channels=2, kernel=2, activation="softplus"),
+                    dict(type="avgpool1d", kernel=3, stride=2), dict(type="flatten"), dict(type="dense", units=2)], "mse")
+BATCHNORM = ([4], [dict(type="dense", units=3), dict(type="batchnorm", eps=0.01, activation="relu"),
+                   dict(type="dense", units=2)], "mse")
+LAYERNORM = ([3], [dict(type="dense", units=4), dict(type="layernorm", eps=0.01, activation="tanh"),
+                   dict(type="dense", units=2)], "mse")
+DROPOUT = ([4], [dict(type="dense", units=5, activation="relu"), dict(type="dropout", rate=0.4),
+                 dict(type="dense", units=2)], "mse")
+ADD = ([3], [dict(type="dense", units=3, activation="tanh"), dict(type="dense", units=3, activation="sigmoid"),
+             dict(type="add", **{"from": 1}), dict(type="dense", units=2)], "mse")
+
+
+def _conv_plants(batch):
+    net = build(*CONV, batch=batch)
+    T, P = truth(net), net.parameters
+    d2, a1 = T["delta2"], T["a1"]
+    d2, a1 = (d2, a1) if batch else (d2[None], a1[None])
+    size = a1.shape[2:]
+    for how, phrase, args in [("flip", "kernel not flipped in the input gradient", dict(stride=(2, 2), pad=(1, 1), flip=True)),
+                              ("stride", "stride 2 of layer 2 ignored in the backward pass", dict(stride=(1, 1), pad=(1, 1))),
+                              ("padding", "padding 1 of layer 2 ignored in the backward pass", dict(stride=(2, 2), pad=(0, 0)))]:
+        wrong = per_example(lambda d: conv_input_grad(d, P["W2"], size, **args), d2)
+        wrong = wrong if batch else wrong[0]
+        yield (f"conv {how}", net, {"delta2": T["delta2"], "dC/da1": wrong, "delta1": wrong * (1 - T["a1"] ** 2)},
+               "dC/da1", phrase, ["delta1"], T)
+    grads = per_example(lambda x, d: conv_weight_grad(x, d, (3, 3), (1, 1), (1, 1)), a1, d2)
+    wrong = grads.mean(axis=0)
+    yield ("conv stride in the kernel gradient", net, {"a1": T["a1"], "delta2": T["delta2"], "grad.W2": wrong},
+           "grad.W2", "stride 2 of layer 2 ignored in the backward pass", [], T)
+
+
+def _pool_plants(batch):
+    net = build(*MAXPOOL, batch=batch)
+    T = truth(net)
+    a1, g2 = (T["a1"], T["dC/da2"]) if batch else (T["a1"][None], T["dC/da2"][None])
+    for how, phrase in [("all", "sent to every element of the window"), ("mean", "averaged over the window"),
+                        ("first", "the wrong element (the window's first"), ("min", "the wrong element (the window's smallest")]:
+        wrong = per_example(lambda x, d: pool_route(x, d, (2, 2), (1, 1), how), a1, g2)
+        wrong = wrong if batch else wrong[0]
+        yield (f"maxpool {how}", net, {"a1": T["a1"], "dC/da2": T["dC/da2"], "dC/da1": wrong,
+                                       "delta1": wrong * (1 - T["a1"] ** 2)}, "dC/da1", phrase, ["delta1"], T)
+    net = build(*AVGPOOL, batch=batch)
+    T = truth(net)
+    a1, g2 = (T["a1"], T["dC/da2"]) if batch else (T["a1"][None], T["dC/da2"][None])
+    wrong = per_example(lambda x, d: pool_route(x, d, (3,), (2,), "sum"), a1, g2)
+    wrong = wrong if batch else wrong[0]
+    yield ("avgpool not divided", net, {"dC/da2": T["dC/da2"], "dC/da1": wrong, "delta1": wrong * (1 - np.exp(-T["a1"]))},
+           "dC/da1", "not divided by the window size 3", ["delta1"], T)
+
+
+EPS = 0.01     # large enough for ε left out to show in 6 digits
+
+
+def _norm_plants():
+    net = build(*BATCHNORM, batch=4)
+    T, P = truth(net), net.parameters
+    x, d, g = T["z1"], T["delta2"], P["gamma2"]
+    var_u = x.var(axis=0, ddof=1)
+    yield ("batchnorm independent statistics", net, {"delta2": d, "dC/da1": g * d / np.sqrt(T["var2"] + EPS),
+                                                     "grad.W1": (g * d / np.sqrt(T["var2"] + EPS)).T @ net.x},
+           "dC/da1", "backward without the terms through μ and var", ["grad.W1"], T)
+    yield ("batchnorm unbiased variance", net, {"z1": x, "mean2": T["mean2"], "var2": var_u,
+                                                "xhat2": (x - T["mean2"]) / np.sqrt(var_u + EPS)},
+           "var2", "the unbiased variance", ["xhat2"], T)
+    xhat = (x - T["mean2"]) / np.sqrt(T["var2"])
+    yield ("batchnorm eps left out", net, {"z1": x, "mean2": T["mean2"], "var2": T["var2"], "xhat2": xhat,
+                                           "z2": g * xhat + P["beta2"]}, "xhat2", "ε left out", ["z2"], T)
+    # the 1/N of the batch mean: in a model over the batch, it sits in ∂C/∂a of the output
+    yield ("batch mean 1/N in dC/da", net, {"a3": T["a3"], "dC/da3": 4 * T["dC/da3"], "delta3": 4 * T["dC/da3"]},
+           "dC/da3", "the batch mean's 1/N left out", ["delta3"], T)
+    net = build(*LAYERNORM, batch=2)
+    T, P = truth(net), net.parameters
+    d, g = T["delta2"], P["gamma2"]
+    wrong = g * d / np.sqrt(T["var2"][:, None] + EPS)
+    yield ("layernorm independent statistics", net, {"delta2": d, "dC/da1": wrong, "delta1": wrong},
+           "dC/da1", "layer norm's backward without the terms through μ and var", ["delta1"], T)
+
+
+def _dropout_add_plants(batch):
+    net = build(*DROPOUT, batch=batch)
+    T, P, M = truth(net), net.parameters, net.masks["M2"] if batch else net.masks["M2"][0]
+    yield ("dropout scale left out", net, {"a1": T["a1"], "a2": T["a1"] * M, "z3": T["a1"] * M @ P["W3"].T + P["b3"]},
+           "a2", "dropout's 1/(1 − p) left out", ["z3"], T)
+    twice = T["dC/da2"] * M / 0.6 ** 2
+    yield ("dropout scale twice", net, {"dC/da2": T["dC/da2"], "dC/da1": twice, "delta1": twice * (T["z1"] > 0)},
+           "dC/da1", "applied to the gradient twice", ["delta1"], T)
+    net = build(*ADD, batch=batch)
+    T, P = truth(net), net.parameters
+    main = T["delta2"] @ P["W2"]
+    yield ("add residual dropped", net, {"delta2": T["delta2"], "dC/da3": T["dC/da3"], "dC/da1": main,
+                                         "delta1": main * (1 - T["a1"] ** 2)},
+           "dC/da1", "residual path's gradient dropped at the add (layer 3)", ["delta1"], T)
+
+
+def _batch_mean_plant():
+    net = build(*ADD, batch=3, optimizer={"name": "sgd", "learning_rate": 0.1})
+    T, P = truth(net), net.parameters
+    summed = T["delta4"].T @ T["a3"]                                    # Σ over the batch, not the mean
+    yield ("batch mean 1/N in a gradient", net, {"a3": T["a3"], "delta4": T["delta4"], "grad.W4": summed,
+                                                 "sgd.W4": P["W4"] - 0.1 * summed},
+           "grad.W4", "the batch mean's 1/N left out", ["sgd.W4"], T)
+
+
+def _plants():
+    for case in [*_conv_plants(None), *_conv_plants(2), *_pool_plants(None), *_pool_plants(2), *_norm_plants(),
+                 *_dropout_add_plants(None), *_dropout_add_plants(2), *_batch_mean_plant()]:
+        yield pytest.param(*case[1:], id=case[0] + (" (batch)" if case[1].batched else ""))
+
+
+@pytest.mark.parametrize("net, values, planted, phrase, carried, T", list(_plants()))
+def test_planted_layer_mistake_is_named(net, values, planted, phrase, carried, T):
+    results = run(net, values)
+    statuses = Counter()
+    for label, r in results.items():
+        true = float(np.asarray(T[r.name])[r.index]) if r.name in T else r.expected
+        right = Written.parse(r.given, label).interval.widen(1e-12 * abs(true)).contains(true)
+        # a mistaken number is wrong, or ok where it still follows from the person's rounded inputs
+        want = {"ok"} if right else {"wrong", "ok"} if r.name == planted else {"carried", "ok"} if r.name in carried \
+            else {"ok"}
+        assert r.status in want, (label, r.status, want, r.given, r.expected, r.diagnosis)
+        if r.status == "wrong":
+            assert phrase in (r.diagnosis or ""), (label, r.given, r.expected, r.diagnosis)
+        statuses[r.name, r.status, right] += 1
+    mistaken = statuses[planted, "wrong", False] + statuses[planted, "ok", False]
+    assert statuses[planted, "wrong", False] >= max(1, mistaken * 3 // 4), statuses
+    for name in carried:
+        assert statuses[name, "carried", False] >= statuses[name, "ok", False], statuses
+
+
+@pytest.mark.parametrize("name", list(GRAPHS))
+def test_true_numbers_of_every_kind_are_ok(name):
+    """Every quantity of every layer kind (and of a batch of 3), written to 6 digits: all ok."""
+    for batch in ([3] if name in BATCH_ONLY else [None, 3]):
+        net = graph(name, batch=batch)
+        T = truth(net)
+        results = check(net, parse_hand({"values": {k: written(v) for k, v in T.items()}}, net))
+        assert len(results) == sum(np.asarray(v).size for v in T.values())
+        bad = [(r.label, r.given, r.expected) for r in results if r.status != "ok"]
+        assert not bad, (name, batch, bad[:5])
+
+
+def test_batch_indices_name_the_example_first():
+    net = graph("dropout", batch=3)
+    T = truth(net)
+    r = run(net, {"a1": T["a1"]})
+    assert list(r)[:6] == ["a1[1][1]", "a1[1][2]", "a1[1][3]", "a1[1][4]", "a1[1][5]", "a1[2][1]"]
+    one = check(net, parse_hand({"values": {"a1[2][3]": text(T["a1"][1, 2] + 1)}}, net))
+    assert [(x.label, x.index, x.status) for x in one] == [("a1[2][3]", (1, 2), "wrong")]
+    assert quantities(net)["delta1"] == (3, 5) and quantities(net)["grad.W1"] == (5, 4)
+    with pytest.raises(SpecError, match=r"values.a1\[4\]\[1\]: index out of range for a1 of shape \(3, 5\)"):
+        parse_hand({"values": {"a1[4][1]": "0.5"}}, net)
+
+
+def test_seconds_for_a_few_thousand_parameters():
+    """The limits hold what they promise: a 2,900-parameter net checks in seconds."""
+    assert (MAX_PARAMETERS, MAX_VALUES) == (3000, 4000)
+    net = build([40], [dict(type="dense", units=50, activation="tanh"), dict(type="dense", units=16)], "mse")
+    assert 2800 < net.parameter_count <= MAX_PARAMETERS
+    T = truth(net)
+    start = time.perf_counter()
+    results = run(net, {k: T[k] for k in ("a1", "delta2", "grad.W2", "grad.W1")})
+    assert time.perf_counter() - start < 30                  # ~5 s on a quiet machine
+    assert {r.status for r in results.values()} == {"ok"} and len(results) == 50 + 16 + 800 + 2000
