@@ -192,7 +192,19 @@ class _Checker:
         g = self.graph
         given = {g.named[key]: w.interval for key, w in hand.values.items()}
         exact, _ = g.ranges({})
+        truth = None
+        if not all(math.isfinite(r.lo) and math.isfinite(r.hi) for r in exact.values()):
+            truth = g.true_values()     # saturated steps: float intervals only bound them
+            if truth is not None:
+                exact = {s: Interval.point(v) if math.isfinite(v) else exact[s] for s, v in truth.items()}
         derived, env = g.ranges(given)
+        if truth is not None:           # what none of the person's numbers feeds is the exact value
+            fed = set(given)
+            for node in g.order:
+                if fed.intersection(node.inputs):
+                    fed.add(node.symbol)
+                else:
+                    derived[node.symbol] = exact[node.symbol]
         status, tainted = {}, {}
         for node in g.order:
             sym = node.symbol

@@ -237,6 +237,29 @@ class CheckGraph:
     def env_of(self, node, env):
         return ChainMap(node.hyper, env) if node.hyper else env
 
+    def true_values(self) -> dict | None:
+        """Every node's exact value from the spec's numbers in arbitrary precision (the digits of
+        numeric.PRECISIONS, tried in turn): where float intervals cannot hold a step — 1 − σ(z) at
+        z = 1e4 — the interval arithmetic gives a range that is only a bound. None when even the
+        last precision does not make every value finite."""
+        import mpmath
+        from .numeric import PRECISIONS
+        for digits in PRECISIONS:
+            with mpmath.workdps(digits):
+                env = {s: mpmath.mpf(v.lo) for s, v in self.leaves.items()}
+                try:
+                    for node in self.order:
+                        point = {**{s: mpmath.mpf(v.lo) for s, v in (node.hyper or {}).items()}, **env}
+                        args = sorted(node.expr.free_symbols, key=str)
+                        value = sympy.lambdify(args, node.expr, "mpmath")(*[point[a] for a in args])
+                        if isinstance(value, mpmath.mpc) or not mpmath.isfinite(value):
+                            raise ZeroDivisionError
+                        env[node.symbol] = mpmath.mpf(value)
+                except (ZeroDivisionError, ValueError, OverflowError, TypeError):
+                    continue
+                return {s: float(v) for s, v in env.items() if s in self.nodes}
+        return None
+
     def ranges(self, given: dict):
         """Each node's range from its inputs (``derived``), and the values used downstream
         (``env``: the person's interval where they wrote the number, the derived range otherwise)."""

@@ -14,8 +14,14 @@ EXACT = 1e-12   # relative: within this a printed value is the value (float nois
 
 
 def significant(value, digits: int) -> str:
-    """``value`` (a float or an exact SymPy number) to ``digits`` significant digits."""
+    """``value`` (a float, an exact SymPy number, or an arbitrary-precision one beyond float64's
+    range, such as e^1e4 = 8.8068e+4342) to ``digits`` significant digits."""
     x = float(value)
+    if _beyond_float(value, x):
+        import mpmath
+        mantissa, _, exponent = mpmath.nstr(mpmath.mpf(value), digits, strip_zeros=False,
+                                            min_fixed=1, max_fixed=0).partition("e")
+        return f"{mantissa}e{int(exponent):+d}"
     if not math.isfinite(x):
         return "nan" if math.isnan(x) else "inf" if x > 0 else "-inf"
     short = f"{x:.{digits}g}"
@@ -28,4 +34,17 @@ def significant(value, digits: int) -> str:
 
 def is_exact(x: float, shown: str) -> bool:
     """Whether the printed ``shown`` is ``x`` (so "=" and not "≈" belongs before it)."""
-    return math.isclose(float(shown), x, rel_tol=EXACT, abs_tol=1e-300)
+    printed = float(shown)
+    return math.isfinite(printed) and math.isclose(printed, x, rel_tol=EXACT, abs_tol=1e-300)
+
+
+def _beyond_float(value, x: float) -> bool:
+    """Whether ``value`` is a finite, non-zero arbitrary-precision number float64 cannot hold."""
+    if type(value).__module__.split(".")[0] not in ("mpmath", "sympy") or (math.isfinite(x) and x != 0):
+        return False
+    import mpmath
+    try:
+        v = mpmath.mpf(value)
+    except (TypeError, ValueError):
+        return False
+    return mpmath.isfinite(v) and v != 0

@@ -78,3 +78,27 @@ def test_a_truly_undefined_value_is_still_an_error(tmp_path, capsys):
     spec.write_text(json.dumps(data))
     assert main(["derive", str(spec), "--format", "json"]) == 2
     assert "is not a finite number" in capsys.readouterr().err
+
+
+SATURATED = {"network": {"layers": [1, 1], "activations": ["sigmoid"], "loss": "binary_cross_entropy"},
+             "parameters": {"W1": [[1.0]], "b1": [0.0]}, "sample": {"x": [1e4], "y": [0]}}
+
+
+def test_derive_text_shows_the_factors_beyond_float64(tmp_path, capsys):
+    spec = tmp_path / "sat.json"
+    spec.write_text(json.dumps(SATURATED))
+    assert main(["derive", str(spec)]) == 0
+    out = capsys.readouterr().out
+    assert "10000 × 1.1355e-4343 × 8.8068e+4342" in out and " inf" not in out and "× 0 ×" not in out
+
+
+def test_check_expects_the_true_values_at_large_z(tmp_path, capsys):
+    """check's expected numbers come from the same arbitrary-precision values when float intervals
+    cannot hold a step: the loss -log(1 - σ(1e4)) is 1e4, not the bound float64 gives."""
+    spec, hand = tmp_path / "sat.json", tmp_path / "hand.toml"
+    spec.write_text(json.dumps(SATURATED))
+    hand.write_text('[values]\nloss = 9000.0\n"grad.W1" = 10000.0\n')
+    assert main(["check", str(spec), str(hand), "--format", "json"]) == 1
+    results = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert results["loss"]["expected"] == pytest.approx(1e4) and results["loss"]["status"] == "wrong"
+    assert results["grad.W1"]["expected"] == pytest.approx(1e4) and results["grad.W1"]["status"] == "ok"
