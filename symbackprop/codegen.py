@@ -193,9 +193,9 @@ class _Builder:
 
     def _statement(self, name, expr, latex, shape, output=False):
         lines = ()
-        if shape is not None and (shape[:1] == ("N",) or output):
-            text = _shape_code(shape)
-            if not output:
+        if shape is not None and (shape[:1] == ("N",) or output or shape == ()):
+            text = _shape_code(shape or ("N", self.n_out))   # a scalar (the loss) sums arrays of the output's shape
+            if not output and shape:
                 self.buffers[name] = text
             count = iter(range(1000))
 
@@ -203,7 +203,7 @@ class _Builder:
                 key = f"{name}_s{next(count)}"
                 self.buffers[key] = text
                 return f'_ws["{key}"]'
-            lines = tuple(inplace_code(expr, name, scratch))
+            lines = tuple(inplace_code(expr, name, scratch, scalar=shape == ()))
         latex = " ".join(latex.split())  # one comment line, whatever the printer gave
         self.statements.append(Statement(name, expr, code(expr), latex, shape or (), lines, self.section))
 
