@@ -475,8 +475,13 @@ class InplaceWriter:
                 terms.append(term)
         if terms:
             s = self.scratch()
-            self.write(sympy.Add(*terms), s)
-            parts.insert(0, ("+", f"np.add.reduce({s}, axis=None)"))
+            negs = [_negated(t) for t in terms]
+            if all(n is not None for n in negs):    # -Σ x: the sign on the sum, not on every entry
+                self.write(sympy.Add(*negs), s)
+                parts.insert(0, ("-", f"np.add.reduce({s}, axis=None)"))
+            else:
+                self.write(sympy.Add(*terms), s)
+                parts.insert(0, ("+", f"np.add.reduce({s}, axis=None)"))
         total = ("-" if parts[0][0] == "-" else "") + parts[0][1] + "".join(f" {sign} {p}" for sign, p in parts[1:])
         placeholder = sympy.Symbol("_TOTAL_")
         self.emit(f"{out} = " + code(Mul(*[f for f in factors if f is not sums[0]], placeholder))
