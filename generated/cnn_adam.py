@@ -194,39 +194,75 @@ def _logsumexp(z):
 
 
 def axis_sum(delta, axes, out=None):
-    """Σ over ``axes``: β's gradient."""
-    return delta.sum(axis=axes, out=out)
+    """Σ over ``axes``: β's gradient. Over leading or trailing axes (and batch norm's examples and
+    positions, (0, 2, ...)) as products with a ones vector: NumPy's reduction over the first axis
+    of a (256, 256) array, or over the examples and positions at once, runs several times slower."""
+    axes, nd, k = tuple(axes), delta.ndim, len(axes)
+    if out is not None and not out.flags.c_contiguous:
+        return delta.sum(axis=axes, out=out)
+    if nd > 2 and axes == (0, *range(2, nd)):           # per channel: the positions, then the examples
+        n, c = delta.shape[:2]
+        per = delta.reshape(n * c, -1) @ np.ones(delta[0, 0].size, delta.dtype)
+        return np.dot(np.ones(n, delta.dtype), per.reshape(n, c), out=out)
+    if axes == tuple(range(k)):
+        rest = delta.shape[k:]
+        flat = delta.reshape(-1, delta[(0,) * k].size)
+        total = np.dot(np.ones(len(flat), delta.dtype), flat, out=None if out is None else out.reshape(-1))
+    elif axes == tuple(range(nd - k, nd)):
+        rest = delta.shape[:nd - k]
+        flat = delta.reshape(-1, delta[(0,) * (nd - k)].size)
+        total = np.dot(flat, np.ones(flat.shape[1], delta.dtype), out=None if out is None else out.reshape(-1))
+    else:
+        return delta.sum(axis=axes, out=out)
+    return total.reshape(rest) if out is None else out
 
 
 def channel_sum(delta, out=None):
-    """Σ over the examples and positions, per channel (axis 1): a bias's gradient."""
-    return delta.sum(axis=(0, *range(2, delta.ndim)), out=out)
+    """Σ over the examples and positions, per channel (axis 1): a bias's gradient. As products with
+    ones (the positions, then the examples): a reduction over the first and last axes at once
+    runs ~10x slower."""
+    n, c = delta.shape[:2]
+    per_example = delta.reshape(n * c, -1) @ np.ones(delta[0, 0].size, delta.dtype)
+    return np.dot(np.ones(n, delta.dtype), per_example.reshape(n, c), out=out)
 
 
-def windows(x, size, stride, padding=None):
-    """The windows a kernel of ``size`` visits over x (N, C, *S) with ``stride``, after zero
-    ``padding``: a read-only view (N, C, *S_out, *size)."""
-    d = len(size)
-    if padding is not None and any(padding):
+def offset_view(x, offset, stride, s_out):
+    """The elements of x (N, C, *S) that kernel ``offset`` meets at every output position:
+    x[:, :, offset + stride·s] for s < s_out, a strided view (N, C, *s_out)."""
+    return x[(slice(None), slice(None)) + tuple(slice(q, q + t * (m - 1) + 1, t) for q, t, m in zip(offset, stride, s_out))]
+
+
+def patches(x, size, stride, padding):
+    """Every window of x (N, C, *S) after zero ``padding``, copied as (C, *size, N, *S_out): row
+    (c, k) holds x̃[n, c, k + stride·s] for every example n and output position s, so a kernel
+    W (O, C, *size) meets them in ONE matrix product, W.reshape(O, -1) @ patches.reshape(C·|K|, -1).
+    Built by a loop over the kernel offsets, each copying a whole (N, C, *S_out) slab."""
+    if any(padding):
         x = np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in padding])
-    w = np.lib.stride_tricks.sliding_window_view(x, tuple(size), axis=tuple(range(2, 2 + d)))
-    return w[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)]
+    n, c = x.shape[:2]
+    s_out = tuple((m - k) // t + 1 for m, k, t in zip(x.shape[2:], size, stride))
+    cols = np.empty((c, *size, n, *s_out), x.dtype)
+    for off in np.ndindex(*size):
+        cols[(slice(None), *off)] = offset_view(x, off, stride, s_out).swapaxes(0, 1)
+    return cols
 
 
 def conv_forward(x, W, b, stride, padding, out=None):
-    """z = W ⋆ x + b: x (N, C, *S), W (O, C, *K), b (O,) -> (N, O, *S_out)."""
-    d = len(stride)
-    cols = windows(x, W.shape[2:], stride, padding)
-    z = np.tensordot(cols, W, axes=([1, *range(2 + d, 2 + 2 * d)], [1, *range(2, 2 + d)]))  # (N, *S_out, O)
-    return np.add(np.moveaxis(z, -1, 1), b.reshape((-1,) + (1,) * d), out=out)
+    """z = W ⋆ x + b: x (N, C, *S), W (O, C, *K), b (O,) -> (N, O, *S_out), as one matrix product of
+    the weights and the patches."""
+    cols = patches(x, W.shape[2:], stride, padding)
+    o, d = W.shape[0], len(stride)
+    z = (W.reshape(o, -1) @ cols.reshape(W[0].size, -1)).reshape((o,) + cols.shape[1 + d:])  # (O, N, *S_out)
+    return np.add(z.swapaxes(0, 1), b.reshape((-1,) + (1,) * d), out=out)
 
 
 def conv_weight_grad(x, delta, size, stride, padding, out=None):
-    """∂C/∂W for ∂C/∂z = delta: Σ over examples and positions of delta times the window it saw."""
-    d = len(stride)
-    cols = windows(x, size, stride, padding)
-    axes = [0, *range(2, 2 + d)]
-    grad = np.tensordot(delta, cols, axes=(axes, axes))       # (O, C, *K)
+    """∂C/∂W for ∂C/∂z = delta: Σ over examples and positions of delta times the window it saw, one
+    matrix product of delta (O, N·|S_out|) and the patches."""
+    cols = patches(x, size, stride, padding)
+    o = delta.shape[1]
+    flat = np.ascontiguousarray(delta.swapaxes(0, 1)).reshape(o, -1)
+    grad = (flat @ cols.reshape(-1, flat.shape[1]).T).reshape((o,) + cols.shape[:1 + len(size)])  # (O, C, *K)
     if out is None:
         return grad
     out[...] = grad
@@ -238,57 +274,95 @@ def flatten(x):
     return x.reshape(x.shape[0], -1)
 
 
+def maxpool_forward(x, size, stride, out=None):
+    """The maximum of each window: x (N, C, *S) -> (N, C, *S_out), element-wise maxima of the
+    strided views of each kernel offset (a loop over the offsets, not over the windows)."""
+    s_out = tuple((m - k) // t + 1 for m, k, t in zip(x.shape[2:], size, stride))
+    offsets = list(np.ndindex(*size))
+    first = offset_view(x, offsets[0], stride, s_out)
+    if len(offsets) == 1:
+        return first.copy() if out is None else np.copyto(out, first) or out
+    out = np.maximum(first, offset_view(x, offsets[1], stride, s_out), out=out)
+    for off in offsets[2:]:
+        np.maximum(out, offset_view(x, off, stride, s_out), out=out)
+    return out
+
+
 def maxpool_backward(delta, x, size, stride, out=None):
-    """∂C/∂x: each window's δ to its first maximum in row-major order (PyTorch's choice at ties)."""
-    d = len(size)
-    w = windows(x, size, stride)
-    first = w.reshape(w.shape[:2 + d] + (-1,)).argmax(axis=-1)   # argmax takes the first maximum
+    """∂C/∂x: each window's δ to its first maximum in row-major order (PyTorch's choice at ties):
+    the kernel offsets in that order, each taking the windows whose maximum it holds and that no
+    earlier offset took."""
+    s_out = delta.shape[2:]
+    top = maxpool_forward(x, size, stride)
     dx = np.zeros(x.shape, delta.dtype) if out is None else out
     if out is not None:
         dx[...] = 0
-    for i, off in enumerate(np.ndindex(*size)):
-        at = (Ellipsis,) + tuple(slice(q, q + s * (m - 1) + 1, s) for q, s, m in zip(off, stride, delta.shape[2:]))
-        dx[at] += np.where(first == i, delta, 0)
+    free = np.ones(top.shape, bool)                   # windows whose maximum no offset has taken yet
+    disjoint = all(t >= k for t, k in zip(stride, size))
+    offsets = list(np.ndindex(*size))
+    for i, off in enumerate(offsets):
+        hit = np.equal(offset_view(x, off, stride, s_out), top)
+        np.logical_and(hit, free, out=hit)
+        at = offset_view(dx, off, stride, s_out)
+        routed = hit.view(np.uint8)                    # 0/1 as numbers (a SymPy δ times a bool fails)
+        if disjoint:
+            np.multiply(delta, routed, out=at)
+        else:
+            np.add(at, np.multiply(delta, routed), out=at)
+        if i + 1 < len(offsets):
+            np.greater(free, hit, out=free)           # free and not hit
     return dx
 
 
-def maxpool_forward(x, size, stride, out=None):
-    """The maximum of each window: x (N, C, *S) -> (N, C, *S_out)."""
-    return windows(x, size, stride).max(axis=tuple(range(-len(size), 0)), out=out)
+def kept(shape, axes):
+    """``shape`` with ``axes`` kept as 1s: where a statistic over them broadcasts back."""
+    return tuple(1 if i in axes else m for i, m in enumerate(shape))
 
 
 def norm_apply(x, mean, rstd, axes, out=None):
     """x̂ = (x − μ) · rstd, rstd = 1/√(var + ε)."""
-    out = np.subtract(x, np.expand_dims(mean, axes), out=out)
-    out *= np.expand_dims(rstd, axes)
+    shape = kept(x.shape, axes)
+    out = np.subtract(x, mean.reshape(shape), out=out)
+    out *= rstd.reshape(shape)
     return out
 
 
 def norm_input_grad(delta, xhat, rstd, gamma, axes, out=None):
     """∂C/∂x = rstd · (g − mean(g) − x̂ · mean(g·x̂)), g = γ·δ, means over ``axes``: the two mean
-    terms come from μ's and var's own dependence on x."""
-    shape = (1,) + gamma.shape + (1,) * (delta.ndim - 1 - gamma.ndim)
-    g = delta * gamma.reshape(shape)
-    out = np.subtract(g, g.mean(axis=axes, keepdims=True), out=out)
-    out -= xhat * (g * xhat).mean(axis=axes, keepdims=True)
-    out *= np.expand_dims(rstd, axes)
+    terms come from μ's and var's own dependence on x. Where γ is constant along ``axes`` (batch
+    norm: one γ per channel), γ comes out of the means: rstd·γ·(δ − mean(δ) − x̂·mean(δ·x̂))."""
+    shape, stat = (1,) + gamma.shape + (1,) * (delta.ndim - 1 - gamma.ndim), kept(delta.shape, axes)
+    count = delta.size // rstd.size
+    if 1 not in axes:
+        g, scale = delta, rstd.reshape(stat) * gamma.reshape(shape)
+    else:
+        g, scale = delta * gamma.reshape(shape), rstd.reshape(stat)
+    out = np.multiply(g, xhat, out=out)                              # g·x̂, for its mean
+    mean_gx = axis_sum(out, axes).reshape(stat) / count
+    mean_g = axis_sum(g, axes).reshape(stat) / count
+    np.multiply(xhat, mean_gx, out=out)
+    np.subtract(g, out, out=out)
+    out -= mean_g
+    out *= scale
     return out
 
 
 def norm_mean(x, axes, out=None):
     """μ: the mean over ``axes``."""
-    return x.mean(axis=axes, out=out)
+    count = x.size // x[tuple(0 if i in axes else slice(None) for i in range(x.ndim))].size
+    return np.divide(axis_sum(x, axes, out=out), count, out=out)
 
 
 def norm_var(x, mean, axes, out=None):
     """var: the biased variance over ``axes``, about ``mean``."""
-    c = x - np.expand_dims(mean, axes)
-    return np.multiply(c, c, out=c).mean(axis=axes, out=out)
+    c = x - mean.reshape(kept(x.shape, axes))
+    count = x.size // mean.size
+    return np.divide(axis_sum(np.multiply(c, c, out=c), axes, out=out), count, out=out)
 
 
 def product_sum(delta, xhat, axes, out=None):
     """Σ δ·x̂ over ``axes``: γ's gradient."""
-    return (delta * xhat).sum(axis=axes, out=out)
+    return axis_sum(delta * xhat, axes, out=out)
 
 
 def scale_shift(xhat, gamma, beta, out=None):
@@ -420,8 +494,7 @@ def forward(params, X):
     z1 = _ws["z1"]
     conv_forward(X, W1, b1, (1, 1), (1, 1), out=z1)
     # a^{(1)} = \operatorname{id}\left(z^{(1)}\right)
-    a1 = _ws["a1"]
-    np.copyto(a1, z1)
+    a1 = z1
     # \mu^{(2)} = \operatorname{mean}_{\text{the batch and positions}} a^{(1)}
     mean2 = norm_mean(a1, (0, 2, 3))
     # \mathrm{var}^{(2)} = \operatorname{mean}_{\text{the batch and positions}} \left(a^{(1)} - \mu^{(2)}\right)^2
@@ -465,8 +538,7 @@ def loss(params, X, Y):
     z1 = _ws["z1"]
     conv_forward(X, W1, b1, (1, 1), (1, 1), out=z1)
     # a^{(1)} = \operatorname{id}\left(z^{(1)}\right)
-    a1 = _ws["a1"]
-    np.copyto(a1, z1)
+    a1 = z1
     # \mu^{(2)} = \operatorname{mean}_{\text{the batch and positions}} a^{(1)}
     mean2 = norm_mean(a1, (0, 2, 3))
     # \mathrm{var}^{(2)} = \operatorname{mean}_{\text{the batch and positions}} \left(a^{(1)} - \mu^{(2)}\right)^2
@@ -496,8 +568,7 @@ def loss(params, X, Y):
     # C = \frac{1}{N} \textstyle\sum - Y \left(z^{(5)} - \log\textstyle\sum_j e^{z^{(5)}}\right)
     np.subtract(z5, _logsumexp(z5), out=_ws["C_s0"])
     np.multiply(_ws["C_s0"], Y, out=_ws["C_s0"])
-    np.multiply(_ws["C_s0"], _C[-1], out=_ws["C_s0"])
-    C = np.add.reduce(_ws["C_s0"], axis=None)/N
+    C = (-np.add.reduce(_ws["C_s0"], axis=None))/N
 
     return C
 
@@ -542,8 +613,7 @@ def _loss_and_gradients(params, X, Y, grads, stats, scale=1):
     z1 = _ws["z1"]
     conv_forward(X, W1, b1, (1, 1), (1, 1), out=z1)
     # a^{(1)} = \operatorname{id}\left(z^{(1)}\right)
-    a1 = _ws["a1"]
-    np.copyto(a1, z1)
+    a1 = z1
     # \mu^{(2)} = \operatorname{mean}_{\text{the batch and positions}} a^{(1)}
     mean2 = norm_mean(a1, (0, 2, 3))
     # \mathrm{var}^{(2)} = \operatorname{mean}_{\text{the batch and positions}} \left(a^{(1)} - \mu^{(2)}\right)^2
@@ -576,8 +646,7 @@ def _loss_and_gradients(params, X, Y, grads, stats, scale=1):
     # C = \frac{1}{N} \textstyle\sum - Y \left(z^{(5)} - \log\textstyle\sum_j e^{z^{(5)}}\right)
     np.subtract(z5, _logsumexp(z5), out=_ws["C_s0"])
     np.multiply(_ws["C_s0"], Y, out=_ws["C_s0"])
-    np.multiply(_ws["C_s0"], _C[-1], out=_ws["C_s0"])
-    C = np.add.reduce(_ws["C_s0"], axis=None)/N
+    C = (-np.add.reduce(_ws["C_s0"], axis=None))/N
 
     # ---- backward pass, reusing the forward values
     # \delta^{(5)} = \frac{1}{N}\left(a^{(5)} \textstyle\sum_j y - y\right)
@@ -631,8 +700,7 @@ def predict(params, state, X):
     z1 = _ws["z1"]
     conv_forward(X, W1, b1, (1, 1), (1, 1), out=z1)
     # a^{(1)} = \operatorname{id}\left(z^{(1)}\right)
-    a1 = _ws["a1"]
-    np.copyto(a1, z1)
+    a1 = z1
     # r^{(2)} = 1 / \sqrt{\mathrm{var}^{(2)} + \epsilon}
     rstd2 = 1/np.sqrt(running_var2 + 1e-05)
     # \hat{x}^{(2)} = \left(a^{(1)} - \mu^{(2)}\right) r^{(2)}
@@ -677,10 +745,9 @@ def step(params, state, X, Y, learning_rate=learning_rate):
     C, grads = _loss_and_gradients(params, X, Y, grads, stats)
     for name, (_, per_example, unbiased, momentum) in RUNNING.items():
         n = len(X) * per_example                  # the values each statistic is over
-        value = stats[name] * (n / (n - 1)) if unbiased else stats[name]
         running = state["running"][name]
-        running *= 1 - momentum
-        running += momentum * value
+        running *= _C[1 - momentum]
+        running += stats[name] * _C[momentum * n / (n - 1) if unbiased else momentum]
     state["t"] = t = state["t"] + 1
     for name in TRAINED:
         theta, g = params[name], grads[name]

@@ -321,8 +321,7 @@ def loss(params, X, Y):
     # C = \frac{1}{N} \textstyle\sum - Y \left(z^{(2)} - \log\textstyle\sum_j e^{z^{(2)}}\right)
     np.subtract(z2, _logsumexp(z2), out=_ws["C_s0"])
     np.multiply(_ws["C_s0"], Y, out=_ws["C_s0"])
-    np.multiply(_ws["C_s0"], _C[-1], out=_ws["C_s0"])
-    C = np.add.reduce(_ws["C_s0"], axis=None)/N
+    C = (-np.add.reduce(_ws["C_s0"], axis=None))/N
 
     return C
 
@@ -379,8 +378,7 @@ def _loss_and_gradients(params, X, Y, grads, scale=1):
     # C = \frac{1}{N} \textstyle\sum - Y \left(z^{(2)} - \log\textstyle\sum_j e^{z^{(2)}}\right)
     np.subtract(z2, _logsumexp(z2), out=_ws["C_s0"])
     np.multiply(_ws["C_s0"], Y, out=_ws["C_s0"])
-    np.multiply(_ws["C_s0"], _C[-1], out=_ws["C_s0"])
-    C = np.add.reduce(_ws["C_s0"], axis=None)/N
+    C = (-np.add.reduce(_ws["C_s0"], axis=None))/N
 
     # ---- backward pass, reusing the forward values
     # \delta^{(2)} = \frac{1}{N}\left(a^{(2)} \textstyle\sum_j y - y\right)
