@@ -40,28 +40,49 @@ def offset_view(x, offset, stride, s_out):
 
 
 @kernel(offset_view)
-def patches(x, size, stride, padding):
-    """Every window of x (N, C, *S) after zero ``padding``, copied as (C, *size, N, *S_out): row
-    (c, k) holds x̃[n, c, k + stride·s] for every example n and output position s, so a kernel
-    W (O, C, *size) meets them in ONE matrix product, W.reshape(O, -1) @ patches.reshape(C·|K|, -1).
-    Built by a loop over the kernel offsets, each copying a whole (N, C, *S_out) slab."""
+def patches(x, size, stride, padding, rows=False):
+    """Every window of x (N, C, *S) after zero ``padding``, copied as (C, *size, N, *grid): entry
+    (c, k, n, s) holds x̃[n, c, k + stride·s], so a kernel W (O, C, *size) meets all windows in ONE
+    matrix product, W.reshape(O, -1) @ patches.reshape(C·|K|, -1). Built by a loop over the kernel
+    offsets, each copying a whole slab. The grid is the output positions S_out; with ``rows``
+    (stride 1), it runs over the padded input's full rows, (S_out[0], *P[1:]): each offset's slab
+    is then one contiguous run of the flattened input (long copies instead of S_out[-1]-long
+    pieces), and the positions past S_out along the later axes are extra windows to ignore (they
+    wrap into the next row; the last few, past the input's end, are 0)."""
     if any(padding):
         x = np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in padding])
-    n, c = x.shape[:2]
-    s_out = tuple((m - k) // t + 1 for m, k, t in zip(x.shape[2:], size, stride))
-    cols = np.empty((c, *size, n, *s_out), x.dtype)
+    n, c, *padded = x.shape
+    s_out = tuple((m - k) // t + 1 for m, k, t in zip(padded, size, stride))
+    if not rows:
+        cols = np.empty((c, *size, n, *s_out), x.dtype)
+        for off in np.ndindex(*size):
+            cols[(slice(None), *off)] = offset_view(x, off, stride, s_out).swapaxes(0, 1)
+        return cols
+    grid = (s_out[0], *padded[1:])
+    steps = [1] * len(padded)                       # the flat index of one step along each axis
+    for i in range(len(padded) - 1, 0, -1):
+        steps[i - 1] = steps[i] * padded[i]
+    run, total = s_out[0] * steps[0], padded[0] * steps[0]
+    flat = x.reshape(n, c, total)
+    cols = np.empty((c, *size, n, run), x.dtype)
     for off in np.ndindex(*size):
-        cols[(slice(None), *off)] = offset_view(x, off, stride, s_out).swapaxes(0, 1)
-    return cols
+        shift = sum(q * t for q, t in zip(off, steps))
+        have = min(run, total - shift)
+        cols[(slice(None), *off, slice(None), slice(0, have))] = flat[:, :, shift:shift + have].swapaxes(0, 1)
+        cols[(slice(None), *off, slice(None), slice(have, None))] = 0
+    return cols.reshape((c, *size, n, *grid))
 
 
 @kernel(patches)
 def conv_forward(x, W, b, stride, padding, out=None):
     """z = W ⋆ x + b: x (N, C, *S), W (O, C, *K), b (O,) -> (N, O, *S_out), as one matrix product of
-    the weights and the patches."""
-    cols = patches(x, W.shape[2:], stride, padding)
+    the weights and the patches (with stride 1 over full rows, whose extra positions are dropped)."""
     o, d = W.shape[0], len(stride)
-    z = (W.reshape(o, -1) @ cols.reshape(W[0].size, -1)).reshape((o,) + cols.shape[1 + d:])  # (O, N, *S_out)
+    rows = d > 1 and all(t == 1 for t in stride)
+    cols = patches(x, W.shape[2:], stride, padding, rows)
+    z = (W.reshape(o, -1) @ cols.reshape(W[0].size, -1)).reshape((o,) + cols.shape[1 + d:])  # (O, N, *grid)
+    s_out = tuple(m + 2 * p - k + 1 for m, p, k in zip(x.shape[2:], padding, W.shape[2:])) if rows else z.shape[2:]
+    z = z[(slice(None), slice(None)) + tuple(slice(0, m) for m in s_out)]
     return np.add(z.swapaxes(0, 1), b.reshape((-1,) + (1,) * d), out=out)
 
 
@@ -104,11 +125,14 @@ def conv_input_grad(delta, W, size, stride, padding, out=None):
 @kernel(patches)
 def conv_weight_grad(x, delta, size, stride, padding, out=None):
     """∂C/∂W for ∂C/∂z = delta: Σ over examples and positions of delta times the window it saw, one
-    matrix product of delta (O, N·|S_out|) and the patches."""
-    cols = patches(x, size, stride, padding)
-    o = delta.shape[1]
-    flat = np.ascontiguousarray(delta.swapaxes(0, 1)).reshape(o, -1)
-    grad = (flat @ cols.reshape(-1, flat.shape[1]).T).reshape((o,) + cols.shape[:1 + len(size)])  # (O, C, *K)
+    matrix product of delta (O, N·|grid|) and the patches (with stride 1 over full rows: delta is
+    laid out over them with zeros at the extra positions)."""
+    o, d = delta.shape[1], len(stride)
+    rows = d > 1 and all(t == 1 for t in stride)
+    cols = patches(x, size, stride, padding, rows)
+    spread = np.zeros((o,) + cols.shape[1 + d:], delta.dtype)             # (O, N, *grid)
+    spread[(slice(None), slice(None)) + tuple(slice(0, m) for m in delta.shape[2:])] = delta.swapaxes(0, 1)
+    grad = (spread.reshape(o, -1) @ cols.reshape(-1, spread[0].size).T).reshape((o,) + cols.shape[:1 + d])
     if out is None:
         return grad
     out[...] = grad
