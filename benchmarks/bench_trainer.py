@@ -3,7 +3,9 @@
 A step is the loss, the gradients and a plain SGD update of every parameter, on one batch, in
 place — ``step(params, state, X, Y)`` of the trainer that ``symbackprop generate --optimizer sgd``
 writes, ``Handwritten.sgd_step`` of ``benchmarks/handwritten.py`` (preallocated buffers, fused
-output delta), and, when they are installed, PyTorch eager on the CPU and ``jax.jit`` of the whole
+output delta, the learning rate folded into it, no loss value: the same operations as the
+independent harness's hand-written NumPy peer, which is timed too when ``../shared/bench`` is
+found), and, when they are installed, PyTorch eager on the CPU and ``jax.jit`` of the whole
 step. One BLAS thread; the contenders are timed in turn, round after round (interleaved), and each
 figure is the median over the rounds of the mean time of a step within a round.
 
@@ -94,6 +96,25 @@ def handwritten_step(sizes, hidden, output, loss, dtype, params, X, Y):
     hw = Handwritten(sizes, hidden, output, loss, dtype=np.dtype(dtype))
     p = {k: v.copy() for k, v in params.items()}
     return lambda: hw.sgd_step(p, X, Y, LEARNING_RATE)
+
+
+HARNESS = ROOT.parent / "shared" / "bench"   # the independent benchmark harness, when it is beside the checkout
+HARNESS_LOSS = {"squared_error": "sse", "binary_cross_entropy": "bce", "cross_entropy": "ce"}
+
+
+def harness_step(sizes, hidden, output, loss, dtype, params, X, Y):
+    """The independent harness's hand-written NumPy peer (``benchlib/peers/numpy_hand.py``), if found:
+    the bar ``handwritten.py`` must match."""
+    path = HARNESS / "benchlib" / "peers" / "numpy_hand.py"
+    if not path.exists():
+        return None
+    spec = importlib.util.spec_from_file_location("harness_numpy_hand", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    acts = [hidden] * (len(sizes) - 2) + [output]
+    peer = module.make_peer(list(sizes), acts, HARNESS_LOSS[loss], {k: v.copy() for k, v in params.items()}, X, Y,
+                            lr=LEARNING_RATE, dtype=np.dtype(dtype))
+    return peer["step"]
 
 
 def torch_step(sizes, hidden, output, loss, dtype, params, X, Y):
@@ -201,6 +222,9 @@ def main(argv=None):
         for dtype in dtypes:
             params, X, Y = problem(sizes, output, batch, dtype)
             contenders = {"hand-written NumPy": handwritten_step(sizes, hidden, output, loss, dtype, params, X, Y)}
+            harness = harness_step(sizes, hidden, output, loss, dtype, params, X, Y)
+            if harness is not None:
+                contenders["harness's NumPy peer"] = harness
             forms = ["auto", "array"] if net.parameter_count <= 32 else ["auto"]
             for form in forms:
                 name = "generated" if form == "auto" else f"generated ({form} form)"
@@ -243,7 +267,10 @@ def report(rows, run):
              "contenders interleaved, medians over rounds; ratios are time / hand-written NumPy time "
              "(below 1 is faster); \"fastest\" is the ratio of the fastest rounds, less sensitive to "
              "other processes. `generated` is the form `symbackprop generate` picks (unrolled "
-             "scalar code for the seed's 3-2-1 net, array code otherwise).",
+             "scalar code for the seed's 3-2-1 net, array code otherwise). The hand-written step "
+             "(benchmarks/handwritten.py) does not compute the loss value; the generated one does and "
+             "returns it. \"harness's NumPy peer\" is the hand-written step of the independent harness "
+             "in ../shared/bench, timed when it is found: the baseline is at least as fast.",
              "",
              f"Run: `{run['command']}` on {run['date']}. Load average (1, 5, 15 minutes) at the start "
              + ", ".join(f"{x:.2f}" for x in run["load"][0]) + ", at the end "
