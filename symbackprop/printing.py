@@ -22,7 +22,9 @@ Three things live here, and nowhere else:
   of terms with a positive term first (``a - y``, not ``-y + a``: one array negation fewer).
 
 The printed code refers to a few names the generated module defines (``templates/functions.py.jinja``):
-``np``, ``DTYPE``, ``EPS``, ``EXP_LO``, ``EXP_HI``, ``_erf``, ``_softmax``, ``_logsumexp``.
+``np``, ``DTYPE``, ``EPS``, ``EXP_LO``, ``EXP_HI``, ``_erf``, ``_softmax``, ``_logsumexp``; the in-place
+lines (:class:`InplaceWriter`) also ``_C`` (number constants as 0-d arrays), ``_ones``, ``_rowsum``,
+``N`` and ``inv_N`` (the batch size and 1/N).
 
 >>> from sympy import Symbol, exp, log
 >>> u = Symbol("u", real=True)

@@ -10,6 +10,11 @@ tests/test_layer_rules.py):
     ∂C/∂b[o]       = Σ_{n, s} δ[n, o, s]
     ∂C/∂x          = δ̂ ⋆ rot180(W)ᵀ, cropped by the padding             (δ̂: δ spread out by the stride
                                                                          and padded by kernel − 1)
+
+The kernels compute each of these as one matrix product with a patch matrix (``patches``: every
+window copied out by a loop over the kernel offsets, a whole slab at a time) — the input gradient
+as Wᵀδ added back where each window sat, which is the correlation above — never by loops over
+positions, and they run on object arrays of SymPy symbols too (tests/test_layer_rules.py).
 """
 import math
 
