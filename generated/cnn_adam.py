@@ -200,6 +200,10 @@ def axis_sum(delta, axes, out=None):
     axes, nd, k = tuple(axes), delta.ndim, len(axes)
     if out is not None and not out.flags.c_contiguous:
         return delta.sum(axis=axes, out=out)
+    if axes == (0,):                                    # the common case first: over the examples
+        total = np.dot(np.ones(len(delta), delta.dtype), delta.reshape(len(delta), -1),
+                       out=None if out is None else out.reshape(-1))
+        return total.reshape(delta.shape[1:]) if out is None else out
     if nd > 2 and axes == (0, *range(2, nd)):           # per channel: the positions, then the examples
         n, c = delta.shape[:2]
         per = delta.reshape(n * c, -1) @ np.ones(delta[0, 0].size, delta.dtype)
@@ -373,15 +377,15 @@ def norm_input_grad(delta, xhat, rstd, gamma, axes, out=None):
 
 def norm_mean(x, axes, out=None):
     """μ: the mean over ``axes``."""
-    count = x.size // x[tuple(0 if i in axes else slice(None) for i in range(x.ndim))].size
-    return np.divide(axis_sum(x, axes, out=out), count, out=out)
+    total = axis_sum(x, axes, out=out)
+    return np.divide(total, x.size // total.size, out=total)
 
 
 def norm_var(x, mean, axes, out=None):
     """var: the biased variance over ``axes``, about ``mean``."""
     c = x - mean.reshape(kept(x.shape, axes))
-    count = x.size // mean.size
-    return np.divide(axis_sum(np.multiply(c, c, out=c), axes, out=out), count, out=out)
+    total = axis_sum(np.multiply(c, c, out=c), axes, out=out)
+    return np.divide(total, x.size // total.size, out=total)
 
 
 def product_sum(delta, xhat, axes, out=None):
