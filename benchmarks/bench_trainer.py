@@ -3,7 +3,9 @@
 A step is the loss, the gradients and a plain SGD update of every parameter, on one batch, in
 place — ``step(params, state, X, Y)`` of the trainer that ``symbackprop generate --optimizer sgd``
 writes, ``Handwritten.sgd_step`` of ``benchmarks/handwritten.py`` (preallocated buffers, fused
-output delta), and, when they are installed, PyTorch eager on the CPU and ``jax.jit`` of the whole
+output delta, the learning rate folded into it, no loss value: the same operations as the
+independent harness's hand-written NumPy peer, which is timed too when ``../shared/bench`` is
+found), and, when they are installed, PyTorch eager on the CPU and ``jax.jit`` of the whole
 step. One BLAS thread; the contenders are timed in turn, round after round (interleaved), and each
 figure is the median over the rounds of the mean time of a step within a round.
 
@@ -43,9 +45,9 @@ CASES = [
     ("3-2-1 sigmoid, squared error (the seed)", (3, 2, 1), "sigmoid", "sigmoid", "squared_error", 1,
      ("float64",), "faster than every peer"),
     ("64-32-1 tanh/sigmoid, BCE", (64, 32, 1), "tanh", "sigmoid", "binary_cross_entropy", 32,
-     ("float64",), "<= 1.0x"),
+     ("float64", "float32"), "<= 1.0x the harness's peer"),
     ("784-128-10 relu/softmax, CE", (784, 128, 10), "relu", "softmax", "cross_entropy", 128,
-     ("float64", "float32"), "<= 1.05x"),
+     ("float64", "float32"), "<= 1.05x the harness's peer"),
     ("784-256-256-256-10 relu/softmax, CE", (784, 256, 256, 256, 10), "relu", "softmax", "cross_entropy", 256,
      ("float64", "float32"), "<= 1.05x"),
 ]
@@ -94,6 +96,25 @@ def handwritten_step(sizes, hidden, output, loss, dtype, params, X, Y):
     hw = Handwritten(sizes, hidden, output, loss, dtype=np.dtype(dtype))
     p = {k: v.copy() for k, v in params.items()}
     return lambda: hw.sgd_step(p, X, Y, LEARNING_RATE)
+
+
+HARNESS = ROOT.parent / "shared" / "bench"   # the independent benchmark harness, when it is beside the checkout
+HARNESS_LOSS = {"squared_error": "sse", "binary_cross_entropy": "bce", "cross_entropy": "ce"}
+
+
+def harness_step(sizes, hidden, output, loss, dtype, params, X, Y):
+    """The independent harness's hand-written NumPy peer (``benchlib/peers/numpy_hand.py``), if found:
+    the bar ``handwritten.py`` must match."""
+    path = HARNESS / "benchlib" / "peers" / "numpy_hand.py"
+    if not path.exists():
+        return None
+    spec = importlib.util.spec_from_file_location("harness_numpy_hand", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    acts = [hidden] * (len(sizes) - 2) + [output]
+    peer = module.make_peer(list(sizes), acts, HARNESS_LOSS[loss], {k: v.copy() for k, v in params.items()}, X, Y,
+                            lr=LEARNING_RATE, dtype=np.dtype(dtype))
+    return peer["step"]
 
 
 def torch_step(sizes, hidden, output, loss, dtype, params, X, Y):
@@ -173,8 +194,10 @@ def interleaved(contenders, rounds, inner):
         for _ in range(max(3, inner)):
             fn()  # warm up (JIT compilation, buffers, caches)
     times = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, fn in contenders.items():
+    names = list(contenders)
+    for r in range(rounds):
+        for name in (names if r % 2 == 0 else names[::-1]):   # the order alternating
+            fn = contenders[name]
             start = time.perf_counter()
             for _ in range(inner):
                 fn()
@@ -201,6 +224,9 @@ def main(argv=None):
         for dtype in dtypes:
             params, X, Y = problem(sizes, output, batch, dtype)
             contenders = {"hand-written NumPy": handwritten_step(sizes, hidden, output, loss, dtype, params, X, Y)}
+            harness = harness_step(sizes, hidden, output, loss, dtype, params, X, Y)
+            if harness is not None:
+                contenders["harness's NumPy peer"] = harness
             forms = ["auto", "array"] if net.parameter_count <= 32 else ["auto"]
             for form in forms:
                 name = "generated" if form == "auto" else f"generated ({form} form)"
@@ -236,14 +262,19 @@ def report(rows, run):
         for name in medians:
             if name not in peers and name != "hand-written NumPy":
                 peers.append(name)
-    head = "| network | batch | dtype | hand-written NumPy step | " + " | ".join(peers) + " | target |"
+    head = ("| network | batch | dtype | hand-written NumPy step | " + " | ".join(peers)
+            + " | generated ÷ harness's peer | target |")
     lines = ["# One training step: generated trainer vs hand-written NumPy",
              "",
              "Loss + gradients + SGD update of every parameter, one batch, in place; one BLAS thread; "
              "contenders interleaved, medians over rounds; ratios are time / hand-written NumPy time "
              "(below 1 is faster); \"fastest\" is the ratio of the fastest rounds, less sensitive to "
              "other processes. `generated` is the form `symbackprop generate` picks (unrolled "
-             "scalar code for the seed's 3-2-1 net, array code otherwise).",
+             "scalar code for the seed's 3-2-1 net, array code otherwise). The hand-written step "
+             "(benchmarks/handwritten.py) does not compute the loss value; the generated one does and "
+             "returns it. \"harness's NumPy peer\" is the hand-written step of the independent harness "
+             "in ../shared/bench, timed when it is found: the baseline is at least as fast, and issue 12's "
+             "targets are on that peer (the harness itself measures them: results/harness.md).",
              "",
              f"Run: `{run['command']}` on {run['date']}. Load average (1, 5, 15 minutes) at the start "
              + ", ".join(f"{x:.2f}" for x in run["load"][0]) + ", at the end "
@@ -263,7 +294,10 @@ def report(rows, run):
                 cells.append(f"{ratio:.2f}× ({fmt_time(seconds)}; fastest {best:.2f}×)")
             else:
                 cells.append("—")
-        lines.append(f"| {label} | {batch} | {dtype} | {fmt_time(base)} | " + " | ".join(cells) + f" | {target} |")
+        peer = "harness's NumPy peer"
+        versus = (f"{medians['generated'][0] / medians[peer][0]:.2f}×" if peer in medians else "—")
+        lines.append(f"| {label} | {batch} | {dtype} | {fmt_time(base)} | " + " | ".join(cells)
+                     + f" | {versus} | {target} |")
     lines += ["", "`python benchmarks/bench_trainer.py` writes this file.", ""]
     return "\n".join(lines)
 

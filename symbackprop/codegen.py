@@ -359,12 +359,12 @@ def print_program(program: Program, backend: str) -> Program:
     >>> net = Network.from_dict({"network": {"layers": [3, 2], "activations": ["relu"], "loss": "mse"}})
     >>> program = array_program(net, backend=None)              # the expressions alone
     >>> [print_program(program, b).forward[0].inplace for b in ("numpy", "torch")]
-    [('np.matmul(X, W1.T, out=z1)', 'np.add(z1, b1, out=z1)'), ('torch.addmm(b1, X, W1.T, out=z1)',)]
+    [('np.dot(X, W1.T, out=z1)', 'np.add(z1, b1, out=z1)'), ('torch.addmm(b1, X, W1.T, out=z1)',)]
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
     buffers: dict[str, str] = {}
-    printed = {id(s): _print_statement(s, backend, buffers) for s in program.statements}
+    printed = {id(s): _print_statement(s, backend, buffers, program.n_out) for s in program.statements}
     again = lambda statements: tuple(printed[id(s)] for s in statements)
     names = {e.kernel for s in program.statements for e in sympy.preorder_traversal(s.expr) if isinstance(e, Kernel)}
     return replace(program, forward=again(program.forward), loss=again(program.loss),
@@ -373,11 +373,12 @@ def print_program(program: Program, backend: str) -> Program:
                    kernels=tuple(kernel_sources(names, backend)))
 
 
-def _print_statement(s: Statement, backend: str, buffers: dict) -> Statement:
+def _print_statement(s: Statement, backend: str, buffers: dict, n_out: int) -> Statement:
     lines = ()
-    if s.has_inplace:
-        text = _shape_code(s.shape)
-        if not s.output:
+    scalar = s.shape == () and not s.output      # the loss: a sum over arrays of the output's shape
+    if s.has_inplace or scalar:
+        text = _shape_code(("N", n_out) if scalar else s.shape)
+        if not s.output and not scalar:
             buffers[s.name] = text
         count = iter(range(1000))
 
@@ -385,7 +386,7 @@ def _print_statement(s: Statement, backend: str, buffers: dict) -> Statement:
             key = f"{s.name}_s{next(count)}"
             buffers[key] = text
             return f'_ws["{key}"]'
-        lines = tuple(inplace_code(s.expr, s.name, scratch, backend))
+        lines = tuple(inplace_code(s.expr, s.name, scratch, backend, scalar=scalar))
     return replace(s, code=code(s.expr, backend), inplace=lines)
 
 

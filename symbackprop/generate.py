@@ -276,6 +276,19 @@ def _no_scratch():
     raise LookupError
 
 
+def gradient_scale(optimizer, settings) -> str | None:
+    """The code of c when the whole update is θ ← θ − c·g with c a number or hyper-parameters (plain
+    SGD: c = learning_rate), else None. Every gradient is linear in the output delta, so a step can
+    fold c into it (``_loss_and_gradients(..., scale=c)``) and subtract the gradients as they come."""
+    rules = optimizer.assignments(settings)
+    if len(rules) != 1 or rules[0][0] != opt.theta:
+        return None
+    c = sympy.cancel((opt.theta - rules[0][1]) / opt.g)
+    if c.free_symbols & {opt.theta, opt.g, opt.t} or {x.name for x in c.free_symbols} & _ARRAYS:
+        return None
+    return array_code(c)
+
+
 def _into_gradient(part: sympy.Expr, backend: str = "numpy") -> list[str] | None:
     """Lines computing ``part`` into the array ``g`` (which ``part`` may read only as c·g), or None."""
     arrays = {x.name for x in part.free_symbols} & _ARRAYS
@@ -403,6 +416,7 @@ def render(network: Network, optimizer: str | None = None, learning_rate: float 
     if form == "array":
         context.update(array_context(network, dtype, backend))
         context["update"] = array_update(optimizer_, settings, backend)
+        context["gradient_scale"] = gradient_scale(optimizer_, settings) if backend == "numpy" else None
     else:
         context.update(scalar_context(network))
         context["scalar_update"] = {

@@ -306,6 +306,7 @@ def test_loss_and_gradients_refuses_a_bad_out(small):
                          ({k: v for k, v in out.items() if k != "b2"}, r"out\['b2'\]: expected"),
                          ({**out, "b1": out["b1"].astype(np.float32)}, r"out\['b1'\]: .* got a float32 array"),
                          ({**out, "W2": P["W2"]}, r"out\['W2'\]: is params\['W2'\] itself"),
+                         ({**out, "W1": np.zeros((3, 2)).T}, r"out\['W1'\]: expected a C-contiguous array"),
                          ([out], r"^out: expected a dict")]:
         with pytest.raises(ValueError, match=message):
             f.loss_and_gradients(P, X, Y, out=bad)

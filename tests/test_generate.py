@@ -84,6 +84,9 @@ CASES = [  # (id, network, optimizer, form)
     ("softplus-elu-bce", net([3, 4, 3, 1], ["softplus", "elu", "sigmoid"], "binary_cross_entropy"), "adagrad", "array"),
     ("silu-gelu", net([3, 4, 2], ["silu", "gelu"], "squared_error"), "adamw", "array"),
     ("custom-softsign", net([3, 4, 1], ["z/(1 + abs(z))", "sigmoid"], "squared_error"), "adam", "array"),
+    # SGD steps fold the learning rate into the output delta: through dense, conv, pool and batch norm
+    ("softmax-ce-sgd", net([4, 5, 3], ["relu", "softmax"], "cross_entropy"), "sgd", "array"),
+    ("cnn-sgd", load("examples/cnn.toml"), "sgd", "array"),
 ]
 
 
@@ -379,3 +382,25 @@ def test_stdout_when_no_output(capsys):
     out = capsys.readouterr().out
     assert is_generated(out)
     ast.parse(out)
+
+
+def test_step_checks_arrays_it_has_not_seen(tmp_path):
+    """step() checks the parameters again only when an array is another object than last time: a
+    new array of the wrong shape or dtype is still refused, naming it."""
+    network = net([3, 4, 2], ["tanh", "sigmoid"], "binary_cross_entropy")
+    module = load_trainer(render(network, optimizer="sgd", form="array"), tmp_path)
+    params = module.init_params(seed=1)
+    state = module.init_state(params)
+    X, Y = data(network, 5)
+    module.step(params, state, X, Y)
+    module.step(params, state, X, Y)
+    for bad, message in [({**params, "W1": params["W1"].T.copy()}, r"params\['W1'\]: expected a float64 array of shape \(4, 3\)"),
+                         ({**params, "b2": params["b2"].astype(np.float32)}, r"params\['b2'\]: .* got a float32 array"),
+                         ({k: v for k, v in params.items() if k != "W2"}, r"params\['W2'\]: missing"),
+                         ([params], r"^params: expected a dict")]:
+        with pytest.raises(ValueError, match=message):
+            module.step(bad, state, X, Y)
+    with pytest.raises(ValueError, match=r"^X: expected"):
+        module.step(params, state, X[:, :2], Y)
+    with pytest.raises(ValueError, match=r"^Y: expected"):
+        module.step(params, state, X, Y[:3])

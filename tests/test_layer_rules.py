@@ -61,6 +61,7 @@ def same(a, b):
 
 
 CONVS = [((2, 4, 4), dict(channels=2, kernel=3, stride=1, padding=1)),
+         ((1, 4, 5), dict(channels=2, kernel=[2, 3], stride=1, padding=0)),  # stride 1: patches over full rows
          ((1, 5, 4), dict(channels=2, kernel=[2, 3], stride=[2, 1], padding=[1, 0])),
          ((1, 5, 5), dict(channels=1, kernel=2, stride=2, padding=0)),    # the stride leaves a row out
          ((2, 6), dict(channels=2, kernel=3, stride=2, padding=1)),

@@ -26,23 +26,61 @@ from .dense import grad_tex, sup
 
 
 @kernel()
+def kept(shape, axes):
+    """``shape`` with ``axes`` kept as 1s: where a statistic over them broadcasts back."""
+    return tuple(1 if i in axes else m for i, m in enumerate(shape))
+
+
+@kernel()
+def axis_sum(delta, axes, out=None):
+    """Σ over ``axes``: β's gradient. Over leading or trailing axes (and batch norm's examples and
+    positions, (0, 2, ...)) as products with a ones vector: NumPy's reduction over the first axis
+    of a (256, 256) array, or over the examples and positions at once, runs several times slower."""
+    axes, nd, k = tuple(axes), delta.ndim, len(axes)
+    if out is not None and not out.flags.c_contiguous:
+        return delta.sum(axis=axes, out=out)
+    if axes == (0,):                                    # the common case first: over the examples
+        total = np.dot(np.ones(len(delta), delta.dtype), delta.reshape(len(delta), -1),
+                       out=None if out is None else out.reshape(-1))
+        return total.reshape(delta.shape[1:]) if out is None else out
+    if nd > 2 and axes == (0, *range(2, nd)):           # per channel: the positions, then the examples
+        n, c = delta.shape[:2]
+        per = delta.reshape(n * c, -1) @ np.ones(delta[0, 0].size, delta.dtype)
+        return np.dot(np.ones(n, delta.dtype), per.reshape(n, c), out=out)
+    if axes == tuple(range(k)):
+        rest = delta.shape[k:]
+        flat = delta.reshape(-1, delta[(0,) * k].size)
+        total = np.dot(np.ones(len(flat), delta.dtype), flat, out=None if out is None else out.reshape(-1))
+    elif axes == tuple(range(nd - k, nd)):
+        rest = delta.shape[:nd - k]
+        flat = delta.reshape(-1, delta[(0,) * (nd - k)].size)
+        total = np.dot(flat, np.ones(flat.shape[1], delta.dtype), out=None if out is None else out.reshape(-1))
+    else:
+        return delta.sum(axis=axes, out=out)
+    return total.reshape(rest) if out is None else out
+
+
+@kernel(axis_sum)
 def norm_mean(x, axes, out=None):
     """μ: the mean over ``axes``."""
-    return x.mean(axis=axes, out=out)
+    total = axis_sum(x, axes, out=out)
+    return np.divide(total, x.size // total.size, out=total)
 
 
-@kernel()
+@kernel(axis_sum, kept)
 def norm_var(x, mean, axes, out=None):
     """var: the biased variance over ``axes``, about ``mean``."""
-    c = x - np.expand_dims(mean, axes)
-    return np.multiply(c, c, out=c).mean(axis=axes, out=out)
+    c = x - mean.reshape(kept(x.shape, axes))
+    total = axis_sum(np.multiply(c, c, out=c), axes, out=out)
+    return np.divide(total, x.size // total.size, out=total)
 
 
-@kernel()
+@kernel(kept)
 def norm_apply(x, mean, rstd, axes, out=None):
     """x̂ = (x − μ) · rstd, rstd = 1/√(var + ε)."""
-    out = np.subtract(x, np.expand_dims(mean, axes), out=out)
-    out *= np.expand_dims(rstd, axes)
+    shape = kept(x.shape, axes)
+    out = np.subtract(x, mean.reshape(shape), out=out)
+    out *= rstd.reshape(shape)
     return out
 
 
@@ -55,27 +93,30 @@ def scale_shift(xhat, gamma, beta, out=None):
     return out
 
 
-@kernel()
-def axis_sum(delta, axes, out=None):
-    """Σ over ``axes``: β's gradient."""
-    return delta.sum(axis=axes, out=out)
-
-
-@kernel()
+@kernel(axis_sum)
 def product_sum(delta, xhat, axes, out=None):
     """Σ δ·x̂ over ``axes``: γ's gradient."""
-    return (delta * xhat).sum(axis=axes, out=out)
+    return axis_sum(delta * xhat, axes, out=out)
 
 
-@kernel()
+@kernel(axis_sum, kept)
 def norm_input_grad(delta, xhat, rstd, gamma, axes, out=None):
     """∂C/∂x = rstd · (g − mean(g) − x̂ · mean(g·x̂)), g = γ·δ, means over ``axes``: the two mean
-    terms come from μ's and var's own dependence on x."""
-    shape = (1,) + gamma.shape + (1,) * (delta.ndim - 1 - gamma.ndim)
-    g = delta * gamma.reshape(shape)
-    out = np.subtract(g, g.mean(axis=axes, keepdims=True), out=out)
-    out -= xhat * (g * xhat).mean(axis=axes, keepdims=True)
-    out *= np.expand_dims(rstd, axes)
+    terms come from μ's and var's own dependence on x. Where γ is constant along ``axes`` (batch
+    norm: one γ per channel), γ comes out of the means: rstd·γ·(δ − mean(δ) − x̂·mean(δ·x̂))."""
+    shape, stat = (1,) + gamma.shape + (1,) * (delta.ndim - 1 - gamma.ndim), kept(delta.shape, axes)
+    count = delta.size // rstd.size
+    if 1 not in axes:
+        g, scale = delta, rstd.reshape(stat) * gamma.reshape(shape)
+    else:
+        g, scale = delta * gamma.reshape(shape), rstd.reshape(stat)
+    out = np.multiply(g, xhat, out=out)                              # g·x̂, for its mean
+    mean_gx = axis_sum(out, axes).reshape(stat) / count
+    mean_g = axis_sum(g, axes).reshape(stat) / count
+    np.multiply(xhat, mean_gx, out=out)
+    np.subtract(g, out, out=out)
+    out -= mean_g
+    out *= scale
     return out
 
 

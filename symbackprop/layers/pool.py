@@ -17,37 +17,65 @@ from dataclasses import replace
 from ..document import Display, Para, Table
 from .base import (Backward, Field, LayerError, LayerKind, index_tuples, ints, kernel, rule_and_tables, shape_text,
                    with_options)
-from .conv import _size, windows
+from .conv import _size, offset_view, windows
 
 
-@kernel(windows)
+@kernel(offset_view)
 def maxpool_forward(x, size, stride, out=None):
-    """The maximum of each window: x (N, C, *S) -> (N, C, *S_out)."""
-    return windows(x, size, stride).max(axis=tuple(range(-len(size), 0)), out=out)
+    """The maximum of each window: x (N, C, *S) -> (N, C, *S_out), element-wise maxima of the
+    strided views of each kernel offset (a loop over the offsets, not over the windows)."""
+    s_out = tuple((m - k) // t + 1 for m, k, t in zip(x.shape[2:], size, stride))
+    offsets = list(np.ndindex(*size))
+    first = offset_view(x, offsets[0], stride, s_out)
+    if len(offsets) == 1:
+        return first.copy() if out is None else np.copyto(out, first) or out
+    out = np.maximum(first, offset_view(x, offsets[1], stride, s_out), out=out)
+    for off in offsets[2:]:
+        np.maximum(out, offset_view(x, off, stride, s_out), out=out)
+    return out
 
 
-@kernel(windows)
+@kernel(maxpool_forward, offset_view)
 def maxpool_backward(delta, x, size, stride, out=None):
-    """∂C/∂x: each window's δ to its first maximum in row-major order (PyTorch's choice at ties)."""
-    d = len(size)
-    w = windows(x, size, stride)
-    first = w.reshape(w.shape[:2 + d] + (-1,)).argmax(axis=-1)   # argmax takes the first maximum
+    """∂C/∂x: each window's δ to its first maximum in row-major order (PyTorch's choice at ties):
+    the kernel offsets in that order, each taking the windows whose maximum it holds and that no
+    earlier offset took."""
+    s_out = delta.shape[2:]
+    top = maxpool_forward(x, size, stride)
     dx = np.zeros(x.shape, delta.dtype) if out is None else out
     if out is not None:
         dx[...] = 0
-    for i, off in enumerate(np.ndindex(*size)):
-        at = (Ellipsis,) + tuple(slice(q, q + s * (m - 1) + 1, s) for q, s, m in zip(off, stride, delta.shape[2:]))
-        dx[at] += np.where(first == i, delta, 0)
+    free = np.ones(top.shape, bool)                   # windows whose maximum no offset has taken yet
+    disjoint = all(t >= k for t, k in zip(stride, size))
+    offsets = list(np.ndindex(*size))
+    for i, off in enumerate(offsets):
+        hit = np.equal(offset_view(x, off, stride, s_out), top)
+        np.logical_and(hit, free, out=hit)
+        at = offset_view(dx, off, stride, s_out)
+        routed = hit.view(np.uint8)                    # 0/1 as numbers (a SymPy δ times a bool fails)
+        if disjoint:
+            np.multiply(delta, routed, out=at)
+        else:
+            np.add(at, np.multiply(delta, routed), out=at)
+        if i + 1 < len(offsets):
+            np.greater(free, hit, out=free)           # free and not hit
     return dx
 
 
-@kernel(windows)
+@kernel(offset_view)
 def avgpool_forward(x, size, stride, out=None):
-    """The mean of each window."""
-    return windows(x, size, stride).mean(axis=tuple(range(-len(size), 0)), out=out)
+    """The mean of each window: the views of each kernel offset summed, then divided by |K|."""
+    s_out = tuple((m - k) // t + 1 for m, k, t in zip(x.shape[2:], size, stride))
+    offsets = list(np.ndindex(*size))
+    total = offset_view(x, offsets[0], stride, s_out)
+    out = np.add(total, offset_view(x, offsets[1], stride, s_out), out=out) if len(offsets) > 1 else \
+        (total.copy() if out is None else np.copyto(out, total) or out)
+    for off in offsets[2:]:
+        np.add(out, offset_view(x, off, stride, s_out), out=out)
+    return np.divide(out, len(offsets), out=out)
 
 
-@kernel()
+@kernel(offset_view)
 def avgpool_backward(delta, shape, size, stride, out=None):
     """∂C/∂x: δ/|K| to every element of each window (summed where windows overlap)."""
     dx = np.zeros(delta.shape[:2] + tuple(shape), delta.dtype) if out is None else out
@@ -55,8 +83,8 @@ def avgpool_backward(delta, shape, size, stride, out=None):
         dx[...] = 0
     share = delta / np.prod(size)
     for off in np.ndindex(*size):
-        at = (Ellipsis,) + tuple(slice(q, q + s * (m - 1) + 1, s) for q, s, m in zip(off, stride, delta.shape[2:]))
-        dx[at] += share
+        at = offset_view(dx, off, stride, delta.shape[2:])
+        np.add(at, share, out=at)
     return dx
 
 
