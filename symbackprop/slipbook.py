@@ -1,6 +1,8 @@
 """Each layer entry's catalogued mistakes (:meth:`~symbackprop.layers.base.LayerKind.slips`) made
 in a check graph's numbers: a slip's mistaken definitions taken as a forward value's own
 expression, or differentiated by ``sympy.diff`` into the gradients passed back through them."""
+import functools
+
 import numpy as np
 import sympy
 
@@ -110,14 +112,4 @@ def _merged(slips) -> Slip:
 
     def one(st, idx):
         return slips[idx[0]].element(st, idx[1:])
-    return Slip(first.where, _cached(defs), first.generic, one)
-
-
-def _cached(fn):
-    cache = []
-
-    def get():
-        if not cache:
-            cache.append(fn())
-        return cache[0]
-    return get
+    return Slip(first.where, functools.cache(defs), first.generic, one)

@@ -18,6 +18,7 @@ A kind is one definition holding, side by side (as ``derivatives.yaml`` keeps an
 Nothing outside ``symbackprop/layers/`` asks which kind a layer is: the model, the derivation, the
 code generator and the renderers call these methods.
 """
+import functools
 import inspect
 import math
 import re
@@ -397,7 +398,7 @@ class SlipContext:
             found = self.rerun(**changes)
             return {name: {idx: then(d) if then else d for idx, d in np.ndenumerate(arr)}
                     for name, arr in found.items() if stages is None or name in stages}
-        return Slip(where, _once(defs), generic)
+        return Slip(where, functools.cache(defs), generic)
 
     def rewrite(self, where: dict, mapping: dict, stage: str | None = None, element=None, generic=True) -> Slip:
         """A slip substituting ``mapping`` in the definitions of ``stage`` (default: the entry's
@@ -413,12 +414,12 @@ class SlipContext:
             if st != name or (element is not None and tuple(index) != tuple(element)):
                 return None
             return self.stages[name][1][tuple(index)].xreplace(mapping)
-        return Slip(where, _once(defs), generic, one)
+        return Slip(where, functools.cache(defs), generic, one)
 
     def scaled(self, where: dict, factor, stage: str | None = None) -> Slip:
         """A slip multiplying every definition of ``stage`` (default: the entry's output) by ``factor``."""
         name = stage or self.out
-        return Slip(where, _once(lambda: {name: {idx: d * factor for idx, d in np.ndenumerate(self.stages[name][1])}}))
+        return Slip(where, functools.cache(lambda: {name: {idx: d * factor for idx, d in np.ndenumerate(self.stages[name][1])}}))
 
 
 def with_options(layer: Layer, **changes) -> Layer:
@@ -428,16 +429,6 @@ def with_options(layer: Layer, **changes) -> Layer:
 
 def zeros(shape) -> np.ndarray:
     return np.full(shape, sympy.Integer(0), dtype=object)
-
-
-def _once(fn):
-    cache = []
-
-    def get():
-        if not cache:
-            cache.append(fn())
-        return cache[0]
-    return get
 
 
 def label(name: str, index) -> str:
