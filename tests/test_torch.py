@@ -191,7 +191,7 @@ def test_checkpoints_pass_between_backends(cnn_trainers, tmp_path):
     assert call(files["torch"], *common, "--resume", tmp_path / "numpy_half.npz", "--epochs", 4, "--save", mixed).returncode == 0
     a, b = checkpoint_arrays(mixed), checkpoint_arrays(tmp_path / "numpy_whole.npz")
     for key in a:
-        if key.startswith(("param/", "state/")):
+        if key.startswith(("param/", "state/")) or key == "history":
             np.testing.assert_allclose(a[key], b[key], rtol=1e-10, atol=1e-13, err_msg=key)
         elif key != "previous_loss":
             assert a[key].tobytes() == b[key].tobytes(), key
@@ -222,7 +222,7 @@ def assert_close_checkpoints(a, b):
     a, b = checkpoint_arrays(a), checkpoint_arrays(b)
     assert a.keys() == b.keys()
     for key in a:
-        if key.startswith(("param/", "state/")) or key in ("previous_loss", "loss_sum"):
+        if key.startswith(("param/", "state/")) or key in ("previous_loss", "loss_sum", "history"):
             np.testing.assert_allclose(a[key], b[key], rtol=1e-12, atol=1e-15, err_msg=key)
         else:
             assert a[key].tobytes() == b[key].tobytes(), key
