@@ -665,7 +665,7 @@ def split_rows(n, fraction, seed):
     k = fraction*n (rounded, halves up) rows of np.random.default_rng(seed).permutation(n) are held out.
 
     >>> split_rows(10, 0.3, 0)[1]
-    array([0, 5, 6])
+    array([2, 4, 6])
     """
     k = math.floor(fraction * n + 0.5)
     held = np.sort(np.random.default_rng(seed).permutation(n)[:k])
