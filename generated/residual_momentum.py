@@ -71,30 +71,35 @@
 #
 # Training stops at the first of: --epochs passes over the data, --max-iters updates, the epoch's
 # loss below --loss-below, the loss changing by less than --min-delta from one epoch to the next, or
-# the validation loss not below its lowest for --patience epochs.
-# An epoch's loss is the mean of its batches' losses, each taken before that batch's update; its accuracy is
-# over the same batches' outputs.
-# Validation: --val-data FILE (the same format), or --val-fraction F, which holds out the rows
-# np.random.default_rng(SEED).permutation(N)[:k], k = F*N rounded (SEED: --seed), and trains on the others, in
-# file order; a checkpoint keeps its split, and --resume uses it. After every epoch the validation loss and accuracy
-# are taken in evaluation mode (evaluate(): the same outputs as in training).
+# (--patience K) K epochs without a validation loss below the lowest so far. An epoch's loss is the
+# mean of its batches' losses, each taken before that batch's update; its accuracy is over the same
+# batches' outputs.
+#
+# Validation: --val-data FILE (in --data's format), or --val-fraction F, which holds out the rows
+# np.random.default_rng(SEED).permutation(N)[:k], k = F*N rounded, SEED = --seed, and trains on the
+# others in file order (split_rows()); a checkpoint keeps its split, and --resume uses it. After every
+# epoch, evaluate() measures the validation loss and accuracy in evaluation mode
+# (the outputs are those of training).
 # Accuracy (sigmoid + binary_cross_entropy): the fraction of outputs, over every output of every example,
 # on the same side of 0.5 as their targets (an output of 0.5 counts as 0).
-# --patience K: when training ends by it, --epochs, --loss-below or --min-delta, the run goes back to the
-# end of its best epoch, the one with the lowest validation loss (parameters, optimizer state,
-# step count and random generator): what train() returns, --save writes and predict uses. --max-iters and
-# Ctrl-C leave the run where it stopped, to be resumed.
+# With --patience, a run that ends by it, --epochs, --loss-below or --min-delta goes back to the end of
+# its best epoch, the one with the lowest validation loss: its parameters,
+# optimizer state, step count and generator are what train() returns, --save writes and predict uses.
+# --max-iters and Ctrl-C leave the run where it stopped, to be resumed.
+#
 # On a terminal, each epoch is one line rewritten in place as it goes (batches done, rate, time left in
 # the epoch); otherwise one plain line per epoch. --log appends a CSV row per epoch, --plot draws the
 # training and validation loss as an SVG file (drawn by this file, no plotting library).
 #
-# predict writes one CSV row per example of --data: the outputs, then each output's label (1 above 0.5, else 0),
-# in evaluation mode, with the parameters of the checkpoint --params; a data file with targets also gets
-# its loss and accuracy reported. It never replaces a file without --force, nor the data or checkpoint.
+# predict writes one CSV row per example of --data: the outputs, then each output's label (1 above
+# 0.5, else 0), in evaluation mode, with the parameters of the checkpoint --params; a data file with
+# targets also gets its loss and accuracy reported.
+# It never replaces a file without --force, nor the data file or the checkpoint.
 #
 # Checkpoints (--save) hold the parameters, the optimizer state, the step count, the epoch, the
 # position in the epoch, the random generator, every epoch's numbers, the validation split and (with
-# --patience) the best epoch's run, so --resume continues exactly as the uninterrupted run would have; they are written to a temporary file and renamed, so a crash never leaves half a file.
+# --patience) the best epoch's run, so --resume continues exactly as the uninterrupted run would have;
+# they are written to a temporary file and renamed, so a crash never leaves half a file.
 # --save, --log and --plot replace only a checkpoint, loss log or plot of this trainer (others need
 # --force), never a data file; a checkpoint is checked against the network and the data before it is used.
 import argparse
@@ -119,7 +124,7 @@ LOSS = "binary_cross_entropy"
 TARGETS = (0.0, 1.0)  # the targets the loss is defined for
 ACCURACY = "threshold"  # how predictions are counted right: "argmax", "threshold" (at 0.5) or None (no classes)
 COUNTED = 1  # predictions counted per example
-HISTORY = ("epoch", "iterations", "loss", "accuracy", "val_loss", "val_accuracy")  # each epoch's numbers (nan: not measured)
+HISTORY = ("epoch", "iterations", "loss", "accuracy", "val_loss", "val_accuracy")  # an epoch's numbers (nan: none)
 LOG_HEADER = "epoch,iterations,loss,seconds,val_loss,accuracy,val_accuracy"
 PLOT_MARKER = "<!-- a loss curve drawn by a symbackprop trainer -->"
 CHECKPOINT_FORMAT = "symbackprop-checkpoint-1"
@@ -832,8 +837,8 @@ def split_rows(n, fraction, seed):
 
 
 def measure(params, state, X, Y, batch_size=256):
-    """The validation loss and accuracy (nan without classes) of X, Y in evaluation mode (evaluate()),
-    taken in chunks of ``batch_size`` rows: (loss, accuracy)."""
+    """The validation loss and accuracy (nan without classes) of X, Y in evaluation mode
+    (evaluate()), taken in chunks of ``batch_size`` rows: (loss, accuracy)."""
     total, right = 0.0, 0
     for start in range(0, len(X), batch_size):
         Xc, Yc = X[start:start + batch_size], Y[start:start + batch_size]
@@ -844,7 +849,8 @@ def measure(params, state, X, Y, batch_size=256):
 
 
 def correct(outputs, Y):
-    """How many of the predictions ``outputs`` makes are right against the targets Y: outputs on the same side of 0.5 as their targets."""
+    """How many of the predictions ``outputs`` makes are right against the targets Y:
+    the outputs on the same side of 0.5 as their targets."""
     return int(((outputs > 0.5) == (Y > 0.5)).sum())
 
 
@@ -994,12 +1000,14 @@ def save_checkpoint(run, path):
               "has_order": np.array(run["order"] is not None),
               "loss_sum": np.array(run["loss_sum"]), "batches": np.array(run["batches"]),
               "right": np.array(-1 if run["right"] is None else run["right"]),
-              "history": np.array([[r[k] for k in HISTORY] for r in run["history"]], dtype=np.float64).reshape(-1, len(HISTORY)),
+              "history": np.array([[r[k] for k in HISTORY] for r in run["history"]],
+                                  dtype=np.float64).reshape(-1, len(HISTORY)),
               "split": np.array(json.dumps(run["split"]))}
     if run["best"] is not None:
         arrays["best/val_loss"] = np.array(float(run["best"]["val_loss"]))
         arrays.update(_run_arrays(run["best"]["run"], "best/"))
-    if not all(np.all(np.isfinite(v)) for k, v in arrays.items() if k.startswith(("param/", "state/", "best/param/", "best/state/"))):
+    arrays_of_numbers = ("param/", "state/", "best/param/", "best/state/")
+    if not all(np.all(np.isfinite(v)) for k, v in arrays.items() if k.startswith(arrays_of_numbers)):
         raise TrainerError(f"refusing to write {path}: the parameters are not all finite")
     folder, prefix = os.path.dirname(os.path.abspath(path)), "." + os.path.basename(path) + "."
     try:
@@ -1158,9 +1166,9 @@ def _misfit(run, n):
         return f"damaged checkpoint (the epoch's loss so far is {run['loss_sum']})"
     if not (math.isfinite(run["previous_loss"]) or math.isnan(run["previous_loss"]) and run["epoch"] == 0):
         return f"damaged checkpoint (the previous epoch's loss is {run['previous_loss']})"
-    best = run["best"]
-    if best is not None and not (best["run"]["epoch"] <= run["epoch"] and best["run"]["state"]["t"] <= run["state"]["t"]):
-        return (f"damaged checkpoint (its best epoch, {best['run']['epoch']} after {best['run']['state']['t']} updates, "
+    best = run["best"]["run"] if run["best"] is not None else None
+    if best is not None and not (best["epoch"] <= run["epoch"] and best["state"]["t"] <= run["state"]["t"]):
+        return (f"damaged checkpoint (its best epoch, {best['epoch']} after {best['state']['t']} updates, "
                 f"is later than the run, at epoch {run['epoch']} after {run['state']['t']})")
     return None
 
@@ -1214,7 +1222,8 @@ def check_outputs(args):
     """TrainerError unless --save, --log and --plot may be written: regular files (or new ones) in an
     existing folder, not a data file, and, if they exist, a checkpoint, a log or a plot of this
     trainer — anything else only with --force."""
-    kinds = {"--save": ("a checkpoint", is_checkpoint), "--log": ("a loss log", _is_log), "--plot": ("a plot", _is_plot)}
+    kinds = {"--save": ("a checkpoint", is_checkpoint), "--log": ("a loss log", _is_log),
+             "--plot": ("a plot", _is_plot)}
     named = [(flag, path) for flag, path in (("--save", args.save), ("--log", args.log), ("--plot", args.plot))
              if path is not None]
     if args.plot is not None and not args.plot.lower().endswith(".svg"):
@@ -1260,8 +1269,8 @@ def _same_file(a, b):
 def write_file(path, text, flag):
     """Write ``text`` to ``path`` atomically (a temporary file in its folder, then a rename)."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix="." + os.path.basename(path) + ".",
-                                   suffix=".tmp")
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     except OSError as err:
         raise TrainerError(f"cannot write {flag} {path!r}: {err.strerror or err}") from None
     try:
@@ -1447,11 +1456,12 @@ def _fraction(text):
 
 
 def build_parser():
-    parser = _Parser(description="Train the network of 6 layers (input 2, dense(units=8) tanh, dense(units=8) tanh, add(from=1), dense(units=8) tanh, add(from=3), dense(units=1) sigmoid; binary_cross_entropy), 177 parameters with momentum.",
-                     epilog="python %(prog)s predict --help: predictions from a checkpoint")
+    parser = _Parser(epilog="python %(prog)s predict --help: predictions from a checkpoint",
+                     description="Train the network of 6 layers (input 2, dense(units=8) tanh, dense(units=8) tanh, add(from=1), dense(units=8) tanh, add(from=3), dense(units=1) sigmoid; binary_cross_entropy), 177 parameters with momentum.")
     parser.add_argument("--data", help="a .npz (X, Y) or .csv file")
     validation = parser.add_mutually_exclusive_group()
-    validation.add_argument("--val-data", metavar="FILE", help="a validation set (.npz or .csv), measured after every epoch")
+    validation.add_argument("--val-data", metavar="FILE",
+                            help="a validation set (.npz or .csv), measured after every epoch")
     validation.add_argument("--val-fraction", type=_fraction, metavar="F",
                             help="hold out this fraction of --data's rows (drawn with --seed) as the validation set")
     parser.add_argument("--patience", type=_positive(int), metavar="K",
@@ -1468,10 +1478,11 @@ def build_parser():
     parser.add_argument("--loss-below", type=_non_negative, help="stop when an epoch's loss is below this")
     parser.add_argument("--min-delta", type=_non_negative, help="stop when the loss changes by less than this")
     parser.add_argument("--save", metavar="CKPT", help="write a checkpoint (.npz) here when training stops")
-    parser.add_argument("--save-every", type=_positive(int), metavar="K", help="and after every K epochs")
+    parser.add_argument("--save-every", type=_positive(int), metavar="K", help="and after every K epochs (--plot too)")
     parser.add_argument("--resume", metavar="CKPT", help="continue from this checkpoint")
     parser.add_argument("--log", metavar="CSV", help=f"append a row per epoch: {LOG_HEADER.replace(',', ', ')}")
-    parser.add_argument("--plot", metavar="SVG", help="draw the training and validation loss per epoch into this .svg file")
+    parser.add_argument("--plot", metavar="SVG",
+                        help="draw the training and validation loss per epoch into this .svg file")
     parser.add_argument("--force", action="store_true",
                         help="let --save, --log and --plot replace a file that is not a checkpoint, log or plot "
                              "of this trainer")
@@ -1486,7 +1497,8 @@ def build_predict_parser():
     parser.add_argument("--params", metavar="CKPT", required=True, help="a checkpoint of this trainer (--save)")
     parser.add_argument("--data", metavar="FILE", required=True,
                         help="a .npz (X, optionally Y) or .csv file (inputs, optionally targets)")
-    parser.add_argument("-o", "--output", metavar="CSV", required=True, help="where to write them (- : standard output)")
+    parser.add_argument("-o", "--output", metavar="CSV", required=True,
+                        help="where to write them (- : standard output)")
     parser.add_argument("--force", action="store_true", help="replace an existing file")
     return parser
 
@@ -1641,8 +1653,9 @@ class Progress:
         self.shown = now
         rate = rows / max(seconds, 1e-9)
         left = (self.rows - min(run["position"], self.rows)) / max(rate, 1e-9)
+        counted = ACCURACY and run["right"] is not None
         so_far = {"loss": run["loss_sum"] / run["batches"], "val_loss": math.nan, "val_accuracy": math.nan,
-                  "accuracy": run["right"] / (min(run["position"], self.rows) * COUNTED) if ACCURACY and run["right"] is not None else math.nan}
+                  "accuracy": run["right"] / (min(run["position"], self.rows) * COUNTED) if counted else math.nan}
         self.show(f"epoch {run['epoch'] + 1:>6}  batch {run['batches']:>{len(str(self.batches))}}/{self.batches}  "
                   f"{'  '.join(numbers(so_far))}  {rate:,.0f} examples/s  ETA {_duration(left)}")
 
