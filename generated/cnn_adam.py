@@ -1731,8 +1731,8 @@ def _validation(args, X, Y, split):
         return X, Y, None
     kept, held = split_rows(len(X), split["fraction"], split["seed"])
     if len(held) == 0 or len(kept) < 2:
-        raise TrainerError(f"--val-fraction {split['fraction']:g} of {len(X)} rows holds out {len(held)} and trains on "
-                           f"{len(kept)}: it must leave at least one row to validate and 2 to train on")
+        raise TrainerError(f"--val-fraction {split['fraction']:g} of {len(X)} row(s) holds out {len(held)} and leaves "
+                           f"{len(kept)} to train on: it must leave at least 1 to validate and 2 to train on")
     return X[kept], Y[kept], (X[held], Y[held])
 
 

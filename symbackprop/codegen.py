@@ -33,8 +33,10 @@ The data passed to the templates is small:
   "dtype": "float64", "backend": "numpy"}``.
 
 ``templates/functions.py.jinja`` renders to module-level ``forward(params, X)``,
-``loss(params, X, Y)``, ``gradients(params, X, Y)`` and ``loss_and_gradients(params, X, Y,
-out=None)`` (one pass; the gradients written into ``out``'s arrays when given), needing only the
+``loss(params, X, Y)``, ``gradients(params, X, Y)``, ``loss_and_gradients(params, X, Y,
+out=None)`` (one pass; the gradients written into ``out``'s arrays when given), and, in evaluation
+mode, ``predict(params, state, X)`` and ``evaluate(params, state, X, Y)`` (the loss of predict's
+outputs, and the outputs: ``Program.evaluate`` is predict's statements, then the loss's), needing only the
 including module's ``import math``, ``import threading`` and ``import numpy as np``;
 ``functions_torch.py.jinja`` renders the same functions on tensors (also ``import torch`` and
 ``torch.nn.functional as F``). ``templates/compiled.py.jinja`` (``compiled_torch.py.jinja``) wraps
