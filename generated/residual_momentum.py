@@ -1684,14 +1684,14 @@ def _duration(seconds):
 
 
 def final_line(reason, run, final):
-    """The last line printed: why and where training stopped, the loss on the training rows and the
-    kept epoch's validation numbers; after a restore, which epoch was kept."""
+    """The last line printed: why and where training stopped, the loss on the training rows and, at
+    an epoch's end, that epoch's validation numbers; after a restore, which epoch was kept."""
     last = run["history"][-1] if run["history"] else None
     line = f"stopped ({reason}) after epoch {run['epoch']}, {run['state']['t']} updates"
     if last is not None and last["epoch"] > run["epoch"]:
         line = (f"stopped ({reason}) after epoch {last['epoch']}, {last['iterations']} updates; kept epoch "
                 f"{run['epoch']} ({run['state']['t']} updates), the lowest validation loss")
-    kept = next((r for r in run["history"] if r["epoch"] == run["epoch"]), None)
+    kept = next((r for r in run["history"] if r["epoch"] == run["epoch"] and run["position"] == 0), None)
     measured = numbers({**kept, "loss": final, "accuracy": math.nan}) if kept is not None else [f"loss {final:.6g}"]
     return f"{line}: {', '.join(measured)}"
 
