@@ -46,9 +46,11 @@
 #   theta ← theta - learning_rate*m_hat/(sqrt(v_hat) + eps)
 #
 # Usage:
-#   python THIS_FILE --data FILE [--epochs N] [--batch-size B] [--learning-rate LR] [--seed S]
-#          [--max-iters N] [--loss-below T] [--min-delta D] [--save CKPT.npz] [--save-every K]
-#          [--resume CKPT.npz] [--log LOSS.csv] [--force] [--quiet] [--device cpu|cuda|auto]
+#   python THIS_FILE [train] --data FILE [--val-data FILE | --val-fraction F] [--patience K] [--epochs N]
+#          [--batch-size B] [--learning-rate LR] [--seed S] [--max-iters N] [--loss-below T] [--min-delta D]
+#          [--save CKPT.npz] [--save-every K] [--resume CKPT.npz] [--log LOSS.csv] [--plot LOSS.svg] [--force]
+#          [--quiet] [--device cpu|cuda|auto]
+#   python THIS_FILE predict --params CKPT.npz --data FILE -o PREDICTIONS.csv [--force] [--device cpu|cuda|auto]
 #   torchrun --nproc_per_node=K THIS_FILE -- --distributed ...   (data-parallel: K processes share each batch;
 #                                    the -- keeps torchrun from taking --log for its own --log-dir)
 #   python THIS_FILE --help
@@ -59,19 +61,46 @@
 # Targets must be in [0, inf], where cross_entropy is defined.
 #
 # Training stops at the first of: --epochs passes over the data, --max-iters updates, the epoch's
-# loss below --loss-below, or the loss changing by less than --min-delta from one epoch to the next.
-# An epoch's loss is the mean of its batches' losses, each taken before that batch's update.
+# loss below --loss-below, the loss changing by less than --min-delta from one epoch to the next, or
+# (--patience K) K epochs without a validation loss below the lowest so far. An epoch's loss is the
+# mean of its batches' losses, each taken before that batch's update; its accuracy is over the same
+# batches' outputs.
+#
+# Validation: --val-data FILE (in --data's format), or --val-fraction F, which holds out the rows
+# np.random.default_rng(SEED).permutation(N)[:k], k = F*N rounded, SEED = --seed, and trains on the
+# others in file order (split_rows()); a checkpoint keeps its split, and --resume uses it. After every
+# epoch, evaluate() measures the validation loss and accuracy in evaluation mode
+# (the outputs are those of training).
+# Accuracy (softmax + cross_entropy): the fraction of examples whose largest output is in the column of
+# their largest target.
+# With --patience, a run that ends by it, --epochs, --loss-below or --min-delta goes back to the end of
+# its best epoch, the one with the lowest validation loss: its parameters,
+# optimizer state, step count and generator are what train() returns, --save writes and predict uses.
+# --max-iters and Ctrl-C leave the run where it stopped, to be resumed.
+#
+# On a terminal, each epoch is one line rewritten in place as it goes (batches done, rate, time left in
+# the epoch); otherwise one plain line per epoch. --log appends a CSV row per epoch, --plot draws the
+# training and validation loss as an SVG file (drawn by this file, no plotting library).
+#
+# predict writes one CSV row per example of --data: the outputs, then the predicted class (the column
+# of the largest one, from 1), in evaluation mode, with the parameters of the checkpoint --params; a
+# data file with targets also gets its loss and accuracy reported.
+# It never replaces a file without --force, nor the data file or the checkpoint.
+#
 # Checkpoints (--save) hold the parameters, the optimizer state, the step count, the epoch, the
-# position in the epoch and the random generator, so --resume continues exactly as the uninterrupted
-# run would have; they are written to a temporary file and renamed, so a crash never leaves half a file.
-# --save and --log replace only a checkpoint or a loss log of this trainer (others need --force),
-# never the --data file; a checkpoint is checked against the network and the data before it is used.
+# position in the epoch, the random generator, every epoch's numbers, the validation split and (with
+# --patience) the best epoch's run, so --resume continues exactly as the uninterrupted run would have;
+# they are written to a temporary file and renamed, so a crash never leaves half a file.
+# --save, --log and --plot replace only a checkpoint, loss log or plot of this trainer (others need
+# --force), never a data file; a checkpoint is checked against the network and the data before it is used.
 # They are the NumPy trainer's .npz files: a run saved by either backend resumes in the other.
 #
 # --distributed (under torchrun): --batch-size is the global batch; each of the K processes computes
 # the gradient of its share of the rows (shares differ by at most one row when K does not divide
 # the batch, each weighted by its size), all_reduce sums them, and every process applies the same
-# update; the shuffling is the same on every rank (one seed); rank 0 alone prints, logs and saves.
+# update; the shuffling is the same on every rank (one seed); rank 0 alone prints, logs, plots and saves.
+# Each rank takes every K-th chunk of the validation set, and one all_reduce sums their losses and counts, so
+# every rank sees the same validation loss and stops at the same epoch.
 import argparse
 import json
 import math
@@ -98,8 +127,13 @@ STATE = ['m', 'v']  # the optimizer's state arrays, one of each per parameter
 NONNEGATIVE_STATE = ['v']  # state that sums squared gradients: never below 0
 LOSS = "cross_entropy"
 TARGETS = (0.0, math.inf)  # the targets the loss is defined for
-LOG_HEADER = "epoch,iterations,loss,seconds"
+ACCURACY = "argmax"  # how predictions are counted right: "argmax", "threshold" (at 0.5) or None (no classes)
+COUNTED = 1  # predictions counted per example
+HISTORY = ("epoch", "iterations", "loss", "accuracy", "val_loss", "val_accuracy")  # an epoch's numbers (nan: none)
+LOG_HEADER = "epoch,iterations,loss,seconds,val_loss,accuracy,val_accuracy"
+PLOT_MARKER = "<!-- a loss curve drawn by a symbackprop trainer -->"
 CHECKPOINT_FORMAT = "symbackprop-checkpoint-1"
+LIVE_EVERY = 0.1  # seconds between rewrites of the progress line on a terminal
 
 # Optimizer settings
 learning_rate = 0.001
@@ -278,11 +312,13 @@ def gradients(params, X, Y):
 
 
 @torch.no_grad()
-def loss_and_gradients(params, X, Y, out=None):
+def loss_and_gradients(params, X, Y, out=None, outputs=None):
     """loss() and gradients() in one pass, the forward values computed once: (C, {"W1": dC/dW1, ...}).
 
     ``out``: a dict like the one returned (from an earlier call, say) whose tensors receive the
     gradients, so that none are allocated: what a training step does. Without it they are new tensors.
+    ``outputs``: a dict that receives the output activations as "a2" (this thread's workspace tensor,
+    overwritten by the next call of the same batch size): what a trainer counts right predictions in.
     """
     params, X, Y, _ = _check(params, X, Y, out)
     N = X.shape[0]
@@ -335,6 +371,8 @@ def loss_and_gradients(params, X, Y, out=None):
     # \frac{\partial C}{\partial b^{(1)}} = \delta^{(1)}
     torch.sum(delta1, dim=0, out=db1)
 
+    if outputs is not None:
+        outputs["a2"] = a2
     return C, grads
 
 
@@ -361,6 +399,36 @@ def predict(params, state, X):
     a2 = _softmax(z2)
 
     return a2
+
+
+@torch.no_grad()
+def evaluate(params, state, X, Y):
+    """The batch-mean loss C of predict()'s outputs, and those outputs: (C, a2). What a
+    validation set is measured with: evaluation mode."""
+    params, X, Y, _ = _check(params, X, Y, minimum=1)
+    N = X.shape[0]
+    _ws = _workspace(N, X.device)
+    # inputs
+    W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
+
+    # ---- forward pass, evaluation mode
+    # z^{(1)} = W^{(1)} x + b^{(1)}
+    z1 = _ws["z1"]
+    torch.addmm(b1, X, W1.T, out=z1)
+    # a^{(1)} = \operatorname{relu}\left(z^{(1)}\right)
+    a1 = _ws["a1"]
+    torch.clamp(z1, min=0, out=a1)
+    # z^{(2)} = W^{(2)} a^{(1)} + b^{(2)}
+    z2 = _ws["z2"]
+    torch.addmm(b2, a1, W2.T, out=z2)
+    # a^{(2)} = \operatorname{softmax}\left(z^{(2)}\right)
+    a2 = _softmax(z2)
+
+    # ---- loss, evaluation mode
+    # C = \frac{1}{N} \textstyle\sum - Y \left(z^{(2)} - \log\textstyle\sum_j e^{z^{(2)}}\right)
+    C = (Y*(_logsumexp(z2) - z2)).sum()/N
+
+    return C, a2
 
 
 # ------------------------------------------------------------------------------ device and ranks
@@ -401,8 +469,8 @@ def share(n):
 # ------------------------------------------------------------------------------------------ update
 
 # The tensors step() writes the gradients into and then spends on the update, one set per thread:
-# views of one flat tensor whose last two entries carry the loss and the ranks' stop requests, so
-# that a distributed step sums everything in one all_reduce; and the update's temporaries (m_hat, v_hat) per parameter.
+# views of one flat tensor whose last three entries carry the loss, the right predictions and the ranks'
+# stop requests, so that a distributed step sums everything in one all_reduce; and the update's temporaries (m_hat, v_hat) per parameter.
 _STEP = threading.local()
 
 
@@ -410,17 +478,18 @@ def _step_tensors(device):
     flat = getattr(_STEP, "flat", None)
     if flat is None or flat.device != device:
         sizes = [math.prod(shape) for shape in SHAPES.values()]
-        flat = _STEP.flat = torch.empty(sum(sizes) + 2, dtype=TORCH_DTYPE, device=device)
-        _STEP.grads = {name: part.view(shape) for (name, shape), part in zip(SHAPES.items(), flat[:-2].split(sizes))}
+        flat = _STEP.flat = torch.empty(sum(sizes) + 3, dtype=TORCH_DTYPE, device=device)
+        _STEP.grads = {name: part.view(shape) for (name, shape), part in zip(SHAPES.items(), flat[:-3].split(sizes))}
         _STEP.scratch = {name: [torch.empty(shape, dtype=TORCH_DTYPE, device=device) for _ in range(2)]
                          for name, shape in SHAPES.items()}
     return flat, _STEP.grads
 
 
 @torch.no_grad()
-def step(params, state, X, Y, learning_rate=learning_rate):
+def step(params, state, X, Y, learning_rate=learning_rate, count=False):
     """One adam update of ``params`` and ``state`` (tensors) in place, from the gradients of the batch
-    X, Y (all gradients first, then every update: simultaneous). Returns the loss before it.
+    X, Y (all gradients first, then every update: simultaneous). Returns the loss before it
+    (with ``count``: the loss and how many of the predictions before it are right, correct()).
 
     In a distributed run X, Y are the whole batch: each rank computes the gradient of its share of
     the rows (share()) weighted by that share's size, and all_reduce sums them, so every rank applies
@@ -432,17 +501,20 @@ def step(params, state, X, Y, learning_rate=learning_rate):
     if WORLD > 1:
         lo, hi = share(n)
         X, Y = X[lo:hi], Y[lo:hi]
+    outputs, right = {}, 0
     if len(X) == 0:  # a share of no rows: a last batch smaller than the number of ranks
         flat.zero_()
         C = 0.0
     else:
-        C, grads = loss_and_gradients(params, X, Y, out=grads)
+        C, grads = loss_and_gradients(params, X, Y, out=grads, outputs=outputs)
+        right = correct(outputs["a2"], Y) if count else 0
     if WORLD > 1:
-        flat[-2] = C
-        flat[:-1] *= len(X) / n
+        flat[-3] = C
+        flat[:-2] *= len(X) / n        # the gradients and the loss by the share's size; not the count, the flag
+        flat[-2] = right
         flat[-1] = float(bool(ASKED))
         dist.all_reduce(flat)
-        C = flat[-2].clone()
+        C, right = flat[-3].clone(), int(flat[-2])
         if flat[-1] > 0:
             AGREED.append(True)
     state["t"] = t = state["t"] + 1
@@ -464,7 +536,7 @@ def step(params, state, X, Y, learning_rate=learning_rate):
         torch.sqrt(v_hat, out=g)
         torch.add(g, eps, out=g)
         theta.addcdiv_(m_hat, g, value=-learning_rate)
-    return C
+    return (C, right) if count else C
 
 
 def _host(value):
@@ -501,28 +573,42 @@ def init_state(params):
 
 
 def new_run(params, seed=0):
-    """Everything training changes, in one dict: what a checkpoint saves."""
+    """Everything training changes, in one dict: what a checkpoint saves. ``history`` holds one dict
+    of HISTORY's numbers per epoch; ``best``, with patience, the best epoch's validation loss and a
+    copy of the run at its end; ``split``, with --val-fraction, what the held-out rows are drawn from."""
     return {"params": params, "state": init_state(params), "epoch": 0, "position": 0, "order": None,
-            "rng": np.random.default_rng(seed), "previous_loss": math.nan, "loss_sum": 0.0, "batches": 0}
+            "rng": np.random.default_rng(seed), "previous_loss": math.nan, "loss_sum": 0.0, "batches": 0,
+            "right": 0, "history": [], "best": None, "split": None}
 
 
 def train(params, X, Y, epochs=100, batch_size=32, learning_rate=learning_rate, seed=0, max_iters=None,
-          loss_below=None, min_delta=None, run=None, on_epoch=None, should_stop=None, checkpoint=None):
+          loss_below=None, min_delta=None, run=None, on_epoch=None, should_stop=None, checkpoint=None,
+          validation=None, patience=None, on_batch=None):
     """Train ``params`` in place on X (N, 784) and Y (N, 10); returns (reason, run).
 
     The batches of an epoch are a permutation of the rows drawn from the run's generator (no
-    shuffling when one batch holds every row). ``on_epoch(run, loss, seconds)`` is called after each
-    epoch, ``checkpoint(run)`` when it asks for one, ``should_stop()`` between updates. Given a
-    ``run`` (from new_run or load_checkpoint), it continues that run; ``params`` and ``seed`` are
-    then not used. Returns why it stopped: "epochs", "max-iters", "loss-below", "min-delta",
-    "diverged" (a non-finite loss) or "interrupted".
+    shuffling when one batch holds every row). ``validation``: (X, Y) measured after each epoch
+    (measure()). ``on_epoch(run, seconds)`` is called after each epoch (its numbers are
+    ``run["history"][-1]``), ``on_batch(run, rows, seconds)`` after each update (rows trained on
+    in the epoch since this call began it), ``checkpoint(run)`` when it asks for one,
+    ``should_stop()`` between updates. Given a ``run`` (from new_run or load_checkpoint), it continues
+    that run; ``params`` and ``seed`` are then not used. Returns why it stopped: "epochs",
+    "max-iters", "loss-below", "min-delta", "patience" (``patience`` epochs without a validation
+    loss below the lowest), "diverged" (a non-finite loss) or "interrupted". With ``patience``, a
+    run that ends by "epochs", "patience", "loss-below" or "min-delta" is first put back, in place,
+    as it was at the end of its best epoch (restore()).
     """
     run = run if run is not None else new_run(params, seed)
     params, state, n = run["params"], run["state"], len(X)
     _, X, Y, _ = _check(params, X, Y)   # NumPy data become tensors on the parameters' device
+    if validation is not None:
+        validation = _check(params, *validation, minimum=1)[1:3]
+    if patience is not None and validation is None:
+        raise ValueError("patience: needs a validation set")
+    run["history"] = [r for r in run["history"] if r["epoch"] <= run["epoch"]]  # (epochs a restore undid)
     batch_size = min(batch_size, n)
     while run["epoch"] < epochs:
-        started = time.perf_counter()
+        started, first = time.perf_counter(), run["position"]
         if run["order"] is None and batch_size < n:
             run["order"] = run["rng"].permutation(n)
         while run["position"] < n:
@@ -537,24 +623,119 @@ def train(params, X, Y, epochs=100, batch_size=32, learning_rate=learning_rate, 
                 rows = run["order"][start:start + batch_size]
                 rows = torch.from_numpy(rows).to(X.device)   # a tensor index gathers 3x faster than an array
                 Xb, Yb = X[rows], Y[rows]
-            run["loss_sum"] += float(step(params, state, Xb, Yb, learning_rate))
+            C, right = step(params, state, Xb, Yb, learning_rate, count=True)
+            if run["right"] is not None:   # (None: a checkpoint of an older trainer, mid-epoch)
+                run["right"] += right
+            run["loss_sum"] += float(C)
             run["batches"] += 1
             run["position"] = start + batch_size
-        epoch_loss = run["loss_sum"] / run["batches"]
+            if on_batch is not None:
+                on_batch(run, min(run["position"], n) - first, time.perf_counter() - started)
+        record = {"epoch": run["epoch"] + 1, "iterations": state["t"], "loss": run["loss_sum"] / run["batches"],
+                  "accuracy": run["right"] / (n * COUNTED) if ACCURACY and run["right"] is not None else math.nan,
+                  "val_loss": math.nan, "val_accuracy": math.nan}
+        if validation is not None:
+            record["val_loss"], record["val_accuracy"] = measure(params, state, *validation, batch_size)
         previous = run["previous_loss"]
-        run.update(epoch=run["epoch"] + 1, position=0, order=None, previous_loss=epoch_loss,
-                   loss_sum=0.0, batches=0)
+        run.update(epoch=record["epoch"], position=0, order=None, previous_loss=record["loss"],
+                   loss_sum=0.0, batches=0, right=0)
+        run["history"].append(record)
         if on_epoch is not None:
-            on_epoch(run, epoch_loss, time.perf_counter() - started)
-        if not math.isfinite(epoch_loss):
+            on_epoch(run, time.perf_counter() - started)
+        if not math.isfinite(record["loss"]):
             return "diverged", run
-        if loss_below is not None and epoch_loss < loss_below:
-            return "loss-below", run
-        if min_delta is not None and abs(previous - epoch_loss) < min_delta:
-            return "min-delta", run
+        if patience is not None:
+            if run["best"] is None or _lower(record["val_loss"], run["best"]["val_loss"]):
+                run["best"] = {"val_loss": record["val_loss"], "run": snapshot(run)}
+            elif run["epoch"] - run["best"]["run"]["epoch"] >= patience:
+                return restore(run, "patience")
+        if loss_below is not None and record["loss"] < loss_below:
+            return restore(run, "loss-below") if patience is not None else ("loss-below", run)
+        if min_delta is not None and abs(previous - record["loss"]) < min_delta:
+            return restore(run, "min-delta") if patience is not None else ("min-delta", run)
         if checkpoint is not None:
             checkpoint(run)
-    return "epochs", run
+    return restore(run, "epochs") if patience is not None and run["best"] is not None else ("epochs", run)
+
+
+def _lower(loss, best):
+    """Whether a validation loss improves on the best so far (a nan never does; any number beats a nan)."""
+    return loss < best or (math.isnan(best) and not math.isnan(loss))
+
+
+# ------------------------------------------------------------------------------------- validation
+
+def split_rows(n, fraction, seed):
+    """The rows trained on and the rows held out for validation, each in file order: the first
+    k = fraction*n (rounded, halves up) rows of np.random.default_rng(seed).permutation(n) are held out.
+
+    >>> split_rows(10, 0.3, 0)[1]
+    array([2, 4, 6])
+    """
+    k = math.floor(fraction * n + 0.5)
+    held = np.sort(np.random.default_rng(seed).permutation(n)[:k])
+    return np.setdiff1d(np.arange(n), held), held
+
+
+def measure(params, state, X, Y, batch_size=256):
+    """The validation loss and accuracy (nan without classes) of X, Y in evaluation mode
+    (evaluate()), taken in chunks of ``batch_size`` rows: (loss, accuracy).
+    Each of K ranks takes every K-th chunk, and all_reduce adds their sums."""
+    total, right = 0.0, 0
+    for start in range(RANK * batch_size, len(X), WORLD * batch_size):
+        Xc, Yc = X[start:start + batch_size], Y[start:start + batch_size]
+        C, outputs = evaluate(params, state, Xc, Yc)
+        total += float(C) * len(Xc)
+        right += correct(outputs, Yc) if ACCURACY else 0
+    if WORLD > 1:
+        sums = torch.tensor([total, right], dtype=torch.float64, device=DEVICE)
+        dist.all_reduce(sums)
+        total, right = float(sums[0]), int(sums[1])
+    return total / len(X), right / (len(X) * COUNTED) if ACCURACY else math.nan
+
+
+def correct(outputs, Y):
+    """How many of the predictions ``outputs`` makes are right against the targets Y:
+    the examples whose largest output is in their largest target's column."""
+    return int((outputs.argmax(1) == Y.argmax(1)).sum())
+
+
+def snapshot(run):
+    """A copy of the run at the end of an epoch: what restore() puts back."""
+    return {"params": _copied(run["params"]), "state": _copied(run["state"]), "epoch": run["epoch"],
+            "rng": _copied_rng(run["rng"]), "previous_loss": run["previous_loss"]}
+
+
+def restore(run, reason):
+    """Put the run back, in place, as it was at the end of its best epoch (its parameters and state
+    arrays keep their identity); returns (reason, run). The history keeps every epoch trained."""
+    best = run["best"]["run"]
+    _copy_into(run["params"], best["params"])
+    _copy_into(run["state"], best["state"])
+    run.update(epoch=best["epoch"], rng=_copied_rng(best["rng"]), previous_loss=best["previous_loss"])
+    return reason, run
+
+
+def _copied(value):
+    if isinstance(value, dict):
+        return {key: _copied(v) for key, v in value.items()}
+    return value.clone() if hasattr(value, "shape") else value
+
+
+def _copy_into(target, source):
+    for key, value in source.items():
+        if isinstance(value, dict):
+            _copy_into(target[key], value)
+        elif hasattr(value, "shape"):
+            target[key][...] = value
+        else:
+            target[key] = value
+
+
+def _copied_rng(rng):
+    copy = np.random.default_rng()
+    copy.bit_generator.state = rng.bit_generator.state
+    return copy
 
 
 # ---------------------------------------------------------------------------- data and checkpoints
@@ -563,39 +744,42 @@ class TrainerError(Exception):
     """Bad input: printed as one line, exit status 2."""
 
 
-def load_data(path):
-    """X (N, 784) and Y (N, 10) as DTYPE arrays from a .npz or .csv file."""
+def load_data(path, targets=True):
+    """X (N, 784) and Y (N, 10) as DTYPE arrays from a .npz or .csv file. With
+    ``targets="optional"``, a file of inputs alone gives (X, None)."""
     if not os.path.isfile(path):
         raise TrainerError(f"data file {path!r} not found")
     kind = os.path.splitext(path)[1].lower()
     if kind == ".npz":
-        X, Y = _load_npz(path)
+        X, Y = _load_npz(path, targets)
     elif kind == ".csv":
-        X, Y = _load_csv(path)
+        X, Y = _load_csv(path, targets)
     else:
         raise TrainerError(f"data file {path!r}: expected a .csv or .npz file")
     if len(X) == 0:
         raise TrainerError(f"data file {path!r} has no rows")
-    if TARGETS is not None:
+    if TARGETS is not None and Y is not None:
         outside = np.argwhere((Y < TARGETS[0]) | (Y > TARGETS[1]))
         if len(outside):
             row, column = outside[0]
             raise TrainerError(f"{path}: Y[{row}, {column}] is {Y[row, column]}, outside [{TARGETS[0]:g}, "
                                f"{TARGETS[1]:g}], the targets {LOSS} is defined for")
-    return X.astype(DTYPE), Y.astype(DTYPE)
+    return X.astype(DTYPE), None if Y is None else Y.astype(DTYPE)
 
 
-def _load_npz(path):
+def _load_npz(path, targets=True):
     try:
         with np.load(path, allow_pickle=False) as data:
-            if "X" not in data or "Y" not in data:
+            if "X" not in data or ("Y" not in data and targets is True):
                 raise TrainerError(f"{path}: expected arrays named X and Y, found {', '.join(data.files) or 'none'}")
-            X, Y = data["X"], data["Y"]
+            X, Y = data["X"], data["Y"] if "Y" in data else None
     except TrainerError:
         raise
     except Exception as err:  # a damaged file: zipfile, pickle refusal, format errors
         raise TrainerError(f"{path}: not a readable .npz file ({err})") from None
     for name, array, shape in (("X", X, INPUT), ("Y", Y, (10,))):
+        if array is None:
+            continue
         if array.shape[1:] != shape:
             raise TrainerError(f"{path}: {name} has shape {array.shape}, expected (N, {', '.join(map(str, shape))})")
         if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) or np.iscomplexobj(array):
@@ -604,13 +788,13 @@ def _load_npz(path):
         if len(bad):
             row, column = bad[0]
             raise TrainerError(f"{path}: {name}[{row}, {column}] is {array[row, column]}, expected a finite number")
-    if len(X) != len(Y):
+    if Y is not None and len(X) != len(Y):
         raise TrainerError(f"{path}: X has {len(X)} rows but Y has {len(Y)}")
     return X, Y
 
 
-def _load_csv(path):
-    width = 784 + 10
+def _load_csv(path, targets=True):
+    widths = (784 + 10,) if targets is True else (784 + 10, 784)  # inputs and targets, or inputs alone
     rows, header = [], False
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: a byte-order mark is not data
@@ -627,16 +811,19 @@ def _load_csv(path):
                     raise TrainerError(f"{path}, line {line_number}: {bad[:40]!r} is not a number"
                                        + (" (a header row has no numbers)" if not rows and not header else ""))
                 values = [float(field) for field in fields]
-                if len(values) != width:
-                    raise TrainerError(f"{path}, line {line_number}: {len(values)} columns, expected {width} "
-                                       f"(784 input(s) then 10 target(s))")
+                if len(values) not in widths or (rows and len(values) != len(rows[0])):
+                    expected = len(rows[0]) if rows else widths[0]
+                    raise TrainerError(f"{path}, line {line_number}: {len(values)} columns, expected {expected} "
+                                       + ("(784 input(s) then 10 target(s))" if expected == widths[0] else "(the inputs)")
+                                       + (", or 784 (the inputs alone)" if len(widths) > 1 and not rows else ""))
                 if not all(math.isfinite(v) for v in values):
                     raise TrainerError(f"{path}, line {line_number}: expected finite numbers, got {line.strip()[:60]!r}")
                 rows.append(values)
     except UnicodeDecodeError:
         raise TrainerError(f"{path}: not a UTF-8 text file") from None
-    table = np.array(rows, dtype=np.float64).reshape(-1, width)
-    return table[:, :784].reshape(-1, *INPUT), table[:, 784:]
+    table = np.array(rows, dtype=np.float64).reshape(-1, len(rows[0]) if rows else widths[0])
+    X = table[:, :784].reshape(-1, *INPUT)
+    return X, table[:, 784:] if table.shape[1] > 784 else None
 
 
 def _is_float(text):
@@ -650,22 +837,21 @@ def _is_float(text):
 def save_checkpoint(run, path):
     """Write the run to ``path`` atomically: a temporary file in the same folder, then a rename.
     Temporaries of the same checkpoint that a killed save left behind are removed first."""
-    run = {**run, "params": _host(run["params"]), "state": _host(run["state"])}
     arrays = {"format": np.array(CHECKPOINT_FORMAT), "signature": np.array(SIGNATURE),
               "optimizer": np.array(OPTIMIZER), "dtype": np.array(np.dtype(DTYPE).name),
-              "t": np.array(run["state"]["t"]), "epoch": np.array(run["epoch"]),
-              "position": np.array(run["position"]),
+              **_run_arrays(run), "position": np.array(run["position"]),
               "order": np.array([], dtype=np.int64) if run["order"] is None else run["order"],
               "has_order": np.array(run["order"] is not None),
-              "rng": np.array(json.dumps(run["rng"].bit_generator.state)),
-              "previous_loss": np.array(run["previous_loss"]), "loss_sum": np.array(run["loss_sum"]),
-              "batches": np.array(run["batches"])}
-    for name, value in run["params"].items():
-        arrays["param/" + name] = value
-    for key in STATE:
-        for name, value in run["state"][key].items():
-            arrays[f"state/{key}/{name}"] = value
-    if not all(np.all(np.isfinite(v)) for k, v in arrays.items() if k.startswith(("param/", "state/"))):
+              "loss_sum": np.array(run["loss_sum"]), "batches": np.array(run["batches"]),
+              "right": np.array(-1 if run["right"] is None else run["right"]),
+              "history": np.array([[r[k] for k in HISTORY] for r in run["history"]],
+                                  dtype=np.float64).reshape(-1, len(HISTORY)),
+              "split": np.array(json.dumps(run["split"]))}
+    if run["best"] is not None:
+        arrays["best/val_loss"] = np.array(float(run["best"]["val_loss"]))
+        arrays.update(_run_arrays(run["best"]["run"], "best/"))
+    arrays_of_numbers = ("param/", "state/", "best/param/", "best/state/")
+    if not all(np.all(np.isfinite(v)) for k, v in arrays.items() if k.startswith(arrays_of_numbers)):
         raise TrainerError(f"refusing to write {path}: the parameters are not all finite")
     folder, prefix = os.path.dirname(os.path.abspath(path)), "." + os.path.basename(path) + "."
     try:
@@ -687,6 +873,18 @@ def save_checkpoint(run, path):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _run_arrays(run, prefix=""):
+    """The arrays of a run at an epoch's end (parameters, state, counts, generator), keys under ``prefix``."""
+    params, state = _host(run["params"]), _host(run["state"])
+    arrays = {"t": np.array(state["t"]), "epoch": np.array(run["epoch"]),
+              "rng": np.array(json.dumps(run["rng"].bit_generator.state)),
+              "previous_loss": np.array(run["previous_loss"])}
+    arrays.update({"param/" + name: value for name, value in params.items()})
+    for key in STATE:
+        arrays.update({f"state/{key}/{name}": value for name, value in state[key].items()})
+    return {prefix + key: value for key, value in arrays.items()}
 
 
 def _remove_stale_temporaries(folder, prefix):
@@ -729,19 +927,22 @@ def load_checkpoint(path, n=None):
         raise TrainerError(f"{path}: checkpoint of a {str(arrays.get('optimizer'))[:20]} {str(arrays.get('dtype'))[:20]} "
                            f"trainer, this one is {OPTIMIZER} {np.dtype(DTYPE).name}")
     try:
-        params = {name: _checked(arrays, "param/" + name, shape) for name, shape in SHAPES.items()}
-        state = {"t": _count(arrays, "t")}
-        for key in STATE:
-            state[key] = {name: _checked(arrays, f"state/{key}/{name}", shape, key in NONNEGATIVE_STATE)
-                          for name, shape in SHAPES.items()}
-        rng = np.random.default_rng()
-        rng.bit_generator.state = json.loads(str(arrays["rng"]))
-        run = {"params": params, "state": state, "epoch": _count(arrays, "epoch"),
-               "position": _count(arrays, "position"), "order": None, "rng": rng,
-               "previous_loss": _number(arrays, "previous_loss"), "loss_sum": _number(arrays, "loss_sum"),
-               "batches": _count(arrays, "batches")}
+        run = _run_from(arrays)
+        run.update(position=_count(arrays, "position"), order=None, loss_sum=_number(arrays, "loss_sum"),
+                   batches=_count(arrays, "batches"), right=0, history=[], best=None, split=None)
         if bool(arrays["has_order"]):
             run["order"] = arrays["order"]
+        # (what follows is absent from the checkpoints of older trainers)
+        if "right" in arrays:
+            run["right"] = None if int(arrays["right"]) == -1 else _count(arrays, "right")
+        elif run["position"] > 0:
+            run["right"] = None     # this epoch's right predictions so far are unknown
+        if "history" in arrays:
+            run["history"] = _history(arrays["history"])
+        if "split" in arrays:
+            run["split"] = _split(str(arrays["split"]))
+        if "best/epoch" in arrays:
+            run["best"] = {"val_loss": _number(arrays, "best/val_loss"), "run": _run_from(arrays, "best/")}
     except (KeyError, TypeError, ValueError) as err:
         raise TrainerError(f"{path}: damaged checkpoint ({str(err)[:160]})") from None
     if n is None:  # no data to fit: the run against itself
@@ -750,6 +951,41 @@ def load_checkpoint(path, n=None):
     if problem:
         raise TrainerError(f"{path}: {problem}")
     return run
+
+
+def _run_from(arrays, prefix=""):
+    """The parameters, state, counts and generator saved under ``prefix`` (KeyError, ValueError if damaged)."""
+    params = {name: _checked(arrays, f"{prefix}param/{name}", shape) for name, shape in SHAPES.items()}
+    state = {"t": _count(arrays, prefix + "t")}
+    for key in STATE:
+        state[key] = {name: _checked(arrays, f"{prefix}state/{key}/{name}", shape, key in NONNEGATIVE_STATE)
+                      for name, shape in SHAPES.items()}
+    rng = np.random.default_rng()
+    rng.bit_generator.state = json.loads(str(arrays[prefix + "rng"]))
+    return {"params": params, "state": state, "epoch": _count(arrays, prefix + "epoch"), "rng": rng,
+            "previous_loss": _number(arrays, prefix + "previous_loss")}
+
+
+def _history(table):
+    """The epochs' numbers from their saved table (one row per epoch, HISTORY's columns)."""
+    if table.ndim != 2 or table.shape[1] != len(HISTORY) or table.dtype != np.float64:
+        raise ValueError(f"history has shape {table.shape} and dtype {table.dtype}, expected (epochs, {len(HISTORY)})")
+    if not np.all(np.isfinite(table[:, :2])) or np.any(np.diff(table[:, 0]) <= 0) or np.any(table[:, :2] < 0):
+        raise ValueError("history: its epoch and iteration counts are not increasing counts")
+    return [{key: int(value) if key in ("epoch", "iterations") else float(value) for key, value in zip(HISTORY, row)}
+            for row in table.tolist()]
+
+
+def _split(text):
+    """The validation split saved as JSON: None, or {"fraction": F, "seed": S, "rows": N}."""
+    split = json.loads(text)
+    if split is None:
+        return None
+    if (not isinstance(split, dict) or set(split) != {"fraction", "seed", "rows"}
+            or not isinstance(split["fraction"], float) or not 0 < split["fraction"] < 1
+            or not all(isinstance(split[k], int) and split[k] >= 0 for k in ("seed", "rows"))):
+        raise ValueError(f"split is {text[:60]!r}")
+    return split
 
 
 def _misfit(run, n):
@@ -774,6 +1010,10 @@ def _misfit(run, n):
         return f"damaged checkpoint (the epoch's loss so far is {run['loss_sum']})"
     if not (math.isfinite(run["previous_loss"]) or math.isnan(run["previous_loss"]) and run["epoch"] == 0):
         return f"damaged checkpoint (the previous epoch's loss is {run['previous_loss']})"
+    best = run["best"]["run"] if run["best"] is not None else None
+    if best is not None and not (best["epoch"] <= run["epoch"] and best["state"]["t"] <= run["state"]["t"]):
+        return (f"damaged checkpoint (its best epoch, {best['epoch']} after {best['state']['t']} updates, "
+                f"is later than the run, at epoch {run['epoch']} after {run['state']['t']})")
     return None
 
 
@@ -813,29 +1053,195 @@ def _is_log(path):
         return False
 
 
+def _is_plot(path):
+    """Whether ``path`` is a loss curve this trainer drew (PLOT_MARKER on its second line)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.readline().startswith("<?xml") and handle.readline().rstrip("\n") == PLOT_MARKER
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def check_outputs(args):
-    """TrainerError unless --save and --log may be written: regular files (or new ones) in an
-    existing folder, not the --data file, and, if they exist, a checkpoint or a log of this
+    """TrainerError unless --save, --log and --plot may be written: regular files (or new ones) in an
+    existing folder, not a data file, and, if they exist, a checkpoint, a log or a plot of this
     trainer — anything else only with --force."""
-    named = [(flag, path) for flag, path in (("--save", args.save), ("--log", args.log)) if path is not None]
+    kinds = {"--save": ("a checkpoint", is_checkpoint), "--log": ("a loss log", _is_log),
+             "--plot": ("a plot", _is_plot)}
+    named = [(flag, path) for flag, path in (("--save", args.save), ("--log", args.log), ("--plot", args.plot))
+             if path is not None]
+    if args.plot is not None and not args.plot.lower().endswith(".svg"):
+        raise TrainerError(f"--plot {args.plot!r}: the plot is an SVG file; name a .svg file")
     for flag, path in named:
-        if os.path.isdir(path):
-            raise TrainerError(f"{flag} {path!r} is a directory")
-        if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise TrainerError(f"{flag}: folder of {path!r} does not exist")
-        if not os.path.exists(path):
-            continue
-        if not os.path.isfile(path):
-            raise TrainerError(f"{flag} {path!r} is not a regular file")
-        if args.data is not None and os.path.samefile(path, args.data):
-            raise TrainerError(f"{flag} {path!r} is the --data file; name another file")
-        ours = is_checkpoint(path) if flag == "--save" else _is_log(path)
-        if not ours and not args.force:
-            kind = "a checkpoint" if flag == "--save" else "a loss log"
-            raise TrainerError(f"{flag} {path!r} exists and is not {kind} of this trainer; "
-                               "pass --force to replace it")
-    if len(named) == 2 and os.path.abspath(args.save) == os.path.abspath(args.log):
-        raise TrainerError("--save and --log name the same file")
+        kind, ours = kinds[flag]
+        _check_output(flag, path, args.force, ours, kind, {"--data": args.data, "--val-data": args.val_data})
+        if flag != "--save" and args.resume is not None and _same_file(path, args.resume):
+            raise TrainerError(f"{flag} {path!r} is the --resume checkpoint; name another file")
+    for i, (flag, path) in enumerate(named):
+        for other, other_path in named[i + 1:]:
+            if os.path.abspath(path) == os.path.abspath(other_path) or _same_file(path, other_path):
+                raise TrainerError(f"{flag} and {other} name the same file")
+
+
+def _check_output(flag, path, force, ours, kind, inputs):
+    """TrainerError unless ``path`` may be written for ``flag``: a regular file or a new one in an existing
+    folder, none of the ``inputs`` (flag -> path), and, if it exists, one that ``ours`` recognises
+    (else ``force`` is needed; ``ours`` None: any existing file needs it)."""
+    if os.path.isdir(path):
+        raise TrainerError(f"{flag} {path!r} is a directory")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise TrainerError(f"{flag}: folder of {path!r} does not exist")
+    for name, source in inputs.items():
+        if source is not None and (os.path.abspath(path) == os.path.abspath(source) or _same_file(path, source)):
+            raise TrainerError(f"{flag} {path!r} is the {name} file; name another file")
+    if not os.path.exists(path):
+        return
+    if not os.path.isfile(path):
+        raise TrainerError(f"{flag} {path!r} is not a regular file")
+    if not force and not (ours is not None and ours(path)):
+        raise TrainerError(f"{flag} {path!r} exists" + (f" and is not {kind} of this trainer" if ours else "")
+                           + "; pass --force to replace it")
+
+
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def write_file(path, text, flag):
+    """Write ``text`` to ``path`` atomically (a temporary file in its folder, then a rename)."""
+    try:
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    except OSError as err:
+        raise TrainerError(f"cannot write {flag} {path!r}: {err.strerror or err}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except OSError as err:
+        raise TrainerError(f"cannot write {flag} {path!r}: {err.strerror or err}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# ------------------------------------------------------------------------------- plot and predictions
+
+def plot_svg(history):
+    """The training (and validation) loss of each epoch of ``history`` as an SVG drawing (curve_svg)."""
+    series = [("training loss", [(r["epoch"], r["loss"]) for r in history])]
+    if any(math.isfinite(r["val_loss"]) for r in history):
+        series.append(("validation loss", [(r["epoch"], r["val_loss"]) for r in history]))
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + PLOT_MARKER + "\n" + curve_svg(series, "epoch", "loss")
+
+
+CURVE_SIZE = (640, 360)                 # px, the whole drawing
+CURVE_MARGIN = (72, 20, 46, 34)         # px: left, right, bottom, top (the legend sits in the top one)
+CURVE_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
+
+
+def curve_svg(series, x_label="epoch", y_label="loss"):
+    """An SVG line chart of ``series`` (``(name, [(x, y), ...])`` pairs): axes with ticks and
+    labels, one polyline per series and a legend naming them."""
+    series = [(name, [(float(x), float(y)) for x, y in points if math.isfinite(x) and math.isfinite(y)])
+              for name, points in series]
+    xs = [x for _, points in series for x, _ in points] or [0.0, 1.0]
+    ys = [y for _, points in series for _, y in points] or [0.0, 1.0]
+    log = min(ys) > 0 and max(ys) > 100 * min(ys)
+    width, height = CURVE_SIZE
+    left, right, bottom, top = CURVE_MARGIN
+    x_ticks = _curve_ticks(min(xs), max(xs), integer=all(x == int(x) for x in xs))
+    y_ticks = _curve_log_ticks(min(ys), max(ys)) if log else _curve_ticks(min(ys), max(ys))
+    x_lo, x_hi = min(xs + x_ticks), max(xs + x_ticks)
+    y_lo, y_hi = min(ys + y_ticks), max(ys + y_ticks)
+    scale = math.log10 if log else (lambda v: v)
+
+    def px(x, y):
+        u = (x - x_lo) / (x_hi - x_lo) if x_hi > x_lo else 0.5
+        v = (scale(y) - scale(y_lo)) / (scale(y_hi) - scale(y_lo)) if y_hi > y_lo else 0.5
+        return left + u * (width - left - right), height - bottom - v * (height - top - bottom)
+
+    x0, y0 = px(x_lo, y_lo)
+    x1, y1 = px(x_hi, y_hi)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+           f'height="{height}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12" class="loss-curve">',
+           f'<rect x="0" y="0" width="{width}" height="{height}" fill="white"/>',
+           f'<path d="M{x0:.1f},{y1:.1f} V{y0:.1f} H{x1:.1f}" fill="none" stroke="black"/>']
+    for tick in x_ticks:
+        x, _ = px(tick, y_lo)
+        out.append(f'<path d="M{x:.1f},{y0:.1f} v5" stroke="black"/>'
+                   f'<text x="{x:.1f}" y="{y0 + 18:.1f}" text-anchor="middle">{_curve_number(tick)}</text>')
+    for tick in y_ticks:
+        _, y = px(x_lo, tick)
+        out.append(f'<path d="M{x0:.1f},{y:.1f} h-5" stroke="black"/>'
+                   f'<path d="M{x0:.1f},{y:.1f} H{x1:.1f}" stroke="#dddddd"/>'
+                   f'<text x="{x0 - 8:.1f}" y="{y + 4:.1f}" text-anchor="end">{_curve_number(tick)}</text>')
+    out.append(f'<text x="{(x0 + x1) / 2:.1f}" y="{height - 8}" text-anchor="middle">{_curve_text(x_label)}</text>')
+    out.append(f'<text transform="translate(16 {(y0 + y1) / 2:.1f}) rotate(-90)" text-anchor="middle">'
+               f'{_curve_text(y_label + (" (log scale)" if log else ""))}</text>')
+    legend = x0 + 10
+    for k, (name, points) in enumerate(series):
+        color = CURVE_COLORS[k % len(CURVE_COLORS)]
+        drawn = " ".join("{:.1f},{:.1f}".format(*px(x, y)) for x, y in points)
+        out.append(f'<polyline points="{drawn}" fill="none" stroke="{color}" stroke-width="1.5">'
+                   f'<title>{_curve_text(name)}</title></polyline>')
+        out.append(f'<path d="M{legend:.1f},{top / 2:.1f} h24" stroke="{color}" stroke-width="2"/>'
+                   f'<text x="{legend + 30:.1f}" y="{top / 2 + 4:.1f}">{_curve_text(name)}</text>')
+        legend += 30 + 7.5 * len(name) + 24
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def _curve_ticks(lo, hi, integer=False):
+    """About five round numbers (1, 2 or 5 times a power of ten apart) covering [lo, hi]."""
+    if hi <= lo:
+        lo, hi = (lo - 1, hi + 1) if integer or lo == 0 else (lo - abs(lo) / 2, hi + abs(hi) / 2)
+    raw = (hi - lo) / 5
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    if integer:
+        step = max(1, round(step))
+    first = math.floor(lo / step)
+    ticks = [round(k * step, 12) for k in range(first, first + 12) if k * step <= hi + step * 1e-9]
+    if ticks[-1] < hi - step * 1e-9:
+        ticks.append(round((first + len(ticks)) * step, 12))
+    return ticks
+
+
+def _curve_log_ticks(lo, hi):
+    """The powers of ten from the one at or below lo to the one at or above hi."""
+    return [10.0 ** k for k in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)]
+
+
+def _curve_number(value):
+    """A tick label: 0.05, 2, 1e-06, 10,000."""
+    if value == int(value) and abs(value) < 1e6:
+        return f"{int(value):,}"
+    return f"{value:g}"
+
+
+def _curve_text(text):
+    """``text`` for an SVG text node (escaped)."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def predictions_csv(outputs):
+    """One CSV row per example: its outputs and the predicted class (the column of the largest, from 1), the
+    numbers as Python prints them (read back, they are the same floats)."""
+    header = [f"output_{k}" for k in range(1, 10 + 1)]
+    header.append("class")
+    rows = [[*map(repr, row), str(int(np.argmax(row)) + 1)] for row in outputs.astype(np.float64).tolist()]
+    return "\n".join(",".join(row) for row in [header, *rows]) + "\n"
 
 
 def diverged(run, final, learning_rate):
@@ -883,24 +1289,47 @@ def _non_negative(text):
     return value
 
 
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text!r}")
+    return value
+
+
 def build_parser():
-    parser = _Parser(description="Train the 784-128-10 network (relu, softmax; cross_entropy), 101770 parameters with adam.")
+    parser = _Parser(epilog="python %(prog)s predict --help: predictions from a checkpoint",
+                     description="Train the 784-128-10 network (relu, softmax; cross_entropy), 101770 parameters with adam.")
     parser.add_argument("--data", help="a .npz (X, Y) or .csv file")
+    validation = parser.add_mutually_exclusive_group()
+    validation.add_argument("--val-data", metavar="FILE",
+                            help="a validation set (.npz or .csv), measured after every epoch")
+    validation.add_argument("--val-fraction", type=_fraction, metavar="F",
+                            help="hold out this fraction of --data's rows (drawn with --seed) as the validation set")
+    parser.add_argument("--patience", type=_positive(int), metavar="K",
+                        help="stop when the validation loss has not fallen below its lowest for K epochs, "
+                             "and keep the best epoch's parameters")
     parser.add_argument("--epochs", type=_positive(int), default=100, help="passes over the data (default 100)")
     parser.add_argument("--batch-size", type=_positive(int), default=32, help="rows per update (default 32)")
     parser.add_argument("--learning-rate", type=_positive(float), default=learning_rate,
                         help=f"default {learning_rate}")
     parser.add_argument("--seed", type=int, default=0,
-                        help="seeds the initialisation and the shuffling (a checkpoint brings its own)")
+                        help="seeds the initialisation, the shuffling and --val-fraction's split "
+                             "(a checkpoint brings its own)")
     parser.add_argument("--max-iters", type=_positive(int), help="stop after this many updates in all")
     parser.add_argument("--loss-below", type=_non_negative, help="stop when an epoch's loss is below this")
     parser.add_argument("--min-delta", type=_non_negative, help="stop when the loss changes by less than this")
     parser.add_argument("--save", metavar="CKPT", help="write a checkpoint (.npz) here when training stops")
-    parser.add_argument("--save-every", type=_positive(int), metavar="K", help="and after every K epochs")
+    parser.add_argument("--save-every", type=_positive(int), metavar="K", help="and after every K epochs (--plot too)")
     parser.add_argument("--resume", metavar="CKPT", help="continue from this checkpoint")
-    parser.add_argument("--log", metavar="CSV", help="append epoch, iterations, loss, seconds per epoch")
+    parser.add_argument("--log", metavar="CSV", help=f"append a row per epoch: {LOG_HEADER.replace(',', ', ')}")
+    parser.add_argument("--plot", metavar="SVG",
+                        help="draw the training and validation loss per epoch into this .svg file")
     parser.add_argument("--force", action="store_true",
-                        help="let --save and --log replace a file that is not a checkpoint or log of this trainer")
+                        help="let --save, --log and --plot replace a file that is not a checkpoint, log or plot "
+                             "of this trainer")
     parser.add_argument("--quiet", action="store_true", help="print only the final line")
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
                         help="where to train (default auto: CUDA when available)")
@@ -909,10 +1338,30 @@ def build_parser():
     return parser
 
 
+def build_predict_parser():
+    parser = _Parser(prog=f"{os.path.basename(sys.argv[0]) or 'trainer'} predict",
+                     description="Write the network's outputs for every example of --data (evaluation mode), "
+                                 "one CSV row each, with the parameters of a checkpoint.")
+    parser.add_argument("--params", metavar="CKPT", required=True, help="a checkpoint of this trainer (--save)")
+    parser.add_argument("--data", metavar="FILE", required=True,
+                        help="a .npz (X, optionally Y) or .csv file (inputs, optionally targets)")
+    parser.add_argument("-o", "--output", metavar="CSV", required=True,
+                        help="where to write them (- : standard output)")
+    parser.add_argument("--force", action="store_true", help="replace an existing file")
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
+                        help="where to compute (default auto: CUDA when available)")
+    return parser
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    """The command line: ``[train] --data FILE ...`` or ``predict --params CKPT --data FILE -o CSV``."""
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    if argv[:1] == ["predict"]:
+        args, command = build_predict_parser().parse_args(argv[1:]), _predict
+    else:
+        args, command = build_parser().parse_args(argv[1:] if argv[:1] == ["train"] else argv), _main
     try:
-        return _main(args)
+        return command(args)
     except TrainerError as err:
         if RANK == 0:   # every rank meets the same bad input: one line
             print(f"{os.path.basename(sys.argv[0]) or 'trainer'}: error: {err}", file=sys.stderr)
@@ -930,17 +1379,65 @@ def _write_log(path, mode, text):
         raise TrainerError(f"cannot write --log {path!r}: {err.strerror or err}") from None
 
 
-def _main(args):
-    setup(args.device, args.distributed)
-    if RANK != 0:   # rank 0 alone prints, logs and saves
-        args.log = args.save = None
-        sys.stdout = open(os.devnull, "w", encoding="utf-8")
+def _data(args):
+    """X, Y: --data, or the spec's sample."""
     if args.data is None:
         raise TrainerError("--data FILE is required (.csv or .npz)")
-    X, Y = load_data(args.data)
-    run = load_checkpoint(args.resume, len(X)) if args.resume else new_run(init_params(args.seed), args.seed)
+    return load_data(args.data)
+
+
+def _validation(args, X, Y, split):
+    """The rows to train on and the validation set (or None): --val-data, or the rows ``split`` holds out."""
+    if args.val_data is not None:
+        return X, Y, load_data(args.val_data)
+    if split is None:
+        return X, Y, None
+    kept, held = split_rows(len(X), split["fraction"], split["seed"])
+    if len(held) == 0 or len(kept) < 1:
+        raise TrainerError(f"--val-fraction {split['fraction']:g} of {len(X)} row(s) holds out {len(held)} and leaves "
+                           f"{len(kept)} to train on: it must leave at least 1 to validate and 1 to train on")
+    return X[kept], Y[kept], (X[held], Y[held])
+
+
+def _split_of(args, run, n):
+    """The validation split this run uses: a checkpoint's, or --val-fraction's (drawn with --seed); TrainerError
+    when --resume and the --val-* flags disagree."""
+    given = None if args.val_fraction is None else {"fraction": args.val_fraction, "seed": args.seed, "rows": n}
+    if run is None or run["split"] == given:
+        return given
+    saved = run["split"]
+    if saved is None:
+        raise TrainerError(f"--val-fraction: {args.resume} trained on every row of its data; resume it without "
+                           "--val-fraction (--val-data may give a validation set)")
+    if args.val_data is not None or (given is not None and given["fraction"] != saved["fraction"]):
+        raise TrainerError(f"{args.resume} holds out --val-fraction {saved['fraction']:g} of its data for validation; "
+                           "resume it with that split (the same --val-fraction, or none)")
+    if saved["rows"] != n:
+        raise TrainerError(f"{args.resume} held out a fraction of {saved['rows']} rows, the data has {n}: "
+                           "resume on the same data")
+    return saved     # with its own seed, as a checkpoint brings its own generator
+
+
+def _main(args):
+    setup(args.device, args.distributed)
+    if RANK != 0:   # rank 0 alone prints, logs, plots and saves
+        args.log = args.save = args.plot = None
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")
+    if args.patience is not None and args.val_data is None and args.val_fraction is None:
+        raise TrainerError("--patience needs a validation set: --val-data FILE or --val-fraction F")
+    X, Y = _data(args)
+    run = load_checkpoint(args.resume) if args.resume else None
+    split = _split_of(args, run, len(X))
+    X, Y, validation = _validation(args, X, Y, split)
+    if run is None:
+        run = new_run(init_params(args.seed), args.seed)
+    elif _misfit(run, len(X)):
+        raise TrainerError(f"{args.resume}: {_misfit(run, len(X))}")
+    run["split"] = split
     check_outputs(args)  # before anything is written
     X, Y = torch.from_numpy(X).to(DEVICE), torch.from_numpy(Y).to(DEVICE)
+    if validation is not None:
+        validation = tuple(torch.from_numpy(v).to(DEVICE) for v in validation)
     if args.log is not None and not (args.resume and os.path.exists(args.log)):
         _write_log(args.log, "w", LOG_HEADER + "\n")
     interrupted = []
@@ -948,32 +1445,145 @@ def _main(args):
     if WORLD > 1:   # every rank stops at the same update: each step's all_reduce carries the requests
         signal.signal(signal.SIGINT, lambda *_: ASKED.append(True))
         interrupted = AGREED
+    progress = Progress(len(X), min(args.batch_size, len(X)), live=sys.stdout.isatty() and not args.quiet)
 
-    def on_epoch(run, loss, seconds):
+    def on_epoch(run, seconds):
+        record = run["history"][-1]
         if args.log is not None:
-            _write_log(args.log, "a", f"{run['epoch']},{run['state']['t']},{loss!r},{seconds:.6f}\n")
+            _write_log(args.log, "a", log_row(record, seconds))
         if not args.quiet:
-            print(f"epoch {run['epoch']:>6}  loss {loss:.6g}  {len(X) / max(seconds, 1e-9):,.0f} examples/s",
-                  flush=True)
+            progress.epoch(record, len(X) / max(seconds, 1e-9))
 
     def checkpoint(run):
-        if args.save is not None and args.save_every and run["epoch"] % args.save_every == 0:
-            save_checkpoint(run, args.save)
+        if args.save_every and run["epoch"] % args.save_every == 0:
+            if args.save is not None:
+                save_checkpoint(run, args.save)
+            if args.plot is not None:
+                write_file(args.plot, plot_svg(run["history"]), "--plot")
 
     with np.errstate(all="ignore"):  # a diverging run is reported below, once
         reason, run = train(run["params"], X, Y, epochs=args.epochs, batch_size=args.batch_size,
                             learning_rate=args.learning_rate, max_iters=args.max_iters,
                             loss_below=args.loss_below, min_delta=args.min_delta, run=run,
-                            on_epoch=on_epoch, should_stop=lambda: bool(interrupted), checkpoint=checkpoint)
+                            on_epoch=on_epoch, should_stop=lambda: bool(interrupted), checkpoint=checkpoint,
+                            validation=validation, patience=args.patience,
+                            on_batch=progress.batch if progress.live else None)
         final = loss(run["params"], X, Y)
     signal.signal(signal.SIGINT, previous_handler)
+    progress.clear()
     if reason == "diverged" or not math.isfinite(final):
         raise TrainerError(diverged(run, final, args.learning_rate)
                            + (f"; {args.save} left as it was" if args.save else ""))
     if args.save is not None:
         save_checkpoint(run, args.save)
-    print(f"stopped ({reason}) after epoch {run['epoch']}, {run['state']['t']} updates: loss {final:.6g}")
+    if args.plot is not None:
+        write_file(args.plot, plot_svg(run["history"]), "--plot")
+    print(final_line(reason, run, final))
     return 130 if reason == "interrupted" else 0
+
+
+def log_row(record, seconds):
+    """One --log row (LOG_HEADER's columns; a number not measured is an empty cell)."""
+    cell = lambda value: repr(value) if math.isfinite(value) else ""
+    return (f"{record['epoch']},{record['iterations']},{record['loss']!r},{seconds:.6f},{cell(record['val_loss'])}"
+            f",{cell(record['accuracy'])},{cell(record['val_accuracy'])}"
+            "\n")
+
+
+def numbers(record):
+    """An epoch's numbers as the lines show them: loss, accuracy and, when measured, val_loss, val_accuracy."""
+    parts = [f"loss {record['loss']:.6g}"]
+    if math.isfinite(record["accuracy"]):
+        parts.append(f"accuracy {record['accuracy']:.2%}")
+    if math.isfinite(record["val_loss"]):
+        parts.append(f"val_loss {record['val_loss']:.6g}")
+    if math.isfinite(record["val_accuracy"]):
+        parts.append(f"val_accuracy {record['val_accuracy']:.2%}")
+    return parts
+
+
+class Progress:
+    """The progress lines: one per epoch; on a terminal (``live``), rewritten in place while the epoch
+    runs, at most every LIVE_EVERY seconds, with the batches done, the rate and the time left."""
+
+    def __init__(self, rows, batch_size, live):
+        self.rows, self.batches, self.live = rows, -(-rows // batch_size), live
+        self.width, self.shown = 0, 0.0
+
+    def batch(self, run, rows, seconds):
+        now = time.perf_counter()
+        if now - self.shown < LIVE_EVERY:
+            return
+        self.shown = now
+        rate = rows / max(seconds, 1e-9)
+        left = (self.rows - min(run["position"], self.rows)) / max(rate, 1e-9)
+        counted = ACCURACY and run["right"] is not None
+        so_far = {"loss": run["loss_sum"] / run["batches"], "val_loss": math.nan, "val_accuracy": math.nan,
+                  "accuracy": run["right"] / (min(run["position"], self.rows) * COUNTED) if counted else math.nan}
+        self.show(f"epoch {run['epoch'] + 1:>6}  batch {run['batches']:>{len(str(self.batches))}}/{self.batches}  "
+                  f"{'  '.join(numbers(so_far))}  {rate:,.0f} examples/s  ETA {_duration(left)}")
+
+    def epoch(self, record, rate):
+        self.show(f"epoch {record['epoch']:>6}  {'  '.join(numbers(record))}  {rate:,.0f} examples/s", end="\n")
+
+    def show(self, text, end=""):
+        if self.live:
+            print("\r" + text.ljust(self.width), end=end, flush=True)
+            self.width = 0 if end else len(text)
+        elif end:
+            print(text, flush=True)
+
+    def clear(self):
+        """Blank a live line left unfinished (training stopped mid-epoch)."""
+        if self.live and self.width:
+            print("\r" + " " * self.width + "\r", end="", flush=True)
+            self.width = 0
+
+
+def _duration(seconds):
+    """0:07, 12:30, 3:05:00."""
+    seconds = int(seconds + 0.5)
+    hours, rest = divmod(seconds, 3600)
+    return (f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}")
+
+
+def final_line(reason, run, final):
+    """The last line printed: why and where training stopped, the loss on the training rows and, at
+    an epoch's end, that epoch's validation numbers; after a restore, which epoch was kept."""
+    last = run["history"][-1] if run["history"] else None
+    line = f"stopped ({reason}) after epoch {run['epoch']}, {run['state']['t']} updates"
+    if last is not None and last["epoch"] > run["epoch"]:
+        line = (f"stopped ({reason}) after epoch {last['epoch']}, {last['iterations']} updates; kept epoch "
+                f"{run['epoch']} ({run['state']['t']} updates), the lowest validation loss")
+    kept = next((r for r in run["history"] if r["epoch"] == run["epoch"] and run["position"] == 0), None)
+    measured = numbers({**kept, "loss": final, "accuracy": math.nan}) if kept is not None else [f"loss {final:.6g}"]
+    return f"{line}: {', '.join(measured)}"
+
+
+def _predict(args):
+    """predict: the outputs for --data's examples, with --params's parameters, as CSV."""
+    setup(args.device, False)
+    run = load_checkpoint(args.params)
+    X, Y = load_data(args.data, targets="optional")
+    if args.output != "-":
+        _check_output("-o", args.output, args.force, None, "", {"--data": args.data, "--params": args.params})
+    with np.errstate(all="ignore"):
+        outputs = predict(run["params"], run["state"], X).cpu().numpy()
+        measured = evaluate(run["params"], run["state"], X, Y) if Y is not None else None
+    text = predictions_csv(outputs)
+    where = "standard output" if args.output == "-" else args.output
+    line = (f"{len(X)} predictions for {args.data} written to {where}, with the parameters of epoch {run['epoch']} "
+            f"of {args.params}")
+    if measured is not None:
+        line += f"; against its targets: loss {float(measured[0]):.6g}"
+        line += f", accuracy {correct(outputs, Y) / (len(X) * COUNTED):.2%}"
+    if args.output == "-":
+        sys.stdout.write(text)
+        print(line, file=sys.stderr)
+    else:
+        write_file(args.output, text, "-o")
+        print(line)
+    return 0
 
 
 if __name__ == "__main__":

@@ -33,8 +33,10 @@ The data passed to the templates is small:
   "dtype": "float64", "backend": "numpy"}``.
 
 ``templates/functions.py.jinja`` renders to module-level ``forward(params, X)``,
-``loss(params, X, Y)``, ``gradients(params, X, Y)`` and ``loss_and_gradients(params, X, Y,
-out=None)`` (one pass; the gradients written into ``out``'s arrays when given), needing only the
+``loss(params, X, Y)``, ``gradients(params, X, Y)``, ``loss_and_gradients(params, X, Y,
+out=None)`` (one pass; the gradients written into ``out``'s arrays when given), and, in evaluation
+mode, ``predict(params, state, X)`` and ``evaluate(params, state, X, Y)`` (the loss of predict's
+outputs, and the outputs: ``Program.evaluate`` is predict's statements, then the loss's), needing only the
 including module's ``import math``, ``import threading`` and ``import numpy as np``;
 ``functions_torch.py.jinja`` renders the same functions on tensors (also ``import torch`` and
 ``torch.nn.functional as F``). ``templates/compiled.py.jinja`` (``compiled_torch.py.jinja``) wraps
@@ -116,6 +118,7 @@ class Program:
     loss: tuple[Statement, ...]
     loss_and_gradients: tuple[Statement, ...]  # both in one pass: each forward statement once
     predict: tuple[Statement, ...]             # evaluation mode: running statistics, no dropout
+    evaluate: tuple[Statement, ...]            # predict's statements, then the loss of its outputs
     output: str
     predict_output: str
     cost: str
@@ -263,6 +266,7 @@ def _program(network: Network, md: MatrixDerivation) -> Program:
     zL = _sym(f"z{L}")
     # loss: the batch mean of C; fused pairs take it from z (stable: log σ -> -softplus, log softmax -> z - lse)
     b.section = "loss"
+    loss_start = len(b.statements)
     term = md.loss_term
     if md.output.kind == "fused":
         out_value = form_L.expr.xreplace({Z_: zL}) if form_L.elementwise else Softmax(zL)
@@ -272,6 +276,7 @@ def _program(network: Network, md: MatrixDerivation) -> Program:
         per_output = term.xreplace({A_: log_domain(term, A_), Y_: Y}).xreplace({A_: aL})
     total = md.loss_scale * Total(per_output)
     b.add("C", total / N, rf"C = \frac{{1}}{{N}} {_tex(stabilize(total), names)}", ())
+    loss_statements = b.statements[loss_start:]
     if per_output.has(Clip):
         notes.append(f"{md.loss}: outputs are clipped to [EPS, 1 - EPS] inside its logs (and its derivative)")
     # backward: output delta, with the batch mean's 1/N folded in
@@ -320,6 +325,16 @@ def _program(network: Network, md: MatrixDerivation) -> Program:
     start = len(b.statements)
     psyms = forward("eval")
     predict = b.statements[start:]
+    # the loss of predict's outputs (a validation loss): the loss statements again, reading the
+    # evaluation-mode arrays, which have the training-mode names but for a dropout output layer
+    b.section = "loss, evaluation mode"
+    for s in loss_statements:
+        expr = s.expr.xreplace({aL: psyms[L]})
+        if expr == s.expr:
+            b.statements.append(replace(s, section=b.section))
+        else:
+            b._statement(s.name, expr, s.latex, s.shape)
+    evaluate = predict + b.statements[len(b.statements) - len(loss_statements):]
     params = network.parameter_shapes()
     grads = {name: b.grads[name] for name in params}
     masks = {name: (shape, layer.opt["rate"]) for layer in graph for name, shape in layer.data.items()}
@@ -329,7 +344,8 @@ def _program(network: Network, md: MatrixDerivation) -> Program:
         forward=_needed(statements, {aL.name}),
         loss=_needed(statements, {"C"}),
         loss_and_gradients=_needed(statements, {"C", *grads.values(), *(stat[2] for stat in b.stats)}),
-        predict=_needed(predict, {psyms[L].name}), output=aL.name, predict_output=psyms[L].name,
+        predict=_needed(predict, {psyms[L].name}), evaluate=_needed(evaluate, {"C", psyms[L].name}),
+        output=aL.name, predict_output=psyms[L].name,
         cost="C", grads=grads, notes=tuple(notes), masks=masks, stats=stats,
         running=tuple(dict.fromkeys(b.reads)), statements=tuple(b.statements),
         min_batch=2 if any(layer.kind.couples_batch for layer in graph) else 1)
@@ -369,6 +385,7 @@ def print_program(program: Program, backend: str) -> Program:
     names = {e.kernel for s in program.statements for e in sympy.preorder_traversal(s.expr) if isinstance(e, Kernel)}
     return replace(program, forward=again(program.forward), loss=again(program.loss),
                    loss_and_gradients=again(program.loss_and_gradients), predict=again(program.predict),
+                   evaluate=again(program.evaluate),
                    statements=again(program.statements), backend=backend, buffers=buffers,
                    kernels=tuple(kernel_sources(names, backend)))
 

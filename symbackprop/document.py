@@ -4,7 +4,7 @@ Builders (:mod:`symbackprop.sections`, the layer entries' ``explain_*`` methods)
 numbers — a heading, a paragraph of prose with ``$…$`` math, a display of aligned LaTeX lines, a
 table, a figure — and never format for a language; :func:`to_markdown`, :func:`to_latex` and
 :func:`to_html` render every block kind and never compute (as SymPy keeps one expression tree and a
-printer class per language).
+printer class per language). Figures (a drawing, a curve) are for HTML; the other writers leave them out.
 """
 import html as _html
 import re
@@ -42,6 +42,15 @@ class Table:
 @dataclass(frozen=True)
 class Figure:
     svg: str            # HTML only
+    caption: str
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A line chart (HTML only, drawn by :func:`symbackprop.curve.curve_svg`)."""
+    series: tuple       # (name, ((x, y), ...)) pairs, one line each
+    x_label: str
+    y_label: str
     caption: str
 
 
@@ -164,5 +173,9 @@ def to_html(blocks) -> str:
             out.append(f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>")
         elif isinstance(b, Figure):
             out.append(f"<figure>\n{b.svg}\n<figcaption>{esc(b.caption)}</figcaption>\n</figure>")
+        elif isinstance(b, Curve):
+            from .curve import curve_svg
+            svg = curve_svg(b.series, b.x_label, b.y_label).rstrip("\n")
+            out.append(f"<figure>\n{svg}\n<figcaption>{esc(printable(b.caption))}</figcaption>\n</figure>")
     return "\n".join(out) + "\n"
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import sympy
 from sympy.printing.pycode import PythonCodePrinter
 
-from . import codegen, initial, limits, optimizers as opt, printing
+from . import codegen, curve, initial, limits, optimizers as opt, printing
 from .errors import SpecError
 from .spec import Network, load
 
@@ -397,6 +397,9 @@ def render(network: Network, optimizer: str | None = None, learning_rate: float 
         "input_text": ", ".join(map(str, network.input)),
         "masks": any(layer.data for layer in network.graph),
         "running": any(layer.kind.couples_batch for layer in network.graph),
+        "min_batch": 2 if any(layer.kind.couples_batch for layer in network.graph) else 1,
+        "accuracy": accuracy_rule(network),
+        "curve_source": curve.source(),
         "shapes": network.parameter_shapes(),
         "given": ({k: _literal(v) for k, v in network.parameters.items()}
                   if network.parameters is not None else None),
@@ -424,6 +427,16 @@ def render(network: Network, optimizer: str | None = None, learning_rate: float 
                    for element in context["elements"][name]]
             for name in context["trained"]}
     return codegen.environment().get_template(TEMPLATE).render(context)
+
+
+# How a classification loss counts a prediction right: (output activation, loss) -> rule
+ACCURACY = {("softmax", "cross_entropy"): "argmax",            # the largest output's column is the largest target's
+            ("sigmoid", "binary_cross_entropy"): "threshold"}  # each output on its target's side of 0.5
+
+
+def accuracy_rule(network: Network) -> str | None:
+    """"argmax", "threshold" or None: how a trainer of ``network`` measures accuracy, if it does."""
+    return ACCURACY.get((network.graph[-1].activation.name, network.loss.name))
 
 
 def sample_context(network: Network) -> dict:

@@ -23,35 +23,19 @@ _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
 _SNIFF = 1 << 16   # bytes of an existing file that ``ours`` looks at
 
 
-def write_text(text: str, path: str | None, force: bool = False, ours=None) -> None:
-    """Print ``text``, or write it to ``path`` atomically; SpecError if that would clobber a file
-    or if ``path`` is not a regular file."""
+def write_text(text: str, path: str | None, force: bool = False, ours=None, field: str = "-o") -> None:
+    """Print ``text``, or write it to ``path`` atomically; SpecError (naming ``field``) if that
+    would clobber a file or if ``path`` is not a regular file."""
     if path is None or path == "-":
         _print(text if text.endswith("\n") else text + "\n")
         return
     shown = printable(path)
-    info = _stat(path, shown)
-    if info is not None and not stat.S_ISREG(info.st_mode):
-        kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
-        raise SpecError("-o", f"{shown} is {kind}; -o writes regular files only "
-                              "(use -o - and a redirection to write to anything else)")
-    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
-    if info is not None and not force:
-        try:
-            with open(target, "rb") as old:
-                mine = ours is not None and ours(old.read(_SNIFF).decode("utf-8", errors="replace"))
-        except OSError:
-            mine = False
-        if not mine:
-            raise SpecError("-o", f"{shown} exists; pass --force to overwrite it")
+    target, info = writable(path, force, ours, field)
     folder = target.parent
-    if not folder.is_dir():
-        problem = "does not exist" if not folder.exists() else "is not a directory"
-        raise SpecError("-o", f"folder {printable(folder)} {problem}")
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as err:
-        raise SpecError("-o", f"cannot write in {printable(folder)}: {err.strerror or err}") from None
+        raise SpecError(field, f"cannot write in {printable(folder)}: {err.strerror or err}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as out:
             out.write(text)
@@ -62,10 +46,37 @@ def write_text(text: str, path: str | None, force: bool = False, ours=None) -> N
         os.replace(tmp, target)
     except OSError as err:
         Path(tmp).unlink(missing_ok=True)
-        raise SpecError("-o", f"cannot write {shown}: {err.strerror or err}") from None
+        raise SpecError(field, f"cannot write {shown}: {err.strerror or err}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def writable(path: str, force: bool = False, ours=None, field: str = "-o"):
+    """SpecError (naming ``field``) unless :func:`write_text` may write ``path``: a regular file or
+    a new one in an existing folder, an existing one only with ``force`` or when ``ours`` knows it.
+    Returns the file to replace (a link's target) and its ``os.stat``, None for a new file. A command
+    writing two files checks both first, so that a refusal leaves neither written."""
+    shown = printable(path)
+    info = _stat(path, shown, field)
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
+        raise SpecError(field, f"{shown} is {kind}; {field} writes regular files only "
+                               "(use -o - and a redirection to write to anything else)")
+    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+    if info is not None and not force:
+        try:
+            with open(target, "rb") as old:
+                mine = ours is not None and ours(old.read(_SNIFF).decode("utf-8", errors="replace"))
+        except OSError:
+            mine = False
+        if not mine:
+            raise SpecError(field, f"{shown} exists; pass --force to overwrite it")
+    folder = target.parent
+    if not folder.is_dir():
+        problem = "does not exist" if not folder.exists() else "is not a directory"
+        raise SpecError(field, f"folder {printable(folder)} {problem}")
+    return target, info
 
 
 # what each extension of -o means; a command writes the formats it has
@@ -103,16 +114,16 @@ def output_format(path: str | None, given: str | None, formats: tuple, default: 
     if implied is None and suffix:
         raise SpecError("-o", f"{suffix} names no format {command} writes ({writes}); or pass --format")
     return implied or default
-def _stat(path: str, shown: str):
+def _stat(path: str, shown: str, field: str = "-o"):
     """``os.stat(path)`` (following links), or None if nothing is there yet."""
     try:
         return os.stat(path)
     except FileNotFoundError:
         return None
     except NotADirectoryError:
-        raise SpecError("-o", f"{shown}: a part of the path before the file name is not a directory") from None
+        raise SpecError(field, f"{shown}: a part of the path before the file name is not a directory") from None
     except OSError as err:
-        raise SpecError("-o", f"cannot use {shown}: {err.strerror or err}") from None
+        raise SpecError(field, f"cannot use {shown}: {err.strerror or err}") from None
 
 
 def _print(text: str) -> None:

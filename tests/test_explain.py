@@ -539,3 +539,78 @@ def test_large_matrices_are_elided_not_written_out():
     first_row = w1.split(r" \\ ")[0].split("{bmatrix}")[1]
     assert first_row.count("&") == 11 and r"\cdots" in first_row        # 9 columns, ⋯, the last 2
     assert "W^{(1)}_{6,30}" in md                                         # every weight still in the text
+
+
+# ---- a long run (issue 10, item 15): the table in part, every step in CSV, the curve in HTML
+
+@pytest.fixture(scope="module")
+def long_run(tmp_path_factory):
+    """explain --steps 1000 of the seed net through the command line: Markdown, HTML and --steps-csv."""
+    folder = tmp_path_factory.mktemp("long")
+    md, page, csv = folder / "e.md", folder / "e.html", folder / "steps.csv"
+    assert main(["explain", str(SEED), "--optimizer", "sgd", "--steps", "1000", "-o", str(md),
+                 "--steps-csv", str(csv)]) == 0
+    assert main(["explain", str(SEED), "--optimizer", "sgd", "--steps", "1000", "-o", str(page)]) == 0
+    return explain(load(SEED), optimizer="sgd", steps=1000), md.read_text(), page.read_text(), csv
+
+
+def _training_rows(markdown):
+    part = markdown[markdown.index("| step $t$ |"):]
+    return [line.split(" | ")[0].lstrip("| ") for line in part.split("\n\n")[0].splitlines()[2:]]
+
+
+def test_a_long_run_shows_the_stated_rows(long_run):
+    e, md, _, _ = long_run
+    assert len(e.history) == 1000
+    assert _training_rows(md) == [*map(str, range(1, 11)), "⋮", "100", "⋮", *map(str, range(991, 1001))]
+    assert ("A run of more than 30 steps is tabulated in part: steps 1 to 10, 100 and the last 10 of its 1,000 "
+            "(the stopping conditions are tested after every step; the last row is where the run stopped). "
+            "`--steps-csv FILE` writes every step.") in md
+    short = explain(load(SEED), optimizer="sgd", steps=2).markdown()
+    assert len(md.splitlines()) < len(short.splitlines()) + 35           # 10,489 lines for 10,000 steps before
+    # up to 30 steps, every one
+    assert _training_rows(explain(load(SEED), optimizer="sgd", steps=30).markdown()) == list(map(str, range(1, 31)))
+    stopped = explain(load(SEED), optimizer="sgd", steps=5000, loss_below=0.01)
+    rows = _training_rows(stopped.markdown())
+    assert rows[-1] == str(len(stopped.history)) and "fell below 0.01" in stopped.stop
+
+
+def test_the_steps_csv_has_every_step(long_run):
+    e, _, _, csv = long_run
+    lines = csv.read_text().splitlines()
+    assert lines[0] == "step,loss_before,loss_after,change,relative_change_percent" and len(lines) == 1001
+    table = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
+    assert list(table[:, 0]) == list(range(1, 1001))
+    assert list(table[:, 1]) == [it.loss_before for it in e.history]        # to the last bit
+    assert list(table[:, 2]) == [it.loss_after for it in e.history]
+    np.testing.assert_array_equal(table[:, 3], table[:, 2] - table[:, 1])
+
+
+def test_the_html_page_draws_the_loss_curve(long_run):
+    import xml.etree.ElementTree as ET
+    e, _, page, _ = long_run
+    svg = page[page.index('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 640'):]
+    svg = ET.fromstring(svg[:svg.index("</svg>") + 6])
+    (line,) = svg.findall("{http://www.w3.org/2000/svg}polyline")
+    points = line.get("points").split()
+    assert len(points) == 1001                                   # the loss before step 1, then after each
+    ys = [float(p.split(",")[1]) for p in points]
+    assert ys[0] == min(ys) and ys[-1] == max(ys)                # SVG's y grows downwards: the loss fell
+    assert "step" in [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")]
+    assert "The loss before step 1 and after each of the 1,000 steps." in page
+
+
+def test_steps_csv_overwrites_nothing(tmp_path, capsys):
+    csv, md = tmp_path / "s.csv", tmp_path / "e.md"
+    csv.write_text("mine\n")
+    assert main(["explain", str(SEED), "--steps", "3", "--steps-csv", str(csv), "-o", str(md)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--steps-csv" in err and "--force" in err
+    assert csv.read_text() == "mine\n" and not md.exists()       # checked before either is written
+    md.write_text("notes\n")
+    assert main(["explain", str(SEED), "--steps", "3", "--steps-csv", str(tmp_path / "t.csv"), "-o", str(md)]) == 2
+    assert not (tmp_path / "t.csv").exists() and md.read_text() == "notes\n"
+    assert capsys.readouterr().err.count("\n") == 1
+    for bad in (str(SEED), str(tmp_path / "s.txt")):
+        assert main(["explain", str(SEED), "--steps", "3", "--steps-csv", bad]) == 2
+        assert capsys.readouterr().err.count("\n") == 1

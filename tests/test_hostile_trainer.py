@@ -161,6 +161,11 @@ CRAFTED = {
     "negative second moment": ({"state/v/W1": -np.ones((4, 2))}, "state/v/W1 holds negative values"),
     "parameter not finite": ({"param/b2": np.array([np.nan])}, "param/b2 holds values that are not finite"),
     "broken generator state": ({"rng": np.array("{}")}, "damaged checkpoint"),
+    "history of the wrong shape": ({"history": np.zeros((2, 3))}, "history has shape (2, 3)"),
+    "history going back": ({"history": np.array([[2, 4, .7, .5, np.nan, np.nan], [1, 8, .6, .5, np.nan, np.nan]])},
+                           "not increasing counts"),
+    "split not a split": ({"split": np.array('{"fraction": 2}')}, "split is"),
+    "split not JSON": ({"split": np.array("{")}, "damaged checkpoint"),
 }
 
 
@@ -170,11 +175,23 @@ def test_a_crafted_checkpoint_is_refused_and_nothing_is_overwritten(xor, tmp_pat
     changes, fragment = CRAFTED[case]
     np.savez(ckpt, **{**arrays, **changes})
     log = tmp_path / "loss.csv"
-    log.write_text("epoch,iterations,loss,seconds\n1,4,0.7,0.001\n")
+    log.write_text("epoch,iterations,loss,seconds,val_loss,accuracy,val_accuracy\n1,4,0.7,0.001,,0.5,\n")
     before, log_before = ckpt.read_bytes(), log.read_text()
     result = call(xor, "--data", tmp_path / "d.csv", "--resume", ckpt, "--save", ckpt, "--log", log)
     one_line_error(result, str(ckpt), fragment)
     assert ckpt.read_bytes() == before and log.read_text() == log_before
+
+
+def test_a_best_epoch_after_the_run_is_refused(xor, tmp_path, mid_epoch):
+    """--patience's copy of the best epoch's run must come from before the run it is saved with."""
+    ckpt, arrays = mid_epoch
+    best = {"best/" + k: v for k, v in arrays.items() if k.startswith(("param/", "state/")) or k in ("t", "rng")}
+    np.savez(ckpt, **arrays, **best, **{"best/epoch": np.array(3), "best/previous_loss": np.array(0.5),
+                                        "best/val_loss": np.array(0.4)})
+    before = ckpt.read_bytes()
+    one_line_error(call(xor, "--data", tmp_path / "d.csv", "--resume", ckpt, "--save", ckpt),
+                   "its best epoch, 3 after 2 updates, is later than the run, at epoch 0")
+    assert ckpt.read_bytes() == before
 
 
 def test_a_mid_epoch_checkpoint_on_a_smaller_data_file_is_refused(xor, tmp_path, mid_epoch):
@@ -203,7 +220,9 @@ def big_sample_spec(rows):
 def test_a_large_sample_is_not_embedded_and_the_file_says_so(tmp_path):
     rows = limits.SAMPLE_EMBEDDED // 4 + 1            # 4 numbers an example: just over the limit
     text = render(big_sample_spec(rows), optimizer="sgd")
-    assert len(text) < 40_000 and "0.1" * 3 not in text
+    without = render(Network.from_dict({"network": {"layers": [3, 2, 1], "activations": ["sigmoid", "sigmoid"],
+                                                    "loss": "squared_error"}}), optimizer="sgd")
+    assert len(text) < len(without) + 1000 and "0.1" * 3 not in text
     assert f"The spec's sample ({rows} examples, {4 * rows} numbers) is not embedded" in text
     trainer = tmp_path / "t.py"
     trainer.write_text(text)

@@ -90,3 +90,38 @@ def test_the_cnn_exercise_excerpt_is_what_check_prints(capsys):
     at = [printed.index(line) for line in quoted]            # every quoted line, in the printed order
     assert at == sorted(at) and at[0] == 0 and at[-1] == len(printed) - 1
     assert any("sent to every element of the window" in line for line in quoted)
+
+
+def test_the_trainer_run_with_validation_is_what_the_trainer_prints(tmp_path):
+    """The README's run of generated/cnn_adam.py with --val-fraction and --patience, then predict:
+    every quoted line is printed, in order, the first ones first and the last ones last (the rates,
+    examples/s, are the machine's)."""
+    import shlex
+    import shutil
+    import subprocess
+    import sys
+    section = README[README.index("**Validation, accuracy, early stopping and predictions.**"):]
+    commands = block_after_fence(section, "```sh")
+    quoted = block_after_fence(section, "```text").splitlines()
+    (tmp_path / "examples").mkdir()
+    shutil.copy(ROOT / "examples/bars.npz", tmp_path / "examples")
+    printed = []
+    for command in commands.splitlines():
+        python, trainer, *args = shlex.split(command)
+        assert python == "python" and trainer == "generated/cnn_adam.py"
+        result = subprocess.run([sys.executable, str(ROOT / trainer), *args], cwd=tmp_path, capture_output=True,
+                                text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        printed += result.stdout.splitlines()
+    rate = lambda line: re.sub(r"[\d,]+ examples/s", "R examples/s", line)
+    gap = quoted.index("...")
+    assert [rate(l) for l in printed[:gap]] == [rate(l) for l in quoted[:gap]]
+    tail = quoted[gap + 1:]
+    assert [rate(l) for l in printed[-len(tail):]] == [rate(l) for l in tail]
+    assert (tmp_path / "loss.svg").exists() and (tmp_path / "predictions.csv").exists()
+
+
+def block_after_fence(text: str, fence: str) -> str:
+    """The body of the first ``fence`` block in ``text``."""
+    start = text.index(fence + "\n") + len(fence) + 1
+    return text[start:text.index("```", start)].rstrip("\n")

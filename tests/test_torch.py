@@ -191,7 +191,7 @@ def test_checkpoints_pass_between_backends(cnn_trainers, tmp_path):
     assert call(files["torch"], *common, "--resume", tmp_path / "numpy_half.npz", "--epochs", 4, "--save", mixed).returncode == 0
     a, b = checkpoint_arrays(mixed), checkpoint_arrays(tmp_path / "numpy_whole.npz")
     for key in a:
-        if key.startswith(("param/", "state/")):
+        if key.startswith(("param/", "state/")) or key == "history":
             np.testing.assert_allclose(a[key], b[key], rtol=1e-10, atol=1e-13, err_msg=key)
         elif key != "previous_loss":
             assert a[key].tobytes() == b[key].tobytes(), key
@@ -222,27 +222,32 @@ def assert_close_checkpoints(a, b):
     a, b = checkpoint_arrays(a), checkpoint_arrays(b)
     assert a.keys() == b.keys()
     for key in a:
-        if key.startswith(("param/", "state/")) or key in ("previous_loss", "loss_sum"):
+        if key.startswith(("param/", "state/")) or key in ("previous_loss", "loss_sum", "history"):
             np.testing.assert_allclose(a[key], b[key], rtol=1e-12, atol=1e-15, err_msg=key)
         else:
             assert a[key].tobytes() == b[key].tobytes(), key
 
 
 def test_two_processes_train_as_one_and_resume_in_one(small_trainer, tmp_path):
-    """Batches of 7 on 2 ranks (shares of 3 and 4 rows, the epoch's last batch 2: one row each),
-    with dropout: the 2-process run ends where the 1-process run does, to float64 rounding; rank 0
-    alone prints and logs; its checkpoint resumes in one process."""
+    """Batches of 7 on 2 ranks (shares of 3 and 4 rows, the epoch's last batch 1: none and one),
+    with dropout and a validation half (15 rows in chunks of 7, the ranks taking turns): the 2-process run
+    ends where the 1-process run does, to float64 rounding, validation and accuracy included; rank 0
+    alone prints, logs and plots; its checkpoint resumes in one process."""
     trainer, data = small_trainer
-    common = ["--data", data, "--batch-size", 7, "--seed", 1, "--device", "cpu"]
+    common = ["--data", data, "--batch-size", 7, "--seed", 1, "--device", "cpu", "--val-fraction", 0.5]
     two, one = tmp_path / "two.npz", tmp_path / "one.npz"
-    result = torchrun(trainer, *common, "--epochs", 3, "--save", two, "--log", tmp_path / "two.csv")
+    result = torchrun(trainer, *common, "--epochs", 3, "--save", two, "--log", tmp_path / "two.csv",
+                      "--plot", tmp_path / "two.svg")
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert [l.split()[:2] for l in lines[:-1]] == [["epoch", "1"], ["epoch", "2"], ["epoch", "3"]]
-    assert lines[-1].startswith("stopped (epochs) after epoch 3, 15 updates"), result.stdout
-    assert len((tmp_path / "two.csv").read_text().splitlines()) == 4
-    assert call(trainer, *common, "--epochs", 3, "--save", one, "--quiet").returncode == 0
+    assert all("val_loss" in l and "val_accuracy" in l for l in lines), result.stdout
+    assert lines[-1].startswith("stopped (epochs) after epoch 3, 9 updates"), result.stdout
+    assert len((tmp_path / "two.csv").read_text().splitlines()) == 4 and (tmp_path / "two.svg").exists()
+    assert call(trainer, *common, "--epochs", 3, "--save", one, "--quiet", "--log", tmp_path / "one.csv").returncode == 0
     assert_close_checkpoints(two, one)
+    columns = [np.loadtxt(tmp_path / f"{k}.csv", delimiter=",", skiprows=1) for k in ("two", "one")]
+    np.testing.assert_allclose(np.delete(columns[0], 3, 1), np.delete(columns[1], 3, 1), rtol=1e-12)  # (not seconds)
     # resumed by one process: the uninterrupted one-process run
     assert call(trainer, *common, "--resume", two, "--epochs", 5, "--save", two, "--quiet").returncode == 0
     assert call(trainer, *common, "--epochs", 5, "--save", one, "--quiet").returncode == 0

@@ -78,7 +78,7 @@ def test_seed_trainer_reaches_the_loss(seed_file, tmp_path):
     theta = {k: params["param/" + k] for k in module.SHAPES}
     assert module.loss(theta, network.x, network.y) < 1e-3
     log = (tmp_path / "loss.csv").read_text().splitlines()
-    assert log[0] == "epoch,iterations,loss,seconds" and len(log) > 100
+    assert log[0] == "epoch,iterations,loss,seconds,val_loss" and len(log) > 100
     assert "loss" in result.stdout.splitlines()[0] and "examples/s" in result.stdout.splitlines()[0]
 
 

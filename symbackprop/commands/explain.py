@@ -5,7 +5,7 @@ import math
 
 from .. import limits
 from ..errors import SpecError, shown
-from ..output import output_format, write_text
+from ..output import output_format, writable, write_text
 
 FORMATS = ("markdown", "latex", "html")
 
@@ -19,7 +19,9 @@ def add_parser(subparsers):
     p.add_argument("spec", help="the network spec (.toml or .json) with [parameters] and [sample]")
     p.add_argument("--optimizer", help="sgd, momentum, nesterov, rmsprop, adagrad, adam or adamw "
                                        "(default: the spec's [optimizer].name, else sgd)")
-    p.add_argument("--steps", metavar="K", help="train K steps and tabulate the loss (default 1)")
+    p.add_argument("--steps", metavar="K", help="train K steps and tabulate the loss (default 1; past 30 steps the "
+                                                "table shows the first and last 10 and every power of ten)")
+    p.add_argument("--steps-csv", metavar="FILE", help="write every step's loss to this CSV file")
     p.add_argument("--digits", metavar="D", default="5", help="significant digits shown (default 5)")
     p.add_argument("--init", type=int, metavar="SEED",
                    help="draw the parameters and sample the spec lacks: a trainer's init_params(SEED) and a seeded sample")
@@ -80,7 +82,28 @@ def run(args) -> int:
         raise SpecError("sample.x", f"explain prints every example's numbers: at most {limits.EXAMPLES_SHOWN} "
                                     f"examples (the limit), the sample has {len(network.x)}; derive --form matrix "
                                     "--format json gives the gradients of any batch")
+    if args.steps_csv is not None:
+        _check_steps_csv(args)
     explanation = explain(network, args.optimizer, steps, digits, max_iters, loss_below, min_delta, args.wrt)
     text = explanation.latex(fragment=True) if args.fragment else explanation.render(fmt)
+    if args.steps_csv is not None:
+        write_text(explanation.steps_csv(), args.steps_csv, args.force, field="--steps-csv")
     write_text(text, args.output, args.force)
     return 0
+
+
+def _check_steps_csv(args):
+    """SpecError unless --steps-csv names a .csv file that is not the spec, nor -o's file, and both
+    it and -o's file may be written (checked before either is)."""
+    import os
+    path = args.steps_csv
+    if path == "-" or not path.lower().endswith(".csv"):
+        raise SpecError("--steps-csv", f"{shown(path)}: name a .csv file")
+    for other, flag in ((args.spec, "the spec"), (args.output, "-o's file")):
+        if other not in (None, "-") and (os.path.abspath(other) == os.path.abspath(path)
+                                         or os.path.exists(path) and os.path.exists(other)
+                                         and os.path.samefile(path, other)):
+            raise SpecError("--steps-csv", f"{shown(path)} is {flag}; name another file")
+    writable(path, args.force, field="--steps-csv")
+    if args.output not in (None, "-"):
+        writable(args.output, args.force)

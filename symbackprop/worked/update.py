@@ -3,13 +3,15 @@ how much the loss fell, the same gradients with plain SGD, and a short training 
 import numpy as np
 import sympy
 
-from ..document import Display, Para, Table
+from ..document import Curve, Display, Para, Table
 from ..layers.base import param_tex
 from ..optimizers import HYPER, LATEX_NAMES, rule_latex
 from ..worksheet import code_names
 
 WRITTEN_PER_PARAMETER = 12   # elements of one parameter array whose update is written out
 TABLE_PER_PARAMETER = 60     # rows of one parameter array in the update's table
+TRAINING_ROWS = 30           # a longer run's table shows the first and last ENDS steps and every power of ten
+ENDS = 10
 
 
 def label(name: str, index) -> str:
@@ -173,12 +175,20 @@ def training(work) -> list:
     out = [Para(f"The same step repeated with {e.update.optimizer.name} (its state carried from step to "
                 "step), stopping by the three conditions of a training loop: a maximum number of "
                 "steps, a loss below a threshold, a change of loss below a threshold. Here: " + "; ".join(conds) + ".")]
-    rows = tuple((str(it.t), f"${n.tex(it.loss_before)}$", f"${n.tex(it.loss_after)}$",
-                  f"${n.tex(it.loss_after - it.loss_before)}$",
-                  f"${n.tex((it.loss_after - it.loss_before) / it.loss_before * 100 if it.loss_before else 0)}\\%$")
-                 for it in e.history)
-    out += [Table(("step $t$", "loss before", "loss after", "change", "relative change"), rows),
-            Para(f"Stopped: {e.stop}.")]
+    shown = shown_steps(len(e.history))
+    if len(shown) < len(e.history):
+        powers = [str(10 ** k) for k in range(2, 10) if ENDS < 10 ** k <= len(e.history) - ENDS]
+        out.append(Para(f"A run of more than {TRAINING_ROWS} steps is tabulated in part: steps 1 to {ENDS}"
+                        + (f", {', '.join(powers)}" if powers else "") + f" and the last {ENDS} of its "
+                        f"{len(e.history):,} (the stopping conditions are tested after every step; the last row is "
+                        "where the run stopped). `--steps-csv FILE` writes every step."))
+    rows = tuple(("⋮",) * 5 if i is None else _training_row(n, e.history[i]) for i in shown)
+    out.append(Table(("step $t$", "loss before", "loss after", "change", "relative change"), rows))
+    out.append(Para(f"Stopped: {e.stop}."))
+    if len(e.history) > 1:
+        points = ((0, e.history[0].loss_before),) + tuple((it.t, it.loss_after) for it in e.history)
+        out.append(Curve((("loss", points),), "step", "loss",
+                         f"The loss before step 1 and after each of the {len(e.history):,} steps."))
     lines = []
     for name, value in e.final.items():
         value = np.asarray(value)
@@ -189,3 +199,29 @@ def training(work) -> list:
                          r"\quad \text{(each row a kernel, row-major)}")
     out += [Para(f"The parameters after step {e.history[-1].t}:"), Display(tuple(lines))]
     return out
+
+
+def shown_steps(count: int) -> list:
+    """The rows of a run of ``count`` steps that its table shows, as indices into its history (None:
+    a gap): all up to :data:`TRAINING_ROWS`; past that, the first and last :data:`ENDS` and the powers
+    of ten between them.
+
+    >>> shown_steps(1000)[9:13]
+    [9, None, 99, None]
+    """
+    if count <= TRAINING_ROWS:
+        return list(range(count))
+    keep = sorted({*range(ENDS), *range(count - ENDS, count),
+                   *(10 ** k - 1 for k in range(2, 10) if 10 ** k <= count)})
+    out = []
+    for i in keep:
+        if out and i - out[-1] > 1:
+            out.append(None)
+        out.append(i)
+    return out
+
+
+def _training_row(n, it) -> tuple:
+    change = it.loss_after - it.loss_before
+    return (str(it.t), f"${n.tex(it.loss_before)}$", f"${n.tex(it.loss_after)}$", f"${n.tex(change)}$",
+            f"${n.tex(change / it.loss_before * 100 if it.loss_before else 0)}\\%$")
