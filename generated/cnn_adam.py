@@ -14,7 +14,7 @@
 #   Forward (a⁽⁰⁾ = x):
 #     z⁽¹⁾ = W⁽¹⁾ ⋆ x + b⁽¹⁾  (stride 1, padding 1),  a⁽¹⁾ = id(z⁽¹⁾),  W⁽¹⁾ ∈ ℝ^(4×1×3×3), b⁽¹⁾ ∈ ℝ⁴
 #     x̂⁽²⁾ = (a⁽¹⁾ - μ⁽²⁾)/(√(var⁽²⁾ + ε)), z⁽²⁾ = γ⁽²⁾ ⊙ x̂⁽²⁾ + β⁽²⁾  (μ, var over the batch and positions, ε = 1 × 10⁻⁵),  a⁽²⁾ = relu(z⁽²⁾),  γ⁽²⁾ ∈ ℝ⁴, β⁽²⁾ ∈ ℝ⁴
-#     a⁽³⁾ = max_(2 windows) a⁽²⁾  (stride 2),  a⁽³⁾ ∈ ℝ^(4×4×4)
+#     a⁽³⁾ = max_(2 × 2 windows) a⁽²⁾  (stride 2),  a⁽³⁾ ∈ ℝ^(4×4×4)
 #     a⁽⁴⁾ = flatten(a⁽³⁾),  a⁽⁴⁾ ∈ ℝ⁶⁴
 #     z⁽⁵⁾ = W⁽⁵⁾ a⁽⁴⁾ + b⁽⁵⁾,  a⁽⁵⁾ = softmax(z⁽⁵⁾),  W⁽⁵⁾ ∈ ℝ^(3×64), b⁽⁵⁾ ∈ ℝ³
 #     C = Σ_j [-y_j*log(a_j)],  j = 1..3, a = a⁽⁵⁾
@@ -578,7 +578,7 @@ def forward(params, X):
     # a^{(2)} = \operatorname{relu}\left(z^{(2)}\right)
     a2 = _ws["a2"]
     np.maximum(z2, _C[0], out=a2)
-    # a^{(3)} = \max_{2\ \text{windows}} a^{(2)} \quad (\text{stride } 2)
+    # a^{(3)} = \max_{2 \times 2\ \text{windows}} a^{(2)} \quad (\text{stride } 2)
     a3 = _ws["a3"]
     maxpool_forward(a2, (2, 2), (2, 2), out=a3)
     # a^{(4)} = \operatorname{flatten}(a^{(3)})
@@ -622,7 +622,7 @@ def loss(params, X, Y):
     # a^{(2)} = \operatorname{relu}\left(z^{(2)}\right)
     a2 = _ws["a2"]
     np.maximum(z2, _C[0], out=a2)
-    # a^{(3)} = \max_{2\ \text{windows}} a^{(2)} \quad (\text{stride } 2)
+    # a^{(3)} = \max_{2 \times 2\ \text{windows}} a^{(2)} \quad (\text{stride } 2)
     a3 = _ws["a3"]
     maxpool_forward(a2, (2, 2), (2, 2), out=a3)
     # a^{(4)} = \operatorname{flatten}(a^{(3)})
@@ -699,7 +699,7 @@ def _loss_and_gradients(params, X, Y, grads, stats, scale=1, outputs=None):
     # a^{(2)} = \operatorname{relu}\left(z^{(2)}\right)
     a2 = _ws["a2"]
     np.maximum(z2, _C[0], out=a2)
-    # a^{(3)} = \max_{2\ \text{windows}} a^{(2)} \quad (\text{stride } 2)
+    # a^{(3)} = \max_{2 \times 2\ \text{windows}} a^{(2)} \quad (\text{stride } 2)
     a3 = _ws["a3"]
     maxpool_forward(a2, (2, 2), (2, 2), out=a3)
     # a^{(4)} = \operatorname{flatten}(a^{(3)})
@@ -784,7 +784,7 @@ def predict(params, state, X):
     # a^{(2)} = \operatorname{relu}\left(z^{(2)}\right)
     a2 = _ws["a2"]
     np.maximum(z2, _C[0], out=a2)
-    # a^{(3)} = \max_{2\ \text{windows}} a^{(2)} \quad (\text{stride } 2)
+    # a^{(3)} = \max_{2 \times 2\ \text{windows}} a^{(2)} \quad (\text{stride } 2)
     a3 = _ws["a3"]
     maxpool_forward(a2, (2, 2), (2, 2), out=a3)
     # a^{(4)} = \operatorname{flatten}(a^{(3)})
@@ -827,7 +827,7 @@ def evaluate(params, state, X, Y):
     # a^{(2)} = \operatorname{relu}\left(z^{(2)}\right)
     a2 = _ws["a2"]
     np.maximum(z2, _C[0], out=a2)
-    # a^{(3)} = \max_{2\ \text{windows}} a^{(2)} \quad (\text{stride } 2)
+    # a^{(3)} = \max_{2 \times 2\ \text{windows}} a^{(2)} \quad (\text{stride } 2)
     a3 = _ws["a3"]
     maxpool_forward(a2, (2, 2), (2, 2), out=a3)
     # a^{(4)} = \operatorname{flatten}(a^{(3)})

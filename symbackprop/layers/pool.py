@@ -206,7 +206,7 @@ class Pool(LayerKind):
                          inputs=[-ctx.inputs[0]], then=lambda d: -d)]
 
     def latex_forward(self, layer, out, ins):
-        k, s = _size(layer.opt["kernel"], True), _size(layer.opt["stride"], True)
+        k, s = r" \times ".join(map(str, layer.opt["kernel"])), _size(layer.opt["stride"], True)   # 2 × 2 windows
         op = r"\max" if self.mode == "max" else r"\operatorname{mean}"
         return rf"{out} = {op}_{{{k}\ \text{{windows}}}} {ins[0]} \quad (\text{{stride }} {s})"
 
