@@ -173,10 +173,16 @@ def gradcheck(network: Network, gradients: dict, params: dict, X, Y,
     return checks
 
 
+def _label(key: str, where: tuple, examples: int) -> str:
+    """z1[2,1] (of example 3): an element of a batch array, 1-based."""
+    return f"{key}[{','.join(str(i + 1) for i in where[1:])}]" + (f" of example {where[0] + 1}" if examples > 1 else "")
+
+
 def kink(network: Network, params: dict, X, name: str, index, h: float) -> str | None:
     """Why the central difference of parameter ``name[index]`` cannot be trusted, if it straddles
-    a kink of an activation (the registry's ``kinks``): a pre-activation on one side of it at
-    θ − h and on the other (or on it) at θ + h. None when it straddles none."""
+    a kink: of a layer (its ``branches`` differ at θ − h and θ + h: a max-pool's winner changes
+    hands) or of an activation (the registry's ``kinks``: a pre-activation on one side of it at
+    θ − h and on the other, or on it, at θ + h). None when it straddles none."""
     def shifted(sign):
         p = dict(params)
         p[name] = np.array(params[name], dtype=np.float64)
@@ -185,14 +191,19 @@ def kink(network: Network, params: dict, X, name: str, index, h: float) -> str |
     minus, plus = shifted(-1), shifted(1)
     at = forward_pass(network, params, X)
     for layer in network.graph:
+        branches = [layer.kind.branches(layer, [np.asarray(X, np.float64) if s == 0 else values[f"a{s}"]
+                                                for s in layer.sources]) for values in (minus, plus)]
+        if branches[0] is not None and (branches[0] != branches[1]).any():
+            key = f"z{layer.index}" if layer.has_z else f"a{layer.index}"
+            where = tuple(int(i) for i in np.argwhere(branches[0] != branches[1])[0])
+            return f"{_label(key, where, len(X))} = {at[key][where]:.3g} is {layer.kind.kink_note}; finite differences see both sides"
         for k in layer.activation.kinks if layer.has_z else ():
             key = f"z{layer.index}"
             # on or across the kink, and moved by this parameter (a z that sits at 0 elsewhere does not count)
             crossing = ((minus[key] - k) * (plus[key] - k) <= 0) & (minus[key] != plus[key])
             if crossing.any():
                 where = tuple(int(i) for i in np.argwhere(crossing)[0])
-                example, element = where[0], where[1:]
-                label = f"{key}[{','.join(str(i + 1) for i in element)}]" + (f" of example {example + 1}" if len(X) > 1 else "")
+                label = _label(key, where, len(X))
                 convention = sympy.diff(layer.activation.expr, sympy.Symbol("z", real=True)).subs(
                     sympy.Symbol("z", real=True), k)
                 return (f"{label} = {at[key][where]:.3g} is {layer.activation.name}'s kink at {k:g}: the derivative "

@@ -89,3 +89,35 @@ def test_a_wrong_gradient_beside_a_kink_still_fails():
     grads["W1"][2, 0] *= 1.001           # an element no kink explains
     checks = {c.param: c for c in gradcheck(net, grads, net.parameters, net.x, net.y)}
     assert not checks["W1"].ok and checks["W1"].index == (2, 0) and checks["W1"].kinks
+
+
+TIE = {"network": {"input": [1, 3, 3], "loss": "squared_error"},
+       "layer": [{"type": "conv2d", "channels": 1, "kernel": 2}, {"type": "maxpool2d", "kernel": 2},
+                 {"type": "flatten"}, {"type": "dense", "units": 1, "activation": "sigmoid"}],
+       "parameters": {"W1": [[[[1.0, 0.0], [0.0, 0.0]]]], "b1": [0.1], "W4": [[0.6]], "b4": [0.2]},
+       "sample": {"x": [[[1, 1, 0], [0, 0, 0], [0, 0, 0]]], "y": [1]}}
+
+
+def test_gradcheck_at_a_max_pool_tie_says_so_and_passes(tmp_path, capsys):
+    """z1 = [[1.1, 1.1], [0.1, 0.1]]: the window's maximum is tied. Moving W1[1,1,1,2] by ±h moves
+    only z1[1,1,2], so the central difference sees half the slope of the winner's side; the
+    derived gradient is PyTorch's convention (all to the first maximum), not a wrong rule."""
+    spec = tmp_path / "tie.json"
+    spec.write_text(json.dumps(TIE))
+    assert main(["gradcheck", str(spec)]) == 0
+    out = capsys.readouterr().out
+    assert ("W1: a2[1,1,1] = 1.1 is the maximum of a window whose elements tie (to within the step): the "
+            "gradient goes to the first in row-major order, as PyTorch's; finite differences see both sides") in out
+    assert "FAIL" not in out and "at kinks" in out
+
+
+def test_a_tie_sent_to_the_wrong_element_still_fails():
+    """The tie explains only the elements whose difference straddles it: W1[1,1,1,1] moves both tied
+    elements together and is compared as usual."""
+    from symbackprop.spec import Network
+    from symbackprop.verify import gradcheck
+    net = Network.from_dict(TIE)
+    grads = net.compile().gradients(net.parameters, net.x, net.y)
+    grads["W1"][0, 0, 0, 0] *= 1.001
+    checks = {c.param: c for c in gradcheck(net, grads, net.parameters, net.x, net.y)}
+    assert not checks["W1"].ok and checks["W1"].index == (0, 0, 0, 0)

@@ -265,6 +265,15 @@ class LayerKind:
         with respect to each input (None where ``need[i]`` is false)."""
         raise NotImplementedError
 
+    def branches(self, layer: Layer, inputs: list) -> np.ndarray | None:
+        """For a kind whose output is piecewise in its inputs, the branch each output element takes
+        for a batch of ``inputs`` (max-pool: which element of its window is the maximum); None for
+        a smooth kind. Where the branches at θ − h and θ + h differ, a central difference straddles
+        the kink (verify.kink), and ``kink_note`` says what the derivative there is."""
+        return None
+
+    kink_note = ""
+
     # ---- text
     def latex_forward(self, layer: Layer, out: str, ins: list[str]) -> str:
         """The forward rule in tensor form, e.g. ``z^{(1)} = W^{(1)} x + b^{(1)}``."""

@@ -136,6 +136,18 @@ class Pool(LayerKind):
         return [(Kernel(f"{self.mode}pool_backward", delta, first, opt["kernel"], opt["stride"]),
                  self.latex_backward(layer, b.tex(delta), [b.tex(inputs[0])]).inputs[0])]
 
+    def branches(self, layer, inputs):
+        if self.mode != "max":
+            return None
+        x, size, stride = inputs[0], layer.opt["kernel"], layer.opt["stride"]
+        s_out = tuple((m - k) // t + 1 for m, k, t in zip(x.shape[2:], size, stride))
+        return np.argmax(np.stack([offset_view(x, off, stride, s_out) for off in np.ndindex(*size)]), axis=0)
+
+    @property
+    def kink_note(self):
+        return ("the maximum of a window whose elements tie (to within the step): the gradient goes to the "
+                "first in row-major order, as PyTorch's" if self.mode == "max" else "")
+
     def window(self, layer, out) -> list[tuple]:
         """The input elements of output element ``out`` (channel first), in row-major order."""
         c, *pos = out
