@@ -117,8 +117,9 @@ class InplaceWriter(Words):
     """Lines of NumPy that compute an expression into the array named ``out``, using ufuncs with
     ``out=`` and scratch arrays from ``scratch()`` (a callable giving a fresh buffer name of
     ``out``'s shape) for sub-expressions that cannot be folded into ``out``. Anything it has no
-    rule for is computed by the allocating code and copied (``np.copyto``). Every line goes through
-    :meth:`op`, :meth:`copy` and :meth:`code`, which a backend's writer overrides."""
+    rule for is computed by the allocating code and copied (``np.copyto``). Every line is spelled
+    in the words of :class:`Words` (:meth:`op`, :meth:`copy`, :meth:`code`, ...), which a backend's
+    writer overrides."""
 
     def write(self, e, out):
         code = self.code
@@ -263,8 +264,8 @@ class InplaceWriter(Words):
 
 
 def _total(w, e, out):
-    """The writer ``w``'s line ``out = e`` for a scalar ``e`` = c·Σ(x)·(1/N)... (the loss): x computed
-    into scratch arrays, its products of two arrays summed by np.vdot. None if ``e`` is not of that form."""
+    """``w``'s lines for ``out = e``, a scalar ``e`` = c·Σ(x)·(1/N)... (the loss): x computed into
+    scratch arrays, its products of two arrays summed by np.vdot. None if ``e`` is not of that form."""
     factors = Mul.make_args(e)
     sums = [f for f in factors if isinstance(f, Total)]
     if len(sums) != 1 or not all(f.is_number or f.is_Symbol or _reciprocal_count(f) for f in factors if f is not sums[0]):
