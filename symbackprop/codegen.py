@@ -8,9 +8,9 @@ statement is a :class:`Statement` — its name after the math (``z1``, ``a1``, `
 backward pass reuses the forward values; the batch mean's 1/N is folded into the output δ.
 
 Printing is a pass of its own: :func:`print_program` (``program``, ``backend``) walks the
-statements once with one backend's printer (:mod:`symbackprop.printing`: ``StablePrinter`` and
-``InplaceWriter`` for NumPy, ``TorchPrinter`` and ``TorchInplaceWriter`` for PyTorch, the stable
-rewrites applied before either) and fills in each statement's code, the workspace buffers and the
+statements once with one backend's printer (:mod:`symbackprop.printing`'s ``StablePrinter`` and
+:mod:`symbackprop.inplace`'s ``InplaceWriter`` for NumPy, ``TorchPrinter`` and ``TorchInplaceWriter``
+for PyTorch, the stable rewrites of :mod:`symbackprop.rewrites` applied before either) and fills in each statement's code, the workspace buffers and the
 source of the layer kernels it calls (each kernel has a torch twin of the same name and signature).
 The derivation is done once; a backend is a printer and a template set.
 
@@ -75,8 +75,10 @@ from .arrayops import Clip, Kernel, Softmax, Total
 from .layers import kernel_sources
 from .layers.base import param_tex
 from .matrix import MatrixDerivation, derive_matrix, softmax_jvp
-from .printing import BACKENDS, code, inplace_code, log_domain, stabilize
+from .inplace import inplace_code
+from .printing import BACKENDS, code
 from .registry import a as A_, y as Y_, z as Z_
+from .rewrites import log_domain, stabilize
 from .spec import Network
 
 _HERE = Path(__file__).resolve().parent

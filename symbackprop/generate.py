@@ -29,7 +29,7 @@ from pathlib import Path
 import sympy
 from sympy.printing.pycode import PythonCodePrinter
 
-from . import codegen, curve, initial, limits, optimizers as opt, printing
+from . import codegen, curve, initial, inplace, limits, optimizers as opt, printing, rewrites
 from .errors import SpecError
 from .spec import Network, load
 
@@ -90,7 +90,7 @@ def comment_text(text: str, limit: int = 160) -> str:
 
 class ScalarPrinter(PythonCodePrinter):
     """Python-float code for the unrolled form, after the numerically stable rewrites of
-    :func:`symbackprop.printing.stabilize` (softplus and sigmoid in place of log(1 + exp) and
+    :func:`symbackprop.rewrites.stabilize` (softplus and sigmoid in place of log(1 + exp) and
     1/(1 + exp), which overflow): the math module, a stable ``sigmoid`` the trainer defines, the
     builtins ``max``/``min``."""
 
@@ -108,14 +108,14 @@ class ScalarPrinter(PythonCodePrinter):
 
 
 def array_code(expr: sympy.Expr, names: dict | None = None, backend: str = "numpy") -> str:
-    """NumPy (or torch) code, after the stable rewrites of :func:`symbackprop.printing.stabilize`,
+    """NumPy (or torch) code, after the stable rewrites of :func:`symbackprop.rewrites.stabilize`,
     printed by :func:`symbackprop.printing.code`, the printer of :mod:`symbackprop.codegen`'s array program."""
-    return printing.code(printing.stabilize(_renamed(expr, names)), backend)
+    return printing.code(rewrites.stabilize(_renamed(expr, names)), backend)
 
 
 def scalar_code(expr: sympy.Expr, names: dict | None = None) -> str:
     """Python-float code for one number at a time."""
-    return ScalarPrinter({"allow_unknown_functions": False}).doprint(printing.stabilize(_renamed(expr, names)))
+    return ScalarPrinter({"allow_unknown_functions": False}).doprint(rewrites.stabilize(_renamed(expr, names)))
 
 
 def _renamed(expr, names):
@@ -264,7 +264,7 @@ def _fused(target: str, op: str, part: sympy.Expr, g_dead: bool = False) -> list
         first = []
         if g_dead and not divisor.is_Symbol and opt.g not in divisor.free_symbols | arrays[0].free_symbols:
             try:
-                first = printing.inplace_code(printing.stabilize(divisor), "g", _no_scratch, "torch")
+                first = inplace.inplace_code(rewrites.stabilize(divisor), "g", _no_scratch, "torch")
                 divisor = opt.g
             except LookupError:
                 first = []
@@ -298,8 +298,8 @@ def _into_gradient(part: sympy.Expr, backend: str = "numpy") -> list[str] | None
         coeff = sympy.cancel(part / opt.g)
         if {x.name for x in coeff.free_symbols} & _ARRAYS:
             return None
-        writer = printing.writer(backend, None)
-        writer.op("multiply", "g", writer.code(printing.stabilize(coeff)), out="g")
+        writer = inplace.writer(backend, None)
+        writer.op("multiply", "g", writer.code(rewrites.stabilize(coeff)), out="g")
         return writer.lines
     if "g" in arrays or not arrays:
         return None
@@ -308,7 +308,7 @@ def _into_gradient(part: sympy.Expr, backend: str = "numpy") -> list[str] | None
         raise LookupError
 
     try:
-        return printing.inplace_code(printing.stabilize(part), "g", no_scratch, backend)
+        return inplace.inplace_code(rewrites.stabilize(part), "g", no_scratch, backend)
     except LookupError:
         return None
 

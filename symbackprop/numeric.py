@@ -5,7 +5,7 @@ NumPy arrays over the examples of a batch, or exact SymPy numbers (Rationals fro
 spec was written with) when ``exact=True``. Gradients are of the batch-mean loss.
 
 Float64 values come through the same numerically stable forms as the generated code
-(:func:`symbackprop.printing.stabilize`: σ as ½ + ½ tanh(z/2), log(1 + eᶻ) as softplus, ...), printed
+(:func:`symbackprop.rewrites.stabilize`: σ as ½ + ½ tanh(z/2), log(1 + eᶻ) as softplus, ...), printed
 by its printer but without its clipping, so they are the true values. Where float64 still cannot
 hold a step (e^{1e4} in ∂C/∂a of a saturated sigmoid, a softmax of |z| = 1e4), the whole pass is
 redone in arbitrary precision (mpmath, 40 digits, unbounded exponents): forward values and
@@ -115,7 +115,8 @@ class _Evaluator:
 def stable_function(symbols, exprs):
     """``lambdify`` of ``exprs`` through the numerically stable forms of the generated code (see
     the module docstring): the true float64 values, without overflow where they are finite."""
-    from .printing import StablePrinter, stabilize
+    from .printing import StablePrinter
+    from .rewrites import stabilize
     return sympy.lambdify(symbols, [stabilize(e) for e in exprs], [_STABLE, "numpy"], printer=StablePrinter)
 
 

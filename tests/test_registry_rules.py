@@ -9,7 +9,8 @@ from sympy import Piecewise, exp
 
 from symbackprop.matrix import FUSIONS, derive_matrix, softmax_jvp
 from symbackprop.arrayops import LogSumExp, RowSum, Sigmoid, Softmax, Softplus
-from symbackprop.printing import RULES, code, log_domain, stabilize
+from symbackprop.printing import code
+from symbackprop.rewrites import RULES, log_domain, stabilize
 from symbackprop.registry import ACTIVATIONS, LOSSES, a, y, z
 from symbackprop.spec import Network
 

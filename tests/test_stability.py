@@ -10,7 +10,8 @@ import pytest
 import sympy
 
 from symbackprop.arrayops import Sigmoid, Softplus
-from symbackprop.printing import code, stabilize
+from symbackprop.printing import code
+from symbackprop.rewrites import stabilize
 from symbackprop.registry import ACTIVATIONS, LOSSES, z
 from symbackprop.registry import a as A_, y as Y_
 from symbackprop.spec import Network
