@@ -18,11 +18,11 @@ Two sources, never a hand-typed number:
 Each mistake is (rank, description, rewrite of the node's expression, generic): lower ranks are
 commoner; a generic one can be made in every element of a quantity at once. The shared ones are
 :mod:`symbackprop.passmistakes`' (forward and backward pass) and :mod:`symbackprop.stepmistakes`'
-(the optimizer's step and the pass after it), built from :mod:`symbackprop.rewrites`; the layer
+(the optimizer's step and the pass after it), built from :mod:`symbackprop.mistakes`; the layer
 entries' come through :mod:`symbackprop.slipbook`.
 """
 from .passmistakes import BackwardMistakes, ForwardMistakes
-from .rewrites import lazy
+from .mistakes import lazy
 from .slipbook import SlipBook
 from .stepmistakes import StepMistakes
 
@@ -33,7 +33,7 @@ class Catalogue:
     def __init__(self, graph):
         self.graph = graph
         self.slips = SlipBook(graph)
-        forward = ForwardMistakes(graph)
+        forward = ForwardMistakes(graph, self.slips.model_label)
         backward = BackwardMistakes(graph, self.slips.model_label)
         self.step = StepMistakes(graph, self.slips.model_label)
         # node kind (for the new pass's nodes, without "new.") -> its mistakes

@@ -5,18 +5,14 @@ the node's expression and the registry entries. Each is (rank, description, rewr
 """
 import sympy
 
+from .mistakes import Mistakes, fname, pretty, scale_parts, squared, sub, times, unsquare
 from .registry import a as A, z as Z
-from .rewrites import fname, pretty, scale_parts, squared, sub, times, unsquare
 
 PEERS_MAX = 16        # a gradient's δ swapped for another element's: in quantities up to this size
 
 
-class ForwardMistakes:
+class ForwardMistakes(Mistakes):
     """A layer's output (the activation) and the loss."""
-
-    def __init__(self, graph):
-        self.graph = graph
-        self.network = graph.network
 
     def a(self, node):
         layer = node.meta["layer"].layer
@@ -49,13 +45,8 @@ class ForwardMistakes:
         return out
 
 
-class BackwardMistakes:
+class BackwardMistakes(Mistakes):
     """The backward steps: ∂C/∂a (and batch norm's ∂C/∂μ, ...), ∂a/∂z, δ and the gradients."""
-
-    def __init__(self, graph, model_label):
-        self.graph = graph
-        self.network = graph.network
-        self.model_label = model_label      # a model symbol's name as hand files write it
 
     def dC_da(self, node):
         out, l = [], node.meta["layer"].index

@@ -6,19 +6,14 @@ from before the step). Each is (rank, description, rewrite, generic).
 import sympy
 
 from .optimizers import HYPER, OPTIMIZERS, t, theta
-from .rewrites import sub, times, unsquare
+from .mistakes import Mistakes, sub, times, unsquare
 
 lr, beta1, beta2, eps, rho, wd, bc = (HYPER[k] for k in
                                       ("learning_rate", "beta1", "beta2", "eps", "rho", "weight_decay", "bias_correction"))
 
 
-class StepMistakes:
+class StepMistakes(Mistakes):
     """An optimizer's states and parameters after the step, and the new pass's nodes."""
-
-    def __init__(self, graph, model_label):
-        self.graph = graph
-        self.network = graph.network
-        self.model_label = model_label      # a model symbol's name as hand files write it
 
     def new(self, node):
         """The pass after the step: a layer's parameters not updated, an input from before it."""

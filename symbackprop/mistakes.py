@@ -1,6 +1,7 @@
-"""The pieces the mistake catalogue (:mod:`symbackprop.catalogue`) is made of: rewrites of a node's
-expression (a factor, a substitution, a square undone, a layer slip's own recomputation) and what
-the wording of a mistake reads off the registry entries (the loss's shape, the activation's name).
+"""What the parts of the mistake catalogue (:mod:`symbackprop.catalogue`) share: their base,
+rewrites of a node's expression (a factor, a substitution, a square undone, a layer slip's own
+recomputation) and what the wording of a mistake reads off the registry entries (the loss's shape,
+the activation's name).
 """
 import re
 import unicodedata
@@ -8,6 +9,16 @@ import unicodedata
 import sympy
 
 from .registry import a as A, n as N, y as Y
+
+
+class Mistakes:
+    """A part of the catalogue: one method per kind of node it knows, each giving that node's
+    mistakes as (rank, description, rewrite, generic)."""
+
+    def __init__(self, graph, model_label):
+        self.graph = graph
+        self.network = graph.network
+        self.model_label = model_label      # a model symbol's name as hand files write it
 
 
 def lazy(make):
