@@ -38,8 +38,8 @@ class Catalogue:
         self.step = StepMistakes(graph, self.slips.model_label)
         # node kind (for the new pass's nodes, without "new.") -> its mistakes
         self.kinds = {"a": forward.a, "loss": forward.loss,
-                      "dC/da": backward.dC_da, "da/dz": backward.da_dz, "delta": backward.delta, "grad": backward.grad,
-                      "state": self.step.state, "param": self.step.param}
+                      "dC/da": backward.dC_da, "da/dz": backward.da_dz, "delta": backward.delta,
+                      "grad": backward.grad, "state": self.step.state, "param": self.step.param}
         self.upstream = backward.upstream      # any other ∂C/∂(stage): batch norm's ∂C/∂μ, ∂C/∂var, ∂C/∂x̂
 
     def __call__(self, node) -> list[tuple]:
