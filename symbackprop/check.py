@@ -58,6 +58,7 @@ from itertools import combinations
 from pathlib import Path
 
 from .catalogue import Catalogue
+from .checkeval import Evaluator
 from .checkgraph import CheckGraph, index_text
 from .errors import SpecError
 from .hand import (DEPRECATED_ZERO_BASED, MAX_PARAMETERS, MAX_VALUES, Hand, Written, load_hand, model_of,
@@ -186,18 +187,19 @@ def check(network, hand) -> list[Result]:
 class _Checker:
     def __init__(self, graph: CheckGraph):
         self.graph = graph
+        self.values = Evaluator(graph)
         self.catalogue = Catalogue(graph)
 
     def check(self, hand: Hand) -> list[Result]:
         g = self.graph
         given = {g.named[key]: w.interval for key, w in hand.values.items()}
-        exact, _ = g.ranges({})
+        exact, _ = self.values.ranges({})
         truth = None
         if not all(math.isfinite(r.lo) and math.isfinite(r.hi) for r in exact.values()):
-            truth = g.true_values()     # saturated steps: float intervals only bound them
+            truth = self.values.true_values()     # saturated steps: float intervals only bound them
             if truth is not None:
                 exact = {s: Interval.point(v) if math.isfinite(v) else exact[s] for s, v in truth.items()}
-        derived, env = g.ranges(given)
+        derived, env = self.values.ranges(given)
         if truth is not None:           # what none of the person's numbers feeds is the exact value
             fed = set(given)
             for node in g.order:
@@ -249,7 +251,7 @@ class _Checker:
         most specific are kept: a mistake whose range is far wider than another's matches by the
         looseness of the person's digits."""
         mine = _slack(given[sym])
-        scope = self.graph.scope(sym, given)
+        scope = self.values.scope(sym, given)
         catalogue = [(target, mistakes) for target in reversed(scope)
                      for mistakes in [self.catalogue(self.graph.nodes[target])] if mistakes]
         near = {sym, *self.graph.nodes[sym].inputs}  # element-specific slips and pairs: within reach only
@@ -289,7 +291,7 @@ class _Checker:
         for tries in (singles, pairs):
             found = []
             for rank, text, alts in tries():
-                r = self.graph.replay(sym, alts, scope, given, env)
+                r = self.values.replay(sym, alts, scope, given, env)
                 if mine.intersects(r):
                     found.append((sym not in alts, rank, text, r))
             if found:

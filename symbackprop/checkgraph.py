@@ -1,29 +1,29 @@
 """The graph ``check`` works on: every quantity of one training step as a node with a small local
-SymPy expression, in the order of computation, and the interval ranges of those expressions.
+SymPy expression, in the order of computation.
 
 Nodes come from the model (every stage: z, a, batch norm's mean, var and x̂), the loss, the
 derivation's backward steps (∂C/∂a, ∂a/∂z, δ, ∂C/∂μ, ..., each gradient as Σ ∂z/∂w · δ over what
-reads the weight), one optimizer step from zero state and the forward pass after it. With a batch
-of N examples and a model built for one example, each example gets its own copy of the per-example
-symbols (``z1_0_e1``: example 2's), and a gradient is the mean of the examples' gradients; a model
-built over the whole batch (batch norm) already holds every example, its loss the batch mean.
+reads the weight) and, from :mod:`symbackprop.checkstep`, one optimizer step from zero state and the
+forward pass after it. With a batch of N examples and a model built for one example, each example
+gets its own copy of the per-example symbols (``z1_0_e1``: example 2's), and a gradient is the mean
+of the examples' gradients; a model built over the whole batch (batch norm) already holds every
+example, its loss the batch mean.
 
-:mod:`symbackprop.catalogue` says which mistakes each node may hold; :meth:`CheckGraph.replay`
-recomputes a number with one of them made; :mod:`symbackprop.slipbook` makes the layer entries' own.
+:mod:`symbackprop.checkeval` computes the nodes' ranges and true values and replays a number with a
+mistake made; :mod:`symbackprop.catalogue` says which mistakes each node may hold;
+:mod:`symbackprop.slipbook` makes the layer entries' own.
 """
-import math
-from collections import ChainMap
 from dataclasses import dataclass, field
 
 import numpy as np
 import sympy
 
+from .checkstep import new_pass, optimizer_step
 from .derive import Derivation
-from .intervals import Interval, bound
+from .intervals import Interval
 from .model import Model
-from .optimizers import HYPER, OPTIMIZERS, Settings, g, g_hat, m, m_hat, s as s_state, t, theta, v, v_hat
+from .optimizers import Settings
 
-bc = HYPER["bias_correction"]
 STEP_NAMES = {"dC/da": "dC/da{l}", "da/dz": "da{l}/dz{l}", "delta": "delta{l}"}
 
 
@@ -52,6 +52,9 @@ class Node:
 
 
 class CheckGraph:
+    """The nodes of one training step (``order``: in the order of computation), the leaves' values
+    (parameters, sample, masks) as point intervals, and each node's name as results show it."""
+
     def __init__(self, network, table: dict, optimizers: list[str], new_with: str | None, model: Model | None = None):
         self.network = network
         self.model = model = model or Model(network)
@@ -70,12 +73,11 @@ class CheckGraph:
         self._leaves()
         self._forward()
         self._backward()
-        self.updated: dict[str, dict] = {}
-        for rank, name in enumerate(optimizers):
-            self._optimizer(rank, name)
-        self.new_with, self.new_replace = new_with, {}
-        if new_with is not None:
-            self._new_pass(new_with)
+        # optimizer name -> {parameter: its symbol after one step (itself where it is not trained)}
+        self.updated: dict[str, dict] = {name: optimizer_step(self, rank, name) for rank, name in enumerate(optimizers)}
+        # the new pass: each updated parameter and stage symbol -> its symbol after the step
+        self.new_with = new_with
+        self.new_replace = new_pass(self, self.updated[new_with]) if new_with is not None else {}
         for node in self.nodes.values():
             node.inputs = tuple(sorted((x for x in node.expr.free_symbols if x in self.nodes), key=str))
         self.order = list(self.nodes.values())
@@ -113,8 +115,13 @@ class CheckGraph:
             return rest
         return (n, *rest) if n is not None else tuple(idx)
 
+    def label(self, sym) -> str:
+        """A symbol's name as results show it (``grad.W2[1][2]``), or the symbol's own."""
+        return self.labels.get(sym, str(sym))
+
     # building ---------------------------------------------------------------------------------
-    def _add(self, symbol, expr, kind, name, index, order=None, **meta):
+    def add(self, symbol, expr, kind, name, index, order=None, **meta) -> Node:
+        """A node for ``symbol`` (after those added so far, unless ``order`` says where results show it)."""
         label = f"{name}{index_text(index)}"
         order = order or (2 if kind.startswith("new.") else 0, len(self.nodes))
         node = Node(symbol, sympy.sympify(expr), name, kind, label, order, tuple(index), meta)
@@ -143,14 +150,14 @@ class CheckGraph:
             for stage in lm.stages:
                 for n in self.examples(stage.per_example):
                     for idx, s in np.ndenumerate(stage.symbols):
-                        self._add(self.sym(s, n), self.ren(stage.defs[idx], n), stage.name, stage.quantity,
+                        self.add(self.sym(s, n), self.ren(stage.defs[idx], n), stage.name, stage.quantity,
                                   self.index(idx, stage.per_example, n), layer=lm, stage=stage.name, element=idx,
                                   example=n, model_symbol=s)
         self.loss = sympy.Symbol("C", real=True)
         loss = self.model.loss_def
         if self.renamed:
             loss = sympy.Add(*[self.ren(loss, n) for n in range(self.N)]) / self.N
-        self._add(self.loss, loss, "loss", "loss", ())
+        self.add(self.loss, loss, "loss", "loss", ())
 
     def _backward(self):
         for step in self.derivation.steps:
@@ -161,7 +168,7 @@ class CheckGraph:
             name = step_quantity(step.kind, step.layer)
             terms = [(term[0].expr, src) for term, src in zip(step.terms, step.sources) if src is not None]
             for n in self.examples(stage.per_example):
-                self._add(self.sym(step.symbol, n), self.ren(step.expr, n), step.kind, name,
+                self.add(self.sym(step.symbol, n), self.ren(step.expr, n), step.kind, name,
                           self.index(idx, stage.per_example, n), layer=lm, stage=stage.name, element=idx, example=n,
                           step=step, u=step.of, terms=[(f, src, n) for f, src in terms])
 
@@ -173,131 +180,10 @@ class CheckGraph:
         scale = sympy.Rational(1, self.N) if self.renamed else 1
         expr = scale * self.sum_terms(terms)
         lm = self.model.layers[step.layer - 1]
-        self._add(step.symbol, expr, "grad", f"grad.{step.param}", step.index, layer=lm, step=step, u=step.of,
+        self.add(step.symbol, expr, "grad", f"grad.{step.param}", step.index, layer=lm, step=step, u=step.of,
                   terms=terms, scale=scale, param=step.param)
 
     def sum_terms(self, terms) -> sympy.Expr:
         """Σ factor · ∂C/∂source over (factor, source, example) terms, in check's symbols."""
         return sympy.Add(*[self.ren(f, n) * self.sym(self.step_of[src].symbol, n) for f, src, n in terms])
 
-    def _optimizer(self, rank: int, name: str):
-        """One step of ``name`` from zero state (t = 1), element by element, as nodes. The
-        optimizer's own assignments are used as they are; its temporaries (g̃, m̂, v̂) are inlined.
-        A parameter the settings do not train keeps its value and its zero state."""
-        opt, settings = OPTIMIZERS[name], self.settings
-        hyper = {HYPER[k]: Interval.point(val) for k, val in settings.values(opt).items()}
-        for k, sym in HYPER.items():
-            hyper.setdefault(sym, Interval.point(0.0))
-        hyper[bc] = Interval.point(1.0 if settings.bias_correction else 0.0)
-        hyper[t] = Interval.point(1.0)
-        targets = [target for target, _ in opt.rules if target not in (g_hat, m_hat, v_hat)]
-        for p_rank, (pname, index, psym) in enumerate(self.model.parameters()):
-            grad = self.named[(f"grad.{pname}", index)]
-            trained = settings.trains(pname)
-            current = {theta: psym, g: grad, m: 0, v: 0, s_state: 0}
-            for target, rhs in opt.rules:
-                expr = rhs.xreplace(current)
-                if target in (g_hat, m_hat, v_hat):
-                    current[target] = expr
-                    continue
-                if not trained:
-                    expr = psym if target == theta else sympy.Integer(0)
-                quantity = f"{name}.{pname}" if target == theta else f"{name}.{target.name}.{pname}"
-                sym = sympy.Symbol(f"{quantity}_{'_'.join(map(str, index))}", real=True)
-                node = self._add(sym, expr, "param" if target == theta else "state", quantity, index,
-                                 (1, rank, targets.index(target), p_rank), optimizer=name, param=psym,
-                                 state=target.name, trained=trained)
-                node.hyper = hyper
-                current[target] = sym
-            self.updated.setdefault(name, {})[psym] = current[theta] if trained else psym
-
-    def _new_pass(self, name: str):
-        """The forward pass with the parameters after one step of ``name``."""
-        replace = {p: q for p, q in self.updated[name].items() if p != q}
-        for lm in self.model.layers:
-            own = {s for arr in lm.params.values() for s in arr.ravel()}
-            old = {q: p for p, q in replace.items() if p in own}
-            for stage in lm.stages:
-                added = {}
-                for n in self.examples(stage.per_example):
-                    for idx, s in np.ndenumerate(stage.symbols):
-                        base, expr = self.sym(s, n), self.ren(stage.defs[idx], n)
-                        new = sympy.Symbol(f"new.{base.name}", real=True)
-                        inputs = {replace[u]: u for u in expr.free_symbols if u in replace and u in self.nodes}
-                        self._add(new, expr.xreplace(replace), f"new.{stage.name}", f"new.{stage.quantity}",
-                                  self.index(idx, stage.per_example, n), layer=lm, stage=stage.name, element=idx,
-                                  example=n, old_params=old, old_inputs=inputs)
-                        added[base] = new
-                replace.update(added)
-        self.new_replace = replace
-        sym = sympy.Symbol("new.C", real=True)
-        self._add(sym, self.nodes[self.loss].expr.xreplace(replace), "new.loss", "new.loss", ())
-
-    # evaluating -------------------------------------------------------------------------------
-    def env_of(self, node, env):
-        return ChainMap(node.hyper, env) if node.hyper else env
-
-    def true_values(self) -> dict | None:
-        """Every node's exact value from the spec's numbers in arbitrary precision (the digits of
-        numeric.PRECISIONS, tried in turn): where float intervals cannot hold a step — 1 − σ(z) at
-        z = 1e4 — the interval arithmetic gives a range that is only a bound. None when even the
-        last precision does not make every value finite."""
-        import mpmath
-        from .numeric import PRECISIONS
-        for digits in PRECISIONS:
-            with mpmath.workdps(digits):
-                env = {s: mpmath.mpf(v.lo) for s, v in self.leaves.items()}
-                try:
-                    for node in self.order:
-                        point = {**{s: mpmath.mpf(v.lo) for s, v in (node.hyper or {}).items()}, **env}
-                        args = sorted(node.expr.free_symbols, key=str)
-                        value = sympy.lambdify(args, node.expr, "mpmath")(*[point[a] for a in args])
-                        if isinstance(value, mpmath.mpc) or not mpmath.isfinite(value):
-                            raise ZeroDivisionError
-                        env[node.symbol] = mpmath.mpf(value)
-                except (ZeroDivisionError, ValueError, OverflowError, TypeError):
-                    continue
-                return {s: float(v) for s, v in env.items() if s in self.nodes}
-        return None
-
-    def ranges(self, given: dict):
-        """Each node's range from its inputs (``derived``), and the values used downstream
-        (``env``: the person's interval where they wrote the number, the derived range otherwise)."""
-        env, derived = dict(self.leaves), {}
-        for node in self.order:
-            derived[node.symbol] = bound(node.expr, self.env_of(node, env))
-            env[node.symbol] = given.get(node.symbol, derived[node.symbol])
-        return derived, env
-
-    def scope(self, sym, given) -> list:
-        """The node, the unwritten nodes it was computed through, and the written ones at their
-        edge: where a mistake could have entered this number."""
-        seen, stack = {sym}, [sym]
-        while stack:
-            node = self.nodes[stack.pop()]
-            for i in node.inputs:
-                if i not in seen:
-                    seen.add(i)
-                    if i not in given:
-                        stack.append(i)
-        return sorted(seen, key=self.position.get)
-
-    def replay(self, sym, alts: dict, scope, given, env):
-        """``sym``'s range had each target of ``alts`` been computed by its alternative expression."""
-        if sym in alts:
-            return bound(alts[sym], self.env_of(self.nodes[sym], env))
-        local = dict(env)
-        for target, alt in alts.items():
-            local[target] = bound(alt, self.env_of(self.nodes[target], env))
-        changed = set(alts)
-        for s in scope[min(scope.index(x) for x in alts) + 1:]:
-            if s in alts or (s != sym and s in given):
-                continue
-            other = self.nodes[s]
-            if changed.intersection(other.inputs):
-                r = bound(other.expr, self.env_of(other, local))
-                if s == sym:
-                    return r
-                local[s] = r
-                changed.add(s)
-        return Interval(math.nan, math.nan)  # sym does not depend on the targets
