@@ -304,12 +304,6 @@ class _Checker:
         return f"{text} (in the {self.graph.labels[target]} used here)" if target in given else \
             f"{text} (in {self.graph.labels[target]})"
 
-    def _where(self, text, target, sym, given):
-        if target == sym:
-            return text
-        return f"{text} (in the {self.graph.labels[target]} used here)" if target in given else \
-            f"{text} (in {self.graph.labels[target]})"
-
 
 def _kept(found, given: Interval) -> list:
     """The most specific of the mistakes that reproduce a number, in the order given: one whose range

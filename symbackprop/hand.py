@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from .checkgraph import step_quantity
+from .checkgraph import index_text, step_quantity
 from .errors import SpecError, cut, printable, shown
 from .inputs import as_network
 from .intervals import Interval
@@ -235,7 +235,7 @@ def parse_hand(data: dict, network, source: str = "<hand>") -> Hand:
         for element, number in _elements(raw, shape[len(index):], where):
             full = index + element
             if (name, full) in values:
-                raise SpecError(where, f"{name}{_index_text(full)} given twice "
+                raise SpecError(where, f"{name}{index_text(full)} given twice "
                                        f"(also in values.{keys[(name, full)]})")
             values[(name, full)] = number
             keys[(name, full)] = key
@@ -262,11 +262,11 @@ def _elements(raw, shape, where):
 
     def walk(value, dims, index):
         if not dims:
-            out.append((index, Written.parse(value, f"{where}{_index_text(index)}" if index else where)))
+            out.append((index, Written.parse(value, f"{where}{index_text(index)}" if index else where)))
             return
         if not isinstance(value, list) or len(value) != dims[0]:
             got = f"{len(value)} entries" if isinstance(value, list) else _show(value)
-            at = f" at {_index_text(index)}" if index else ""
+            at = f" at {index_text(index)}" if index else ""
             raise SpecError(where, f"expected shape {_shape(shape)}, got {got}{at}")
         for i, item in enumerate(value):
             walk(item, dims[1:], index + (i,))
@@ -287,9 +287,3 @@ def _unknown(name, known, network) -> str:
 
 def _shape(shape) -> str:
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
-
-
-def _index_text(index) -> str:
-    """A 0-based index as people write it, 1-based as the math: (0, 1) -> "[1][2]"."""
-    return "".join(f"[{i + 1}]" for i in index)
-
