@@ -126,6 +126,7 @@ LOSS = "cross_entropy"
 TARGETS = (0.0, math.inf)  # the targets the loss is defined for
 ACCURACY = "argmax"  # how predictions are counted right: "argmax", "threshold" (at 0.5) or None (no classes)
 COUNTED = 1  # predictions counted per example
+MIN_BATCH = 2  # the fewest rows an update trains on (batch norm normalises over the batch)
 HISTORY = ("epoch", "iterations", "loss", "accuracy", "val_loss", "val_accuracy")  # an epoch's numbers (nan: none)
 LOG_HEADER = "epoch,iterations,loss,seconds,val_loss,accuracy,val_accuracy"
 PLOT_MARKER = "<!-- a loss curve drawn by a symbackprop trainer -->"
@@ -955,6 +956,8 @@ def train(params, X, Y, epochs=100, batch_size=32, learning_rate=learning_rate, 
         raise ValueError("patience: needs a validation set")
     run["history"] = [r for r in run["history"] if r["epoch"] <= run["epoch"]]  # (epochs a restore undid)
     batch_size = min(batch_size, n)
+    if batch_size < MIN_BATCH:
+        raise ValueError(f"batch_size: {batch_size} row(s); batch norm normalises over a batch of at least {MIN_BATCH}")
     while run["epoch"] < epochs:
         started, first = time.perf_counter(), run["position"]
         if run["order"] is None and batch_size < n:
@@ -968,14 +971,14 @@ def train(params, X, Y, epochs=100, batch_size=32, learning_rate=learning_rate, 
             if run["order"] is None:
                 Xb, Yb = X, Y
             else:
-                rows = run["order"][start:start + batch_size]
+                rows = run["order"][start:batch_end(start, batch_size, n)]
                 Xb, Yb = X[rows], Y[rows]
             C, right = step(params, state, Xb, Yb, learning_rate, count=True)
             if run["right"] is not None:   # (None: a checkpoint of an older trainer, mid-epoch)
                 run["right"] += right
             run["loss_sum"] += float(C)
             run["batches"] += 1
-            run["position"] = start + batch_size
+            run["position"] = batch_end(start, batch_size, n)
             if on_batch is not None:
                 on_batch(run, min(run["position"], n) - first, time.perf_counter() - started)
         record = {"epoch": run["epoch"] + 1, "iterations": state["t"], "loss": run["loss_sum"] / run["batches"],
@@ -1003,6 +1006,13 @@ def train(params, X, Y, epochs=100, batch_size=32, learning_rate=learning_rate, 
         if checkpoint is not None:
             checkpoint(run)
     return restore(run, "epochs") if patience is not None and run["best"] is not None else ("epochs", run)
+
+
+def batch_end(start, batch_size, n):
+    """Where the batch that starts at row ``start`` of an epoch's ``n`` ends: ``batch_size`` rows on,
+    or at ``n``, also when fewer than MIN_BATCH rows would be left after it: a last batch too small for batch norm to normalise joins the one before."""
+    end = start + batch_size
+    return end if n - end >= MIN_BATCH else n
 
 
 def _lower(loss, best):
@@ -1730,9 +1740,9 @@ def _validation(args, X, Y, split):
     if split is None:
         return X, Y, None
     kept, held = split_rows(len(X), split["fraction"], split["seed"])
-    if len(held) == 0 or len(kept) < 2:
+    if len(held) == 0 or len(kept) < MIN_BATCH:
         raise TrainerError(f"--val-fraction {split['fraction']:g} of {len(X)} row(s) holds out {len(held)} and leaves "
-                           f"{len(kept)} to train on: it must leave at least 1 to validate and 2 to train on")
+                           f"{len(kept)} to train on: it must leave at least 1 to validate and {MIN_BATCH} to train on")
     return X[kept], Y[kept], (X[held], Y[held])
 
 
@@ -1759,6 +1769,10 @@ def _main(args):
     if args.patience is not None and args.val_data is None and args.val_fraction is None:
         raise TrainerError("--patience needs a validation set: --val-data FILE or --val-fraction F")
     X, Y = _data(args)
+    for flag, rows in (("--data", len(X)), ("--batch-size", args.batch_size)):
+        if rows < MIN_BATCH:
+            raise TrainerError(f"{flag}: {rows} row(s) to a batch; batch norm normalises over each batch, which needs "
+                               f"at least {MIN_BATCH}")
     run = load_checkpoint(args.resume) if args.resume else None
     split = _split_of(args, run, len(X))
     X, Y, validation = _validation(args, X, Y, split)
@@ -1834,7 +1848,7 @@ class Progress:
     runs, at most every LIVE_EVERY seconds, with the batches done, the rate and the time left."""
 
     def __init__(self, rows, batch_size, live):
-        self.rows, self.batches, self.live = rows, -(-rows // batch_size), live
+        self.rows, self.batches, self.live = rows, rows // batch_size + (rows % batch_size >= MIN_BATCH), live
         self.width, self.shown = 0, 0.0
 
     def batch(self, run, rows, seconds):

@@ -114,6 +114,7 @@ LOSS = "binary_cross_entropy"
 TARGETS = (0.0, 1.0)  # the targets the loss is defined for
 ACCURACY = "threshold"  # how predictions are counted right: "argmax", "threshold" (at 0.5) or None (no classes)
 COUNTED = 1  # predictions counted per example
+MIN_BATCH = 1  # the fewest rows an update trains on
 HISTORY = ("epoch", "iterations", "loss", "accuracy", "val_loss", "val_accuracy")  # an epoch's numbers (nan: none)
 LOG_HEADER = "epoch,iterations,loss,seconds,val_loss,accuracy,val_accuracy"
 PLOT_MARKER = "<!-- a loss curve drawn by a symbackprop trainer -->"
@@ -630,14 +631,14 @@ def train(params, X, Y, epochs=100, batch_size=32, learning_rate=learning_rate, 
             if run["order"] is None:
                 Xb, Yb = X, Y
             else:
-                rows = run["order"][start:start + batch_size]
+                rows = run["order"][start:batch_end(start, batch_size, n)]
                 Xb, Yb = X[rows], Y[rows]
             C, right = step(params, state, Xb, Yb, learning_rate, count=True)
             if run["right"] is not None:   # (None: a checkpoint of an older trainer, mid-epoch)
                 run["right"] += right
             run["loss_sum"] += float(C)
             run["batches"] += 1
-            run["position"] = start + batch_size
+            run["position"] = batch_end(start, batch_size, n)
             if on_batch is not None:
                 on_batch(run, min(run["position"], n) - first, time.perf_counter() - started)
         record = {"epoch": run["epoch"] + 1, "iterations": state["t"], "loss": run["loss_sum"] / run["batches"],
@@ -665,6 +666,13 @@ def train(params, X, Y, epochs=100, batch_size=32, learning_rate=learning_rate, 
         if checkpoint is not None:
             checkpoint(run)
     return restore(run, "epochs") if patience is not None and run["best"] is not None else ("epochs", run)
+
+
+def batch_end(start, batch_size, n):
+    """Where the batch that starts at row ``start`` of an epoch's ``n`` ends: ``batch_size`` rows on,
+    or at ``n``."""
+    end = start + batch_size
+    return end if n - end >= MIN_BATCH else n
 
 
 def _lower(loss, best):
@@ -1390,9 +1398,9 @@ def _validation(args, X, Y, split):
     if split is None:
         return X, Y, None
     kept, held = split_rows(len(X), split["fraction"], split["seed"])
-    if len(held) == 0 or len(kept) < 1:
+    if len(held) == 0 or len(kept) < MIN_BATCH:
         raise TrainerError(f"--val-fraction {split['fraction']:g} of {len(X)} row(s) holds out {len(held)} and leaves "
-                           f"{len(kept)} to train on: it must leave at least 1 to validate and 1 to train on")
+                           f"{len(kept)} to train on: it must leave at least 1 to validate and {MIN_BATCH} to train on")
     return X[kept], Y[kept], (X[held], Y[held])
 
 
@@ -1494,7 +1502,7 @@ class Progress:
     runs, at most every LIVE_EVERY seconds, with the batches done, the rate and the time left."""
 
     def __init__(self, rows, batch_size, live):
-        self.rows, self.batches, self.live = rows, -(-rows // batch_size), live
+        self.rows, self.batches, self.live = rows, rows // batch_size + (rows % batch_size >= MIN_BATCH), live
         self.width, self.shown = 0, 0.0
 
     def batch(self, run, rows, seconds):

@@ -9,6 +9,7 @@ import pytest
 from symbackprop import limits
 from symbackprop.generate import render
 from symbackprop.spec import Network, load
+from test_generate import load_trainer
 from test_trainer_cli import call, checkpoint_arrays
 
 XOR_ROWS = "0,0,0\n0,1,1\n1,0,1\n1,1,0\n"
@@ -249,3 +250,41 @@ def test_a_divergence_names_what_diverged(tmp_path):
     err = one_line_error(call(trainer, "--data", tmp_path / "d.npz", "--epochs", 50, "--learning-rate", 1e300))
     assert "the parameters" in err and "W2" in err and "are not finite" in err, err
     assert "(now 1e+300)" in err
+
+
+# ------------------------------------------------------------------------------------------ batch norm's batches
+
+BN = {"network": {"input": [3], "loss": "mse"},
+      "layer": [{"type": "batchnorm"}, {"type": "dense", "units": 1}]}
+
+
+@pytest.fixture(scope="module")
+def bn(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bn") / "bn_trainer.py"
+    path.write_text(render(Network.from_dict(BN)))
+    return path
+
+
+def test_a_last_batch_of_one_row_joins_the_one_before(bn, tmp_path):
+    """9 rows in batches of 4: batch norm cannot normalise the ninth alone, so an epoch is two
+    updates, on rows 1-4 and 5-9 of its permutation, the same as two steps taken by hand."""
+    module = load_trainer(bn.read_text(), tmp_path)
+    rng = np.random.default_rng(3)
+    X, Y = rng.normal(size=(9, 3)), rng.normal(size=(9, 1))
+    reason, run = module.train(module.init_params(0), X, Y, epochs=2, batch_size=4, seed=0)
+    assert reason == "epochs" and run["state"]["t"] == 4
+    params, order = module.init_params(0), np.random.default_rng(0)      # new_run's generator
+    state = module.init_state(params)
+    for _ in range(2):
+        rows = order.permutation(9)
+        for part in (rows[:4], rows[4:]):
+            module.step(params, state, X[part], Y[part], module.learning_rate)
+    for name in params:
+        assert np.allclose(run["params"][name], params[name], rtol=0, atol=1e-14), name
+
+
+@pytest.mark.parametrize("rows, batch, fragment", [(1, 32, "--data: 1 row(s) to a batch"), (9, 1, "--batch-size: 1 row(s) to a batch")])
+def test_a_batch_of_one_row_under_batch_norm_is_one_line(bn, tmp_path, rows, batch, fragment):
+    data = tmp_path / "d.npz"
+    np.savez(data, X=np.arange(rows * 3, dtype=float).reshape(rows, 3), Y=np.zeros((rows, 1)))
+    one_line_error(call(bn, "--data", data, "--batch-size", batch, "--epochs", 1), fragment, "at least 2")
