@@ -298,3 +298,29 @@ def test_seconds_for_a_few_thousand_parameters():
     results = run(net, {k: T[k] for k in ("a1", "delta2", "grad.W2", "grad.W1")})
     assert time.perf_counter() - start < 30                  # ~5 s on a quiet machine
     assert {r.status for r in results.values()} == {"ok"} and len(results) == 50 + 16 + 800 + 2000
+
+
+def test_at_a_max_pool_tie_either_routing_is_right_and_expected_is_pytorch_s():
+    """z1's first window holds 1.1 twice. The interval arithmetic cannot tell which element wins, so
+    either routing of the window's gradient is right; the expected column shows PyTorch's (all to
+    the first maximum), not the midpoint of the two, and says why a number unlike it is ok."""
+    net = Network.from_dict({
+        "network": {"input": [1, 3, 3], "loss": "squared_error"},
+        "layer": [{"type": "conv2d", "channels": 1, "kernel": 2}, {"type": "maxpool2d", "kernel": 2},
+                  {"type": "flatten"}, {"type": "dense", "units": 1, "activation": "sigmoid"}],
+        "parameters": {"W1": [[[[1.0, 0.0], [0.0, 0.0]]]], "b1": [0.1], "W4": [[0.6]], "b4": [0.2]},
+        "sample": {"x": [[[1, 1, 0], [0, 0, 0], [0, 0, 0]]], "y": [1]}})
+    a4 = 1 / (1 + np.exp(-(0.6 * 1.1 + 0.2)))
+    g = 2 * (a4 - 1) * a4 * (1 - a4) * 0.6                       # ∂C/∂a2, all of it to one element
+    first = {"dC/da1": [[[g, 0], [0, 0]]]}
+    second = {"dC/da1": [[[0, g], [0, 0]]]}
+    for hand in (first, second):
+        results = check(net, parse_hand({"values": {"dC/da1": [[[text(v) for v in row] for row in hand["dC/da1"][0]]]}}, net))
+        assert [r.status for r in results] == ["ok"] * 4
+        assert [r.expected for r in results] == pytest.approx([g, 0, 0, 0], rel=1e-12, abs=1e-15)
+        notes = [r.label for r in results if r.diagnosis and "at a tie" in r.diagnosis]
+        assert notes == ([] if hand is first else ["dC/da1[1][1][1]", "dC/da1[1][1][2]"])
+    split = check(net, parse_hand({"values": {"dC/da1": [[[text(g / 2), text(g / 2)], ["0", "0"]]]}}, net))
+    assert [r.status for r in split] == ["ok"] * 4       # a convex combination: a subgradient too
+    wrong = check(net, parse_hand({"values": {"dC/da1": [[[text(2 * g), "0"], ["0", "0"]]]}}, net))
+    assert [r.status for r in wrong] == ["wrong", "ok", "ok", "ok"]
