@@ -19,6 +19,8 @@ numbers in a spec       4,300 digits (Python's own)       ``spec.parse_document`
 examples printed        100 per batch                     :data:`EXAMPLES_SHOWN` (``explain``,
                                                           ``derive --exact``)
 sample in a trainer     1,000 numbers                     :data:`SAMPLE_EMBEDDED` (``generate``)
+JSON "expanded"         an expanded loss of 3,000 nodes   :data:`EXPANDED_NODES` (``derive --format
+formulas                (and 2 layers, 24 parameters)     json``: left out above it)
 ======================  ================================  =====================================
 """
 import signal
@@ -32,6 +34,7 @@ EXACT_SECONDS = 10.0
 NESTING = 32
 EXAMPLES_SHOWN = 100
 SAMPLE_EMBEDDED = 1000
+EXPANDED_NODES = 3000
 
 
 class _Expired(BaseException):

@@ -20,7 +20,7 @@ from .errors import SpecError, shown
 from .layers import LAYERS, Layer, LayerError
 from .layers.base import REQUIRED, shape_text
 from .layers.dense import DENSE
-from .optimizers import HYPERS, OPTIMIZERS
+from .optimizers import HYPERS, OPTIMIZERS, Settings
 from .registry import ACTIVATIONS, LOSSES, Activation, Loss, z
 from .safeexpr import parse_formula
 
@@ -145,6 +145,8 @@ class Network:
             input_shape, graph = (layers[0],), cls.stack(layers, acts, None).graph
         loss = _loss(net.get("loss"))
         shapes = {name: shape for layer in graph for name, shape in layer.params.items()}
+        if not shapes:
+            raise SpecError("layer", "no layer has parameters: there is no gradient to derive and nothing to train")
         exact = {}
         parameters = None
         if "parameters" in data:
@@ -478,11 +480,19 @@ def _masks(graph, data, sample, batch: int, batched: bool):
 
 
 def trained_names(table: dict, shapes, where: str = "optimizer.train") -> None:
-    """SpecError unless every name in the table's ``train`` list is one of the parameters ``shapes``."""
+    """SpecError unless every name in the table's ``train`` list is one of the parameters ``shapes``,
+    and the update changes at least one of them (``train`` and ``train_biases`` as Settings reads them)."""
     for name in table.get("train") or ():
         if name not in shapes:
             raise SpecError(where, f"{shown(name)} is not a parameter of this network (its parameters: "
                                    f"{', '.join(shapes) or 'none'})")
+    settings = Settings.of({k: v for k, v in table.items() if k in ("train", "train_biases")})
+    if shapes and not any(settings.trains(name) for name in shapes):
+        if "train" in table and not table["train"]:
+            raise SpecError(where, "an empty list: the update would change no parameter (leave train out to train them all)")
+        raise SpecError(where if "train" in table else where.replace("train", "train_biases"),
+                        f"with train_biases = false the update would change no parameter "
+                        f"({', '.join(table.get('train') or shapes)}: biases only)")
 
 
 def optimizer_table(table) -> dict:

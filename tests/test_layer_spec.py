@@ -52,6 +52,14 @@ CASES = [  # (name, edit of BASE, the message's start, a word it must contain)
     ("a mask for no dropout layer", lambda d: d.update(sample={"x": np.zeros((1, 6, 6)).tolist(), "y": [0, 1, 0]},
                                                        masks={"M2": [1]}), "masks.M2:", "unknown mask"),
     ("an example of the wrong shape", lambda d: d.update(sample={"x": [[1, 2, 3]], "y": [0, 1, 0]}), "sample.x:", "shape"),
+    # a graph with no parameters at all (once: an empty derivation, and a traceback from the LaTeX
+    # renderers and the torch trainer)
+    ("no layer with parameters", lambda d: (d["network"].update(loss="mse"), d["layer"].pop(0), d["layer"].pop()),
+     "layer:", "no layer has parameters"),
+    # an update that changes nothing (once: the torch trainer's step indexed TRAINED[0] of an empty list)
+    ("train an empty list", lambda d: d.update(optimizer={"train": []}), "optimizer.train:", "an empty list"),
+    ("train biases only, without biases", lambda d: d.update(optimizer={"train": ["b1", "b4"], "train_biases": False}),
+     "optimizer.train:", "b1, b4: biases only"),
 ]
 
 

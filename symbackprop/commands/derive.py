@@ -16,6 +16,11 @@ SCALAR_VALUES = 6000
 # around a second.
 EXACT_MAX = (2, 40)         # (weight layers, parameters) for --exact
 EXPANDED_MAX = (2, 24)      # (weight layers, parameters) for the "expanded" formulas in JSON
+# ... and the expanded loss's size in expression-tree nodes: a layer that couples the examples
+# (batch norm) expands over the whole batch, and a 2-parameter batch norm of 16 values and 3
+# examples (351,217 nodes) took 70 s to differentiate and 180 s to print, one of 6,493 nodes 15 s;
+# the seed's has 63, a 3-value layer norm's with gelu 2,413 (6 s in all)
+EXPANDED_NODES = limits.EXPANDED_NODES
 
 
 def add_parser(subparsers):
@@ -94,7 +99,7 @@ def _scalar(network, args):
     if args.format != "json":
         return RENDERERS[args.format](derivation, values, args.digits, args.wrt)
     expanded = {}
-    if _within(network, EXPANDED_MAX):
+    if _within(network, EXPANDED_MAX) and _nodes_within(model.expanded_loss, EXPANDED_NODES):
         expanded = {(name, index): expanded_gradient(model, symbol) for name, index, symbol in model.parameters()
                     if not args.wrt or name in args.wrt}
     return RENDERERS["json"](derivation, values, args.digits, args.wrt, expanded)
@@ -102,6 +107,15 @@ def _scalar(network, args):
 
 def _within_scalar(network, parameters: int, values: int) -> bool:
     return network.parameter_count <= parameters and network.element_count <= values
+
+
+def _nodes_within(expr, limit: int) -> bool:
+    """Whether ``expr``'s expression tree has at most ``limit`` nodes (counting stops past it)."""
+    import sympy
+    for n, _ in enumerate(sympy.preorder_traversal(expr), 1):
+        if n > limit:
+            return False
+    return True
 
 
 def _within(network, limit) -> bool:
