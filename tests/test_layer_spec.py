@@ -27,6 +27,8 @@ CASES = [  # (name, edit of BASE, the message's start, a word it must contain)
     ("from at another shape", lambda d: d["layer"].insert(2, {"type": "add", "from": 0}), "layer 3 (add).from:", "match"),
     ("dense after an image", lambda d: d["layer"].pop(2), "layer 3 (dense).type:", "flatten"),
     ("an image layer given a vector", lambda d: d["network"].update(input=[36]), "layer 1 (conv2d).type:", "(channels, height, width)"),
+    ("batch norm momentum over 1", lambda d: d["layer"].insert(1, {"type": "batchnorm", "momentum": 1.5}),
+     "layer 2 (batchnorm).momentum:", "0 <= m <= 1"),
     ("dropout rate 1", lambda d: d["layer"].insert(2, {"type": "dropout", "rate": 1.0}), "layer 3 (dropout).rate:", "0 <= p < 1"),
     ("dropout rate negative", lambda d: d["layer"].insert(2, {"type": "dropout", "rate": -0.1}), "layer 3 (dropout).rate:", "0 <= p < 1"),
     ("unknown type", lambda d: d["layer"][1].update(type="pool"), "layer 2.type:", "unknown layer type"),
@@ -84,6 +86,12 @@ def test_the_command_line_prints_one_line_and_exits_2(name, edit, start, word, t
     run = subprocess.run([sys.executable, "-m", "symbackprop", "derive", str(spec)], capture_output=True, text=True)
     assert run.returncode == 2 and run.stdout == ""
     assert run.stderr.count("\n") == 1 and start in run.stderr and "Traceback" not in run.stderr
+
+
+def test_batch_norm_momentum_1_keeps_the_last_batch_as_pytorch_allows():
+    spec = copy.deepcopy(BASE)
+    spec["layer"].insert(1, {"type": "batchnorm", "momentum": 1})
+    assert Network.from_dict(spec).graph[1].opt["momentum"] == 1.0
 
 
 def test_the_dense_stack_form_and_its_layer_list_are_one_network():

@@ -88,6 +88,13 @@ def rate(value):
     return float(value)
 
 
+def fraction(value):
+    """A weight in [0, 1]: batch norm's momentum (1 keeps only the last batch's statistics, as PyTorch allows)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"expected a fraction with 0 <= m <= 1, got {shown(value)}")
+    return float(value)
+
+
 def positive_number(value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
         raise ValueError(f"expected a positive number, got {shown(value)}")

@@ -20,7 +20,7 @@ import sympy
 
 from ..arrayops import Kernel
 from ..document import Display, Para
-from .base import (Backward, Field, LayerError, LayerKind, Slip, index_tuples, kernel, positive_number, rate,
+from .base import (Backward, Field, LayerError, LayerKind, Slip, fraction, index_tuples, kernel, positive_number,
                    rule_and_tables, with_options)
 from .dense import grad_tex, sup
 
@@ -132,7 +132,7 @@ class Norm(LayerKind):
                     "normalizes each example over all its values, as F.layer_norm; gamma, beta of the input's shape")
         self.fields = (Field("eps", positive_number, 1e-5, "default 1e-5"),)
         if batch:   # the weight of each batch in the running statistics a trainer keeps, as PyTorch's
-            self.fields += (Field("momentum", rate, 0.1, "default 0.1"),)
+            self.fields += (Field("momentum", fraction, 0.1, "default 0.1; 0 to 1"),)
 
     def stat_axes(self, ndim: int) -> tuple[int, ...]:
         """The axes of a batch array (N, *shape) that μ and var reduce."""
