@@ -22,7 +22,6 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
-import importlib.util  # noqa: E402
 import platform  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
@@ -41,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from symbackprop.generate import render  # noqa: E402
 from symbackprop.spec import Network, load  # noqa: E402
+from bench_trainer import load_module  # noqa: E402
 
 torch.set_num_threads(1)
 torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False   # FP32 throughout
@@ -59,16 +59,6 @@ CASES = [
     ("784-256-256-256-10 relu/softmax, CE", mlp((784, 256, 256, 256, 10)), 256, 4096),
     ("LeNet-5 (examples/lenet.toml), CE", load(ROOT / "examples/lenet.toml"), 128, 1024),
 ]
-
-
-def load_module(text, name):
-    folder = Path(tempfile.mkdtemp(prefix="bench_torch_"))
-    path = folder / f"{name}.py"
-    path.write_text(text)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def trainer(net, optimizer, device):

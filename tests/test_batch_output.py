@@ -5,13 +5,13 @@ import re
 
 import numpy as np
 import pytest
-from markdown_it import MarkdownIt
 
 from symbackprop import backprop
 from symbackprop.cli import main
 from symbackprop.explain import explain
 from symbackprop.render import EXAMPLES_SHOWN
 
+from mdtables import tables as md_tables
 from specs import SEED_BATCH, batch_of, wide
 
 NUMBER = r"\(?-?[\d.]+(?:e[-+]\d+)?\)?"
@@ -54,24 +54,6 @@ def test_a_large_batch_shows_the_stated_number_of_examples(capsys, tmp_path):
     assert header == ["quantity"] + [w for i in range(1, EXAMPLES_SHOWN + 1) for w in ("example", str(i))]
 
 
-def _tables(markdown: str) -> list[tuple[int, list[int]]]:
-    """(header cells, cells of each body row) of every table markdown-it finds."""
-    tokens = MarkdownIt("commonmark").enable("table").parse(markdown)
-    tables, current, row = [], None, None
-    for t in tokens:
-        if t.type == "table_open":
-            current = []
-        elif t.type == "tr_open":
-            row = 0
-        elif t.type in ("th_open", "td_open"):
-            row += 1
-        elif t.type == "tr_close":
-            current.append(row)
-        elif t.type == "table_close":
-            tables.append((current[0], current[1:]))
-    return tables
-
-
 def _table_lines(markdown: str) -> int:
     return sum(1 for line in markdown.splitlines() if line.startswith("|"))
 
@@ -83,7 +65,7 @@ def _table_lines(markdown: str) -> int:
                          ids=["derive batch", "derive one example", "explain batch", "explain 4-8-8-3 batch"])
 def test_markdown_tables_parse_with_one_line_per_cell(make):
     md = make()
-    tables = _tables(md)
+    tables = md_tables(md)
     assert tables, "no table parsed"
     rows = 0
     for header, body in tables:

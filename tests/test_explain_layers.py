@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from markdown_it import MarkdownIt
 
 from symbackprop import latexdoc
 from symbackprop.cli import main
@@ -28,6 +27,7 @@ from symbackprop.worksheet import Num
 sys.path.insert(0, str(Path(__file__).parent))
 from browser import chromium_binary, chromium_dom  # noqa: E402
 from cases import BATCH_ONLY, GRAPHS, graph  # noqa: E402
+from mdtables import tables as md_tables  # noqa: E402
 
 CASES = [(name, batch) for name in GRAPHS for batch in ([3] if name in BATCH_ONLY else [None, 2])]
 IDS = [f"{name}{'-batch' if batch else ''}" for name, batch in CASES]
@@ -42,28 +42,10 @@ def worked(name, batch):
 
 # ---- every format renders
 
-def _tables(markdown: str) -> list[tuple[int, list[int]]]:
-    """(header cells, cells of each body row) of every table markdown-it finds."""
-    tokens = MarkdownIt("commonmark").enable("table").parse(markdown)
-    tables, current, row = [], None, None
-    for t in tokens:
-        if t.type == "table_open":
-            current = []
-        elif t.type == "tr_open":
-            row = 0
-        elif t.type in ("th_open", "td_open"):
-            row += 1
-        elif t.type == "tr_close":
-            current.append(row)
-        elif t.type == "table_close":
-            tables.append((current[0], current[1:]))
-    return tables
-
-
 @pytest.mark.parametrize("name, batch", CASES, ids=IDS)
 def test_markdown_parses(name, batch):
     md = worked(name, batch).markdown()
-    tables = _tables(md)
+    tables = md_tables(md)
     assert tables and all(all(cells == header for cells in body) for header, body in tables)
     assert sum(1 + len(body) + 1 for _, body in tables) == sum(1 for line in md.splitlines() if line.startswith("|"))
     assert md.count("$") % 2 == 0 and "[[" not in md and "_{0" not in md
