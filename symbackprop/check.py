@@ -199,7 +199,9 @@ class _Checker:
             truth = self.values.true_values()     # saturated steps: float intervals only bound them
             if truth is not None:
                 exact = {s: Interval.point(v) if math.isfinite(v) else exact[s] for s, v in truth.items()}
-        shown = truth or self._points(exact)
+        wide = {s for s, r in exact.items() if math.isfinite(r.lo) and math.isfinite(r.hi)
+                and r.hi - r.lo > max(1e-9 * max(abs(r.lo), abs(r.hi)), 1e-12)}
+        shown = truth or self._points(wide)
         derived, env = self.values.ranges(given)
         if truth is not None:           # what none of the person's numbers feeds is the exact value
             fed = set(given)
@@ -242,18 +244,19 @@ class _Checker:
                 names = list(dict.fromkeys(text for _, _, text, _ in cands))[:1 if pairs else MAX_MATCHES]
                 seen.update(rank for _, rank, _, _ in cands[:1])
                 diagnosis = " or ".join(names) or None
-            elif status[sym] == "ok" and sym in shown and not _slack(given[sym]).contains(shown[sym]):
+            elif sym in wide and sym in shown and _slack(given[sym]).intersects(exact[sym]) \
+                    and not _slack(given[sym]).contains(shown[sym]):
                 diagnosis = "at a tie (a window's shared maximum, or a kink) any choice between the sides is right; expected: PyTorch's convention"
             results.append(Result(name, index, written.text, written.value, shown.get(sym, exact[sym].mid),
                                   status[sym], diagnosis))
         return results
 
-    def _points(self, exact) -> dict:
-        """The values to show as expected where a range is wide although the spec's numbers are exact:
-        at a tie (a max-pool window, a relu at 0) the interval holds every branch, and the value is
-        the convention's, from the arbitrary-precision pass (the first maximum, relu′(0) = 0)."""
-        wide = any(r.hi - r.lo > max(1e-9 * max(abs(r.lo), abs(r.hi)), 1e-12) for r in exact.values())
-        return (self.values.true_values() or {}) if wide else {}
+    def _points(self, wide: set) -> dict:
+        """The values to show as expected where a range is ``wide`` although the spec's numbers are
+        exact: at a tie (a max-pool window, a relu at 0) the interval holds every branch, and the
+        value is the convention's, from the arbitrary-precision pass (the first maximum, relu′(0) = 0)."""
+        truth = (self.values.true_values() or {}) if wide else {}
+        return {s: v for s, v in truth.items() if s in wide}
 
     def diagnose(self, sym, given, env) -> tuple[list, bool]:
         """The catalogued mistakes that reproduce the number as (made upstream?, rank, text, range),

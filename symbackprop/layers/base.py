@@ -82,17 +82,21 @@ def ints(ndim: int, minimum: int):
     return parse
 
 
-def rate(value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"expected a rate p with 0 <= p < 1, got {shown(value)}")
+def _unit(value, closed: bool, what: str) -> float:
+    """``value`` in [0, 1) (or [0, 1] when ``closed``), as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value < 1 or closed and value == 1):
+        raise ValueError(f"expected {what}, got {shown(value)}")
     return float(value)
+
+
+def rate(value):
+    """Dropout's rate: 1 would drop everything."""
+    return _unit(value, False, "a rate p with 0 <= p < 1")
 
 
 def fraction(value):
-    """A weight in [0, 1]: batch norm's momentum (1 keeps only the last batch's statistics, as PyTorch allows)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ValueError(f"expected a fraction with 0 <= m <= 1, got {shown(value)}")
-    return float(value)
+    """Batch norm's momentum: 1 keeps only the last batch's statistics, as PyTorch allows."""
+    return _unit(value, True, "a fraction with 0 <= m <= 1")
 
 
 def positive_number(value):
