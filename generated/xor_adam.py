@@ -1281,36 +1281,23 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _positive(kind):
+def _argument(kind, ok, what):
+    """An argument type: ``kind`` (int or float) of the text, a finite number for which ``ok`` holds."""
     def parse(text):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not (math.isfinite(value) and value > 0):
-            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        if not (math.isfinite(value) and ok(value)):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return value
     return parse
 
 
-def _non_negative(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
-    return value
-
-
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text!r}")
-    return value
+_positive_int = _argument(int, lambda v: v > 0, "a positive number")
+_positive = _argument(float, lambda v: v > 0, "a positive number")
+_non_negative = _argument(float, lambda v: v >= 0, "a non-negative number")
+_fraction = _argument(float, lambda v: 0 < v < 1, "a fraction between 0 and 1")
 
 
 def build_parser():
@@ -1322,21 +1309,21 @@ def build_parser():
                             help="a validation set (.npz or .csv), measured after every epoch")
     validation.add_argument("--val-fraction", type=_fraction, metavar="F",
                             help="hold out this fraction of --data's rows (drawn with --seed) as the validation set")
-    parser.add_argument("--patience", type=_positive(int), metavar="K",
+    parser.add_argument("--patience", type=_positive_int, metavar="K",
                         help="stop when the validation loss has not fallen below its lowest for K epochs, "
                              "and keep the best epoch's parameters")
-    parser.add_argument("--epochs", type=_positive(int), default=100, help="passes over the data (default 100)")
-    parser.add_argument("--batch-size", type=_positive(int), default=32, help="rows per update (default 32)")
-    parser.add_argument("--learning-rate", type=_positive(float), default=learning_rate,
+    parser.add_argument("--epochs", type=_positive_int, default=100, help="passes over the data (default 100)")
+    parser.add_argument("--batch-size", type=_positive_int, default=32, help="rows per update (default 32)")
+    parser.add_argument("--learning-rate", type=_positive, default=learning_rate,
                         help=f"default {learning_rate}")
     parser.add_argument("--seed", type=int, default=0,
                         help="seeds the initialisation, the shuffling and --val-fraction's split "
                              "(a checkpoint brings its own)")
-    parser.add_argument("--max-iters", type=_positive(int), help="stop after this many updates in all")
+    parser.add_argument("--max-iters", type=_positive_int, help="stop after this many updates in all")
     parser.add_argument("--loss-below", type=_non_negative, help="stop when an epoch's loss is below this")
     parser.add_argument("--min-delta", type=_non_negative, help="stop when the loss changes by less than this")
     parser.add_argument("--save", metavar="CKPT", help="write a checkpoint (.npz) here when training stops")
-    parser.add_argument("--save-every", type=_positive(int), metavar="K", help="and after every K epochs (--plot too)")
+    parser.add_argument("--save-every", type=_positive_int, metavar="K", help="and after every K epochs (--plot too)")
     parser.add_argument("--resume", metavar="CKPT", help="continue from this checkpoint")
     parser.add_argument("--log", metavar="CSV", help=f"append a row per epoch: {LOG_HEADER.replace(',', ', ')}")
     parser.add_argument("--plot", metavar="SVG",
