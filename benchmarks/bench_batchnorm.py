@@ -30,8 +30,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from bench_cnn import interleaved  # noqa: E402
 from bench_trainer import fmt_time, load_module  # noqa: E402
-from symbackprop.generate import render  # noqa: E402
-from symbackprop.spec import Network  # noqa: E402
+from symbackprop.codegen.trainer import render  # noqa: E402
+from symbackprop.spec.network import Network  # noqa: E402
 
 LEARNING_RATE = 0.01
 HIDDEN, BATCH, EPS, MOMENTUM = 256, 256, 1e-5, 0.1

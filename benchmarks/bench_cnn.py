@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from bench_trainer import fmt_time, load_module  # noqa: E402
-from symbackprop.generate import render  # noqa: E402
-from symbackprop.spec import load  # noqa: E402
+from symbackprop.codegen.trainer import render  # noqa: E402
+from symbackprop.spec.network import load  # noqa: E402
 
 SPEC = ROOT / "examples" / "lenet.toml"
 BATCH, DTYPE = 64, "float32"

@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from handwritten import Handwritten  # noqa: E402
 
-from symbackprop.spec import Network  # noqa: E402
+from symbackprop import Network  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "compile.md"
 COLD_SPEC = """[network]
@@ -49,9 +49,9 @@ layers = [784, 256, 128, 10]
 activations = ["relu", "relu", "softmax"]
 loss = "cross_entropy"
 """
-FALLBACK = ("import sys; from symbackprop.spec import load; "
-            "from symbackprop.matrix import derive_matrix, render_matrix; "
-            "from symbackprop.codegen import compile_network; "
+FALLBACK = ("import sys; from symbackprop.spec.network import load; "
+            "from symbackprop.derive.matrix import derive_matrix; from symbackprop.report.matrix import render_matrix; "
+            "from symbackprop.codegen.compiled import compile_network; "
             "net = load(sys.argv[1]); print(render_matrix(derive_matrix(net), 'text')); compile_network(net)")
 # (sizes, batch, dtype, hidden, output, loss, target)
 MNIST = ("relu", "softmax", "cross_entropy")

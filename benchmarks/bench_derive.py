@@ -15,10 +15,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from symbackprop import load  # noqa: E402
-from symbackprop.derive import Derivation  # noqa: E402
-from symbackprop.model import Model  # noqa: E402
-from symbackprop.numeric import evaluate  # noqa: E402
-from symbackprop.spec import Network  # noqa: E402
+from symbackprop.derive.derivation import Derivation  # noqa: E402
+from symbackprop.derive.model import Model  # noqa: E402
+from symbackprop.numeric.values import evaluate  # noqa: E402
+from symbackprop.spec.network import Network  # noqa: E402
 
 REPEATS = 7
 

@@ -38,8 +38,8 @@ import torch.nn.functional as F  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from symbackprop.generate import render  # noqa: E402
-from symbackprop.spec import Network, load  # noqa: E402
+from symbackprop.codegen.trainer import render  # noqa: E402
+from symbackprop.spec.network import Network, load  # noqa: E402
 from bench_trainer import load_module  # noqa: E402
 
 torch.set_num_threads(1)

@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from handwritten import Handwritten  # noqa: E402
-from symbackprop.generate import render  # noqa: E402
-from symbackprop.spec import Network  # noqa: E402
+from symbackprop.codegen.trainer import render  # noqa: E402
+from symbackprop.spec.network import Network  # noqa: E402
 
 LEARNING_RATE = 0.01
 

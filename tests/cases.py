@@ -1,8 +1,8 @@
 """Test networks, driven by the registry: a new activation or loss adds its cases here by itself."""
 import numpy as np
 
-from symbackprop.registry import ACTIVATIONS, LOSSES
-from symbackprop.spec import Network
+from symbackprop.entries.registry import ACTIVATIONS, LOSSES
+from symbackprop import Network
 
 CUSTOM = "z/(1 + abs(z))"
 HIDDEN = [name for name, act in ACTIVATIONS.items() if act.elementwise] + [CUSTOM]

@@ -196,7 +196,7 @@ def test_targets_outside_the_losss_domain(tmp_path, capsys, loss, y):
 
 
 def test_a_flat_list_of_single_inputs_is_a_batch():
-    from symbackprop.spec import Network
+    from symbackprop import Network
     net = Network.from_dict({"network": {"layers": [1, 1], "activations": ["identity"], "loss": "mse"},
                              "parameters": {"W1": [[2.0]], "b1": [0.0]}, "sample": {"x": [1, 2, 3], "y": [2, 4, 7]}})
     assert net.batched and net.x.shape == (3, 1) and net.y.shape == (3, 1)

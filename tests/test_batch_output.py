@@ -8,8 +8,8 @@ import pytest
 
 from symbackprop import backprop
 from symbackprop.cli import main
-from symbackprop.explain import explain
-from symbackprop.render import EXAMPLES_SHOWN
+from symbackprop.explain.example import explain
+from symbackprop.report.chain import EXAMPLES_SHOWN
 
 from mdtables import tables as md_tables
 from specs import SEED_BATCH, batch_of, wide

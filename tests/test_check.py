@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from symbackprop.check import Written, check, load_hand, parse_hand
+from symbackprop.check.judge import Written, check, load_hand, parse_hand
 from symbackprop.cli import main
-from symbackprop.derive import Derivation
+from symbackprop.derive.derivation import Derivation
 from symbackprop.errors import SpecError
-from symbackprop.model import Model
-from symbackprop.numeric import evaluate
-from symbackprop.optimizers import OPTIMIZERS, Settings, step
-from symbackprop.spec import Network, load
+from symbackprop.derive.model import Model
+from symbackprop.numeric.values import evaluate
+from symbackprop.entries.optimizers import OPTIMIZERS, Settings, step
+from symbackprop import Network, load
 
 sys.path.insert(0, str(Path(__file__).parent))
 from cases import combinations, network as random_network  # noqa: E402
@@ -453,7 +453,7 @@ def test_optimizer_behaviour_follows_its_rules_not_its_name(monkeypatch, seed, s
     v, the state under its root, in its mistakes."""
     from dataclasses import replace
     monkeypatch.setitem(OPTIMIZERS, "renamed", replace(OPTIMIZERS["adam"], name="renamed"))
-    from symbackprop.check import conventions
+    from symbackprop.check.judge import conventions
     g = seed_truth["grad.W2"][0]
     values = {"grad.W2": [[num(u) for u in g]], "renamed.W2[1][1]": num(seed.parameters["W2"][0][0] - LR * g[0] / (g[0] ** 2 + EPS))}
     hand = parse_hand({"values": values}, seed)
@@ -470,7 +470,7 @@ def test_optimizer_behaviour_follows_its_rules_not_its_name(monkeypatch, seed, s
 def test_a_new_squared_loss_gets_the_squared_losses_mistakes(monkeypatch, like, loss_of, dC_da_of, loss_phrase, dC_da_phrase):
     """The catalogue reads the loss's term and scale from its registry entry, not its name."""
     from dataclasses import replace
-    from symbackprop.registry import LOSSES
+    from symbackprop.entries.registry import LOSSES
     monkeypatch.setitem(LOSSES, "renamed", replace(LOSSES[like], name="renamed"))
     net = Network.from_dict({
         "network": {"layers": [2, 2], "activations": ["identity"], "loss": "renamed"},
@@ -485,7 +485,7 @@ def test_a_new_squared_loss_gets_the_squared_losses_mistakes(monkeypatch, like, 
 
 def test_activation_names_in_mistakes_come_from_the_registry_latex(monkeypatch, seed):
     from dataclasses import replace
-    from symbackprop.registry import ACTIVATIONS
+    from symbackprop.entries.registry import ACTIVATIONS
     monkeypatch.setitem(ACTIVATIONS, "logistic", replace(ACTIVATIONS["sigmoid"], name="logistic"))
     net = Network.from_dict({"network": {"layers": [1, 1], "activations": ["logistic"], "loss": "squared_error"},
                              "parameters": {"W1": [[0.5]], "b1": [0.0]}, "sample": {"x": [2], "y": [1]}})
@@ -561,8 +561,8 @@ def test_bad_spec_or_missing_file_is_refused(tmp_path, capsys):
 
 def test_docstring_examples_run():
     import doctest
-    import symbackprop.check
-    result = doctest.testmod(symbackprop.check)
+    import symbackprop.check.judge
+    result = doctest.testmod(symbackprop.check.judge)
     assert result.attempted > 0 and result.failed == 0
 
 

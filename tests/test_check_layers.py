@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from symbackprop.check import MAX_PARAMETERS, MAX_VALUES, Written, check, parse_hand, quantities
-from symbackprop.checkgraph import step_quantity
-from symbackprop.derive import Derivation
+from symbackprop.check.judge import MAX_PARAMETERS, MAX_VALUES, Written, check, parse_hand, quantities
+from symbackprop.check.graph import step_quantity
+from symbackprop.derive.derivation import Derivation
 from symbackprop.errors import SpecError
-from symbackprop.model import Model
-from symbackprop.numeric import evaluate
-from symbackprop.spec import Network
+from symbackprop.derive.model import Model
+from symbackprop.numeric.values import evaluate
+from symbackprop import Network
 
 sys.path.insert(0, str(Path(__file__).parent))
 from cases import BATCH_ONLY, GRAPHS, graph  # noqa: E402

@@ -42,7 +42,7 @@ def test_version_is_the_package_metadata(capsys):
 
 
 def test_spelled_out_defaults_agree_with_their_modules():
-    from symbackprop import verify
+    from symbackprop.numeric import gradcheck as verify
     from symbackprop.commands import gradcheck
     assert gradcheck.DEFAULT_TOLERANCE == verify.DEFAULT_TOLERANCE
 
@@ -50,8 +50,8 @@ def test_spelled_out_defaults_agree_with_their_modules():
 def test_every_public_entry_point_takes_a_path_a_dict_or_a_network():
     import tomllib
     import symbackprop
-    from symbackprop.check import check, load_hand
-    from symbackprop.explain import explain
+    from symbackprop.check.judge import check, load_hand
+    from symbackprop.explain.example import explain
     path = "examples/seed.toml"
     data = tomllib.loads((ROOT / path).read_text(encoding="utf-8"))
     for network in (path, ROOT / path, data, symbackprop.load(path)):
@@ -66,8 +66,8 @@ def test_every_public_entry_point_takes_a_path_a_dict_or_a_network():
 
 def test_results_have_short_reprs():
     import symbackprop
-    from symbackprop.check import load_hand
-    from symbackprop.explain import explain
+    from symbackprop.check.judge import load_hand
+    from symbackprop.explain.example import explain
     assert repr(symbackprop.backprop("examples/seed.toml")) == \
         "<Derived 3-2-1 sigmoid/sigmoid squared_error, 11 parameters, C = 0.16900>"
     assert repr(explain("examples/seed.toml", optimizer="sgd")) == \

@@ -12,12 +12,12 @@ import sympy
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from symbackprop.codegen import array_program, compile_network, environment, render_source, template_context
-from symbackprop.derive import Derivation
-from symbackprop.model import Model
-from symbackprop.numeric import evaluate
-from symbackprop.registry import ACTIVATIONS, LOSSES, z
-from symbackprop.spec import Network
+from symbackprop.codegen.compiled import array_program, compile_network, environment, render_source, template_context
+from symbackprop.derive.derivation import Derivation
+from symbackprop.derive.model import Model
+from symbackprop.numeric.values import evaluate
+from symbackprop.entries.registry import ACTIVATIONS, LOSSES, z
+from symbackprop import Network
 
 HIDDEN = [name for name, act in ACTIVATIONS.items() if act.elementwise]
 PAIRS = list(itertools.product(ACTIVATIONS, LOSSES))
@@ -213,7 +213,7 @@ def test_fused_softmax_cross_entropy_program():
 
 
 def test_softmax_cross_entropy_gradient_is_exact_for_targets_that_do_not_sum_to_one():
-    from symbackprop.verify import finite_differences
+    from symbackprop.numeric.gradcheck import finite_differences
     net = Network.from_dict({"network": {"layers": [3, 4, 3], "activations": ["tanh", "softmax"],
                                          "loss": "cross_entropy"}})
     rng = np.random.default_rng(3)

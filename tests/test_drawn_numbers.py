@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from symbackprop.cli import main
-from symbackprop.generate import render
-from symbackprop.initial import draw_parameters, draw_sample, with_numbers
-from symbackprop.spec import load
+from symbackprop.codegen.trainer import render
+from symbackprop.spec.initial import draw_parameters, draw_sample, with_numbers
+from symbackprop import load
 from test_generate import load_trainer
 
 SPECS = ["examples/xor.toml", "examples/mnist.toml", "examples/cnn.toml", "examples/residual.toml", "examples/lenet.toml"]
@@ -82,8 +82,8 @@ def test_gradcheck_at_a_kink_says_so_and_passes(tmp_path, capsys):
 
 
 def test_a_wrong_gradient_beside_a_kink_still_fails():
-    from symbackprop.spec import Network
-    from symbackprop.verify import gradcheck
+    from symbackprop import Network
+    from symbackprop.numeric.gradcheck import gradcheck
     net = Network.from_dict(KINK)
     grads = net.compile().gradients(net.parameters, net.x, net.y)
     grads["W1"][2, 0] *= 1.001           # an element no kink explains
@@ -114,8 +114,8 @@ def test_gradcheck_at_a_max_pool_tie_says_so_and_passes(tmp_path, capsys):
 def test_a_tie_sent_to_the_wrong_element_still_fails():
     """The tie explains only the elements whose difference straddles it: W1[1,1,1,1] moves both tied
     elements together and is compared as usual."""
-    from symbackprop.spec import Network
-    from symbackprop.verify import gradcheck
+    from symbackprop import Network
+    from symbackprop.numeric.gradcheck import gradcheck
     net = Network.from_dict(TIE)
     grads = net.compile().gradients(net.parameters, net.x, net.y)
     grads["W1"][0, 0, 0, 0] *= 1.001

@@ -13,9 +13,9 @@ import sympy
 
 from symbackprop.cli import main
 from symbackprop.errors import SpecError
-from symbackprop.explain import Display, _aligned, _Num, explain
-from symbackprop.optimizers import OPTIMIZERS
-from symbackprop.spec import Network, load
+from symbackprop.explain.example import Display, _aligned, _Num, explain
+from symbackprop.entries.optimizers import OPTIMIZERS
+from symbackprop import Network, load
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED, MAZUR = ROOT / "examples" / "seed.toml", ROOT / "examples" / "mazur.toml"
@@ -293,9 +293,9 @@ def test_softmax_jacobian_as_stated():
 def test_training_loop_evaluator_is_evaluate(spec):
     """The --steps loop's evaluator (numeric.evaluator) gives evaluate's loss and gradients at
     parameters other than the spec's."""
-    from symbackprop.derive import Derivation
-    from symbackprop.model import Model
-    from symbackprop.numeric import evaluate, evaluator
+    from symbackprop.derive.derivation import Derivation
+    from symbackprop.derive.model import Model
+    from symbackprop.numeric.values import evaluate, evaluator
     d = Derivation(Model(Network.from_dict(spec)))
     run = evaluator(d)
     for shift in (0.0, 0.3, -0.7):
@@ -325,7 +325,7 @@ SPECS = {
 @pytest.mark.parametrize("spec", list(SPECS))
 def test_every_optimizer_and_activation_renders(spec, optimizer):
     e = explain(Network.from_dict(SPECS[spec]), optimizer=optimizer, steps=3)
-    from symbackprop.optimizers import Settings, step
+    from symbackprop.entries.optimizers import Settings, step
     net = e.network
     params, state = net.parameters, OPTIMIZERS[optimizer].init_state(net.parameters)
     new, _ = step(OPTIMIZERS[optimizer], Settings.of(net.optimizer), params, e.values.gradients, state, 1)
@@ -407,8 +407,8 @@ def test_jupyter_reprs(seed_adam):
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_textbook_order_is_the_same_rule(name):
     """The update rules are printed reordered (θ − η g, not −g η + θ): still the same expressions."""
-    from symbackprop.optimizers import textbook_order
-    from symbackprop.optimizers import Settings
+    from symbackprop.entries.optimizers import textbook_order
+    from symbackprop.entries.optimizers import Settings
     for settings in (Settings.of({}), Settings.of({"weight_decay": 0.1, "bias_correction": False})):
         for target, expr in OPTIMIZERS[name].assignments(settings):
             assert textbook_order(expr, target).doit() == expr
@@ -524,9 +524,9 @@ def test_module_entry_point():
 
 def test_docstring_example_runs(monkeypatch):
     import doctest
-    import symbackprop.explain
+    import symbackprop.explain.example
     monkeypatch.chdir(ROOT)
-    result = doctest.testmod(symbackprop.explain)
+    result = doctest.testmod(symbackprop.explain.example)
     assert result.failed == 0 and result.attempted > 0
 
 

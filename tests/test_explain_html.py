@@ -14,8 +14,8 @@ sys.path.insert(0, os.path.dirname(__file__))  # tests/ is no package
 from browser import chromium_binary, chromium_dom, chromium_screenshot  # noqa: E402
 
 from symbackprop.cli import main  # noqa: E402
-from symbackprop.explain import explain, to_html  # noqa: E402
-from symbackprop.spec import Network  # noqa: E402
+from symbackprop.explain.example import explain, to_html  # noqa: E402
+from symbackprop.spec.network import Network  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,17 +12,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from symbackprop import latexdoc
+from symbackprop.writers import latexdoc
 from symbackprop.cli import main
-from symbackprop.derive import Derivation
-from symbackprop.document import Heading, Table, to_html
+from symbackprop.derive.derivation import Derivation
+from symbackprop.writers.document import Heading, Table, to_html
 from symbackprop.errors import SpecError
-from symbackprop.explain import explain
-from symbackprop.model import Model
-from symbackprop.numeric import evaluate
-from symbackprop.render import render_json
-from symbackprop.worked import Work
-from symbackprop.worksheet import Num
+from symbackprop.explain.example import explain
+from symbackprop.derive.model import Model
+from symbackprop.numeric.values import evaluate
+from symbackprop.report.chain import render_json
+from symbackprop.explain.worked import Work
+from symbackprop.explain.worksheet import Num
 
 sys.path.insert(0, str(Path(__file__).parent))
 from browser import chromium_binary, chromium_dom  # noqa: E402
@@ -66,7 +66,7 @@ def test_latex_compiles_and_fits(tmp_path):
 
 @pytest.mark.skipif(chromium_binary() is None, reason="no chromium on PATH: run bash .ci/install-chromium.sh")
 def test_html_renders_without_katex_errors(tmp_path):
-    from symbackprop.html import standalone_page
+    from symbackprop.writers.html import standalone_page
     from test_explain_html import _Page
     # one case per kind (the batch only where a kind needs one): KaTeX takes a while per formula
     body = "".join(to_html(worked(*case).blocks()) for case in CASES if case[1] is None or case[0] in BATCH_ONLY)

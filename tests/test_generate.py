@@ -12,11 +12,12 @@ import tokenize
 import numpy as np
 import pytest
 
-from symbackprop import optimizers as opt
+from symbackprop.entries import optimizers as opt
 from symbackprop.cli import main as cli_main
 from symbackprop.errors import SpecError
-from symbackprop.generate import comment_text, in_place, is_generated, render
-from symbackprop.spec import Network, load
+from symbackprop.codegen.trainer import comment_text, is_generated, render
+from symbackprop.codegen.updates import in_place
+from symbackprop import Network, load
 
 _counter = itertools.count()
 
@@ -212,8 +213,8 @@ def test_header_reads_bias_correction_from_the_rules_not_the_name(monkeypatch):
 
 def test_docstrings_say_what_they_mean_not_which_issue():
     import re
-    import symbackprop.generate
-    with open(symbackprop.generate.__file__, encoding="utf-8") as source:
+    import symbackprop.codegen.trainer
+    with open(symbackprop.codegen.trainer.__file__, encoding="utf-8") as source:
         assert not re.search(r"\bissue \d", source.read(), re.IGNORECASE)
 
 

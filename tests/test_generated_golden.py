@@ -1,14 +1,14 @@
 """generated/ holds the example trainers; they must be exactly what the templates produce now.
 
-On a difference, look at it, then rewrite them with ``python -m symbackprop.generate --update-examples``.
+On a difference, look at it, then rewrite them with ``python -m symbackprop.codegen.trainer --update-examples``.
 """
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from symbackprop.generate import EXAMPLES, ROOT, render
-from symbackprop.spec import load
+from symbackprop.codegen.trainer import EXAMPLES, ROOT, render
+from symbackprop import load
 from test_generate import data, finite_difference_check, load_trainer, numpy_view
 
 
@@ -17,7 +17,7 @@ def test_generated_file_is_up_to_date(spec, output, options):
     committed = (ROOT / output).read_text(encoding="utf-8")
     fresh = render(load(ROOT / spec), source=spec, **options)
     assert committed == fresh, (f"{output} differs from what the templates generate now; check the "
-                                "difference, then run: python -m symbackprop.generate --update-examples")
+                                "difference, then run: python -m symbackprop.codegen.trainer --update-examples")
 
 
 @pytest.mark.parametrize("spec, output, options", EXAMPLES, ids=[e[1] for e in EXAMPLES])

@@ -5,11 +5,11 @@ import pytest
 import sympy
 
 from cases import HIDDEN, OUTPUTS, combinations, network
-from symbackprop.registry import LOSSES
-from symbackprop.derive import Derivation, expanded_gradient
-from symbackprop.model import Model
-from symbackprop.numeric import evaluate
-from symbackprop.verify import finite_differences, gradcheck
+from symbackprop.entries.registry import LOSSES
+from symbackprop.derive.derivation import Derivation, expanded_gradient
+from symbackprop.derive.model import Model
+from symbackprop.numeric.values import evaluate
+from symbackprop.numeric.gradcheck import finite_differences, gradcheck
 
 CASES = combinations()
 IDS = [f"{h}-{o}-{l}" for h, o, l in CASES]
@@ -69,7 +69,7 @@ def test_chain_and_expanded_are_equal_exactly_for_the_seed_net():
 
 
 def test_relu_derivative_at_zero_is_zero_as_in_pytorch():
-    from symbackprop.registry import ACTIVATIONS, z
+    from symbackprop.entries.registry import ACTIVATIONS, z
     assert ACTIVATIONS["relu"].derivative.subs(z, 0) == 0
     assert ACTIVATIONS["leaky_relu"].derivative.subs(z, 0) == sympy.Rational(1, 100)
     assert ACTIVATIONS["elu"].derivative.subs(z, 0) == 1
@@ -84,7 +84,7 @@ def test_batch_gradient_is_the_mean_of_per_example_gradients():
 
 
 def network_row(net, i):
-    from symbackprop.spec import Network
+    from symbackprop import Network
     return Network.from_dict({
         "network": {"layers": list(net.layers), "activations": [a.name for a in net.activations],
                     "loss": net.loss.name},

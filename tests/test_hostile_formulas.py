@@ -8,10 +8,10 @@ import time
 import pytest
 import sympy
 
-from symbackprop import limits
+from symbackprop.spec import limits
 from symbackprop.cli import main
 from symbackprop.errors import SpecError
-from symbackprop.safeexpr import MAX_ARGUMENTS, parse_formula
+from symbackprop.spec.formula import MAX_ARGUMENTS, parse_formula
 
 z = sympy.Symbol("z", real=True)
 
@@ -113,7 +113,7 @@ def test_the_clock_stops_long_work_and_names_the_limit():
 
 def test_exact_arithmetic_on_a_tower_of_exponentials_stops_at_its_time_limit(tmp_path):
     spec = one_neuron(tmp_path, "exp(exp(exp(exp(exp(exp(z))))))", x=0.1)
-    code = ("import sys, symbackprop.limits as l; l.EXACT_SECONDS = 1.0\n"
+    code = ("import sys, symbackprop.spec.limits as l; l.EXACT_SECONDS = 1.0\n"
             "from symbackprop.cli import main; sys.exit(main(sys.argv[1:]))")
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", code, "derive", "--exact", str(spec)],

@@ -3,7 +3,7 @@ HTML-escaped (in every writer, text is printable), and gradcheck's step and tole
 import pytest
 
 from symbackprop.cli import main
-from symbackprop.explain import Heading, Para, Table, to_html, to_latex, to_markdown
+from symbackprop.explain.example import Heading, Para, Table, to_html, to_latex, to_markdown
 
 SEED = "examples/seed.toml"
 TAG = "<img src=x onerror=alert(1)>"

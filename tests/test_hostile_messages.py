@@ -6,9 +6,9 @@ import pytest
 
 from symbackprop.cli import main
 from symbackprop.errors import ECHO, SpecError, printable, shown
-from symbackprop.registry import LOSSES, Activation, z
-from symbackprop.render import render_text
-from symbackprop.spec import Network
+from symbackprop.entries.registry import LOSSES, Activation, z
+from symbackprop.report.chain import render_text
+from symbackprop import Network
 
 HUGE = "x" * 1_000_000
 ESCAPES = "\x1b[2J\x07\u202eevil"
@@ -136,8 +136,8 @@ def test_printable_escapes_what_a_terminal_acts_on_and_keeps_the_rest():
 def test_derive_text_shows_activation_names_printable():
     act = Activation("z\x1b[2J\u202e", z, "f")     # as a layer kind from elsewhere might name itself
     net = Network.stack((1, 1), (act,), LOSSES["squared_error"])
-    from symbackprop.derive import Derivation
-    from symbackprop.model import Model
+    from symbackprop.derive.derivation import Derivation
+    from symbackprop.derive.model import Model
     text = render_text(Derivation(Model(net)), None)
     # a custom activation is named by its parsed formula (here z), never by its raw text
     assert not any(c in text for c in RAW) and "Network 1-1 (z)" in text

@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from symbackprop import limits
-from symbackprop.generate import render
-from symbackprop.spec import Network, load
+from symbackprop.spec import limits
+from symbackprop.codegen.trainer import render
+from symbackprop import Network, load
 from test_generate import load_trainer
 from test_trainer_cli import call, checkpoint_arrays
 

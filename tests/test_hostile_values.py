@@ -7,10 +7,10 @@ import tomllib
 
 import pytest
 
-from symbackprop import limits
+from symbackprop.spec import limits
 from symbackprop.cli import main
 from symbackprop.errors import SpecError
-from symbackprop.optimizers import HYPERS, OPTIMIZERS, Settings
+from symbackprop.entries.optimizers import HYPERS, OPTIMIZERS, Settings
 
 SEED = "examples/seed.toml"
 SEED_TEXT = open(SEED).read().split("[optimizer]")[0]   # the seed's network and numbers, no optimizer
@@ -129,7 +129,7 @@ def test_hand_values_beyond_float64_are_one_line(tmp_path, capsys, line, field, 
 
 
 def test_check_json_writes_values_that_are_not_finite_as_json_can():
-    from symbackprop.check import Result
+    from symbackprop.check.judge import Result
     row = Result("loss", (), "5", math.inf, -math.inf, "wrong").to_json()
     assert (row["given"], row["expected"]) == ("inf", "-inf")
     assert Result("loss", (), "5", 5.0, math.nan, "wrong").to_json()["expected"] is None

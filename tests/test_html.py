@@ -1,11 +1,11 @@
-"""symbackprop.html: the standalone page is self-contained and escaped; the
+"""symbackprop.writers.html: the standalone page is self-contained and escaped; the
 network SVG parses and has one circle per node and one line per edge."""
 
 import html.parser
 import re
 import xml.etree.ElementTree as ET
 
-from symbackprop.html import network_svg, standalone_page
+from symbackprop.writers.html import network_svg, standalone_page
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))  # tests/ is no package
 from browser import chromium_binary, chromium_dom, chromium_screenshot  # noqa: E402
 
-from symbackprop.html import network_svg, standalone_page  # noqa: E402
+from symbackprop.writers.html import network_svg, standalone_page  # noqa: E402
 
 pytestmark = pytest.mark.skipif(chromium_binary() is None,
                                 reason="no chromium on PATH: run bash .ci/install-chromium.sh")

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from symbackprop import backprop
-from symbackprop.check import DEPRECATED_ZERO_BASED, check, conventions, load_hand, parse_hand
+from symbackprop.check.judge import DEPRECATED_ZERO_BASED, check, conventions, load_hand, parse_hand
 from symbackprop.cli import main
 from symbackprop.errors import SpecError
-from symbackprop.spec import load
+from symbackprop import load
 
 SEED, SEED_HAND = "examples/seed.toml", "examples/seed-hand.toml"
 W2 = backprop(SEED).gradients["W2"]            # (1, 2): the math's ∂C/∂W²₁,₁ and ∂C/∂W²₁,₂

@@ -5,9 +5,9 @@ import random
 import pytest
 import sympy
 
-from symbackprop.intervals import EMPTY, Interval, bound, evaluate
-from symbackprop.registry import ACTIVATIONS, LOSSES, a, y, z
-from symbackprop.optimizers import OPTIMIZERS, HYPER, g, theta
+from symbackprop.check.intervals import EMPTY, Interval, bound, evaluate
+from symbackprop.entries.registry import ACTIVATIONS, LOSSES, a, y, z
+from symbackprop.entries.optimizers import OPTIMIZERS, HYPER, g, theta
 
 u, w = sympy.symbols("u w", real=True)
 
@@ -140,8 +140,8 @@ def test_intervals_refuse_to_be_inverted():
 
 def test_docstring_examples_run():
     import doctest
-    import symbackprop.intervals
-    assert doctest.testmod(symbackprop.intervals).failed == 0
+    import symbackprop.check.intervals
+    assert doctest.testmod(symbackprop.check.intervals).failed == 0
 
 
 def test_max_pool_case_splits_and_norm_roots_are_decided():
@@ -149,8 +149,8 @@ def test_max_pool_case_splits_and_norm_roots_are_decided():
     the intervals do not overlap (the winner's value alone), joined where they do; batch norm's
     x̂ divides by √(var + ε)."""
     import sympy
-    from symbackprop.intervals import Interval, bound
-    from symbackprop.layers.pool import _first_max
+    from symbackprop.check.intervals import Interval, bound
+    from symbackprop.entries.layers.pool import _first_max
     a, b, c = sympy.symbols("a b c", real=True)
     expr = _first_max([a, b, c])
     env = {a: Interval(0.1, 0.2), b: Interval(0.5, 0.6), c: Interval(0.3, 0.4)}

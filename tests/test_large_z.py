@@ -10,11 +10,11 @@ import pytest
 
 from cases import combinations
 from symbackprop.cli import main
-from symbackprop.derive import Derivation
-from symbackprop.explain import explain
-from symbackprop.model import Model
-from symbackprop.numeric import evaluate
-from symbackprop.spec import Network
+from symbackprop.derive.derivation import Derivation
+from symbackprop.explain.example import explain
+from symbackprop.derive.model import Model
+from symbackprop.numeric.values import evaluate
+from symbackprop import Network
 
 
 def saturated(hidden, output, loss, scale=1e4):

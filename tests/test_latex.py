@@ -8,8 +8,8 @@ import subprocess
 import pytest
 
 from symbackprop.cli import main
-from symbackprop.explain import explain
-from symbackprop.spec import Network
+from symbackprop.explain.example import explain
+from symbackprop import Network
 
 from specs import SEED_BATCH, wide, wide_input
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import sympy
 
-from symbackprop.layers import conv, norm, pool
-from symbackprop.layers.base import index_tuples
-from symbackprop.spec import Network
+from symbackprop.entries.layers import conv, norm, pool
+from symbackprop.entries.layers.base import index_tuples
+from symbackprop import Network
 
 
 def layer_of(input_shape, table):
@@ -180,7 +180,7 @@ def test_dropout_flatten_add_rules():
     flat = layer_of((2, 3), dict(type="flatten"))
     z = elements(flat, symbols("x", (2, 2, 3)), {})
     delta = symbols("d", z.shape)
-    from symbackprop.layers.shape import unflatten
+    from symbackprop.entries.layers.shape import unflatten
     same(unflatten(delta, (2, 3)), vjp(z, delta, symbols("x", (2, 2, 3))))
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from cases import graph
 from symbackprop.errors import SpecError
-from symbackprop.spec import Network
+from symbackprop import Network
 
 BASE = {"network": {"input": [1, 6, 6], "loss": "cross_entropy"},
         "layer": [dict(type="conv2d", channels=2, kernel=3, padding=1, activation="relu"),

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from cases import BATCH_ONLY, GRAPHS, graph
-from symbackprop.derive import Derivation
-from symbackprop.model import Model
-from symbackprop.numeric import evaluate
-from symbackprop.verify import forward_pass, gradcheck
+from symbackprop.derive.derivation import Derivation
+from symbackprop.derive.model import Model
+from symbackprop.numeric.values import evaluate
+from symbackprop.numeric.gradcheck import forward_pass, gradcheck
 
 CASES = [(name, batch) for name in GRAPHS for batch in ((3,) if name in BATCH_ONLY else (None, 3))]
 IDS = [f"{name}-{'batch' if batch else 'single'}" for name, batch in CASES]
@@ -62,7 +62,7 @@ def test_a_residual_input_gets_both_paths():
 
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
-from symbackprop.spec import Network  # noqa: E402
+from symbackprop import Network  # noqa: E402
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -98,7 +98,7 @@ def test_batch_norm_gradient_check_trap():
     """Σ BN(x) with β = 0 does not depend on x (the normalised values sum to 0), so its gradient is
     identically 0 — a gradient check on it passes whatever the rule. A loss that is not such a sum
     (squared error here) gives W1 a real gradient through μ and var, which must match."""
-    from symbackprop.layers.norm import norm_input_grad
+    from symbackprop.entries.layers.norm import norm_input_grad
     rng = np.random.default_rng(0)
     x = rng.normal(size=(5, 3))
     mean, var = x.mean(0), x.var(0)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from cases import BATCH_ONLY, GRAPHS, graph
-from symbackprop.spec import Network
+from symbackprop import Network
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -105,7 +105,7 @@ def test_convolution_and_pooling_over_sizes_kernels_strides_and_paddings(d, chan
 def test_max_pool_ties_route_as_pytorch():
     """Equal values in overlapping windows: the gradient goes where PyTorch sends it (its first
     maximum in row-major order), through the kernel the generated code embeds."""
-    from symbackprop.layers.pool import maxpool_backward
+    from symbackprop.entries.layers.pool import maxpool_backward
     X = np.array([[[[1, 1, 0, 2], [1, 1, 2, 2], [0, 3, 3, 0], [3, 3, 0, 1]]]], dtype=float)
     x = torch.tensor(X, requires_grad=True)
     pooled = F.max_pool2d(x, 2, 1)
@@ -117,7 +117,7 @@ def test_max_pool_ties_route_as_pytorch():
 def test_batch_norm_running_statistics_and_predict_as_pytorch(tmp_path):
     """A trainer's running mean and (unbiased) variance after some steps, and predict() with them,
     equal torch's BatchNorm in training then evaluation mode."""
-    from symbackprop.generate import render
+    from symbackprop.codegen.trainer import render
     from test_generate import load_trainer
     net = graph("batchnorm-conv", 4, seed=1)
     trainer = load_trainer(render(net, optimizer="sgd", learning_rate=0.01), tmp_path)

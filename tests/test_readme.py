@@ -57,7 +57,7 @@ def test_the_batch_excerpt_is_what_derive_prints(capsys):
 
 
 def test_every_layer_kind_is_in_the_readme_table():
-    from symbackprop.layers import LAYERS
+    from symbackprop.entries.layers import LAYERS
     table = README[README.index("| `type` | fields | what it computes |"):]
     for name in LAYERS:
         assert f"`{name}`" in table.split("\n\n")[0], name

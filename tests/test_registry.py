@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import sympy
 
-from symbackprop.numeric import LAMBDIFY_MODULES
-from symbackprop.registry import ACTIVATIONS, LOSSES, a, y, z
+from symbackprop.numeric.values import LAMBDIFY_MODULES
+from symbackprop.entries.registry import ACTIVATIONS, LOSSES, a, y, z
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
@@ -43,8 +43,8 @@ def test_every_entry_is_documented_in_the_readme(name):
 
 def test_the_generate_command_spells_out_the_generators_choices():
     import symbackprop.commands.generate as command
-    import symbackprop.generate as generate
-    from symbackprop.optimizers import OPTIMIZERS
+    import symbackprop.codegen.trainer as generate
+    from symbackprop.entries.optimizers import OPTIMIZERS
     assert (command.DTYPES, command.FORMS, command.BACKENDS) == (tuple(generate.DTYPES), tuple(generate.FORMS),
                                                                  tuple(generate.BACKENDS))
     assert command.OPTIMIZERS == tuple(OPTIMIZERS)

@@ -7,12 +7,12 @@ import pytest
 import sympy
 from sympy import Piecewise, exp
 
-from symbackprop.matrix import FUSIONS, derive_matrix, softmax_jvp
-from symbackprop.arrayops import LogSumExp, RowSum, Sigmoid, Softmax, Softplus
-from symbackprop.printing import code
-from symbackprop.rewrites import RULES, log_domain, stabilize
-from symbackprop.registry import ACTIVATIONS, LOSSES, a, y, z
-from symbackprop.spec import Network
+from symbackprop.derive.matrix import FUSIONS, derive_matrix, softmax_jvp
+from symbackprop.entries.arrayops import LogSumExp, RowSum, Sigmoid, Softmax, Softplus
+from symbackprop.codegen.printing import code
+from symbackprop.codegen.rewrites import RULES, log_domain, stabilize
+from symbackprop.entries.registry import ACTIVATIONS, LOSSES, a, y, z
+from symbackprop import Network
 
 ELEMENTWISE = [act for act in ACTIVATIONS.values() if act.elementwise]
 WITH_OUTPUT_FORM = [act for act in ELEMENTWISE if act.output_form is not None]

@@ -4,7 +4,7 @@ import sympy
 from hypothesis import given, strategies as st
 
 from symbackprop.errors import SpecError
-from symbackprop.safeexpr import parse_formula
+from symbackprop.spec.formula import parse_formula
 
 z = sympy.Symbol("z", real=True)
 

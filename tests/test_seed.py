@@ -7,10 +7,10 @@ import sympy
 
 from symbackprop import load
 from symbackprop.cli import main
-from symbackprop.derive import Derivation
-from symbackprop.model import Model
-from symbackprop.numeric import evaluate
-from symbackprop.verify import finite_differences
+from symbackprop.derive.derivation import Derivation
+from symbackprop.derive.model import Model
+from symbackprop.numeric.values import evaluate
+from symbackprop.numeric.gradcheck import finite_differences
 
 
 @pytest.fixture(scope="module")

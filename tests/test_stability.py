@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import sympy
 
-from symbackprop.arrayops import Sigmoid, Softplus
-from symbackprop.printing import code
-from symbackprop.rewrites import stabilize
-from symbackprop.registry import ACTIVATIONS, LOSSES, z
-from symbackprop.registry import a as A_, y as Y_
-from symbackprop.spec import Network
+from symbackprop.entries.arrayops import Sigmoid, Softplus
+from symbackprop.codegen.printing import code
+from symbackprop.codegen.rewrites import stabilize
+from symbackprop.entries.registry import ACTIVATIONS, LOSSES, z
+from symbackprop.entries.registry import a as A_, y as Y_
+from symbackprop import Network
 
 PAIRS = list(itertools.product(ACTIVATIONS, LOSSES))
 EXTREMES = np.array([-1e4, -800.0, -100.0, -40.0, -1.0, 0.0, 1.0, 40.0, 100.0, 800.0, 1e4])

@@ -8,13 +8,13 @@ import pytest
 import sympy
 
 from symbackprop import backprop
-from symbackprop.arrayops import ColSum, RowSum
+from symbackprop.entries.arrayops import ColSum, RowSum
 from symbackprop.cli import main
-from symbackprop.generate import render
-from symbackprop.registry import ACTIVATIONS, Activation, simplest, z
-from symbackprop.safeexpr import parse_formula
-from symbackprop.spec import Network
-from symbackprop.textprint import text
+from symbackprop.codegen.trainer import render
+from symbackprop.entries.registry import ACTIVATIONS, Activation, simplest, z
+from symbackprop.spec.formula import parse_formula
+from symbackprop import Network
+from symbackprop.writers.textprint import text
 
 a, y, g = (sympy.Symbol(n, real=True) for n in "ayg")
 RAW = re.compile(r"Piecewise|RowSum|ColSum|Abs\(|\*\*|sign\(|Heaviside|Eq\(")

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from cases import BATCH_ONLY, GRAPHS, HIDDEN, graph, network as dense_network
-from symbackprop.codegen import compile_network
-from symbackprop.generate import render
-from symbackprop.optimizers import OPTIMIZERS
-from symbackprop.registry import LOSSES
-from symbackprop.spec import Network, load
+from symbackprop.codegen.compiled import compile_network
+from symbackprop.codegen.trainer import render
+from symbackprop.entries.optimizers import OPTIMIZERS
+from symbackprop.entries.registry import LOSSES
+from symbackprop import Network, load
 from test_generate import finite_difference_check, load_trainer, numpy_view
 from test_trainer_cli import assert_same_checkpoint, call, checkpoint_arrays
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from symbackprop.layers import KERNELS, LAYERS, TORCH_KERNELS, kernel_sources
+from symbackprop.entries.layers import KERNELS, LAYERS, TORCH_KERNELS, kernel_sources
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -34,8 +34,8 @@ def test_one_twin_per_kernel_with_the_same_signature():
 
 def test_each_kind_names_the_kernels_its_code_calls():
     from cases import GRAPHS, graph
-    from symbackprop.arrayops import Kernel
-    from symbackprop.codegen import array_program
+    from symbackprop.entries.arrayops import Kernel
+    from symbackprop.codegen.compiled import array_program
     import sympy
     for case in GRAPHS:
         net = graph(case, 3)

@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from symbackprop.generate import render
-from symbackprop.spec import Network, load
+from symbackprop.codegen.trainer import render
+from symbackprop import Network, load
 from test_generate import load_trainer
 
 XOR_EPOCHS = 300  # the XOR trainer (Adam, lr 0.05, seed 0, full batch) learns XOR within this many epochs

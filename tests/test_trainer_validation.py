@@ -11,8 +11,8 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from symbackprop.generate import render
-from symbackprop.spec import Network, load
+from symbackprop.codegen.trainer import render
+from symbackprop import Network, load
 from test_generate import load_trainer
 from test_trainer_cli import assert_same_checkpoint, call, checkpoint_arrays
 
@@ -332,5 +332,5 @@ def test_the_torch_trainer_validates_stops_and_predicts_as_the_numpy_one(tmp_pat
         predictions[backend] = np.loadtxt(tmp_path / f"{backend}-p.csv", delimiter=",", skiprows=1)
     assert len(logs["torch"]) == len(logs["numpy"])
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        np.testing.assert_allclose([r[key] for r in logs["torch"]], [r[key] for r in logs["numpy"]], rtol=1e-10)
+        np.testing.assert_allclose([r[key] for r in logs["torch"]], [r[key] for r in logs["numpy"]], rtol=1e-8)  # threads may sum in another order
     np.testing.assert_allclose(predictions["torch"], predictions["numpy"], rtol=1e-10, atol=1e-12)

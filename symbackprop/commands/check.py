@@ -28,10 +28,10 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
-    from ..spec import load
-    from ..check import check, conventions, load_hand
-    from ..check import MAX_PARAMETERS
-    from ..initial import numbers
+    from ..spec.network import load
+    from ..check.judge import check, conventions, load_hand
+    from ..check.judge import MAX_PARAMETERS
+    from ..spec.initial import numbers
     network, note = load(args.spec), None
     if network.parameter_count <= MAX_PARAMETERS:     # too big for a hand calculation: check says so first
         network, note = numbers(network, args.init, "check")
@@ -65,8 +65,8 @@ def _number(value: float, given: str) -> str:
     shown, trailing zeros too, unless the value is exactly what fewer say); "inf", "-inf" or
     "undefined" where the true value is not a finite number."""
     if not math.isfinite(value):
-        from ..check import show_infinite
+        from ..check.judge import show_infinite
         return show_infinite(value)
-    from ..sigfig import significant
+    from ..writers.sigfig import significant
     digits = len(given.lower().partition("e")[0].lstrip("+-").replace(".", "").lstrip("0"))
     return significant(value, max(6, digits + 1))

@@ -1,8 +1,8 @@
 """``symbackprop derive SPEC``: every gradient as its chain-rule product, with numbers if given."""
 import sys
-from .. import limits
+from ..spec import limits
 from ..errors import SpecError, shown
-from ..output import output_format, write_text
+from ..writers.output import output_format, write_text
 
 FORMATS = ("text", "latex", "markdown", "json")
 SCALAR_DEFAULT_MAX = 200    # parameters: the per-weight form is the default up to here
@@ -44,13 +44,13 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
-    from ..spec import load
+    from ..spec.network import load
     args.format = output_format(args.output, args.format, FORMATS, "text", "derive")
     if args.fragment and args.format != "latex":
         raise SpecError("--fragment", "is for LaTeX output (--format latex, or -o FILE.tex)")
     network = load(args.spec)
     if args.init is not None:            # numbers where the spec has none: the derivation with them
-        from ..initial import numbers
+        from ..spec.initial import numbers
         network, note = numbers(network, args.init, "derive")
         if note:
             print(f"symbackprop derive: note: {note} (--init {args.init})", file=sys.stderr)
@@ -82,12 +82,12 @@ def run(args) -> int:
 
 
 def _scalar(network, args):
-    from ..derive import Derivation
-    from ..model import Model
-    from ..numeric import evaluate
-    from ..render import RENDERERS
-    from ..derive import expanded_gradient
-    from ..numeric import require_finite
+    from ..derive.derivation import Derivation
+    from ..derive.model import Model
+    from ..numeric.values import evaluate
+    from ..report.chain import RENDERERS
+    from ..derive.derivation import expanded_gradient
+    from ..numeric.values import require_finite
     model = Model(network)
     derivation = Derivation(model)
     values = None
@@ -124,10 +124,11 @@ def _within(network, limit) -> bool:
 
 
 def _matrix(network, args):
-    from ..matrix import derive_matrix, render_matrix
+    from ..derive.matrix import derive_matrix
+    from ..report.matrix import render_matrix
     md = derive_matrix(network)
     if args.format == "latex":
-        from ..latexdoc import document
+        from ..writers.latexdoc import document
         body = render_matrix(md, "latex")
         return body if args.fragment else document(body)
     if args.format != "json":
@@ -138,7 +139,7 @@ def _matrix(network, args):
 def _matrix_json(network, md, wrt):
     import json
     import numpy as np
-    from ..render import JSON_LAYOUT, network_json
+    from ..report.chain import JSON_LAYOUT, network_json
     result = {"network": network_json(network),
               "layout": JSON_LAYOUT,
               "formulas": {name: {"chain": latex} for name, latex in _matrix_formulas(md).items()
@@ -146,18 +147,19 @@ def _matrix_json(network, md, wrt):
     if network.has_numbers and _within_scalar(network, SCALAR_MAX, SCALAR_VALUES):
         # numbers people read: the per-weight route's, true in float64 even where the compiled
         # code's guards (exponents clipped at EXP_LO) would leave a trace of 1e-103
-        from ..derive import Derivation
-        from ..model import Model
-        from ..numeric import evaluate, require_finite
+        from ..derive.derivation import Derivation
+        from ..derive.model import Model
+        from ..numeric.values import evaluate, require_finite
         values = evaluate(Derivation(Model(network)))
         require_finite(values.forward | values.gradients | {"loss": values.loss})
         result["loss"] = float(values.loss)
         result["forward"] = {k: np.asarray(v, float).tolist() for k, v in values.forward.items()}
         result["gradients"] = {k: v.tolist() for k, v in values.gradients.items() if not wrt or k in wrt}
     elif network.has_numbers:
-        from ..numeric import require_finite
-        from ..verify import forward_pass
-        f = network.compile(np.float64)
+        from ..numeric.values import require_finite
+        from ..codegen.compiled import compile_network
+        from ..numeric.gradcheck import forward_pass
+        f = compile_network(network, np.float64)
         X, Y = network.x, network.y
         masks = {"masks": network.masks} if network.masks else {}
         with np.errstate(all="ignore"):  # a nan or inf is reported by require_finite below

@@ -3,9 +3,9 @@
 import sys
 import math
 
-from .. import limits
+from ..spec import limits
 from ..errors import SpecError, shown
-from ..output import output_format, writable, write_text
+from ..writers.output import output_format, writable, write_text
 
 FORMATS = ("markdown", "latex", "html")
 
@@ -64,8 +64,8 @@ def _threshold(text, field):
 
 
 def run(args) -> int:
-    from ..spec import load
-    from ..explain import explain
+    from ..spec.network import load
+    from ..explain.example import explain
     steps = _positive_int(args.steps, "--steps")
     max_iters = _positive_int(args.max_iters, "--max-iters")
     loss_below = _threshold(args.loss_below, "--loss-below")
@@ -74,7 +74,7 @@ def run(args) -> int:
     fmt = output_format(args.output, args.format, FORMATS, "markdown", "explain")
     if args.fragment and fmt != "latex":
         raise SpecError("--fragment", "is for LaTeX output (--format latex, or -o FILE.tex)")
-    from ..initial import numbers
+    from ..spec.initial import numbers
     network, note = numbers(load(args.spec), args.init, "explain")
     if note:
         print(f"symbackprop explain: note: {note} (--init {args.init})", file=sys.stderr)

@@ -1,5 +1,5 @@
 """``symbackprop generate SPEC -o trainer.py [--backend torch]``: a standalone NumPy (or PyTorch) trainer."""
-from ..output import write_text
+from ..writers.output import write_text
 
 # generate.DTYPES, generate.FORMS and the optimizer names (a test checks they agree): spelled out
 # so that building the parser does not import the generator, Jinja2 and the printers
@@ -30,8 +30,8 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
-    from ..spec import load
-    from ..generate import is_generated, render
+    from ..spec.network import load
+    from ..codegen.trainer import is_generated, render
     text = render(load(args.spec), optimizer=args.optimizer, learning_rate=args.learning_rate,
                   dtype=args.dtype, form=args.form, source=args.spec, backend=args.backend)
     write_text(text, args.output, args.force, ours=is_generated)

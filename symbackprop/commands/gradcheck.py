@@ -31,11 +31,12 @@ def derived_gradients(network):
     import numpy as np
     routes = []
     if network.parameter_count <= SCALAR_MAX and network.element_count <= SCALAR_VALUES:
-        from ..derive import Derivation
-        from ..model import Model
-        from ..numeric import evaluate
+        from ..derive.derivation import Derivation
+        from ..derive.model import Model
+        from ..numeric.values import evaluate
         routes.append(("scalar", evaluate(Derivation(Model(network))).gradients))
-    compiled = network.compile(np.float64)
+    from ..codegen.compiled import compile_network
+    compiled = compile_network(network, np.float64)
     masks = {"masks": network.masks} if network.masks else {}
     routes.append(("matrix", compiled.gradients(network.parameters, network.x, network.y, **masks)))
     return routes
@@ -47,15 +48,15 @@ def run(args) -> int:
                                        f"got {args.tolerance:g}")
     if not STEP[0] <= args.step <= STEP[1]:
         raise SpecError("--step", f"expected a step h in [{STEP[0]:g}, {STEP[1]:g}], got {args.step:g}")
-    from ..spec import load
-    from ..verify import gradcheck
-    from ..initial import numbers
+    from ..spec.network import load
+    from ..numeric.gradcheck import gradcheck
+    from ..spec.initial import numbers
     network, note = numbers(load(args.spec), args.seed, "gradcheck", "--seed S")
     if note:     # gradcheck checks formulas: any numbers will do, and it says which it drew
         print(f"{note} (--seed {args.seed})")
     import numpy as np
-    from ..numeric import require_finite
-    from ..verify import loss_function
+    from ..numeric.values import require_finite
+    from ..numeric.gradcheck import loss_function
     with np.errstate(all="ignore"):   # nan and inf are reported below, as bad input, not as warnings
         loss = loss_function(network)(network.parameters, network.x, network.y)
         routes = derived_gradients(network)
@@ -69,7 +70,7 @@ def run(args) -> int:
         raise SpecError("--step", f"the finite differences with h = {args.step:g} are not finite numbers "
                                   "(the loss overflows there): use a smaller step")
     failed = False
-    from ..sigfig import significant
+    from ..writers.sigfig import significant
     print("indices 1-based as in the math: W2[1,2] is row 1, column 2 of W2")
     print(f"{'route':8} {'parameter':10} {'max rel. error':>15}  {'at':10} {'derived':>14} {'finite diff.':>14}")
     kinks = {}

@@ -1,0 +1,134 @@
+"""SymPy functions for what the matrix form and the generated code share: stable primitives
+(:class:`Sigmoid`, :class:`Softplus`, :class:`Clip`) and whole-array operations, rows being examples
+(:class:`Dot`, :class:`T`, :class:`RowSum`, :class:`ColSum`, :class:`Total`, :class:`Softmax`,
+:class:`LogSumExp`). Each knows its LaTeX; how each prints as NumPy is :mod:`symbackprop.codegen.printing`'s
+business. Nothing differentiates them: derivatives are taken before they are introduced.
+"""
+import sympy
+from sympy import Function
+
+# ---------------------------------------------------------------------------------------------
+# Stable element-wise primitives
+
+
+class Sigmoid(Function):
+    """σ(u) = 1/(1 + exp(−u)), for printing only: nothing is differentiated after stabilize()."""
+    nargs = 1
+
+    def _latex(self, printer):
+        return rf"\sigma\left({printer._print(self.args[0])}\right)"
+
+
+class Softplus(Function):
+    """softplus(u) = log(1 + exp(u)), for printing only."""
+    nargs = 1
+
+    def _latex(self, printer):
+        return rf"\operatorname{{softplus}}\left({printer._print(self.args[0])}\right)"
+
+
+class Clip(Function):
+    """``Clip(a, lo, hi)``: a limited to a log-loss's domain; ``lo``/``hi`` are 0 or 1 flags for
+    "keep a ≥ EPS" and "keep a ≤ 1 − EPS". Used for the value and the derivative alike (a
+    straight-through guard: inside [EPS, 1 − EPS] it changes nothing)."""
+    nargs = 3
+
+    def _latex(self, printer):
+        return rf"\operatorname{{clip}}\left({printer._print(self.args[0])}\right)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Array operations of the matrix form (rows are examples)
+
+
+class Dot(Function):
+    """Matrix product ``A @ B``."""
+    nargs = 2
+
+    def _latex(self, printer):
+        return " ".join(printer._print(x) for x in self.args)
+
+
+class T(Function):
+    """Transpose."""
+    nargs = 1
+
+    def _latex(self, printer):
+        return rf"\left({printer._print(self.args[0])}\right)^\top"
+
+
+def _summand_tex(printer, arg) -> str:
+    """The LaTeX of what a Σ sums, in parentheses when it is itself a sum."""
+    text = printer._print(arg)
+    return rf"\left({text}\right)" if arg.is_Add else text
+
+
+class RowSum(Function):
+    """Σ over a row (the outputs of one example), keeping the column: shape (N, 1)."""
+    nargs = 1
+
+    def _latex(self, printer):
+        return rf"\textstyle\sum_j {_summand_tex(printer, self.args[0])}"
+
+
+class ColSum(Function):
+    """Σ over the examples: shape (n,)."""
+    nargs = 1
+
+    def _latex(self, printer):
+        return rf"\textstyle\sum_{{n}} {_summand_tex(printer, self.args[0])}"
+
+
+class Total(Function):
+    """Σ over every entry: a scalar."""
+    nargs = 1
+
+    def _latex(self, printer):
+        return rf"\textstyle\sum {_summand_tex(printer, self.args[0])}"
+
+
+class Softmax(Function):
+    """Row-wise softmax."""
+    nargs = 1
+
+    def _latex(self, printer):
+        return rf"\operatorname{{softmax}}\left({printer._print(self.args[0])}\right)"
+
+
+class LogSumExp(Function):
+    """Row-wise log Σ_j exp(u_j), shape (N, 1)."""
+    nargs = 1
+
+    def _latex(self, printer):
+        return rf"\log\textstyle\sum_j e^{{{printer._print(self.args[0])}}}"
+
+
+VIEW_KERNELS: set[str] = set()   # kernels that return a view of their first argument (flatten)
+
+
+class Kernel(Function):
+    """A call of a layer kernel (a NumPy function of :mod:`symbackprop.entries.layers`, embedded in
+    generated code by its source): ``Kernel("conv_forward", X, W1, b1, (1, 1), (0, 0))`` prints as
+    ``conv_forward(X, W1, b1, (1, 1), (0, 0))``. Tuples and numbers are its static arguments."""
+
+    def __new__(cls, name, *args):
+        static = [sympy.Tuple(*a) if isinstance(a, tuple) else sympy.sympify(a) for a in args]
+        return super().__new__(cls, sympy.Symbol(name) if isinstance(name, str) else name, *static)
+
+    @property
+    def kernel(self) -> str:
+        return self.args[0].name
+
+    @property
+    def view(self) -> bool:
+        """Whether it returns a view of its first argument: no array (and no ``out=``) of its own."""
+        return self.kernel in VIEW_KERNELS
+
+    @property
+    def free_symbols(self):
+        return set().union(*(a.free_symbols for a in self.args[1:]))
+
+    def _latex(self, printer):
+        name = self.kernel.replace("_", r"\_")
+        args = ", ".join(printer._print(a) for a in self.args[1:])
+        return rf"\operatorname{{{name}}}\left({args}\right)"

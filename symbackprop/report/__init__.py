@@ -1,0 +1,9 @@
+"""Report: the writers of ``derive``'s output.
+
+Takes a per-weight :class:`~symbackprop.derive.derivation.Derivation` (with its numbers, if any) or
+a :class:`~symbackprop.derive.matrix.MatrixDerivation` and returns text, LaTeX, Markdown or JSON
+(:mod:`.chain`, :mod:`.matrix`). Strings only: nothing here differentiates or evaluates.
+"""
+from .._lazy import exports
+
+__getattr__, __dir__ = exports(__name__, {"Derived": "chain", "RENDERERS": "chain", "render_matrix": "matrix"})

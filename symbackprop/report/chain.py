@@ -1,0 +1,418 @@
+"""Rendering a scalar derivation: every gradient as its chain-rule product, in chain order.
+
+SymPy's printers reorder the factors of a product, so each factor is printed on its own and the
+factors are joined here, in the order the chain rule takes them: ∂z/∂w · ∂a/∂z · ∂C/∂a. With
+numbers, the same product follows with each factor's value, as the seed writes it:
+``0.28905 × 0.24210 × (-0.82220) ≈ -0.057536``. For a batch, the product is shown for each example
+in turn (the first :data:`EXAMPLES_SHOWN`, the rest elided), then the gradient as the batch mean,
+so every product printed is true as printed: the means of the factors do not multiply to the mean
+of the product. Formats: text, latex (a document, or its body as a fragment), markdown, json.
+Indices are 1-based as in the math, except in JSON, whose arrays are plain arrays.
+"""
+import json
+import re
+
+import numpy as np
+import sympy
+
+from ..writers import latexdoc
+from ..derive.derivation import Derivation, Factor, Step
+from ..errors import printable
+from ..entries.registry import z as IN
+from ..writers.sigfig import is_exact, significant
+from ..entries.registry import activation_name
+from ..writers.textprint import TextPrinter
+
+FORMULA_CHARS = 240   # a factor's formula longer than this is shown by its name and value only
+JSON_LAYOUT = ("each gradient has its parameter's shape (PyTorch's layouts: a dense W<l> is (outputs, inputs), "
+               "a conv W<l> (out_channels, in_channels, *kernel)); arrays are plain nested lists, indices 0-based")
+
+
+def network_json(net) -> dict:
+    """The network as JSON output states it: sizes and activations (as before layer graphs), the
+    input's shape, and each layer as written."""
+    return {"layers": list(net.layers), "activations": [a.name for a in net.activations], "loss": net.loss.name,
+            "input": list(net.input), "graph": [layer.describe() for layer in net.graph]}
+EXAMPLES_SHOWN = 4   # a batch's values are written out for this many examples; the rest are elided
+
+
+def plain(label: str) -> str:
+    """The text name of a LaTeX label: ``W^{(2)}_{1,2}`` -> ``W2[1,2]``, ``\\delta`` -> ``delta``."""
+    text = re.sub(r"\^\{\((\d+)\)\}_\{([\d,]+)\}", r"\1[\2]", label)
+    text = re.sub(r"_\{([\d,]+)\}", r"[\1]", text)
+    text = re.sub(r"\\frac\{\\partial ([^{}]+)\}\{\\partial ([^{}]+)\}", r"d\1/d\2", text)
+    return text.replace("\\delta", "delta").replace("\\", "")
+
+
+def number(value, digits: int) -> str:
+    """``value`` (a float, or an exact SymPy number) to ``digits`` significant digits, negatives in
+    parentheses for products."""
+    text = significant(value, digits)
+    return f"({text})" if text.startswith("-") else text
+
+
+class Renderer:
+    """Formats the steps of one derivation, with its values (a :class:`symbackprop.numeric.values.Values`)
+    when there are numbers."""
+
+    def __init__(self, derivation: Derivation, values: "object | None" = None, digits: int = 5):
+        self.d, self.values, self.digits = derivation, values, digits
+        self.model = derivation.model
+        self._text = TextPrinter({s: plain(label) for s, label in self.model.latex_names.items()})
+        # each activation's derivative as people write it (the registry's simple_derivative), in
+        # place of SymPy's raw form; numbers are computed from the derivation's own expressions
+        self._readable = {}
+        for layer in self.model.layers:
+            act = self.model.network.activations[layer.index - 1]
+            if act.elementwise and act.output_form is None and act.simple_derivative != act.derivative:
+                for zj in layer.z:
+                    self._readable[act.derivative.xreplace({IN: zj})] = act.simple_derivative.xreplace({IN: zj})
+
+    @property
+    def batch(self) -> int:
+        return 1 if self.values is None else self.values.batch
+
+    @property
+    def shown_examples(self) -> range:
+        return range(min(self.batch, EXAMPLES_SHOWN))
+
+    def sym(self, expr, latex: bool) -> str:
+        expr = sympy.factor_terms(expr.xreplace(self._readable))  # 2(a - y), as written by hand
+        return self.model.latex(expr) if latex else self._text.doprint(expr)
+
+    def shown(self, factor: Factor) -> sympy.Expr:
+        """A factor's expression, one level in: a factor naming a one-factor step (∂C/∂a of the
+        output, ∂a/∂z) shows that step's formula; sums (the δ recursion) stay named."""
+        step = self.d.by_symbol.get(factor.expr)
+        if step is not None and len(step.terms) == 1 and len(step.terms[0]) == 1:
+            return step.terms[0][0].expr.xreplace(self._readable)
+        return factor.expr.xreplace(self._readable)
+
+    def formula_terms(self, step: Step, latex: bool) -> list[str]:
+        """The step's terms, each its factors as formulas in chain order (sums and conditionals in
+        parentheses)."""
+        dot = r" \cdot " if latex else " · "
+
+        def show(f, term):
+            e = sympy.factor_terms(self.shown(f))
+            text = self.sym(e, latex)
+            if len(term) > 1 and (e.is_Add or (not latex and isinstance(e, sympy.Piecewise))):
+                return rf"\left({text}\right)" if latex else f"({text})"
+            return text
+        return [dot.join(show(f, term) for f in term) for term in step.terms]
+
+    def formula(self, step: Step, latex: bool) -> str:
+        return " + ".join(self.formula_terms(step, latex))
+
+    def each(self, expr, example: int):
+        """The value of a symbol, or of a local derivative in them, for one example."""
+        env = self.values.env
+        if expr in env:
+            return env[expr][example]
+        return sympy.sympify(expr).xreplace({s: env[s][example] for s in expr.free_symbols})
+
+    def approx(self, value, latex: bool) -> str:
+        """"= v" where the printed v is the value, "≈ v" where it was rounded."""
+        shown = significant(value, self.digits)
+        rel = "=" if is_exact(float(value), shown) else (r"\approx" if latex else "≈")
+        return f"{rel} {shown}"
+
+    def lines(self, step: Step, latex: bool) -> list[str]:
+        """The step as: its name = factor names = factor formulas, then its numbers: for one example
+        = numbers ≈ value; for a batch, that line for each example shown, and for a gradient the
+        mean over the batch."""
+        dot = r" \cdot " if latex else " · "
+        label = (lambda f: f.label) if latex else (lambda f: plain(f.label))
+        names = [dot.join(label(f) for f in term) for term in step.terms]
+        formulas = self.formula_terms(step, latex)
+        head = step.label if latex else plain(step.label)
+        single = len(step.terms) == 1 and len(step.terms[0]) == 1
+        eq = " &= " if latex else " = "
+        # a factor too long to read (batch norm's ∂var/∂μ, a sum over the batch) is shown by name only
+        readable = all(len(f) <= FORMULA_CHARS for f in formulas)
+        out = self._joined(head + eq, formulas if single and readable else names, latex)
+        if formulas != names and not single and readable:
+            out += self._joined("&= " if latex else "= ", formulas, latex)
+        if self.values is None:
+            return out
+        for i in self.shown_examples:
+            out += self.numbers(step, i, latex)
+        if self.batch > len(self.shown_examples):
+            rest = f"examples {len(self.shown_examples) + 1} to {self.batch} not shown"
+            out.append(rf"&\text{{({rest})}}" if latex else f"({rest})")
+        if self.batch > 1 and step.kind == "grad":
+            mean = self.approx(self.values.of(step.symbol), latex)
+            out.append(rf"&{mean} \quad \text{{(the mean over the {self.batch} examples: the gradient of }}C\text{{)}}"
+                       if latex else f"mean over the {self.batch} examples {mean}")
+        return out
+
+    def numbers(self, step: Step, i: int, latex: bool) -> list[str]:
+        """Example ``i``'s line(s) of ``step``: its factors' values multiplied, ≈ its value (a
+        one-factor step: the value alone); for a batch, labelled with the example."""
+        value = self.approx(self.each(step.symbol, i), latex)
+        batch = self.batch > 1
+        if len(step.terms) == 1 and len(step.terms[0]) == 1:
+            if latex:
+                return [f"&{value}" + (rf" \quad \text{{(example {i + 1})}}" if batch else "")]
+            return [(f"example {i + 1}: " if batch else "") + value]
+        times = r" \times " if latex else " × "
+        products = [times.join(number(self.each(f.expr, i), self.digits) for f in term) for term in step.terms]
+        if latex:
+            where = rf" \quad \text{{(example {i + 1})}}" if batch else ""
+            return latexdoc.wrap_terms("&= ", products, tail=f" {value}{where}")
+        return [(f"example {i + 1}: " if batch else "= ") + " + ".join(products) + f" {value}"]
+
+    @staticmethod
+    def _joined(first: str, terms: list[str], latex: bool) -> list[str]:
+        """``first`` and ``terms`` joined by " + ": in LaTeX, on as many aligned lines as fit."""
+        return latexdoc.wrap_terms(first, terms) if latex else [first + " + ".join(terms)]
+
+    def forward_table(self, latex: bool):
+        """The forward pass as (header, rows, loss line): one row per neuron's z and a, one value
+        column, or for a batch one column per example shown; then the per-example loss."""
+        v, model = self.values, self.model
+        name = (lambda s: f"${model.latex_names[s]}$") if latex else (lambda s: plain(model.latex_names[s]))
+        shown = self.shown_examples
+        header = ["quantity"] + (["value"] if self.batch == 1 else [f"example {i + 1}" for i in shown])
+        rows = []
+        for stage in model.stages():
+            for s in stage.symbols.ravel():
+                rows.append([name(s)] + [significant(v.env[s][i], self.digits) for i in shown])
+        if self.batch > 1:
+            rows.append(["$C_n$" if latex else "C_n"] + [significant(v.per_example_loss[i], self.digits) for i in shown])
+        more = "" if self.batch == len(shown) else f" (examples {len(shown) + 1} to {self.batch} not shown)"
+        if self.batch == 1:
+            loss = f"C {self.approx(v.loss, latex)}"
+        elif latex:
+            loss = rf"C = \frac{{1}}{{{self.batch}}}\sum_{{n=1}}^{{{self.batch}}} C_n {self.approx(v.loss, True)}"
+        else:
+            loss = f"C = mean of C_n over the {self.batch} examples {self.approx(v.loss, False)}{more}"
+        return header, rows, loss
+
+
+def _selected(derivation: Derivation, wrt: list[str] | None) -> list[Step]:
+    grads = derivation.gradients()
+    if not wrt:
+        return grads
+    return [g for g in grads if g.param in wrt]
+
+
+def _title(net) -> str:
+    if not net.is_stack:
+        return f"Network: input {'×'.join(map(str, net.input))}; " + "; ".join(
+            f"{layer.index}. {printable(layer.describe())}" for layer in net.graph) + f"; loss {net.loss.name}"
+    acts = ", ".join(activation_name(a) for a in net.activations)
+    return f"Network {'-'.join(map(str, net.layers))} ({acts}), loss {net.loss.name}"
+
+
+def _about(r: Renderer) -> list[str]:
+    """What the reader needs to know first, a sentence a line."""
+    net = r.model.network
+    coupled = r.model.examples > 1
+    out = ["Indices are 1-based as in the math" + ("; z = W a + b" if net.is_stack else "")
+           + (f"; the first index of a per-example value is its example (a batch norm couples the "
+              f"{r.model.examples} examples, so the derivation is over the whole batch)" if coupled else "")
+           + "; C is " + ("the mean over the batch of the per-example loss." if net.batched else "the loss of the example.")]
+    if net.masks:
+        out.append(f"Dropout masks: {net.mask_source}.")
+    if r.values is not None and r.batch > 1:
+        shown = len(r.shown_examples)
+        each = f"each of the {r.batch} examples" if shown == r.batch else \
+            f"examples 1 to {shown} of the {r.batch} (the rest are elided)"
+        out.append(f"Every value is shown for {each}, then each gradient as the mean over the batch"
+                   " (the mean of the products, not the product of the means).")
+    return out
+
+
+def render_text(derivation: Derivation, values: "object | None", digits: int = 5, wrt=None) -> str:
+    r = Renderer(derivation, values, digits)
+    out = [_title(derivation.model.network), *_about(r)]
+    if values is not None:
+        out += ["", "Forward pass"]
+        header, rows, loss = r.forward_table(latex=False)
+        if r.batch == 1:
+            for stage in r.model.stages():
+                shape = "" if stage.symbols.ndim <= 2 and r.model.examples == 1 else \
+                    " (" + "×".join(map(str, stage.symbols.shape[r.model.examples == 1:])) + ", row-major)"
+                out.append(f"  {stage.quantity}{shape} = ["
+                           + ", ".join(significant(values.env[s][0], digits) for s in stage.symbols.ravel()) + "]")
+        else:
+            table = [header] + rows
+            widths = [max(len(row[c]) for row in table) for c in range(len(header))]
+            out += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+        out.append(f"  {loss}")
+    out += ["", "Backward pass (reverse accumulation, each factor by sympy.diff)"]
+    for step in derivation.steps:
+        if step.kind == "grad":
+            continue
+        out += _indent(r.lines(step, latex=False))
+    out += ["", "Gradients (chain-rule products in chain order)"]
+    for step in _selected(derivation, wrt):
+        out += _indent(r.lines(step, latex=False))
+    return "\n".join(out) + "\n"
+
+
+def _indent(lines):
+    return ["  " + lines[0]] + ["      " + s for s in lines[1:]]
+
+
+def render_latex_body(derivation: Derivation, values: "object | None", digits: int = 5, wrt=None) -> list[str]:
+    """(title, rows of an aligned block) for the backward steps, then the gradients."""
+    r = Renderer(derivation, values, digits)
+    blocks = []
+    for title, steps in (("Backward pass", [s for s in derivation.steps if s.kind != "grad"]),
+                         ("Gradients", _selected(derivation, wrt))):
+        rows = []
+        for step in steps:
+            rows += r.lines(step, latex=True)
+        blocks.append((title, rows))
+    return blocks
+
+
+def _tex_table(header, rows) -> str:
+    """A LaTeX table (split into column groups that fit the line, each with the first column)."""
+    out = []
+    for group in latexdoc.column_groups(header, rows):
+        spec = "l" + "r" * (len(group) - 1)
+        body = [" & ".join(row[c] for c in group) + r" \\" for row in rows]
+        out.append("{\\small\n\\begin{longtable}{" + spec + "}\n\\hline\n" + " & ".join(header[c] for c in group)
+                   + " \\\\\n\\hline\n\\endhead\n" + "\n".join(body) + "\n\\hline\n\\end{longtable}}")
+    return "\n".join(out)
+
+
+def render_latex(derivation, values, digits=5, wrt=None, fragment: bool = False) -> str:
+    """A LaTeX document (or with ``fragment``, its body only): the network, the forward pass with
+    numbers, the backward pass and the gradients."""
+    r = Renderer(derivation, values, digits)
+    net = derivation.model.network
+    out = [r"\section*{symbackprop: gradients by the chain rule}",
+           _tex_prose(_title(net)) + ". " + _tex_prose(" ".join(_about(r)))]
+    if values is not None:
+        header, rows, loss = r.forward_table(latex=True)
+        out += [r"\subsection*{Forward pass}", _tex_table(header, rows), f"${loss}$"]
+    for title, rows in render_latex_body(derivation, values, digits, wrt):
+        out += [rf"\subsection*{{{title}}}", latexdoc.display(rows, aligned=True)]
+    body = "\n\n".join(out) + "\n"
+    return body if fragment else latexdoc.document(body)
+
+
+def _tex_prose(text: str) -> str:
+    specials = {"_": r"\_", "&": r"\&", "%": r"\%", "#": r"\#", "≈": r"$\approx$", "|": r"$|$",
+                "²": r"$^2$", "≤": r"$\le$", "Σ": r"$\Sigma$"}
+    return "".join(specials.get(c, c) for c in text)
+
+
+def _md_cell(text: str) -> str:
+    """One table cell: one line, with | escaped (it would end the cell)."""
+    return " ".join(text.split()).replace("|", r"\|")
+
+
+def render_markdown(derivation, values, digits=5, wrt=None) -> str:
+    r = Renderer(derivation, values, digits)
+    net = derivation.model.network
+    out = [f"# Gradients of the {'-'.join(map(str, net.layers))} network", "",
+           _title(net).replace("_", r"\_") + ". " + " ".join(_about(r)).replace("_", r"\_"), ""]
+    if values is not None:
+        header, rows, loss = r.forward_table(latex=True)
+        out += ["## Forward pass", "", "| " + " | ".join(map(_md_cell, header)) + " |",
+                "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in rows]
+        out += ["", f"${loss}$", ""]
+    for title, rows in render_latex_body(derivation, values, digits, wrt):
+        out += [f"## {title}", "", "$$", r"\begin{aligned}", " \\\\\n".join(rows), r"\end{aligned}", "$$", ""]
+    return "\n".join(out)
+
+
+def render_json(derivation: Derivation, values: "object | None", digits: int = 5, wrt=None,
+                expanded: dict | None = None) -> str:
+    """One JSON object. ``expanded`` maps (parameter name, index) to the gradient by ``sympy.diff``
+    of the whole loss, where the caller derived it (small networks only)."""
+    model = derivation.model
+    net = model.network
+    r = Renderer(derivation, values, digits)
+    formulas = {}
+    for step in _selected(derivation, wrt):
+        entry = {"chain": r.formula(step, latex=True), "factors": [f.label for f in step.terms[0]]}
+        if expanded and (step.param, step.index) in expanded:
+            entry["expanded"] = model.latex(expanded[(step.param, step.index)])
+        if values is not None:
+            if values.batch == 1:
+                entry["factor_values"] = [float(values.of(f.expr)) for f in step.terms[0]]
+            entry["value"] = float(values.of(step.symbol))
+        formulas.setdefault(step.param, {})[",".join(map(str, step.index))] = entry
+    shapes = net.parameter_shapes()
+    nested = {}
+    for name, entries in formulas.items():
+        grid = np.empty(shapes[name], dtype=object)
+        for key, entry in entries.items():
+            grid[tuple(int(i) for i in key.split(","))] = entry
+        nested[name] = grid.tolist()
+    result = {"network": network_json(net),
+              "layout": JSON_LAYOUT,
+              "formulas": nested}
+    if values is not None:
+        result["loss"] = float(values.loss)
+        result["forward"] = {k: np.asarray(v, float).tolist() for k, v in values.forward.items()}
+        result["gradients"] = {k: np.asarray(v, float).tolist() for k, v in values.gradients.items()
+                               if not wrt or k in wrt}
+        if values.exact:
+            result["exact"] = {"loss": str(values.loss),
+                               "gradients": {k: np.vectorize(str, otypes=[object])(v).tolist()
+                                             for k, v in values.gradients.items() if not wrt or k in wrt}}
+    return json.dumps(result, indent=2, allow_nan=False) + "\n"
+
+
+RENDERERS = {"text": render_text, "latex": render_latex, "markdown": render_markdown, "json": render_json}
+
+
+class Derived:
+    """A derivation with its numbers, as the Python API returns it; renders itself in Jupyter.
+
+    >>> from symbackprop import backprop
+    >>> result = backprop("examples/seed.toml")            # doctest: +SKIP
+    >>> result.gradients["W2"]                             # doctest: +SKIP
+    array([[-0.05753635, -0.11434446]])
+    """
+
+    def __init__(self, derivation: Derivation, values: "object | None", digits: int = 5):
+        self.derivation, self.values, self.digits = derivation, values, digits
+
+    @property
+    def gradients(self):
+        return None if self.values is None else self.values.gradients
+
+    def render(self, fmt: str = "text", wrt=None) -> str:
+        return RENDERERS[fmt](self.derivation, self.values, self.digits, wrt)
+
+    def text(self) -> str:
+        return self.render("text")
+
+    def latex(self) -> str:
+        return self.render("latex")
+
+    def markdown(self) -> str:
+        return self.render("markdown")
+
+    def _repr_markdown_(self):
+        return self.render("markdown")
+
+    def _repr_latex_(self):
+        rows = [row for _, block in render_latex_body(self.derivation, self.values, self.digits) for row in block]
+        return "$$\\begin{aligned}" + " \\\\ ".join(rows) + "\\end{aligned}$$"
+
+    def __str__(self):
+        return self.render("text")
+
+    def __repr__(self):
+        return f"<Derived {describe(self.derivation.model.network)}" + (
+            "" if self.values is None else f", C = {significant(self.values.loss, self.digits)}") + ">"
+
+
+def describe(network) -> str:
+    """A network in a few words: ``3-2-1 sigmoid/sigmoid squared_error, 11 parameters``."""
+    from ..entries.registry import activation_name
+    from ..entries.registry import ACTIVATIONS
+    acts = "/".join(a.name if ACTIVATIONS.get(a.name) is a else f"({activation_name(a)})"
+                    for a in network.activations)
+    return (f"{'-'.join(map(str, network.layers))} {acts} {network.loss.name}, "
+            f"{network.parameter_count} parameters")

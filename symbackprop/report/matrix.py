@@ -1,0 +1,365 @@
+"""The matrix-form derivation written out: text, LaTeX or Markdown, in the network's symbols and sizes.
+
+Takes a :class:`symbackprop.derive.matrix.MatrixDerivation` (data) and returns strings; nothing here
+differentiates.
+"""
+import re
+
+import sympy
+
+from ..derive.matrix import MatrixDerivation
+from ..entries.layers.base import param_tex
+from ..entries.registry import a, y, z
+from ..writers.latexdoc import LINE_PT, width
+from ..writers.textprint import text
+
+_SUP = str.maketrans("0123456789()-l", "⁰¹²³⁴⁵⁶⁷⁸⁹⁽⁾⁻ˡ")
+
+
+def _fmt_latex(expr, names: dict) -> str:
+    return sympy.latex(expr, symbol_names=names)
+
+
+def render_matrix(md: MatrixDerivation, fmt: str = "text") -> str:
+    """The derivation as ``text``, ``latex`` or ``markdown``, in the network's symbols and sizes.
+
+    >>> from symbackprop.spec.network import Network
+    >>> from symbackprop.derive.matrix import derive_matrix
+    >>> md = derive_matrix(Network.from_dict({"network": {"layers": [3, 2, 1],
+    ...     "activations": ["sigmoid", "sigmoid"], "loss": "squared_error"}}))
+    >>> print(render_matrix(md, "text").splitlines()[0])
+    Backpropagation in matrix form: a 3-2-1 network, loss squared_error
+    """
+    if fmt not in ("text", "latex", "markdown"):
+        raise ValueError(f"unknown format {fmt!r} (expected text, latex or markdown)")
+    sections = _sections(md)
+    if fmt == "text":
+        return _render_text(md, sections)
+    return _render_tex(md, sections, markdown=fmt == "markdown")
+
+
+# ---- the derivation as sections of LaTeX lines, each "lhs = rhs" (text is converted from them)
+
+def _out_tex(layer) -> str:
+    return f"z^{{({layer.index})}}" if layer.has_z else f"a^{{({layer.index})}}"
+
+
+def _in_tex(md, source: int) -> str:
+    return "x" if source == 0 else f"a^{{({source})}}"
+
+
+def _space(shape) -> str:
+    return r"\mathbb{R}^{" + r"\times".join(map(str, shape)) + "}"
+
+
+def _sections(md: MatrixDerivation) -> list[tuple[str, list[str]]]:
+    """(heading, lines): forward, element-wise derivatives, backward, gradients, batch."""
+    L, graph = md.depth, [f.layer for f in md.layers]
+    forms = {f.index: f for f in md.layers}
+    forward = []
+    for layer in graph:
+        f, l = forms[layer.index], layer.index
+        ins = [_in_tex(md, s) for s in layer.sources]
+        line = layer.kind.latex_forward(layer, _out_tex(layer), ins)
+        if layer.has_z:
+            line += rf", \quad a^{{({l})}} = {f.tex}\left(z^{{({l})}}\right)"
+        spaces = [rf"{param_tex(name)} \in {_space(shape)}" for name, shape in layer.params.items()]
+        forward.append(line + (r", \quad " + r",\ ".join(spaces) if spaces else "")
+                       + ("" if spaces else rf", \quad a^{{({l})}} \in {_space(layer.shape)}"))
+    term = _fmt_latex(md.loss_term.xreplace({a: sympy.Symbol("a_j"), y: sympy.Symbol("y_j")}), {})
+    scale = "" if md.loss_scale == 1 else _fmt_latex(md.loss_scale, {}) + r"\,"
+    forward.append(rf"C = {scale}\sum_{{j=1}}^{{{md.sizes[-1]}}} \left({term}\right), \quad a = a^{{({L})}}")
+    rules, seen = [], set()
+    for f in md.layers:
+        if not f.layer.has_z or f.name in seen:
+            continue
+        seen.add(f.name)
+        if f.name != f.activation:
+            rules.append(rf"{f.tex}(z) = {_fmt_latex(f.expr, {})}")
+        if not f.elementwise:
+            rules.append(rf"\frac{{\partial a_j}}{{\partial z_k}} = a_j\left(\delta_{{jk}} - a_k\right) "
+                         rf"\quad\text{{({_tex_text(f.activation)}: not element-wise)}}")
+        elif f.output_form is not None and f.output_form != f.derivative:
+            rules.append(rf"{f.tex}'(z) = {_fmt_latex(f.derivative, {})} = {_fmt_latex(f.output_form, {})}")
+        else:
+            rules.append(rf"{f.tex}'(z) = {_fmt_latex(f.derivative, {})}")
+    rules.append(rf"\frac{{\partial C}}{{\partial a_j}} = {_fmt_latex(md.output.loss_gradient, {a: 'a_j', y: 'y_j'})}")
+    out, last = md.output, md.layers[-1]
+    names = {a: f"a^{{({L})}}", y: "y", z: f"z^{{({L})}}"}
+    back, grads, notes = [], [], []
+    top = rf"\delta^{{({L})}}" if last.layer.has_z else rf"\frac{{\partial C}}{{\partial a^{{({L})}}}}"
+    if not last.layer.has_z:
+        back.append(rf"{top} = \nabla_a C = {_fmt_latex(out.loss_gradient, names)}")
+    elif out.kind == "fused":
+        back.append(rf"{top} = {_fmt_latex(out.delta, names)} "
+                    rf"\quad\text{{({_tex_text(last.activation)} + {_tex_text(md.loss)}, fused; proven by SymPy)}}")
+    elif out.kind == "elementwise":
+        back.append(rf"{top} = \nabla_{{a}} C \odot {last.tex}'\left(z^{{({L})}}\right) = {_fmt_latex(out.delta, names)}")
+    else:
+        back.append(rf"{top} = J^\top g = a^{{({L})}} \odot \left(g - \textstyle\sum_j a^{{({L})}}_j g_j\right), "
+                    rf"\quad g = \nabla_a C = {_fmt_latex(out.loss_gradient, names)}")
+    incoming: dict[int, list[str]] = {}
+    for layer in reversed(graph):
+        l, f = layer.index, forms[layer.index]
+        if l != L:
+            total = " + ".join(incoming.pop(l))
+            if layer.has_z and f.elementwise and f.factor == 1:
+                back.append(rf"\delta^{{({l})}} = {total} \quad (\text{{{_tex_text(f.activation)}}}' = 1)")
+            elif layer.has_z:
+                back.append(rf"\delta^{{({l})}} = {total} \odot {f.tex}'\left(z^{{({l})}}\right)"
+                            + (rf" = {total} \odot \left({_fmt_latex(f.factor, _tex_names(l))}\right)" if f.elementwise else ""))
+            else:
+                back.append(rf"\frac{{\partial C}}{{\partial a^{{({l})}}}} = {total}")
+        delta = rf"\delta^{{({l})}}" if layer.has_z else rf"\frac{{\partial C}}{{\partial a^{{({l})}}}}"
+        rule = layer.kind.latex_backward(layer, delta, [_in_tex(md, s) for s in layer.sources])
+        for name, shape in layer.params.items():
+            grads.append(rf"{rule.grads[name]} \in {_space(shape)}")
+        for source, part in zip(layer.sources, rule.inputs):
+            if source != 0:
+                incoming.setdefault(source, []).append(part)
+        notes += [f"Layer {l} ({layer.kind.name}): {note}" for note in rule.notes]
+    batch = (r"\frac{\partial C}{\partial \theta} = \frac{1}{N}\sum_{n=1}^{N} \frac{\partial C_n}{\partial \theta}"
+             r" \quad \text{for every parameter } \theta")
+    coupled = [f"Batch norm couples the examples: $C$ is the mean of the $C_n$, which share the batch's "
+               "statistics, so each $C_n$ depends on every example." ] if any(l.kind.couples_batch for l in graph) else []
+    return [("Forward", forward, []),
+            ("Element-wise derivatives (by SymPy, in the output $a$ where that form exists)", rules, []),
+            ("Backward", back, notes),
+            ("Gradients", grads, []),
+            ("Batch of $N$ examples: the mean over the examples", [batch], coupled)]
+
+
+def _tex_names(l: int) -> dict:
+    return {a: f"a^{{({l})}}", y: "y", z: f"z^{{({l})}}"}
+
+
+def _tex_text(text: str) -> str:
+    return text.replace("_", r"\_")
+
+
+def _title(md: MatrixDerivation) -> str:
+    net = md.network
+    what = f"a {'-'.join(map(str, md.sizes))} network" if net.is_stack else f"a network of {md.depth} layers"
+    return f"Backpropagation in matrix form: {what}, loss {md.loss}"
+
+
+def _layout(md: MatrixDerivation) -> str:
+    return (f"one example is a column vector (an image (C, H, W), a sequence (C, L), as PyTorch lays them out); "
+            f"{md.layout}")
+
+
+def _render_text(md: MatrixDerivation, sections) -> str:
+    s = text
+    L, sup = md.depth, lambda l: f"({l})".translate(_SUP)
+    lines = [_title(md),
+             f"Layout: {_layout(md)}: ∂C/∂W{sup('l')} has W{sup('l')}'s shape.",
+             "", "Forward (a⁽⁰⁾ = x):"]
+    forward, rules, back, grads, batch = (body for _, body, _ in sections)
+    notes = [note for _, _, each in sections for note in each]
+    lines += ["  " + tex_to_text(line) for line in forward[:-1]]
+    term = md.loss_term.xreplace({a: sympy.Symbol("a_j"), y: sympy.Symbol("y_j")})
+    scale = "" if md.loss_scale == 1 else f"{s(md.loss_scale)} · "
+    lines.append(f"  C = {scale}Σ_j [{s(term)}],  j = 1..{md.sizes[-1]}, a = a{sup(L)}")
+    lines += ["", "Element-wise derivatives (by SymPy; in the layer's output a where that form exists):"]
+    seen = set()
+    for f in md.layers:
+        if not f.layer.has_z or f.name in seen:
+            continue
+        seen.add(f.name)
+        if f.name != f.activation:
+            lines.append(f"  {f.name}(z) = {s(f.expr)}")
+        if not f.elementwise:
+            lines.append(f"  {f.name}: not element-wise; ∂a_j/∂z_k = a_j (1[j=k] − a_k)")
+        elif f.output_form is not None and f.output_form != f.derivative:
+            lines.append(f"  {f.name}′(z) = {s(f.layer.activation.simple_derivative)} = {s(f.output_form)}")
+        else:
+            lines.append(f"  {f.name}′(z) = {s(f.layer.activation.simple_derivative)}")
+    lines.append(f"  ∂C/∂a_j = {s(md.output.loss_gradient.xreplace({a: sympy.Symbol('a_j'), y: sympy.Symbol('y_j')}))}")
+    lines += ["", "Backward:"] + ["  " + _text_rule(md, line) for line in back]
+    lines += ["  " + prose_text(note) for note in notes]
+    lines += ["", "Gradients:"] + ["  " + tex_to_text(line) for line in grads]
+    lines += ["", "Batch of N examples: each gradient is the mean over the examples,",
+              f"  ∂C/∂W{sup('l')} = (1/N) Σ_n δ{sup('l')}_n (a{sup('l-1')}_n)ᵀ,  ∂C/∂b{sup('l')} = (1/N) Σ_n δ{sup('l')}_n."]
+    return "\n".join(lines) + "\n"
+
+
+def _text_rule(md, rule: str) -> str:
+    """A backward line as text; the element-wise factors in their plain form, in brackets."""
+    line = tex_to_text(rule)
+    for f in md.layers:
+        if f.layer.has_z and f.elementwise:
+            tex = _fmt_latex(f.factor, _tex_names(f.index))
+            plain = text(f.factor.xreplace({a: sympy.Symbol(f"a{f'({f.index})'.translate(_SUP)}"),
+                                            z: sympy.Symbol(f"z{f'({f.index})'.translate(_SUP)}")}))
+            line = line.replace(f"({tex_to_text(tex)})", f"[{plain}]")
+    if md.output.kind == "fused":
+        L = md.depth
+        names = {a: sympy.Symbol(f"a{f'({L})'.translate(_SUP)}"), y: sympy.Symbol("y")}
+        fused_tex = tex_to_text(_fmt_latex(md.output.delta, {a: f"a^{{({L})}}", y: "y", z: f"z^{{({L})}}"}))
+        line = line.replace(fused_tex, text(md.output.delta.xreplace(names)), 1)
+    return line
+
+
+def _render_tex(md: MatrixDerivation, sections, markdown: bool) -> str:
+    def block(eqs):
+        body = " \\\\\n".join(line for eq in eqs for line in _fitted(_aligned(eq)))
+        return f"$$\n\\begin{{aligned}}\n{body}\n\\end{{aligned}}\n$$" if markdown else \
+            f"\\begin{{align*}}\n{body}\n\\end{{align*}}"
+
+    def prose(notes):
+        return [note if markdown else _tex_prose(note) for note in notes]
+
+    layout = f"Layout: {_layout(md)}, $a^{{(0)}} = x$."
+    title = _title(md).replace("_", " ")
+    if markdown:
+        parts = [f"# {title}", "", layout, ""]
+        for head, body, notes in sections:
+            parts += [f"## {head}", "", block(body), ""] + [p + "\n" for p in prose(notes)]
+        return "\n".join(parts)
+    parts = [f"% {title}", rf"\paragraph{{{title}.}} {layout}", ""]
+    for head, body, notes in sections:
+        parts += [rf"\paragraph{{{head}.}}", block(body), ""] + [p + "\n" for p in prose(notes)]
+    return "\n".join(parts)
+
+
+def _fitted(line: str) -> list[str]:
+    """An aligned line too wide for the page, broken before each top-level ``\\quad`` part that
+    would pass the line (continuation lines start at the alignment point)."""
+    if width(line) > LINE_PT:        # lhs &= rule = the rule in the layer's own symbols: two lines
+        head, eq, rest = line.partition("&= ")
+        second = _top_level_equals(rest)
+        if second is not None:
+            return _fitted(head + eq + rest[:second]) + _fitted("&" + rest[second + 1:])
+    parts = line.split(r", \quad ")
+    out, current = [], parts[0]
+    for part in parts[1:]:
+        if width(current + ", " + part) > LINE_PT:
+            out.append(current + ",")
+            current = r"&\quad " + part
+        else:
+            current += r", \quad " + part
+    return out + [current]
+
+
+def _top_level_equals(text: str) -> int | None:
+    """The index of the first " = " outside braces in ``text``."""
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += (ch == "{") - (ch == "}")
+        if ch == "=" and depth == 0 and text[i - 1:i] == " ":
+            return i - 1
+    return None
+
+
+def _tex_prose(text: str) -> str:
+    """Prose with $math$ for a LaTeX document: the math kept, the rest escaped."""
+    special = {"&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+    return "".join(p if p.startswith("$") else "".join(special.get(c, c) for c in p)
+                   for p in re.split(r"(\$[^$]+\$)", text))
+
+
+def prose_text(text: str) -> str:
+    """Prose with $math$ as plain text."""
+    return "".join(tex_to_text(p[1:-1]) if p.startswith("$") else p for p in re.split(r"(\$[^$]+\$)", text))
+
+
+def _aligned(eq: str) -> str:
+    """``lhs = rhs`` aligned at its first top-level ``=`` (a note without one starts with &)."""
+    depth = 0
+    for i, ch in enumerate(eq):
+        depth += (ch == "{") - (ch == "}")
+        if ch == "=" and depth == 0 and eq[i - 1] not in "<>!+":
+            return eq[:i] + "&" + eq[i:]
+    return "&" + eq
+
+
+# ---- LaTeX to plain text, for the vocabulary these renderers and the layer entries use
+
+_WORDS = {r"\delta": "δ", r"\mu": "μ", r"\gamma": "γ", r"\beta": "β", r"\epsilon": "ε", r"\sigma": "σ",
+          r"\nabla": "∇", r"\partial": "∂", r"\in": "∈", r"\odot": "⊙", r"\star": "⋆", r"\cdot": "·",
+          r"\times": "×", r"\sum": "Σ", r"\max": "max", r"\tanh": "tanh", r"\quad": "  ", r"\textstyle": "",
+          r"\mathbb{R}": "ℝ", r"\infty": "∞", r"\left": "", r"\right": "", r"\,": " ", r"\ ": " ", r"\;": " ",
+          r"\mathrel{+}=": "+=", r"\top": "ᵀ", r"\_": "_", r"\%": "%"}
+_ACCENTS = {"hat": "\u0302", "tilde": "\u0303", "bar": "\u0304"}
+
+
+def _group(text: str, i: int) -> tuple[str, int]:
+    """The balanced {...} group starting at text[i] == "{": (its content, the index after it)."""
+    depth = 0
+    for j in range(i, len(text)):
+        depth += (text[j] == "{") - (text[j] == "}")
+        if depth == 0:
+            return text[i + 1:j], j + 1
+    return text[i + 1:], len(text)
+
+
+def tex_to_text(tex: str) -> str:
+    """Plain text of a LaTeX line: ``\\frac{\\partial C}{\\partial W^{(2)}} = \\delta^{(2)}`` ->
+    ``∂C/∂W⁽²⁾ = δ⁽²⁾``.
+
+    >>> tex_to_text(r"\\left(W^{(2)}\\right)^\\top \\delta^{(2)} \\odot \\hat{x}^{(1)}")
+    '(W⁽²⁾)ᵀ δ⁽²⁾ ⊙ x̂⁽¹⁾'
+    """
+    out, i = [], 0
+    while i < len(tex):
+        if tex.startswith(r"\frac", i):
+            top, i = _group(tex, i + 5)
+            bottom, i = _group(tex, i)
+            top, bottom = (tex_to_text(t).replace("∂ ", "∂") for t in (top, bottom))
+            if top.startswith("∂") and bottom.startswith("∂"):
+                out.append(f"{top}/{bottom}")
+            else:
+                wrap = lambda t: t if re.fullmatch(r"[\w⁰¹²³⁴⁵⁶⁷⁸⁹⁽⁾]+", t) else f"({t})"
+                out.append(f"{wrap(top)}/{wrap(bottom)}")
+            continue
+        m = re.match(r"\\(operatorname|mathrm|text|textit|mathbf)\{", tex[i:])
+        if m:
+            start = i
+            body, i = _group(tex, i + m.end() - 1)
+            text = tex_to_text(body) if m.group(1) != "text" else body.replace(r"\_", "_")
+            # "\text{stride } 1": the space is in the text or in the source, not in both
+            text = text.rstrip(" ") if tex[i:i + 1] == " " else text
+            text = text.lstrip(" ") if start and tex[start - 1] == " " else text
+            out.append(text)
+            continue
+        m = re.match(r"\\(hat|tilde|bar)\{", tex[i:])
+        if m:
+            body, i = _group(tex, i + m.end() - 1)
+            text = tex_to_text(body)
+            out.append(text[:1] + _ACCENTS[m.group(1)] + text[1:])      # on the letter, not its superscript
+            continue
+        m = re.match(r"\\(overline|sqrt)\{", tex[i:])
+        if m:
+            body, i = _group(tex, i + m.end() - 1)
+            out.append(("mean(" if m.group(1) == "overline" else "√(") + tex_to_text(body) + ")")
+            continue
+        if tex.startswith("^{", i) or tex.startswith("_{", i):
+            body, j = _group(tex, i + 1)
+            text = tex_to_text(body)
+            if tex[i] == "^" and re.fullmatch(r"[0-9()l\-]+", text):
+                out.append(text.translate(_SUP))
+            else:
+                out.append(tex[i] + (text if len(text) == 1 else f"({text})"))
+            i = j
+            continue
+        word = next((w for w in sorted(_WORDS, key=len, reverse=True) if tex.startswith(w, i)
+                     and not (w[-1].isalpha() and i + len(w) < len(tex) and tex[i + len(w)].isalpha())), None)
+        if word:
+            out.append(_WORDS[word])
+            i += len(word)
+            continue
+        if tex[i] == "^" and tex.startswith(r"^\top", i):
+            out.append("ᵀ")
+            i += 5
+            continue
+        if tex[i] in "{}":
+            i += 1
+            continue
+        if tex[i] == "\\":                       # an unknown command: its name
+            m = re.match(r"\\([A-Za-z]+)", tex[i:])
+            out.append(m.group(1) if m else "")
+            i += m.end() if m else 1
+            continue
+        out.append(tex[i])
+        i += 1
+    return re.sub(r" {3,}", "  ", "".join(out))

@@ -1,0 +1,517 @@
+"""The network spec: TOML or JSON in, a validated :class:`Network` out.
+
+>>> net = Network.from_dict({"network": {"layers": [3, 2, 1],
+...     "activations": ["sigmoid", "sigmoid"], "loss": "squared_error"}})
+>>> net.layers, net.activations[0].name, net.loss.name
+((3, 2, 1), 'sigmoid', 'squared_error')
+"""
+import json
+import math
+import re
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import limits
+from ..errors import SpecError, shown
+from ..entries.layers import LAYERS, Layer, LayerError
+from ..entries.layers.base import REQUIRED, shape_text
+from ..entries.layers.dense import DENSE
+from ..entries.optimizers import HYPERS, OPTIMIZERS, Settings
+from ..entries.registry import ACTIVATIONS, LOSSES, Activation, Loss, z
+from .formula import parse_formula
+
+TABLES = {"network", "parameters", "sample", "optimizer", "layer", "masks"}
+NETWORK_KEYS = {"layers", "activations", "loss"}          # the dense-stack form
+GRAPH_KEYS = {"input", "loss"}                             # with a [[layer]] list
+OPTIMIZER_KEYS = {"name", "learning_rate", "beta1", "beta2", "eps", "momentum", "weight_decay",
+                  "bias_correction", "train_biases", "train", "rho",
+                  "max_iters", "loss_below", "min_delta"}  # the training loop's stopping conditions
+
+
+@dataclass(frozen=True)
+class Network:
+    """A validated network: the shape of one input, a graph of layers, a loss, optional numbers.
+
+    ``graph`` holds one :class:`~symbackprop.entries.layers.Layer` per ``[[layer]]`` (the dense-stack form
+    ``layers = [3, 2, 1]`` is two dense layers); ``parameters`` maps ``W1``, ``b1``, ``gamma2``, ... to
+    float64 arrays in their shapes; ``x`` is (N, *input) and ``y`` (N, n_out); ``batched`` says
+    whether the spec gave a list of examples; ``masks`` holds each dropout layer's keep-mask
+    (N, *shape), from ``[masks]`` or drawn (``mask_source`` says which). ``exact`` keeps the numbers
+    as written, for exact arithmetic.
+    """
+    input: tuple[int, ...]
+    graph: tuple[Layer, ...]
+    loss: Loss
+    parameters: dict[str, np.ndarray] | None = None
+    x: np.ndarray | None = None
+    y: np.ndarray | None = None
+    batched: bool = False
+    optimizer: dict = field(default_factory=dict)
+    exact: dict = field(default_factory=dict, repr=False)
+    source: str = "<dict>"
+    masks: dict[str, np.ndarray] | None = None
+    mask_source: str = ""
+
+    @classmethod
+    def stack(cls, layers, activations, loss, **numbers) -> "Network":
+        """A stack of dense layers: sizes ``layers`` (input first), one activation each, a loss."""
+        graph, shape = [], (layers[0],)
+        for i, (units, act) in enumerate(zip(layers[1:], activations), start=1):
+            graph.append(Layer(i, DENSE, (("units", units),), act, (i - 1,), (shape,), (units,)))
+            shape = (units,)
+        return cls((layers[0],), tuple(graph), loss, **numbers)
+
+    @property
+    def layers(self) -> tuple[int, ...]:
+        """The size of the input and of each layer's output: (3, 2, 1) for the seed's network."""
+        return (math.prod(self.input), *(math.prod(layer.shape) for layer in self.graph))
+
+    @property
+    def activations(self) -> tuple[Activation, ...]:
+        return tuple(layer.activation for layer in self.graph)
+
+    @property
+    def is_stack(self) -> bool:
+        """Whether this is a plain stack of dense layers (what explain and check handle today)."""
+        return all(layer.kind.unrolls and layer.sources == (layer.index - 1,) for layer in self.graph)
+
+    @property
+    def depth(self) -> int:
+        return len(self.graph)
+
+    @property
+    def output_size(self) -> int:
+        return self.graph[-1].shape[0]
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """W1, b1, W2, b2, ... in order, each with its shape."""
+        return {name: shape for layer in self.graph for name, shape in layer.params.items()}
+
+    @property
+    def parameter_count(self) -> int:
+        return sum(math.prod(s) for s in self.parameter_shapes().values())
+
+    @property
+    def element_count(self) -> int:
+        """How many values a per-weight derivation names: every layer's outputs (and its z), once,
+        or for each example where a layer couples the batch (the model is then built over it)."""
+        batch = self.x.shape[0] if self.x is not None else 2
+        examples = batch if any(layer.kind.couples_batch for layer in self.graph) else 1
+        return examples * sum(math.prod(layer.shape) * (1 + layer.has_z) for layer in self.graph)
+
+    @property
+    def has_numbers(self) -> bool:
+        return self.parameters is not None and self.x is not None
+
+    def describe(self) -> str:
+        """``3-2-1 sigmoid/sigmoid`` for a dense stack; the layer list otherwise."""
+        if self.is_stack:
+            return "-".join(map(str, self.layers)) + " " + "/".join(a.name for a in self.activations)
+        return "input " + "×".join(map(str, self.input)) + ", " + ", ".join(l.describe() for l in self.graph)
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "<dict>") -> "Network":
+        """Validate the spec's data; SpecError names the first bad field."""
+        if not isinstance(data, dict):
+            raise SpecError("spec", "expected a table at the top level")
+        for key in data:
+            if key not in TABLES:
+                raise SpecError(key, f"unknown table (expected {', '.join(sorted(TABLES))})")
+        net = _table(data, "network", required=True)
+        if "layer" in data:
+            expected = GRAPH_KEYS
+            for key in net:
+                if key not in GRAPH_KEYS:
+                    hint = " (a [[layer]] list replaces layers and activations)" if key in NETWORK_KEYS else ""
+                    raise SpecError(f"network.{key}", f"unknown key (expected input, loss){hint}")
+            input_shape = _input_shape(net.get("input"))
+            graph = _graph(input_shape, data["layer"])
+        else:
+            for key in net:
+                if key not in NETWORK_KEYS:
+                    raise SpecError(f"network.{key}", "unknown key (expected layers, activations, loss; "
+                                                      "or input and loss with a [[layer]] list)")
+            layers = _layers(net.get("layers"))
+            acts = _activations(net.get("activations"), len(layers) - 1)
+            input_shape, graph = (layers[0],), cls.stack(layers, acts, None).graph
+        loss = _loss(net.get("loss"))
+        shapes = {name: shape for layer in graph for name, shape in layer.params.items()}
+        if not shapes:
+            raise SpecError("layer", "no layer has parameters: there is no gradient to derive and nothing to train")
+        exact = {}
+        parameters = None
+        if "parameters" in data:
+            params = _table(data, "parameters")
+            for key in params:
+                if key not in shapes:
+                    raise SpecError(f"parameters.{key}", f"unknown parameter (expected {', '.join(shapes)})")
+            parameters = {}
+            for name, shape in shapes.items():
+                if name not in params:
+                    raise SpecError(f"parameters.{name}", f"missing (expected shape {shape_text(shape)})")
+                parameters[name] = _array(params[name], shape, f"parameters.{name}")
+                exact[name] = params[name]
+        x = y = None
+        batched = False
+        masks, mask_source = None, ""
+        if "sample" in data:
+            sample = _table(data, "sample")
+            x, y, batched, exact["x"], exact["y"] = _sample(sample, input_shape, graph[-1].shape[0])
+            low, high = loss.targets
+            if np.any(y < low) or np.any(y > high):
+                raise SpecError("sample.y", f"{loss.name} needs targets in [{low:g}, {high:g}]")
+            _batch_sizes(graph, len(x))
+            masks, mask_source = _masks(graph, data, sample, len(x), batched)
+        elif "masks" in data:
+            raise SpecError("masks", "masks need a [sample] to apply to")
+        optimizer = optimizer_table(data.get("optimizer", {}))
+        trained_names(optimizer, shapes)
+        return cls(tuple(input_shape), tuple(graph), loss, parameters, x, y, batched, optimizer, exact, source,
+                   masks, mask_source)
+
+
+def read_input(path: Path) -> str:
+    """The text of a file the user named; SpecError naming it if it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(str(path), "no such file") from None
+    except OSError as err:
+        raise SpecError(str(path), f"cannot read: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise SpecError(str(path), f"cannot read: not UTF-8 text (byte {err.start})") from None
+
+
+def load(path: str | Path, cls: type = Network) -> Network:
+    """Read a TOML (or JSON) spec file into a ``cls`` (a Network); SpecError on any problem."""
+    path = Path(path)
+    text = read_input(path)
+    data = parse_document(text, "JSON" if path.suffix.lower() == ".json" else "TOML", str(path))
+    return cls.from_dict(data, source=str(path))
+
+
+def parse_document(text: str, kind: str, source: str, parse_float=float) -> dict:
+    """The data of a TOML or JSON document (``kind``), refused with one line naming ``source``
+    when it is not valid, repeats a key (JSON; TOML refuses that itself), holds a number of more
+    digits than Python converts (4,300), or nests arrays and tables more than
+    :data:`limits.NESTING <symbackprop.spec.limits.NESTING>` deep.
+
+    >>> parse_document('{"a": 1, "a": 2}', "JSON", "spec.json")
+    Traceback (most recent call last):
+    symbackprop.errors.SpecError: spec.json: invalid JSON: duplicate key 'a'
+    """
+    try:
+        if kind == "JSON":
+            data = json.loads(text, object_pairs_hook=_unique_keys, parse_float=parse_float)
+        else:
+            data = tomllib.loads(text, parse_float=parse_float)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+        raise SpecError(source, f"invalid {kind}: {err}") from None
+    except _DuplicateKey as err:
+        raise SpecError(source, f"invalid JSON: duplicate key {shown(err.key)}") from None
+    except RecursionError:
+        raise SpecError(source, f"arrays or tables nested more than {limits.NESTING} deep (the limit)") from None
+    except ValueError:          # Python's limit on converting a long run of digits to an integer
+        digits = re.search(r"\d{%d,}" % (sys.get_int_max_str_digits() + 1), text)
+        line = text.count("\n", 0, digits.start()) + 1 if digits else "?"
+        raise SpecError(f"{source}, line {line}", f"a number of {len(digits[0]) if digits else 'too many'} "
+                                                  "digits (a float64 has at most 309)") from None
+    if _depth(data) > limits.NESTING:
+        raise SpecError(source, f"arrays or tables nested more than {limits.NESTING} deep (the limit)")
+    return data
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key):
+        self.key = key
+
+
+def _unique_keys(pairs):
+    data = {}
+    for key, value in pairs:
+        if key in data:
+            raise _DuplicateKey(key)
+        data[key] = value
+    return data
+
+
+def _depth(data) -> int:
+    """How deeply lists and dicts nest in ``data`` (a number is 0), without recursion."""
+    deepest, stack = 0, [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (list, dict)):
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth > limits.NESTING:
+                break
+            stack += [(v, depth) for v in (value.values() if isinstance(value, dict) else value)]
+    return deepest
+
+
+def _finite(v) -> bool:
+    """Finite as a float64: huge integers from TOML or JSON are not."""
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False
+
+
+def _table(data, name, required=False):
+    if name not in data:
+        if required:
+            raise SpecError(name, "missing table")
+        return {}
+    if not isinstance(data[name], dict):
+        raise SpecError(name, "expected a table")
+    return data[name]
+
+
+def _layers(value):
+    if not isinstance(value, list) or len(value) < 2:
+        raise SpecError("network.layers", "expected a list of at least two sizes, e.g. [3, 2, 1]")
+    for i, size in enumerate(value):
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise SpecError(f"network.layers[{i}]", f"expected a positive integer, got {shown(size)}")
+    return value
+
+
+def _activations(value, count):
+    if isinstance(value, str):
+        value = [value] * count
+    if not isinstance(value, list):
+        raise SpecError("network.activations", "expected a list with one activation per weight layer")
+    if len(value) != count:
+        raise SpecError("network.activations",
+                        f"{len(value)} activations for {count} weight layers (expected {count})")
+    acts = []
+    for i, name in enumerate(value):
+        act = _activation(name, f"network.activations[{i}]")
+        if not act.elementwise and i != count - 1:
+            raise SpecError(f"network.activations[{i}]", f"{shown(name)} is allowed only on the output layer")
+        acts.append(act)
+    return tuple(acts)
+
+
+def _activation(name, where) -> Activation:
+    """A registry activation by name, or a formula in z (parsed against an allow-list)."""
+    if not isinstance(name, str):
+        raise SpecError(where, f"expected a name or a formula in z, got {shown(name)}")
+    if name in ACTIVATIONS:
+        return ACTIVATIONS[name]
+    if re.fullmatch(r"[A-Za-z_]\w*", name) and name != "z":
+        raise SpecError(where, f"unknown activation {shown(name)} (known: {', '.join(ACTIVATIONS)}; "
+                               "or a formula in z such as \"z/(1 + abs(z))\")")
+    return Activation(name, parse_formula(name, {"z": z}, where), r"f")
+
+
+def _input_shape(value):
+    if not isinstance(value, list) or not 1 <= len(value) <= 3:
+        raise SpecError("network.input", "expected the shape of one example: [features], [channels, length] "
+                                         "or [channels, height, width]")
+    for i, size in enumerate(value):
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise SpecError(f"network.input[{i}]", f"expected a positive integer, got {shown(size)}")
+    return tuple(value)
+
+
+def _graph(input_shape, tables):
+    """The ``[[layer]]`` list as validated Layers; SpecError naming a layer's position and type."""
+    if not isinstance(tables, list) or not tables:
+        raise SpecError("layer", "expected a list of [[layer]] tables")
+    shapes, graph = {0: tuple(input_shape)}, []
+    for i, table in enumerate(tables, start=1):
+        if not isinstance(table, dict):
+            raise SpecError(f"layer {i}", f"expected a table (type = ..., and its fields), got {shown(table)}")
+        kind_name = table.get("type")
+        if kind_name not in LAYERS:
+            problem = "missing" if kind_name is None else f"unknown layer type {shown(kind_name)}"
+            raise SpecError(f"layer {i}.type", f"{problem} (known: {', '.join(LAYERS)})")
+        kind = LAYERS[kind_name]
+        where = f"layer {i} ({kind_name})"
+        names = [f.name for f in kind.fields]
+        for key in table:
+            if key not in ("type", "activation", *names):
+                raise SpecError(f"{where}.{key}", f"unknown field (expected {', '.join(['activation', *names])})")
+        options = {}
+        for f in kind.fields:
+            raw = table.get(f.name, f.default)
+            if raw is REQUIRED:
+                raise SpecError(f"{where}.{f.name}", f"missing ({f.doc})" if f.doc else "missing")
+            try:
+                options[f.name] = None if raw is None else f.parse(raw)
+            except ValueError as err:
+                raise SpecError(f"{where}.{f.name}", str(err)) from None
+        options = kind.normalize(options)
+        sources = kind.sources(options, i)
+        for s in sources:
+            if not 0 <= s < i:
+                raise SpecError(f"{where}.from", f"{s} points forward or at this layer: expected an earlier "
+                                                 f"position, 0 to {i - 1} (0 is the network input)")
+        in_shapes = tuple(shapes[s] for s in sources)
+        try:
+            kind.check(options, in_shapes)
+        except LayerError as err:
+            raise SpecError(f"{where}.{err.field}", err.problem) from None
+        shape = tuple(kind.output_shape(options, in_shapes))
+        act = _activation(table.get("activation", "identity"), f"{where}.activation")
+        if not act.elementwise and (i != len(tables) or len(shape) != 1):
+            raise SpecError(f"{where}.activation", f"{act.name} is allowed only on the last layer, with a vector output")
+        graph.append(Layer(i, kind, tuple(options.items()), act, sources, in_shapes, shape))
+        shapes[i] = shape
+    if len(shapes[len(tables)]) != 1:
+        raise SpecError(f"layer {len(tables)} ({graph[-1].kind.name})",
+                        f"the loss needs a vector output, this layer's is {shape_text(shapes[len(tables)])} "
+                        "(end with flatten and dense)")
+    return tuple(graph)
+
+
+def _loss(value):
+    if not isinstance(value, str) or value not in LOSSES:
+        raise SpecError("network.loss", f"unknown loss {shown(value)} (known: {', '.join(LOSSES)})")
+    return LOSSES[value]
+
+
+
+def _array(value, shape, where):
+    """A float64 array of exactly ``shape`` from nested lists of finite numbers."""
+    def check(v, dims, path):
+        if not dims:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise SpecError(path, f"expected a number, got {shown(v)}")
+            if not _finite(v):
+                raise SpecError(path, f"expected a finite number, got {shown(v)}")
+            return
+        if not isinstance(v, list) or len(v) != dims[0]:
+            got = f"{len(v)} entries" if isinstance(v, list) else shown(v)
+            raise SpecError(where, f"expected shape {shape_text(shape)}, got {got} at {path}")
+        for i, item in enumerate(v):
+            check(item, dims[1:], f"{path}[{i}]")
+    check(value, shape, where)
+    return np.array(value, dtype=np.float64).reshape(shape)
+
+
+def _as_rows(value, batched, width):
+    """y as a list of rows; a bare number or a flat list is accepted for a single output."""
+    if not batched:
+        return [value if isinstance(value, list) else [value]]
+    if width == 1 and isinstance(value, list):
+        return [v if isinstance(v, list) else [v] for v in value]
+    return value
+
+
+def _nesting(value) -> int:
+    """How deep the lists go along their first elements: 0 for a number, 1 for [1, 2], 2 for [[1]]."""
+    depth = 0
+    while isinstance(value, list) and value:
+        value, depth = value[0], depth + 1
+    return depth
+
+
+def _sample(sample, input_shape, n_out):
+    for key in sample:
+        if key not in ("x", "y", "seed"):
+            raise SpecError(f"sample.{key}", "unknown key (expected x, y, seed)")
+    for key in ("x", "y"):
+        if key not in sample:
+            raise SpecError(f"sample.{key}", "missing")
+    xv = sample["x"]
+    batched = isinstance(xv, list) and _nesting(xv) > len(input_shape)
+    if input_shape == (1,) and isinstance(xv, list) and len(xv) > 1 and not batched:
+        xv, batched = [[v] for v in xv], True     # one input per example: a flat list is a batch
+    rows = xv if batched else [xv]
+    if batched and not rows:
+        raise SpecError("sample.x", "empty batch")
+    x = _array(rows, (len(rows), *input_shape), "sample.x")
+    yrows = _as_rows(sample["y"], batched, n_out)
+    if not isinstance(yrows, list) or len(yrows) != len(rows):
+        count = len(yrows) if isinstance(yrows, list) else 1
+        raise SpecError("sample.y", f"{count} targets for {len(rows)} inputs")
+    y = _array(yrows, (len(rows), n_out), "sample.y")
+    return x, y, batched, rows, yrows
+
+
+def _batch_sizes(graph, batch: int):
+    for layer in graph:
+        if layer.kind.couples_batch and batch < 2:
+            raise SpecError(f"layer {layer.index} ({layer.kind.name})",
+                            f"normalises over the batch, which needs at least 2 examples; [sample] gives {batch}")
+
+
+def _masks(graph, data, sample, batch: int, batched: bool):
+    """Each dropout layer's keep-mask (N, *shape): from ``[masks]``, else drawn from a generator
+    seeded by ``[sample] seed`` (default 0), in layer order. Returns (masks, where they came from)."""
+    wanted = {name: shape for layer in graph for name, shape in layer.data.items()}
+    given = _table(data, "masks")
+    for key in given:
+        if key not in wanted:
+            raise SpecError(f"masks.{key}", f"unknown mask (expected {', '.join(wanted) or 'none: no dropout layer'})")
+    seed = sample.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise SpecError("sample.seed", f"expected a non-negative integer, got {shown(seed)}")
+    if not wanted:
+        return None, ""
+    rng, masks, drawn = np.random.default_rng(seed), {}, []
+    rates = {name: layer.opt["rate"] for layer in graph for name in layer.data}
+    for name, shape in wanted.items():
+        if name in given:
+            where = f"masks.{name}"
+            value = given[name] if batched else [given[name]]
+            mask = _array(value, (batch, *shape), where)
+            if not np.all((mask == 0) | (mask == 1)):
+                raise SpecError(where, "expected 0s and 1s (1 keeps a value)")
+            masks[name] = mask
+        else:
+            masks[name] = (rng.random((batch, *shape)) >= rates[name]).astype(np.float64)
+            drawn.append(name)
+    if not drawn:
+        return masks, "the spec's [masks]"
+    return masks, (f"{', '.join(drawn)} drawn from a generator seeded with {seed} ([sample] seed)"
+                   + (", the rest from [masks]" if len(drawn) < len(masks) else ""))
+
+
+def trained_names(table: dict, shapes, where: str = "optimizer.train") -> None:
+    """SpecError unless every name in the table's ``train`` list is one of the parameters ``shapes``,
+    and the update changes at least one of them (``train`` and ``train_biases`` as Settings reads them)."""
+    for name in table.get("train") or ():
+        if name not in shapes:
+            raise SpecError(where, f"{shown(name)} is not a parameter of this network (its parameters: "
+                                   f"{', '.join(shapes) or 'none'})")
+    settings = Settings.of({k: v for k, v in table.items() if k in ("train", "train_biases")})
+    if shapes and not any(settings.trains(name) for name in shapes):
+        if "train" in table and not table["train"]:
+            raise SpecError(where, "an empty list: the update would change no parameter (leave train out to train them all)")
+        raise SpecError(where if "train" in table else where.replace("train", "train_biases"),
+                        f"with train_biases = false the update would change no parameter "
+                        f"({', '.join(table.get('train') or shapes)}: biases only)")
+
+
+def optimizer_table(table) -> dict:
+    """A validated ``[optimizer]`` table (of a spec, or of a hand file for ``check``)."""
+    if not isinstance(table, dict):
+        raise SpecError("optimizer", "expected a table")
+    for key, value in table.items():
+        where = f"optimizer.{key}"
+        if key not in OPTIMIZER_KEYS:
+            raise SpecError(where, f"unknown key (expected {', '.join(sorted(OPTIMIZER_KEYS))})")
+        if key == "name":
+            if not isinstance(value, str) or value not in OPTIMIZERS:
+                raise SpecError(where, f"unknown optimizer {shown(value)} (known: {', '.join(OPTIMIZERS)})")
+        elif key in HYPERS:
+            HYPERS[key].check(value, where)      # each hyper-parameter's domain, declared once
+        elif key in ("bias_correction", "train_biases"):
+            if not isinstance(value, bool):
+                raise SpecError(where, f"expected true or false, got {shown(value)}")
+        elif key == "train":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or len(set(value)) < len(value):
+                raise SpecError(where, f"expected a list of parameter names such as [\"W2\", \"b2\"], got {shown(value)}")
+        elif key == "max_iters":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SpecError(where, f"expected a positive integer, got {shown(value)}")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value) or value < 0:
+            raise SpecError(where, f"expected a non-negative number, got {shown(value)}")
+    return dict(table)
