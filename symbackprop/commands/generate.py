@@ -31,9 +31,9 @@ def add_parser(subparsers):
 
 def run(args) -> int:
     import sys
-    from ..spec.network import load
+    from . import load_spec
+    network = load_spec(args.spec)
     from ..codegen.trainer import is_generated, render, wrote_note
-    network = load(args.spec)
     text = render(network, optimizer=args.optimizer, learning_rate=args.learning_rate,
                   dtype=args.dtype, form=args.form, source=args.spec, backend=args.backend)
     write_text(text, args.output, args.force, ours=is_generated)

@@ -72,10 +72,11 @@ def run(args) -> int:
                                        f"got {args.tolerance:g}")
     if not STEP[0] <= args.step <= STEP[1]:
         raise SpecError("--step", f"expected a step h in [{STEP[0]:g}, {STEP[1]:g}], got {args.step:g}")
-    from ..spec.network import load
+    from . import load_spec
+    network = load_spec(args.spec)
     from ..numeric.gradcheck import gradcheck
     from ..spec.initial import numbers
-    network, note = numbers(load(args.spec), args.init, "gradcheck", "--init SEED")
+    network, note = numbers(network, args.init, "gradcheck", "--init SEED")
     if note:     # gradcheck checks formulas: any numbers will do, and it says which it drew
         print(f"symbackprop gradcheck: note: {note} (--init {args.init})", file=sys.stderr)
     import numpy as np
