@@ -35,12 +35,13 @@ LAYER_NAMES = ("dense", "conv1d", "conv2d", "maxpool1d", "maxpool2d", "avgpool1d
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam", "adamw")
 
 
-def read_spec(path) -> tuple[dict, str]:
-    """The data of the spec file ``path`` (TOML, or JSON by its extension), prechecked, and its
-    name; SpecError on a file that cannot be read or parsed, or fails :func:`precheck`."""
+def read_spec(path, check: bool = True) -> tuple[dict, str]:
+    """The data of the spec file ``path`` (TOML, or JSON by its extension), and its name; SpecError
+    on a file that cannot be read or parsed, or (with ``check``) fails :func:`precheck`."""
     path = Path(path)
     data = parse_document(read_input(path), "JSON" if path.suffix.lower() == ".json" else "TOML", str(path))
-    precheck(data)
+    if check:
+        precheck(data)
     return data, str(path)
 
 
@@ -87,29 +88,32 @@ def precheck(data) -> None:
         optimizer_name(optimizer["name"], "optimizer.name")
 
 
-def activation_name(name, where) -> None:
+# Each check takes the names it knows: the spelled-out lists here (before SymPy), the live registries
+# in spec.network (which also know an entry registered at run time).
+
+def activation_name(name, where, known=ACTIVATION_NAMES) -> None:
     """SpecError unless ``name`` is a string that is a known activation or could be a formula in z."""
     if not isinstance(name, str):
         raise SpecError(where, f"expected a name or a formula in z, got {shown(name)}")
-    if name not in ACTIVATION_NAMES and re.fullmatch(r"[A-Za-z_]\w*", name) and name != "z":
-        raise SpecError(where, f"unknown activation {shown(name)} (known: {', '.join(ACTIVATION_NAMES)}; "
+    if name not in known and re.fullmatch(r"[A-Za-z_]\w*", name) and name != "z":
+        raise SpecError(where, f"unknown activation {shown(name)} (known: {', '.join(known)}; "
                                "or a formula in z such as \"z/(1 + abs(z))\")")
 
 
-def loss_name(value) -> None:
-    if not isinstance(value, str) or value not in LOSS_NAMES:
-        raise SpecError("network.loss", f"unknown loss {shown(value)} (known: {', '.join(LOSS_NAMES)})")
+def loss_name(value, known=LOSS_NAMES) -> None:
+    if not isinstance(value, str) or value not in known:
+        raise SpecError("network.loss", f"unknown loss {shown(value)} (known: {', '.join(known)})")
 
 
-def layer_type(kind_name, i: int) -> None:
-    if kind_name not in LAYER_NAMES:
+def layer_type(kind_name, i: int, known=LAYER_NAMES) -> None:
+    if kind_name not in known:
         problem = "missing" if kind_name is None else f"unknown layer type {shown(kind_name)}"
-        raise SpecError(f"layer {i}.type", f"{problem} (known: {', '.join(LAYER_NAMES)})")
+        raise SpecError(f"layer {i}.type", f"{problem} (known: {', '.join(known)})")
 
 
-def optimizer_name(value, where) -> None:
-    if not isinstance(value, str) or value not in OPTIMIZER_NAMES:
-        raise SpecError(where, f"unknown optimizer {shown(value)} (known: {', '.join(OPTIMIZER_NAMES)})")
+def optimizer_name(value, where, known=OPTIMIZER_NAMES) -> None:
+    if not isinstance(value, str) or value not in known:
+        raise SpecError(where, f"unknown optimizer {shown(value)} (known: {', '.join(known)})")
 
 
 def read_input(path: Path) -> str:

@@ -15,7 +15,7 @@ from ..errors import SpecError, shown
 from ..entries.layers import LAYERS, Layer, LayerError
 from ..entries.layers.base import REQUIRED, shape_text
 from ..entries.layers.dense import DENSE
-from ..entries.optimizers import HYPERS, Settings
+from ..entries.optimizers import HYPERS, OPTIMIZERS, Settings
 from ..entries.registry import ACTIVATIONS, LOSSES, Activation, Loss, z
 from .document import (GRAPH_KEYS, NETWORK_KEYS, OPTIMIZER_KEYS, TABLES, _input_shape, _layers, _table,  # noqa: F401
                        activation_name, layer_type, loss_name, optimizer_name, parse_document, read_input,
@@ -174,7 +174,7 @@ class Network:
 
 def load(path: str | Path, cls: type = Network) -> Network:
     """Read a TOML (or JSON) spec file into a ``cls`` (a Network); SpecError on any problem."""
-    data, source = read_spec(path)
+    data, source = read_spec(path, check=False)    # the registries themselves check the names here
     return cls.from_dict(data, source=source)
 
 
@@ -205,7 +205,7 @@ def _activations(value, count):
 
 def _activation(name, where) -> Activation:
     """A registry activation by name, or a formula in z (parsed against an allow-list)."""
-    activation_name(name, where)
+    activation_name(name, where, ACTIVATIONS)
     if name in ACTIVATIONS:
         return ACTIVATIONS[name]
     return Activation(name, parse_formula(name, {"z": z}, where), r"f")
@@ -220,7 +220,7 @@ def _graph(input_shape, tables):
         if not isinstance(table, dict):
             raise SpecError(f"layer {i}", f"expected a table (type = ..., and its fields), got {shown(table)}")
         kind_name = table.get("type")
-        layer_type(kind_name, i)
+        layer_type(kind_name, i, LAYERS)
         kind = LAYERS[kind_name]
         where = f"layer {i} ({kind_name})"
         names = [f.name for f in kind.fields]
@@ -261,7 +261,7 @@ def _graph(input_shape, tables):
 
 
 def _loss(value):
-    loss_name(value)
+    loss_name(value, LOSSES)
     return LOSSES[value]
 
 
@@ -388,7 +388,7 @@ def optimizer_table(table) -> dict:
         if key not in OPTIMIZER_KEYS:
             raise SpecError(where, f"unknown key (expected {', '.join(sorted(OPTIMIZER_KEYS))})")
         if key == "name":
-            optimizer_name(value, where)
+            optimizer_name(value, where, OPTIMIZERS)
         elif key in HYPERS:
             HYPERS[key].check(value, where)      # each hyper-parameter's domain, declared once
         elif key in ("bias_correction", "train_biases"):
