@@ -263,8 +263,12 @@ def mistakes_page() -> str:
     for name, kind in LAYERS.items():
         modules.setdefault(type(kind).__module__, []).append(name)
     for module, names in modules.items():
+        try:
+            source = inspect.getsource(sys.modules[module])
+        except (KeyError, OSError, TypeError):     # a kind defined outside a module file has no source to read
+            continue
         rows = [[WHERE.get(where, where), rank, text] for fn, rank, text, where in
-                _described(ast.parse(inspect.getsource(sys.modules[module]))) if fn == "slips" or where]
+                _described(ast.parse(source)) if fn == "slips" or where]
         if rows:
             out += [f"### {', '.join(f'`{n}`' for n in names)}\n\n",
                     table(["tried on", "rank", "mistake"], sorted(rows, key=lambda r: (r[1], r[2]))), "\n"]

@@ -12,7 +12,6 @@
 import doctest
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -94,7 +93,7 @@ def run_console(block: Block, folder: Path) -> None:
     """Run every command of a console block in ``folder``, comparing what it prints."""
     env = scratch(folder)
     for command, expected in sessions(block):
-        result = subprocess.run(["bash", "-c", command], cwd=folder, env=env, capture_output=False,
+        result = subprocess.run(["bash", "-c", command], cwd=folder, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
         printed = result.stdout.rstrip("\n").splitlines()
         assert "Traceback" not in result.stdout, f"{block.id}: $ {command}\n{result.stdout}"
@@ -132,6 +131,7 @@ def check_excerpt(block: Block) -> None:
 
 
 def check_toml(block: Block) -> None:
+    """TOML parses; a spec (a ``[network]`` table) loads."""
     data = tomllib.loads(block.text)
     if "network" in data:
         import symbackprop
