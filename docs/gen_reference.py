@@ -287,7 +287,8 @@ def _flags(parser, skip=("-h",)) -> str:
         if action.option_strings and action.nargs != 0:
             names += " " + (action.metavar or (("{" + ",".join(map(str, action.choices)) + "}") if action.choices
                                                 else action.dest.upper()))
-        default = "" if action.default in (None, False, argparse.SUPPRESS) or action.nargs == 0 else code(action.default)
+        unset = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        default = "" if unset or action.nargs == 0 else code(action.default)
         rows.append([f"`{names}`", default, (action.help or "").replace("%(default)s", str(action.default))])
     return table(["flag", "default", "what it does"], rows)
 
@@ -321,6 +322,9 @@ def trainer_flags(which: str = "train") -> str:
     numpy_ = _trainer("numpy")
     build = numpy_.build_parser if which == "train" else numpy_.build_predict_parser
     out = _flags(build())
+    if which == "train":
+        out += ("\nA default taken from the spec (the learning rate) is shown for `examples/xor.toml`, the "
+                "trainer generated here.\n")
     try:
         torch_ = _trainer("torch")
     except ImportError as err:
