@@ -170,6 +170,8 @@ def render(network: Network, optimizer: str | None = None, learning_rate: float 
         "accuracy": accuracy_rule(network),
         "curve_source": curve.source(),
         "shapes": network.parameter_shapes(),
+        "sizes": [(f"layer {layer.index} ({layer.kind.name})", layer.parameter_count, layer.values_per_example)
+                  for layer in network.graph],
         "given": ({k: _literal(v) for k, v in network.parameters.items()}
                   if network.parameters is not None else None),
         "init": initial.rules(network),
