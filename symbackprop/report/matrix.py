@@ -10,6 +10,7 @@ import sympy
 from ..derive.matrix import MatrixDerivation
 from ..entries.layers.base import param_tex
 from ..entries.registry import a, y, z
+from ..writers.document import tex_escape
 from ..writers.latexdoc import LINE_PT, width
 from ..writers.textprint import text
 
@@ -134,7 +135,8 @@ def _tex_names(l: int) -> dict:
 
 
 def _tex_text(text: str) -> str:
-    return text.replace("_", r"\_")
+    """A name inside ``\text{}``: every character TeX acts on escaped."""
+    return tex_escape(text)
 
 
 def _title(md: MatrixDerivation) -> str:
