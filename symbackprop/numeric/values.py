@@ -195,6 +195,20 @@ def evaluate(derivation: Derivation, exact: bool = False, parameters: dict | Non
     return Values(env, loss if exact else float(loss), forward, grads, exact, B, list(per_example), precise)
 
 
+def overflows_float64(derivation: Derivation) -> bool:
+    """Whether a value of the forward or backward pass passes float64's range (a plain float64 pass,
+    without the arbitrary-precision retries): where it does, exact arithmetic on it has no bound."""
+    model, net = derivation.model, derivation.model.network
+    start, B = inputs(model, net, False, None)
+    plan = _groups(list(model.definitions.items()) + [(None, model.loss_def)]
+                   + [(s.symbol, s.expr) for s in derivation.steps])
+    try:
+        _run(plan, start, False, False, B)
+    except _Overflow:
+        return True
+    return False
+
+
 def _precise_run(plan, start, exact, B) -> tuple[dict, bool]:
     """``_run`` in float64, else at each of PRECISIONS in turn; at the last, whatever is not finite
     stays so (NaN), for require_finite to report. Returns (values, whether in arbitrary precision)."""

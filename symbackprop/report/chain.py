@@ -16,6 +16,7 @@ import numpy as np
 import sympy
 
 from ..writers import latexdoc
+from ..writers.document import tex_escape
 from ..derive.derivation import Derivation, Factor, Step
 from ..errors import printable
 from ..entries.registry import z as IN
@@ -297,9 +298,9 @@ def render_latex(derivation, values, digits=5, wrt=None, fragment: bool = False)
 
 
 def _tex_prose(text: str) -> str:
-    specials = {"_": r"\_", "&": r"\&", "%": r"\%", "#": r"\#", "≈": r"$\approx$", "|": r"$|$",
-                "²": r"$^2$", "≤": r"$\le$", "Σ": r"$\Sigma$"}
-    return "".join(specials.get(c, c) for c in text)
+    """Prose for LaTeX, all of it text (no math in it): every character TeX acts on escaped."""
+    specials = {"≈": r"$\approx$", "|": r"$|$", "²": r"$^2$", "≤": r"$\le$", "Σ": r"$\Sigma$"}
+    return "".join(specials.get(c) or tex_escape(c) for c in text)
 
 
 def _md_cell(text: str) -> str:

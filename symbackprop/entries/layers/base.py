@@ -192,6 +192,17 @@ class Layer:
     def param(self, suffix: str) -> str:
         return f"{suffix}{self.index}"
 
+    @property
+    def parameter_count(self) -> int:
+        return sum(math.prod(shape) for shape in self.params.values())
+
+    @property
+    def values_per_example(self) -> int:
+        """What one example needs here: the output, its z and its δ, the layer's data (a mask) and
+        its workspace — counted from the shapes alone, so that a bound can refuse before allocating."""
+        return (math.prod(self.shape) * (2 + self.has_z) + sum(math.prod(s) for s in self.data.values())
+                + self.kind.workspace(self))
+
     def describe(self) -> str:
         """``conv2d(channels=2, kernel=3, padding=1) relu``: for titles, headers and signatures."""
         shown = [f"{k}={_plain(v)}" for k, v in self.options if self.kind.default(k) != v]
@@ -240,6 +251,11 @@ class LayerKind:
 
     def data_shapes(self, layer: Layer) -> dict[str, tuple[int, ...]]:
         return {}
+
+    def workspace(self, layer: Layer) -> int:
+        """Values one example needs beyond the layer's output, z and δ (a convolution's patch
+        matrix): what the size bounds (``spec/limits.py``) add up before anything is allocated."""
+        return 0
 
     def fans(self, layer: Layer) -> tuple[int, int]:
         """(fan_in, fan_out) for the initialisation of its weight."""

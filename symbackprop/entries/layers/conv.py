@@ -188,6 +188,12 @@ class Conv(LayerKind):
     def param_shapes(self, layer):
         return {"W": (layer.shape[0], layer.in_shapes[0][0], *layer.opt["kernel"]), "b": (layer.shape[0],)}
 
+    def workspace(self, layer):
+        """The padded input and the patch matrix (C·|K| rows, one column per output position)."""
+        c, size = layer.in_shapes[0][0], layer.in_shapes[0][1:]
+        padded = math.prod(m + 2 * p for m, p in zip(size, layer.opt["padding"]))
+        return c * padded + c * math.prod(layer.opt["kernel"]) * math.prod(layer.shape[1:])
+
     def fans(self, layer):
         area = math.prod(layer.opt["kernel"])
         return layer.in_shapes[0][0] * area, layer.shape[0] * area
