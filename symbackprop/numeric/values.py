@@ -31,6 +31,8 @@ import sympy
 
 from ..derive.derivation import Derivation
 from ..derive.model import Model
+from ..derive.template import placeholders
+from .templated import evaluate_many
 
 # NumPy has no erf (gelu); math.erf element by element is exact and needs no scipy.
 _erf = np.vectorize(math.erf, otypes=[np.float64])
@@ -73,27 +75,32 @@ class _Evaluator:
         self.cache: dict = {}
 
     def group(self, exprs: list, env: dict) -> list:
-        """The values of several expressions at once (one lambdified function)."""
+        """The values of several expressions at once: in float64 by template (one compiled
+        function per distinct one), in arbitrary precision by one mpmath function."""
         if self.exact:
             return [self.value(e, env) for e in exprs]
+        if not self.precise:
+            return self._templated(exprs, env)
         key = tuple(exprs)
         if key not in self.cache:
             symbols = sorted(set().union(*(e.free_symbols for e in exprs)), key=lambda s: s.name)
-            self.cache[key] = symbols, self._compile(symbols, exprs)
+            self.cache[key] = symbols, sympy.lambdify(symbols, exprs, "mpmath")
         symbols, fn = self.cache[key]
-        if self.precise:
-            try:
-                rows = [[_real(v) for v in fn(*[env[s][b] for s in symbols])] for b in range(self.batch)]
-            except (ZeroDivisionError, ValueError, OverflowError):
-                raise _Overflow from None
-            values = [np.array([row[i] for row in rows], dtype=object) for i in range(len(exprs))]
-            if not all(mpmath.isfinite(x) for v in values for x in v):
-                raise _Overflow
-            return values
+        try:
+            rows = [[_real(v) for v in fn(*[env[s][b] for s in symbols])] for b in range(self.batch)]
+        except (ZeroDivisionError, ValueError, OverflowError):
+            raise _Overflow from None
+        values = [np.array([row[i] for row in rows], dtype=object) for i in range(len(exprs))]
+        if not all(mpmath.isfinite(x) for v in values for x in v):
+            raise _Overflow
+        return values
+
+    def _templated(self, exprs, env) -> list:
+        """float64: each distinct template compiled once per process (``_TEMPLATES``), and the
+        expressions sharing it evaluated in one call (:mod:`symbackprop.numeric.templated`)."""
         try:
             with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
-                out = fn(*[env[s] for s in symbols])
-            values = [np.broadcast_to(np.asarray(v, dtype=np.float64), (self.batch,)) for v in out]
+                values = evaluate_many(exprs, env, self.batch, _stable_template, _TEMPLATES)
         except (FloatingPointError, OverflowError, ZeroDivisionError):
             raise _Overflow from None
         if not all(np.isfinite(v).all() for v in values):
@@ -106,10 +113,13 @@ class _Evaluator:
             return [expr.xreplace({s: env[s][i] for s in symbols}) for i in range(self.batch)]
         return self.group([expr], env)[0]
 
-    def _compile(self, symbols, exprs):
-        if self.precise:
-            return sympy.lambdify(symbols, exprs, "mpmath")
-        return stable_function(symbols, exprs)
+
+_TEMPLATES: dict = {}      # template key -> its stable lambdified function, for the whole process
+
+
+def _stable_template(expr, symbols):
+    template, ps = placeholders(expr, symbols)
+    return stable_function(ps, [template])
 
 
 def stable_function(symbols, exprs):
