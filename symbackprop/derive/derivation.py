@@ -23,7 +23,7 @@ import numpy as np
 import sympy
 
 from .model import Model
-from .template import placeholders, template_key
+from ..entries.template import placeholders, rename, substitute, template_key
 from ..entries.registry import a as OUT, z as IN
 
 
@@ -104,7 +104,7 @@ _DIFFS: dict = {}        # (template key, position of u) -> (the template's deri
 def _diff_term(expr, u):
     """``sympy.diff(expr, u)``, the same expression, fast: a product that reads u once as a factor
     gives the other factors (the product rule's only nonzero term: a convolution's W·x, a dense
-    layer's); anything else is differentiated once per template (:mod:`.template`) and renamed."""
+    layer's); anything else is differentiated once per template (:mod:`symbackprop.entries.template`) and renamed."""
     if expr is u:
         return sympy.Integer(1)
     if expr.is_Mul:
@@ -118,7 +118,7 @@ def _diff_term(expr, u):
         template, ps = placeholders(expr, symbols)
         found = _DIFFS[(key, at)] = (sympy.diff(template, ps[at]), ps)
     derivative, ps = found
-    return derivative.xreplace(dict(zip(ps, symbols)))
+    return rename(derivative, dict(zip(ps, symbols)))
 
 
 class Derivation:
@@ -224,8 +224,8 @@ class Derivation:
         equal to SymPy's derivative in the tests), SymPy's derivative in z otherwise."""
         act = layer.activation
         if act.output_form is not None:
-            return act.output_form.xreplace({OUT: a_})
-        return act.derivative.xreplace({IN: z_})
+            return substitute(act.output_form, OUT, a_)
+        return substitute(act.derivative, IN, z_)
 
     @cached_property
     def by_symbol(self) -> dict[sympy.Symbol, Step]:

@@ -9,7 +9,7 @@ rewritten and lambdified once per process; the expressions sharing it are then e
 on stacked arguments (one row per expression).
 
 The numbers are those of lambdifying each expression on its own: the template prints as the
-original would (:mod:`symbackprop.derive.template`), the rewrites depend only on the tree, and NumPy
+original would (:mod:`symbackprop.entries.template`), the rewrites depend only on the tree, and NumPy
 computes every element of an element-wise operation alike, whatever the other rows hold.
 
 >>> import numpy as np, sympy
@@ -21,7 +21,7 @@ computes every element of an element-wise operation alike, whatever the other ro
 import numpy as np
 import sympy
 
-from ..derive.template import placeholders, template_key
+from ..entries.template import placeholders, template_key
 
 
 def compile_one(expr, symbols):
@@ -30,27 +30,42 @@ def compile_one(expr, symbols):
     return sympy.lambdify(ps, template, "numpy")
 
 
+_PREPARED: dict = {}     # tuple of expressions -> their templates (kept for the next call: a
+                         # worked example evaluates the same pass again after the step)
+
+
+def prepare(exprs) -> list:
+    """The expressions grouped by template: [(key, first expression, positions, symbol rows)]."""
+    exprs = tuple(exprs)
+    found = _PREPARED.get(exprs)
+    if found is not None:
+        return found
+    groups: dict = {}
+    for i, e in enumerate(exprs):
+        key, symbols = template_key(e)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = group = (key, e, [], [])
+        group[2].append(i)
+        group[3].append(symbols)
+    if len(_PREPARED) >= 256:
+        _PREPARED.clear()
+    found = _PREPARED[exprs] = list(groups.values())
+    return found
+
+
 def evaluate_many(exprs, env, batch, compile_fn, cache=None) -> list:
     """The values (arrays of shape (batch,)) of ``exprs`` over ``env`` (symbol -> (batch,) array):
     one compiled function and one call per distinct template. ``compile_fn(expr, symbols)`` compiles
     a template's first expression into a function of its symbols' values; ``cache`` (a dict) keeps
     them by key."""
     cache = {} if cache is None else cache
-    groups: dict = {}
-    for i, e in enumerate(exprs):
-        key, symbols = template_key(e)
-        found = groups.get(key)
-        if found is None:
-            groups[key] = found = (e, [], [])
-        found[1].append(i)
-        found[2].append(symbols)
     out = [None] * len(exprs)
-    for key, (first, where, symbol_rows) in groups.items():
+    for key, first, where, symbol_rows in prepare(exprs):
         fn = cache.get(key)
         if fn is None:
             fn = cache[key] = compile_fn(first, symbol_rows[0])
-        k = len(symbol_rows[0])
-        args = [np.stack([env[row[j]] for row in symbol_rows]) for j in range(k)]
+        args = [np.stack([env[row[j]] for row in symbol_rows]) for j in range(len(symbol_rows[0]))]
         value = fn(*args)
         value = np.broadcast_to(np.asarray(value[0] if isinstance(value, list) else value, dtype=np.float64),
                                 (len(where), batch))

@@ -23,6 +23,7 @@ non-finite result is an error.
 (30.25, [[33.0]])
 """
 import math
+import weakref
 from dataclasses import dataclass, field
 
 import mpmath
@@ -31,7 +32,7 @@ import sympy
 
 from ..derive.derivation import Derivation
 from ..derive.model import Model
-from ..derive.template import placeholders
+from ..entries.template import placeholders
 from .templated import evaluate_many
 
 # NumPy has no erf (gelu); math.erf element by element is exact and needs no scipy.
@@ -158,6 +159,19 @@ def _groups(pairs):
     return groups + [current] if current else groups
 
 
+_PLANS = weakref.WeakKeyDictionary()    # derivation -> its plan (building every step's expression costs seconds)
+
+
+def _plan(derivation: Derivation) -> list:
+    """The forward definitions, the loss and every backward step, in groups for one call each."""
+    plan = _PLANS.get(derivation)
+    if plan is None:
+        model = derivation.model
+        plan = _PLANS[derivation] = _groups(list(model.definitions.items()) + [(None, model.loss_def)]
+                                            + [(s.symbol, s.expr) for s in derivation.steps])
+    return plan
+
+
 def inputs(model: Model, net, exact: bool = False, parameters: dict | None = None) -> tuple[dict, int]:
     """The values of every parameter, input, target and mask symbol, and the number B of value
     sets (the examples, or 1 for a model built over the whole batch)."""
@@ -188,8 +202,7 @@ def evaluate(derivation: Derivation, exact: bool = False, parameters: dict | Non
     if not net.has_numbers:
         raise ValueError("the spec has no [parameters] and [sample] to compute with")
     start, B = inputs(model, net, exact, parameters)
-    plan = _groups(list(model.definitions.items()) + [(None, model.loss_def)]
-                   + [(s.symbol, s.expr) for s in derivation.steps])
+    plan = _plan(derivation)
     env, precise = _precise_run(plan, start, exact, B)
     per_example = env.pop(None)
     summary = (lambda v: v) if exact else (lambda v: np.array(v, dtype=np.float64)) if precise else (lambda v: v)
@@ -281,8 +294,7 @@ def evaluator(derivation: Derivation):
     (30.25, [[33.0]])
     """
     model, net = derivation.model, derivation.model.network
-    plan = _groups(list(model.definitions.items()) + [(None, model.loss_def)]
-                   + [(s.symbol, s.expr) for s in derivation.steps])
+    plan = _plan(derivation)
     fast, grad_steps = {}, derivation.gradients()
 
     def run(parameters: dict):

@@ -50,3 +50,37 @@ def placeholders(expr, symbols):
     """expr over placeholders _p00000, ... (symbols in name order, their assumptions kept)."""
     ps = [sympy.Symbol(f"_p{i:05d}", **s.assumptions0) for i, s in enumerate(symbols)]
     return expr.xreplace(dict(zip(symbols, ps))), ps
+
+
+def rename(expr, mapping):
+    """``expr.xreplace(mapping)`` for a renaming that keeps the symbols' relative order and
+    assumptions (a template's placeholders back to its symbols, an activation's z to an element's):
+    the tree rebuilt as it stands, each node unevaluated — the same expression, without SymPy
+    re-deriving each node's canonical form (a Piecewise re-proves its conditions, ~1 ms a node).
+
+    >>> import sympy
+    >>> z, u = sympy.Symbol("z", real=True), sympy.Symbol("u", real=True)
+    >>> relu = sympy.Piecewise((0, z <= 0), (z, True))
+    >>> rename(relu, {z: u}) == relu.xreplace({z: u})
+    True
+    """
+    found = mapping.get(expr)
+    if found is not None:
+        return found
+    args = expr.args
+    if not args:
+        return expr
+    new = [rename(a, mapping) for a in args]
+    try:
+        return expr.func(*new, evaluate=False)
+    except TypeError:                      # a node that always evaluates (a pair of a Piecewise)
+        return expr.func(*new)
+
+
+def substitute(expr, symbol, value):
+    """``expr.xreplace({symbol: value})``, by :func:`rename` where ``value`` is a symbol of
+    ``symbol``'s assumptions and ``symbol`` is expr's only one (an activation's formula applied to
+    an element: no other symbol to keep in order)."""
+    if value.is_Symbol and value.assumptions0 == symbol.assumptions0 and expr.free_symbols <= {symbol}:
+        return rename(expr, {symbol: value})
+    return expr.xreplace({symbol: value})
