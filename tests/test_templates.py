@@ -141,3 +141,32 @@ def test_stable_values_bit_for_bit_against_per_expression_lambdify(cnn_exercise)
             np.testing.assert_array_equal(env[target], want)
             checked += 1
     assert checked > 50
+
+
+def test_progress_line_only_on_a_terminal():
+    import io
+    from symbackprop.writers.output import progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+    pipe, tty = io.StringIO(), Terminal()
+    progress("derive", "deriving 7,955 steps", pipe)
+    progress("derive", "deriving 7,955 steps", tty)
+    assert pipe.getvalue() == ""
+    assert tty.getvalue() == "symbackprop derive: deriving 7,955 steps…\n"
+
+
+def test_commands_announce_large_networks_on_a_terminal(monkeypatch, capsys):
+    import sys
+    from symbackprop.cli import main
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert main(["derive", "examples/cnn-exercise.toml", "--format", "json"]) == 0
+    assert "deriving" not in capsys.readouterr().err               # 2 examples of a small net: quick
+    lines = []
+    monkeypatch.setattr("symbackprop.writers.output.progress", lambda command, text, stream=None: lines.append((command, text)))
+    from symbackprop.commands import derive
+    net = load("examples/cnn.toml")
+    net, _ = numbers(net, 0, "derive")
+    derive._announce(net, "deriving")
+    assert lines and lines[0][0] == "derive" and "243 parameters" in lines[0][1]
