@@ -63,6 +63,8 @@ class Renderer:
         # each activation's derivative as people write it (the registry's simple_derivative), in
         # place of SymPy's raw form; numbers are computed from the derivation's own expressions
         self._readable = {}
+        self._shown: dict = {}      # (factor, latex, in a product) -> its formula's text
+        self._each: dict = {}       # (local derivative, example) -> its value
         for layer in self.model.layers:
             act = self.model.network.activations[layer.index - 1]
             if act.elementwise and act.output_form is None and act.simple_derivative != act.derivative:
@@ -95,10 +97,15 @@ class Renderer:
         dot = r" \cdot " if latex else " · "
 
         def show(f, term):
+            key = (f.expr, latex, len(term) > 1)      # a factor recurs (an input in every kernel gradient)
+            found = self._shown.get(key)
+            if found is not None:
+                return found
             e = sympy.factor_terms(self.shown(f))
             text = self.sym(e, latex)
             if len(term) > 1 and (e.is_Add or (not latex and isinstance(e, sympy.Piecewise))):
-                return rf"\left({text}\right)" if latex else f"({text})"
+                text = rf"\left({text}\right)" if latex else f"({text})"
+            self._shown[key] = text
             return text
         return [dot.join(show(f, term) for f in term) for term in step.terms]
 
@@ -110,7 +117,11 @@ class Renderer:
         env = self.values.env
         if expr in env:
             return env[expr][example]
-        return sympy.sympify(expr).xreplace({s: env[s][example] for s in expr.free_symbols})
+        key = (expr, example)
+        found = self._each.get(key)
+        if found is None:
+            found = self._each[key] = sympy.sympify(expr).xreplace({s: env[s][example] for s in expr.free_symbols})
+        return found
 
     def approx(self, value, latex: bool) -> str:
         """"= v" where the printed v is the value, "≈ v" where it was rounded."""

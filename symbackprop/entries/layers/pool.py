@@ -242,6 +242,14 @@ def _first_max(vals):
     first of several equal maxima wins — and SymPy's derivative routes δ to it."""
     if len(vals) == 1:
         return vals[0]
+    if len(set(vals)) == len(vals) and all(v.is_Symbol and v.is_real for v in vals):
+        # distinct real symbols: no condition can be decided, so SymPy's evaluation (~20 ms a
+        # window, re-proving each condition) returns these nodes, each in its canonical form
+        # (b >= a as a <= b); build them so (tests/test_templates.py holds them equal)
+        ge = lambda v, w: sympy.GreaterThan(v, w, evaluate=False).canonical
+        branches = [(v, sympy.And(*[ge(v, w) for w in vals[i + 1:]], evaluate=False) if i < len(vals) - 2
+                     else ge(v, vals[-1])) for i, v in enumerate(vals[:-1])]
+        return sympy.Piecewise(*branches, (vals[-1], True), evaluate=False)
     branches = [(v, sympy.And(*[v >= w for w in vals[i + 1:]])) for i, v in enumerate(vals[:-1])]
     return sympy.Piecewise(*branches, (vals[-1], True))
 
