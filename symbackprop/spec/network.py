@@ -24,6 +24,7 @@ from ..entries.optimizers import HYPERS, OPTIMIZERS, Settings
 from ..entries.registry import ACTIVATIONS, LOSSES, Activation, Loss, z
 from .formula import parse_formula
 
+SAMPLE_SIZE = 4       # examples drawn for a spec without a [sample] (batch norm needs at least 2)
 TABLES = {"network", "parameters", "sample", "optimizer", "layer", "masks"}
 NETWORK_KEYS = {"layers", "activations", "loss"}          # the dense-stack form
 GRAPH_KEYS = {"input", "loss"}                             # with a [[layer]] list
@@ -276,7 +277,6 @@ def _table(data, name, required=False):
 def _rows(x, input_shape) -> int:
     """How many examples ``[sample] x`` holds, read from its nesting alone (the number of examples a
     command draws when the spec has no sample)."""
-    from .initial import SAMPLE_SIZE
     if not isinstance(x, list):
         return SAMPLE_SIZE if x is None else 1
     return len(x) if _nesting(x) > len(input_shape) or input_shape == (1,) else 1
