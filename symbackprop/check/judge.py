@@ -64,6 +64,7 @@ from ..errors import SpecError
 from .hand import (DEPRECATED_ZERO_BASED, MAX_PARAMETERS, MAX_VALUES, Hand, Written, load_hand, model_of, parse_hand, quantities, usable)
 from ..spec.inputs import as_network
 from .intervals import Interval
+from .ties import Ties
 from ..entries.optimizers import OPTIMIZERS, Settings
 from ..spec.network import Network
 
@@ -201,8 +202,18 @@ class _Checker:
         wide = {s for s, r in exact.items() if math.isfinite(r.lo) and math.isfinite(r.hi)
                 and r.hi - r.lo > max(1e-9 * max(abs(r.lo), abs(r.hi)), 1e-12)}
         shown = truth or self._points(wide)
-        derived, env = self.values.ranges(given)
-        if truth is not None:           # what none of the person's numbers feeds is the exact value
+        ties = Ties(g, self.values) if wide else None
+        broken, tightened = set(), False
+        if ties:                        # max-pool ties: the tied gradients are shares of one whole
+            broken = ties.broken(given)
+            if self._kinks_are_ties(wide, ties):
+                tightened = True
+                for s in wide:
+                    tight = ties.tight(s)
+                    if tight is not None:
+                        exact[s] = exact[s].intersect(tight) or tight
+        derived, env = self.values.ranges(given, exact, {g.named[key]: w.value for key, w in hand.values.items()})
+        if truth is not None or tightened:     # what none of the person's numbers feeds is the exact value
             fed = set(given)
             for node in g.order:
                 if fed.intersection(node.inputs):
@@ -217,7 +228,9 @@ class _Checker:
                 tainted[sym] = upstream
                 continue
             mine = _slack(given[sym])
-            if mine.intersects(exact[sym]):
+            if sym in broken and mine.intersects(exact[sym]):
+                status[sym] = "wrong"
+            elif mine.intersects(exact[sym]):
                 status[sym] = "ok"
             elif mine.intersects(derived[sym]):
                 status[sym] = "carried" if upstream else "ok"
@@ -249,6 +262,12 @@ class _Checker:
             results.append(Result(name, index, written.text, written.value, shown.get(sym, exact[sym].mid),
                                   status[sym], diagnosis))
         return results
+
+    def _kinks_are_ties(self, wide: set, ties) -> bool:
+        """Whether every number made wide by a kink of its own (its inputs thin) is a tied
+        max-pool element's gradient: then the routings of the ties bound every wide number."""
+        own = {s for s in wide if not wide.intersection(self.graph.nodes[s].inputs)}
+        return own <= ties.gradients()
 
     def _points(self, wide: set) -> dict:
         """The values to show as expected where a range is ``wide`` although the spec's numbers are
