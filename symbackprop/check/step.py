@@ -63,10 +63,10 @@ def new_pass(graph, updated: dict) -> dict:
                 for idx, s in np.ndenumerate(stage.symbols):
                     base, expr = graph.sym(s, n), graph.ren(stage.defs[idx], n)
                     new = sympy.Symbol(f"new.{base.name}", real=True)
-                    moved = [u for u in expr.free_symbols if u in replace]
+                    moved = [u for u in expr.free_symbols if u in replace and replace[u] not in unchanged]
                     # a value the step does not change is one quantity: new.a1 of an untrained layer
                     # is the person's own a1 (written or not), and nothing "from before the step" fits
-                    inputs = {replace[u]: u for u in moved if u in graph.nodes and replace[u] not in unchanged}
+                    inputs = {replace[u]: u for u in moved if u in graph.nodes}
                     graph.add(new, expr.xreplace(replace) if moved else base, f"new.{stage.name}",
                               f"new.{stage.quantity}", graph.index(idx, stage.per_example, n), layer=lm,
                               stage=stage.name, element=idx, example=n, old_params=old if moved else {},
