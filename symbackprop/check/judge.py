@@ -17,12 +17,22 @@ without a decimal point is exact). Each node's range is computed by interval ari
 (:mod:`symbackprop.check.intervals`) from the person's numbers for its inputs where they wrote them, and
 from what those imply where they did not; the parameters and the sample come from the spec. A number
 follows when its own interval meets that range. Its inputs may have been carried with more digits
-than were written: anything inside their intervals is accepted.
+than were written: anything inside their intervals is accepted — but a number judged ``ok`` carries
+forward only the intersection of its digits' interval with the interval its own inputs give (with
+the exact value's, where its inputs were wrong), joined with the number as written: a written 1.8
+whose inputs give exactly 1.8 stands for 1.8 downstream, not for [1.75, 1.85], so a later 4.001
+where 4.004 is right is wrong; a later number computed from the rounded 1.8 itself is fine.
+
+Ties (:mod:`symbackprop.check.ties`): where several elements share a max-pool window's maximum, their
+gradients are judged jointly, as non-negative shares summing to the window's gradient — a file that
+breaks that is ``wrong`` where it first breaks. A quantity the step does not change (``new.z1`` of
+a layer ``train`` leaves alone) is the same quantity as before the step: unwritten, it is the
+person's own pre-step number.
 
 A ``wrong`` number gets a diagnosis where one fits: each mistake of the catalogue
 (:mod:`symbackprop.check.catalogue`: the 2 of d/da (a − y)² dropped, σ′ at z, a factor dropped, the wrong
 index, the learning rate left out, Adam without bias correction, updates not simultaneous, and each
-layer entry's own: a convolution's kernel not flipped, max-pool's gradient to every element, batch
+layer entry's own: a convolution's kernel not flipped or transposed, max-pool's gradient to every element or every tied maximum, batch
 norm's statistics taken as constants, dropout's 1/(1 − p) left out, ...) is a rewrite of a
 local expression — the number's own, one of its written inputs as used there, or one it was
 computed through without writing it down (there, when the quantity has several elements, the slip
