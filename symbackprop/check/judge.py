@@ -84,6 +84,7 @@ __all__ = ["DEPRECATED_ZERO_BASED", "MAX_PARAMETERS", "MAX_VALUES", "Hand", "Res
 STATUSES = ("ok", "wrong", "carried")
 SLACK = 1e-9          # relative: float noise, never a person's rounding
 MAX_MATCHES = 2       # diagnoses named per number
+ZERO_WIDTH = 1e-12    # an exact range this narrow around 0 is float rounding of an exact 0
 
 
 # results ----------------------------------------------------------------------------------------
@@ -269,7 +270,7 @@ class _Checker:
             elif sym in wide and sym in shown and _slack(given[sym]).intersects(exact[sym]) \
                     and not _slack(given[sym]).contains(shown[sym]):
                 diagnosis = "at a tie (a window's shared maximum, or a kink) any choice between the sides is right; expected: PyTorch's convention"
-            results.append(Result(name, index, written.text, written.value, shown.get(sym, exact[sym].mid),
+            results.append(Result(name, index, written.text, written.value, _expected(shown.get(sym), exact[sym]),
                                   status[sym], diagnosis))
         return results
 
@@ -345,6 +346,15 @@ class _Checker:
             return text
         return f"{text} (in the {self.graph.labels[target]} used here)" if target in given else \
             f"{text} (in {self.graph.labels[target]})"
+
+
+def _expected(point, exact: Interval) -> float:
+    """The value shown as expected: the convention's at a tie, else the exact range's middle — 0
+    where that range holds 0 and is float rounding wide (terms that cancel exactly, as a bias's
+    gradient before a batch norm: the middle would show 1e-16 of noise)."""
+    if exact.contains(0.0) and exact.width <= ZERO_WIDTH:
+        return 0.0
+    return exact.mid if point is None else point
 
 
 def _kept(found, given: Interval) -> list:
