@@ -10,6 +10,7 @@ of the product. Formats: text, latex (a document, or its body as a fragment), ma
 Indices are 1-based as in the math, except in JSON, whose arrays are plain arrays.
 """
 import json
+import math
 import re
 
 import numpy as np
@@ -36,6 +37,14 @@ def network_json(net) -> dict:
 NOISE = 1e-13        # a float this small against its terms' size is their rounding: shown as 0
 
 
+def _total(values) -> float | None:
+    """The sum of ``values``, None where one is not a finite real number."""
+    try:
+        return sum(values)
+    except (TypeError, ValueError, OverflowError, ZeroDivisionError):
+        return None
+
+
 def _fraction(value) -> str:
     """An exact Rational that is not an integer as "p/q" (short ones only), else ""."""
     if isinstance(value, sympy.Rational) and not value.is_Integer and len(str(value)) <= 24:
@@ -49,9 +58,9 @@ EXAMPLES_SHOWN = 4   # a batch's values are written out for this many examples; 
 
 
 def plain(label: str, stages: dict | None = None) -> str:
-    """The text name of a LaTeX label: ``W^{(2)}_{1,2}`` -> ``W2[1,2]``, ``\\delta`` -> ``delta``;
+    r"""The text name of a LaTeX label: ``W^{(2)}_{1,2}`` -> ``W2[1,2]``, ``\delta`` -> ``delta``;
     a stage's LaTeX base by its name in outputs and hand files (``stages``: LaTeX base -> name,
-    default batch norm's): ``\\hat{x}^{(2)}_{1,1}`` -> ``xhat2[1,1]``, ``\\mu^{(2)}_{1}`` -> ``mean2[1]``.
+    default batch norm's): ``\hat{x}^{(2)}_{1,1}`` -> ``xhat2[1,1]``, ``\mu^{(2)}_{1}`` -> ``mean2[1]``.
 
     >>> plain(r"\frac{\partial C}{\partial \mathrm{var}^{(2)}_{1}}")
     'dC/dvar2[1]'
@@ -142,7 +151,7 @@ class Renderer:
         is 0 up to the rounding of terms of size ``scale`` (a sum whose terms cancel exactly, as
         the bias gradients before a batch norm: float64 leaves a trace of 1e-16); an exact
         Rational as its fraction too."""
-        if scale is not None and self.is_noise(value, scale):
+        if scale is not None and self.is_noise(value, scale):   # scale: a number, or a function giving it
             return "= 0"
         shown = significant(value, self.digits)
         rel = "=" if is_exact(float(value), shown) else (r"\approx" if latex else "≈")
@@ -156,17 +165,17 @@ class Renderer:
         if self.values is not None and self.values.exact:
             return False
         v = float(value)
-        return v != 0 and abs(v) <= NOISE * float(scale)
+        if v == 0 or not abs(v) <= 1e-9:
+            return False
+        scale = scale() if callable(scale) else scale
+        return scale is not None and math.isfinite(scale) and abs(v) <= NOISE * scale
 
     def factor_value(self, expr, i):
         """A factor's value for example ``i``, 0 where it is 0 up to its own terms' rounding."""
         value = self.each(expr, i)
         if self.values is None or self.values.exact or float(value) == 0:
             return value
-        if abs(float(value)) > 1e-9:
-            return value
-        scale = self._scale(expr, i)
-        return 0 if scale is not None and self.is_noise(value, scale) else value
+        return 0 if self.is_noise(value, lambda: self._scale(expr, i)) else value
 
     def _scale(self, expr, i):
         """The size of ``expr``'s terms for example ``i`` (None for a single term): what its
@@ -179,8 +188,13 @@ class Renderer:
             expr = sympy.sympify(step.terms[0][0].expr)
         if step is None and expr.is_Symbol:
             return None
-        terms = sympy.expand(expr).args if sympy.expand(expr).is_Add else ()
-        return sum(abs(float(self.each(t, i))) for t in terms) if terms else None
+        expanded = sympy.expand(expr)
+        if not expanded.is_Add:
+            return None
+        try:
+            return sum(abs(float(self.each(t, i))) for t in expanded.args)
+        except (TypeError, ValueError, OverflowError, ZeroDivisionError):
+            return None
 
     def cancelled(self, step: Step) -> str:
         """Why a bias's gradient is 0: the batch norm after it subtracts the mean it shifts."""
@@ -217,7 +231,7 @@ class Renderer:
             rest = f"examples {len(self.shown_examples) + 1} to {self.batch} not shown"
             out.append(rf"&\text{{({rest})}}" if latex else f"({rest})")
         if self.batch > 1 and step.kind == "grad":
-            scale = max(abs(float(self.each(step.symbol, i))) for i in range(self.batch))
+            scale = lambda: _total(abs(float(self.each(step.symbol, i))) for i in range(self.batch))  # noqa: E731
             mean = self.approx(self.values.of(step.symbol), latex, scale)
             out.append(rf"&{mean} \quad \text{{(the mean over the {self.batch} examples: the gradient of }}C\text{{)}}"
                        if latex else f"mean over the {self.batch} examples {mean}")
@@ -229,13 +243,13 @@ class Renderer:
         batch = self.batch > 1
         if len(step.terms) == 1 and len(step.terms[0]) == 1:
             value = self.approx(self.each(step.symbol, i), latex,
-                                self._scale(step.terms[0][0].expr, i))
+                                lambda: self._scale(step.terms[0][0].expr, i))
             if latex:
                 return [f"&{value}" + (rf" \quad \text{{(example {i + 1})}}" if batch else "")]
             return [(f"example {i + 1}: " if batch else "") + value]
         times = r" \times " if latex else " × "
         factors = [[self.factor_value(f.expr, i) for f in term] for term in step.terms]
-        scale = sum(abs(float(sympy.Mul(*vals))) for vals in factors)
+        scale = lambda: _total(abs(float(sympy.Mul(*vals))) for vals in factors)      # noqa: E731
         value = self.approx(self.each(step.symbol, i), latex, scale)
         if value == "= 0" and not latex:
             value += self.cancelled(step)
