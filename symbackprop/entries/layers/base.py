@@ -225,6 +225,7 @@ class LayerKind:
     params: tuple[str, ...] = ()        # parameter name prefixes in order: ("W", "b"), ("gamma", "beta")
     affine = False                      # output named z even with the identity activation
     couples_batch = False               # outputs depend on other examples of the batch (batch norm)
+    cancels_bias = False                # subtracts a per-channel mean that a bias before it shifts alike (batch norm)
     unrolls = False                     # the trainer's unrolled scalar form supports it
     vector_input = False                # needs a vector (one-axis) input
     kernels: tuple[str, ...] = ()       # kernel names its array form calls
