@@ -63,7 +63,7 @@
 #          [--batch-size B] [--learning-rate LR] [--seed S] [--max-iters N] [--loss-below T] [--min-delta D]
 #          [--save CKPT.npz] [--save-every K] [--resume CKPT.npz] [--log LOSS.csv] [--plot LOSS.svg] [--force]
 #          [--quiet]
-#   python THIS_FILE predict --params CKPT.npz --data FILE -o PREDICTIONS.csv [--force]
+#   python THIS_FILE predict --params CKPT.npz --data FILE [-o PREDICTIONS.csv] [--force]
 #   python THIS_FILE --help
 #
 # Data: a .npz file with arrays X (N, 1, 8, 8) and Y (N, 3), or a UTF-8 .csv file whose rows hold
@@ -93,9 +93,10 @@
 # the epoch); otherwise one plain line per epoch. --log appends a CSV row per epoch, --plot draws the
 # training and validation loss as an SVG file (drawn by this file, no plotting library).
 #
-# predict writes one CSV row per example of --data: the outputs, then the predicted class (the column
-# of the largest one, from 1), in evaluation mode, with the parameters of the checkpoint --params; a
-# data file with targets also gets its loss and accuracy reported.
+# predict writes one CSV row per example of --data (to -o's file, else standard output): the outputs,
+# then the predicted class (the column of the largest one: its name when the training data's .csv header
+# named the target columns, else its number from 1), in evaluation mode, with the parameters of the
+# checkpoint --params; a data file with targets also gets its loss and accuracy reported.
 # It never replaces a file without --force, nor the data file or the checkpoint.
 #
 # Checkpoints (--save) hold the parameters, the optimizer state, the step count, the epoch, the
@@ -1128,17 +1129,18 @@ def require_memory(batch, limit, held=0):
                                f"{MEMORY_FRACTION:g} of this machine's memory)")
 
 
-def load_data(path, targets=True, limit=None):
+def load_data(path, targets=True, limit=None, names=None):
     """X (N, 1, 8, 8) and Y (N, 3) as DTYPE arrays from a .npz or .csv file. With
     ``targets="optional"``, a file of inputs alone gives (X, None). A file whose numbers need more
-    than ``limit`` bytes is refused before they are read."""
+    than ``limit`` bytes is refused before they are read. ``names``: a list that receives the target
+    columns' names when a .csv header row names every column."""
     if not os.path.isfile(path):
         raise TrainerError(f"data file {path!r} not found")
     kind = os.path.splitext(path)[1].lower()
     if kind == ".npz":
-        X, Y = _load_npz(path, targets, limit)
+        (X, Y), lines = _load_npz(path, targets, limit), None
     elif kind == ".csv":
-        X, Y = _load_csv(path, targets, limit)
+        X, Y, lines = _load_csv(path, targets, limit, names)
     else:
         raise TrainerError(f"data file {path!r}: expected a .csv or .npz file")
     if len(X) == 0:
@@ -1146,8 +1148,9 @@ def load_data(path, targets=True, limit=None):
     if TARGETS is not None and Y is not None:
         outside = np.argwhere((Y < TARGETS[0]) | (Y > TARGETS[1]))
         if len(outside):
-            row, column = outside[0]
-            raise TrainerError(f"{path}: Y[{row}, {column}] is {Y[row, column]}, outside [{TARGETS[0]:g}, "
+            row, column = outside[0]    # named as the other errors name them: a line of a .csv, a row of Y from 1
+            where = f"{path}, line {lines[row]}" if lines else f"{path}: Y row {row + 1}"
+            raise TrainerError(f"{where}: target {column + 1} is {Y[row, column]}, outside [{TARGETS[0]:g}, "
                                f"{TARGETS[1]:g}], the targets {LOSS} is defined for")
     return X.astype(DTYPE), None if Y is None else Y.astype(DTYPE)
 
@@ -1210,9 +1213,9 @@ def _csv_lines(handle, path):
         yield line_number, line
 
 
-def _load_csv(path, targets=True, limit=None):
+def _load_csv(path, targets=True, limit=None, names=None):
     widths = (64 + 3,) if targets is True else (64 + 3, 64)  # inputs and targets, or inputs alone
-    rows, header = [], False
+    rows, header, lines = [], False, []
     most_rows = None if limit is None else limit // (64 * max(widths))   # each number in a Python list, then an array
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: a byte-order mark is not data
@@ -1232,6 +1235,8 @@ def _load_csv(path, targets=True, limit=None):
                 if not all(numbers):
                     if not rows and not header and not any(numbers):
                         header = True  # the header row: every cell a name
+                        if names is not None and len(fields) == 64 + 3 and _class_names(fields[64:]):
+                            names[:] = fields[64:]   # the classes' names, for predict
                         continue
                     bad = fields[numbers.index(False)]
                     raise TrainerError(f"{path}, line {line_number}: {bad[:40]!r} is not a number"
@@ -1245,11 +1250,18 @@ def _load_csv(path, targets=True, limit=None):
                 if not all(math.isfinite(v) for v in values):
                     raise TrainerError(f"{path}, line {line_number}: expected finite numbers, got {line.strip()[:60]!r}")
                 rows.append(values)
+                lines.append(line_number)
     except UnicodeDecodeError:
         raise TrainerError(f"{path}: not a UTF-8 text file") from None
     table = np.array(rows, dtype=np.float64).reshape(-1, len(rows[0]) if rows else widths[0])
     X = table[:, :64].reshape(-1, *INPUT)
-    return X, table[:, 64:] if table.shape[1] > 64 else None
+    return X, table[:, 64:] if table.shape[1] > 64 else None, lines
+
+
+def _class_names(names):
+    """Whether ``names`` can name the outputs in a CSV file: distinct, short, printable, no comma or quote."""
+    return (len(set(names)) == len(names) and
+            all(isinstance(n, str) and 0 < len(n) <= 60 and n.isprintable() and not set(n) & set(',"') for n in names))
 
 
 def _is_float(text):
@@ -1273,6 +1285,8 @@ def save_checkpoint(run, path):
               "history": np.array([[r[k] for k in HISTORY] for r in run["history"]],
                                   dtype=np.float64).reshape(-1, len(HISTORY)),
               "split": np.array(json.dumps(run["split"]))}
+    if run.get("classes"):     # the targets' names from the training data's header, for predict
+        arrays["classes"] = np.array(json.dumps(run["classes"]))
     if run["best"] is not None:
         arrays["best/val_loss"] = np.array(float(run["best"]["val_loss"]))
         arrays.update(_run_arrays(run["best"]["run"], "best/"))
@@ -1441,8 +1455,7 @@ def load_checkpoint(path, n=None):
     if str(arrays.get("format", "")) != CHECKPOINT_FORMAT:
         raise TrainerError(f"{path}: not a symbackprop checkpoint")
     if str(arrays.get("signature")) != SIGNATURE:
-        raise TrainerError(f"{path}: checkpoint of another network ({str(arrays.get('signature'))[:80]}), "
-                           f"this trainer is for {SIGNATURE}")
+        raise TrainerError(f"{path}: checkpoint of another network: {network_difference(str(arrays.get('signature')))}")
     if str(arrays.get("optimizer")) != OPTIMIZER or str(arrays.get("dtype")) != np.dtype(DTYPE).name:
         raise TrainerError(f"{path}: checkpoint of a {str(arrays.get('optimizer'))[:20]} {str(arrays.get('dtype'))[:20]} "
                            f"trainer, this one is {OPTIMIZER} {np.dtype(DTYPE).name}")
@@ -1461,6 +1474,10 @@ def load_checkpoint(path, n=None):
             run["history"] = _history(arrays["history"])
         if "split" in arrays:
             run["split"] = _split(str(arrays["split"]))
+        if "classes" in arrays:
+            run["classes"] = json.loads(str(arrays["classes"]))
+            if not (isinstance(run["classes"], list) and len(run["classes"]) == 3 and _class_names(run["classes"])):
+                raise ValueError("classes: expected 3 distinct class names")
         if "best/epoch" in arrays:
             run["best"] = {"val_loss": _number(arrays, "best/val_loss"), "run": _run_from(arrays, "best/")}
     except (KeyError, TypeError, ValueError) as err:
@@ -1564,6 +1581,45 @@ def _number(arrays, key):
     if value.shape != () or not np.issubdtype(value.dtype, np.floating):
         raise ValueError(f"{key} is {str(value)[:40]}, expected a number")
     return float(value)
+
+
+def network_difference(theirs, ours=SIGNATURE):
+    """The first difference between a checkpoint's network and this trainer's, in the spec's words:
+    'network.layers: the checkpoint's [3, 4, 1], this trainer's [3, 2, 1]', 'layer 1 (conv2d).channels: ...'."""
+    a, b = _spec_words(theirs), _spec_words(ours)
+    form = lambda words: "network.layers = " + words["network.layers"] if "network.layers" in words else (
+        "network.input = " + words.get("network.input", "?") + " and a [[layer]] list")
+    if ("network.layers" in a) != ("network.layers" in b):
+        text = f"the checkpoint's network has {form(a)}, this trainer's {form(b)}"
+    else:
+        key = next((k for k in dict.fromkeys([*b, *a]) if a.get(k) != b.get(k)), "network")
+        text = f"{key}: the checkpoint's {a.get(key, '(none)')}, this trainer's {b.get(key, '(none)')}"
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)[:300]
+
+
+def _spec_words(signature):
+    """A SIGNATURE as the spec's keys and values: network.layers and network.activations (a dense
+    stack) or network.input and each [[layer]]'s type, fields and activation; and network.loss."""
+    parts = signature.split(" ")
+    if len(parts) != 3:
+        return {"network": repr(signature[:60])}
+    shape, body, loss = parts
+    value = lambda v: "[" + ", ".join(v.split("x")) + "]" if "x" in v else v
+    name = lambda a: '"' + a + '"' if not a.startswith("custom_") else "a formula in z"
+    if "[" not in body:
+        words = {"network.layers": "[" + ", ".join(shape.split("-")) + "]",
+                 "network.activations": "[" + ", ".join(map(name, body.split(","))) + "]"}
+    else:
+        words = {"network.input": value(shape)}
+        for i, layer in enumerate(body.split(";"), start=1):
+            kind, _, rest = layer.partition("[")
+            fields, _, tail = rest.partition("]")
+            words[f"layer {i}.type"] = '"' + kind + '"'
+            for key, _, v in (f.partition("=") for f in fields.split(",") if f):
+                words[f"layer {i} ({kind}).{key}"] = value(v)
+            words[f"layer {i} ({kind}).activation"] = name(tail.split("<")[0])
+    words["network.loss"] = '"' + loss + '"'
+    return words
 
 
 def _is_log(path):
@@ -1757,12 +1813,14 @@ def _curve_text(text):
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def predictions_csv(outputs):
-    """One CSV row per example: its outputs and the predicted class (the column of the largest, from 1), the
+def predictions_csv(outputs, classes=None):
+    """One CSV row per example: its outputs and the predicted class (the column of the largest: its name in
+    ``classes``, the training data's header, else its number from 1), the
     numbers as Python prints them (read back, they are the same floats)."""
     header = [f"output_{k}" for k in range(1, 3 + 1)]
     header.append("class")
-    rows = [[*map(repr, row), str(int(np.argmax(row)) + 1)] for row in outputs.astype(np.float64).tolist()]
+    names = classes or [str(k) for k in range(1, 3 + 1)]
+    rows = [[*map(repr, row), names[int(np.argmax(row))]] for row in outputs.astype(np.float64).tolist()]
     return "\n".join(",".join(row) for row in [header, *rows]) + "\n"
 
 
@@ -1853,12 +1911,14 @@ def build_predict_parser():
     parser.add_argument("--params", metavar="CKPT", required=True, help="a checkpoint of this trainer (--save)")
     parser.add_argument("--data", metavar="FILE", required=True,
                         help="a .npz (X, optionally Y) or .csv file (inputs, optionally targets)")
-    parser.add_argument("-o", "--output", metavar="CSV", required=True,
-                        help="where to write them (- : standard output)")
+    parser.add_argument("-o", "--output", metavar="CSV", default="-",
+                        help="where to write them (default -: standard output)")
     parser.add_argument("--force", action="store_true", help="replace an existing file")
     parser.add_argument("--max-memory", type=_positive, metavar="GB", help="the memory predict may plan for "
                         f"(default {MEMORY_FRACTION:g} of this machine's): larger data is refused")
     return parser
+
+
 
 
 def main(argv=None):
@@ -1883,11 +1943,11 @@ def _write_log(path, mode, text):
         raise TrainerError(f"cannot write --log {path!r}: {err.strerror or err}") from None
 
 
-def _data(args, limit):
-    """X, Y: --data, or the spec's sample."""
+def _data(args, limit, names=None):
+    """X, Y: --data, or the spec's sample; ``names`` receives --data's target names (load_data())."""
     if args.data is None:
         raise TrainerError("--data FILE is required (.csv or .npz)")
-    return load_data(args.data, limit=limit)
+    return load_data(args.data, limit=limit, names=names)
 
 
 def _validation(args, X, Y, split, limit=None):
@@ -1926,7 +1986,8 @@ def _main(args):
     if args.patience is not None and args.val_data is None and args.val_fraction is None:
         raise TrainerError("--patience needs a validation set: --val-data FILE or --val-fraction F")
     limit = memory_limit(args.max_memory)
-    X, Y = _data(args, limit)
+    names = []
+    X, Y = _data(args, limit, names)
     for flag, rows in (("--data", len(X)), ("--batch-size", args.batch_size)):
         if rows < MIN_BATCH:
             raise TrainerError(f"{flag}: {rows} row(s) to a batch; batch norm normalises over each batch, which needs "
@@ -1941,7 +2002,11 @@ def _main(args):
     elif _misfit(run, len(X)):
         raise TrainerError(f"{args.resume}: {_misfit(run, len(X))}")
     run["split"] = split
+    if names:
+        run["classes"] = names
     check_outputs(args)  # before anything is written
+    if args.resume and not args.quiet:
+        print(f"resuming {args.resume}: {where(run, len(X))}", flush=True)
     if args.log is not None and not (args.resume and os.path.exists(args.log)):
         _write_log(args.log, "w", LOG_HEADER + "\n")
     interrupted = []
@@ -1979,7 +2044,7 @@ def _main(args):
         save_checkpoint(run, args.save)
     if args.plot is not None:
         write_file(args.plot, plot_svg(run["history"]), "--plot")
-    print(final_line(reason, run, final))
+    print(final_line(reason, run, final, len(X)))
     return 130 if reason == "interrupted" else 0
 
 
@@ -2048,16 +2113,27 @@ def _duration(seconds):
     return (f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}")
 
 
-def final_line(reason, run, final):
-    """The last line printed: why and where training stopped, the loss on the training rows and, at
-    an epoch's end, that epoch's validation numbers; after a restore, which epoch was kept."""
+def where(run, rows):
+    """Where a run stands: "after epoch 3, 6 updates", or mid-epoch "in epoch 2 (2 of its 4 rows done), 3 updates"."""
+    if run["position"]:
+        return f"in epoch {run['epoch'] + 1} ({min(run['position'], rows)} of its {rows} rows done), {run['state']['t']} updates"
+    return f"after epoch {run['epoch']}, {run['state']['t']} updates"
+
+
+def final_line(reason, run, final, rows):
+    """The last line printed: why and where training stopped, the loss on the training rows after the
+    last update (labelled: an epoch line's loss is the mean of its batches' losses, each taken before
+    that batch's update) and, at an epoch's end, that epoch's validation numbers; after a restore, which
+    epoch was kept."""
     last = run["history"][-1] if run["history"] else None
-    line = f"stopped ({reason}) after epoch {run['epoch']}, {run['state']['t']} updates"
+    line = f"stopped ({reason}) {where(run, rows)}"
     if last is not None and last["epoch"] > run["epoch"]:
         line = (f"stopped ({reason}) after epoch {last['epoch']}, {last['iterations']} updates; kept epoch "
                 f"{run['epoch']} ({run['state']['t']} updates), the lowest validation loss")
     kept = next((r for r in run["history"] if r["epoch"] == run["epoch"] and run["position"] == 0), None)
     measured = numbers({**kept, "loss": final, "accuracy": math.nan}) if kept is not None else [f"loss {final:.6g}"]
+    measured[0] = (f"final loss {final:.6g}, after the last update (an epoch line's loss is the mean over its "
+                   "batches, each taken before its update)")
     return f"{line}: {', '.join(measured)}"
 
 
@@ -2072,7 +2148,7 @@ def _predict(args):
     with np.errstate(all="ignore"):
         outputs = predict(run["params"], run["state"], X)
         measured = evaluate(run["params"], run["state"], X, Y) if Y is not None else None
-    text = predictions_csv(outputs)
+    text = predictions_csv(outputs, run.get("classes"))
     where = "standard output" if args.output == "-" else args.output
     line = (f"{len(X)} predictions for {args.data} written to {where}, with the parameters of epoch {run['epoch']} "
             f"of {args.params}")

@@ -160,13 +160,13 @@ def render(network: Network, optimizer: str | None = None, learning_rate: float 
     if backend == "torch" and form == "scalar":
         raise SpecError("--form", "the torch backend writes array code only (--form array or auto)")
     optimizer_, settings = optimizer_settings(network, optimizer, learning_rate)
-    form = "array" if backend == "torch" else choose_form(network, form)
+    typed_form, form = form, "array" if backend == "torch" else choose_form(network, form)
     source = source if source is not None else network.source
     context = {
         "marker": MARKER,
         "template": f"templates/{TEMPLATE}",
         "source": comment_text(source),
-        "command": comment_text(command or _command(source, optimizer_.name, learning_rate, dtype, backend)),
+        "command": comment_text(command or _command(source, optimizer, learning_rate, dtype, backend, typed_form)),
         "summary": _summary(network),
         "formulas": [comment_text(line, 200) for line in formula_lines(network)],
         "signature": signature(network),
@@ -215,6 +215,20 @@ def render(network: Network, optimizer: str | None = None, learning_rate: float 
     return codegen.environment().get_template(TEMPLATE).render(context)
 
 
+def wrote_note(network: Network, path: str | None, optimizer: str | None = None, backend: str = "numpy") -> str:
+    """What ``generate`` says on standard error once it has written a trainer: what the file is
+    and the command that runs it (on the spec's embedded sample, else on a data file)."""
+    from ..errors import printable
+    name = optimizer or network.optimizer.get("name", "sgd")
+    what = f"a {'PyTorch' if backend == 'torch' else 'NumPy'} trainer ({network.parameter_count} parameters, {name})"
+    if path in (None, "-"):
+        return f"wrote {what} to standard output; save it as a .py file and run python3 FILE --help"
+    shown = printable(path)
+    data = "" if sample_context(network)["sample"] is not None else " --data TRAIN.csv"
+    run = f"python3 {shown}{data}" + (" (without --data it trains on the spec's sample)" if not data else "")
+    return f"wrote {shown}, {what}. Run it: {run}; python3 {shown} --help lists every flag"
+
+
 # How a classification loss counts a prediction right: (output activation, loss) -> rule
 ACCURACY = {("softmax", "cross_entropy"): "argmax",            # the largest output's column is the largest target's
             ("sigmoid", "binary_cross_entropy"): "threshold"}  # each output on its target's side of 0.5
@@ -256,14 +270,24 @@ def targets_context(loss) -> dict:
     return {"target_domain": f"({code(low)}, {code(high)})", "target_domain_text": f"[{text(low)}, {text(high)}]"}
 
 
-def _command(source, optimizer, learning_rate, dtype, backend="numpy") -> str:
-    parts = ["symbackprop generate", source, "--optimizer", optimizer]
+def _command(source, optimizer=None, learning_rate=None, dtype="float64", backend="numpy", form="auto") -> str:
+    """The command line that writes this file again: the flags the user gave and no others (an
+    optimizer the spec chose is the spec's, not a flag).
+
+    >>> _command("net.toml"), _command("net.toml", "adam", 0.01, backend="torch")
+    ('symbackprop generate net.toml', 'symbackprop generate net.toml --optimizer adam --backend torch --learning-rate 0.01')
+    """
+    parts = ["symbackprop generate", source]
+    if optimizer is not None:
+        parts += ["--optimizer", optimizer]
     if backend != "numpy":
         parts += ["--backend", backend]
     if learning_rate is not None:
         parts += ["--learning-rate", repr(float(learning_rate))]
     if dtype != "float64":
         parts += ["--dtype", dtype]
+    if form != "auto":
+        parts += ["--form", form]
     return " ".join(parts)
 
 

@@ -44,11 +44,11 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
-    from ..spec.network import load
+    from . import load_spec
     args.format = output_format(args.output, args.format, FORMATS, "text", "derive")
     if args.fragment and args.format != "latex":
         raise SpecError("--fragment", "is for LaTeX output (--format latex, or -o FILE.tex)")
-    network = load(args.spec)
+    network = load_spec(args.spec)
     if args.init is not None:            # numbers where the spec has none: the derivation with them
         from ..spec.initial import numbers
         network, note = numbers(network, args.init, "derive")

@@ -64,8 +64,7 @@ def _threshold(text, field):
 
 
 def run(args) -> int:
-    from ..spec.network import load
-    from ..explain.example import explain
+    from . import load_spec
     steps = _positive_int(args.steps, "--steps")
     max_iters = _positive_int(args.max_iters, "--max-iters")
     loss_below = _threshold(args.loss_below, "--loss-below")
@@ -74,8 +73,11 @@ def run(args) -> int:
     fmt = output_format(args.output, args.format, FORMATS, "markdown", "explain")
     if args.fragment and fmt != "latex":
         raise SpecError("--fragment", "is for LaTeX output (--format latex, or -o FILE.tex)")
+    network = load_spec(args.spec)
+    from ..explain.example import check_size, explain
+    check_size(network)               # before drawing numbers for a network too large to show
     from ..spec.initial import numbers
-    network, note = numbers(load(args.spec), args.init, "explain")
+    network, note = numbers(network, args.init, "explain")
     if note:
         print(f"symbackprop explain: note: {note} (--init {args.init})", file=sys.stderr)
     if network.has_numbers and len(network.x) > limits.EXAMPLES_SHOWN:
