@@ -115,6 +115,8 @@ def _diff_term(expr, u):
     at = symbols.index(u)
     found = _DIFFS.get((key, at))
     if found is None:
+        if len(_DIFFS) >= 20000:               # a long-lived process of many networks: start again
+            _DIFFS.clear()
         template, ps = placeholders(expr, symbols)
         found = _DIFFS[(key, at)] = (sympy.diff(template, ps[at]), ps)
     derivative, ps = found

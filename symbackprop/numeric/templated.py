@@ -30,6 +30,7 @@ def compile_one(expr, symbols):
     return sympy.lambdify(ps, template, "numpy")
 
 
+CACHE_LIMIT = 20000      # compiled templates kept (a worked CNN has ~40)
 _PREPARED: dict = {}     # tuple of expressions -> their templates (kept for the next call: a
                          # worked example evaluates the same pass again after the step)
 
@@ -48,7 +49,7 @@ def prepare(exprs) -> list:
             groups[key] = group = (key, e, [], [])
         group[2].append(i)
         group[3].append(symbols)
-    if len(_PREPARED) >= 256:
+    if len(_PREPARED) >= 64:
         _PREPARED.clear()
     found = _PREPARED[exprs] = list(groups.values())
     return found
@@ -64,6 +65,8 @@ def evaluate_many(exprs, env, batch, compile_fn, cache=None) -> list:
     for key, first, where, symbol_rows in prepare(exprs):
         fn = cache.get(key)
         if fn is None:
+            if len(cache) >= CACHE_LIMIT:      # a long-lived process of many networks: start again
+                cache.clear()
             fn = cache[key] = compile_fn(first, symbol_rows[0])
         args = [np.stack([env[row[j]] for row in symbol_rows]) for j in range(len(symbol_rows[0]))]
         value = fn(*args)
