@@ -50,7 +50,7 @@
 #          [--batch-size B] [--learning-rate LR] [--seed S] [--max-iters N] [--loss-below T] [--min-delta D]
 #          [--save CKPT.npz] [--save-every K] [--resume CKPT.npz] [--log LOSS.csv] [--plot LOSS.svg] [--force]
 #          [--quiet]
-#   python THIS_FILE predict --params CKPT.npz --data FILE -o PREDICTIONS.csv [--force]
+#   python THIS_FILE predict --params CKPT.npz --data FILE [-o PREDICTIONS.csv] [--force]
 #   python THIS_FILE --help
 #
 # Data: a .npz file with arrays X (N, 784) and Y (N, 10), or a UTF-8 .csv file whose rows hold
@@ -80,9 +80,10 @@
 # the epoch); otherwise one plain line per epoch. --log appends a CSV row per epoch, --plot draws the
 # training and validation loss as an SVG file (drawn by this file, no plotting library).
 #
-# predict writes one CSV row per example of --data: the outputs, then the predicted class (the column
-# of the largest one, from 1), in evaluation mode, with the parameters of the checkpoint --params; a
-# data file with targets also gets its loss and accuracy reported.
+# predict writes one CSV row per example of --data (to -o's file, else standard output): the outputs,
+# then the predicted class (the column of the largest one: its name when the training data's .csv header
+# named the target columns, else its number from 1), in evaluation mode, with the parameters of the
+# checkpoint --params; a data file with targets also gets its loss and accuracy reported.
 # It never replaces a file without --force, nor the data file or the checkpoint.
 #
 # Checkpoints (--save) hold the parameters, the optimizer state, the step count, the epoch, the
@@ -119,6 +120,10 @@ LOG_HEADER = "epoch,iterations,loss,seconds,val_loss,accuracy,val_accuracy"
 PLOT_MARKER = "<!-- a loss curve drawn by a symbackprop trainer -->"
 CHECKPOINT_FORMAT = "symbackprop-checkpoint-1"
 LIVE_EVERY = 0.1  # seconds between rewrites of the progress line on a terminal
+SIZES = [('layer 1 (dense)', 100480, 384), ('layer 2 (dense)', 1290, 30)]  # each layer: (name, parameter values, values per example: output, z, delta, data, workspace)
+MEMORY_FRACTION = 0.5  # of this machine's memory a run may plan for (--max-memory raises it)
+CSV_LINE_CHARS = 51840  # the longest .csv line read (64 characters a cell)
+JSON_CHARS, JSON_DEPTH = 4096, 4  # a checkpoint's JSON fields (rng, split): longest text, deepest nesting
 
 # Optimizer settings
 learning_rate = 0.001
@@ -740,16 +745,46 @@ class TrainerError(Exception):
     """Bad input: printed as one line, exit status 2."""
 
 
-def load_data(path, targets=True):
+def memory_limit(gigabytes=None):
+    """The bytes a run may plan for: ``gigabytes`` (--max-memory), else MEMORY_FRACTION of this
+    machine's memory; None where the machine does not say (no bound)."""
+    if gigabytes is not None:
+        return int(gigabytes * 1e9)
+    try:
+        return int(MEMORY_FRACTION * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def require_memory(batch, limit, held=0):
+    """TrainerError naming the first layer at which training on batches of ``batch`` rows (with
+    ``held`` bytes of data already read) needs more than ``limit`` bytes: the parameters four times
+    (values, gradients, two optimizer moments), each layer's output, z, delta and workspace per row.
+    Counted from the shapes alone, before anything is allocated."""
+    if limit is None:
+        return
+    size = np.dtype(DTYPE).itemsize
+    total = held + batch * math.prod(INPUT) * size
+    for name, params, per_row in SIZES:
+        total += (4 * params + batch * per_row) * size
+        if total > limit:
+            raise TrainerError(f"{name}: training on batches of {batch} row(s) needs {total / 1e9:.3g} GB up to this "
+                               f"layer, more than {limit / 1e9:.3g} GB (--max-memory GB raises the limit, by default "
+                               f"{MEMORY_FRACTION:g} of this machine's memory)")
+
+
+def load_data(path, targets=True, limit=None, names=None):
     """X (N, 784) and Y (N, 10) as DTYPE arrays from a .npz or .csv file. With
-    ``targets="optional"``, a file of inputs alone gives (X, None)."""
+    ``targets="optional"``, a file of inputs alone gives (X, None). A file whose numbers need more
+    than ``limit`` bytes is refused before they are read. ``names``: a list that receives the target
+    columns' names when a .csv header row names every column."""
     if not os.path.isfile(path):
         raise TrainerError(f"data file {path!r} not found")
     kind = os.path.splitext(path)[1].lower()
     if kind == ".npz":
-        X, Y = _load_npz(path, targets)
+        (X, Y), lines = _load_npz(path, targets, limit), None
     elif kind == ".csv":
-        X, Y = _load_csv(path, targets)
+        X, Y, lines = _load_csv(path, targets, limit, names)
     else:
         raise TrainerError(f"data file {path!r}: expected a .csv or .npz file")
     if len(X) == 0:
@@ -757,17 +792,25 @@ def load_data(path, targets=True):
     if TARGETS is not None and Y is not None:
         outside = np.argwhere((Y < TARGETS[0]) | (Y > TARGETS[1]))
         if len(outside):
-            row, column = outside[0]
-            raise TrainerError(f"{path}: Y[{row}, {column}] is {Y[row, column]}, outside [{TARGETS[0]:g}, "
+            row, column = outside[0]    # named as the other errors name them: a line of a .csv, a row of Y from 1
+            where = f"{path}, line {lines[row]}" if lines else f"{path}: Y row {row + 1}"
+            raise TrainerError(f"{where}: target {column + 1} is {Y[row, column]}, outside [{TARGETS[0]:g}, "
                                f"{TARGETS[1]:g}], the targets {LOSS} is defined for")
     return X.astype(DTYPE), None if Y is None else Y.astype(DTYPE)
 
 
-def _load_npz(path, targets=True):
+def _load_npz(path, targets=True, limit=None):
     try:
         with np.load(path, allow_pickle=False) as data:
             if "X" not in data or ("Y" not in data and targets is True):
                 raise TrainerError(f"{path}: expected arrays named X and Y, found {', '.join(data.files) or 'none'}")
+            names = [name for name in ("X", "Y") if name in data]
+            headers = {name: npy_header(data.zip, name) for name in names}   # shapes before any number is read
+            need = sum(math.prod(shape) for shape, _ in headers.values()) * 2 * max(8, np.dtype(DTYPE).itemsize)
+            if limit is not None and need > limit:
+                raise TrainerError(f"{path}: its arrays ({', '.join(f'{n} {s}' for n, (s, _) in headers.items())}) "
+                                   f"need {need / 1e9:.3g} GB to read, more than {limit / 1e9:.3g} GB (--max-memory GB "
+                                   f"raises the limit, by default {MEMORY_FRACTION:g} of this machine's memory)")
             X, Y = data["X"], data["Y"] if "Y" in data else None
     except TrainerError:
         raise
@@ -789,12 +832,44 @@ def _load_npz(path, targets=True):
     return X, Y
 
 
-def _load_csv(path, targets=True):
+def npy_header(archive, name):
+    """(shape, dtype) of the array ``name`` in an open .npz (a ZipFile), from its .npy header alone."""
+    with archive.open(name + ".npy") as member:
+        version = np.lib.format.read_magic(member)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(member)
+    return shape, dtype
+
+
+def _csv_lines(handle, path):
+    """The lines of a .csv file, each read up to CSV_LINE_CHARS characters: a longer one is refused."""
+    line_number = 0
+    while True:
+        line = handle.readline(CSV_LINE_CHARS + 1)
+        if not line:
+            return
+        line_number += 1
+        if len(line) > CSV_LINE_CHARS:
+            raise TrainerError(f"{path}, line {line_number}: longer than {CSV_LINE_CHARS:,} characters "
+                               f"(the limit for 784 input(s) and 10 target(s))")
+        yield line_number, line
+
+
+def _load_csv(path, targets=True, limit=None, names=None):
     widths = (784 + 10,) if targets is True else (784 + 10, 784)  # inputs and targets, or inputs alone
-    rows, header = [], False
+    rows, header, lines = [], False, []
+    most_rows = None if limit is None else limit // (64 * max(widths))   # each number in a Python list, then an array
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: a byte-order mark is not data
-            for line_number, line in enumerate(handle, 1):
+            for line_number, line in _csv_lines(handle, path):
+                columns = line.count(",") + 1
+                if columns > max(widths):   # before the line is split into cells
+                    raise TrainerError(f"{path}, line {line_number}: {columns} columns, expected {widths[0]} "
+                                       "(784 input(s) then 10 target(s))")
+                if most_rows is not None and len(rows) >= most_rows:
+                    raise TrainerError(f"{path}: more than {most_rows:,} rows need more than {limit / 1e9:.3g} GB to "
+                                       f"read (--max-memory GB raises the limit, by default {MEMORY_FRACTION:g} of "
+                                       "this machine's memory)")
                 fields = [field.strip() for field in line.split(",")]
                 if fields == [""]:
                     continue
@@ -802,6 +877,8 @@ def _load_csv(path, targets=True):
                 if not all(numbers):
                     if not rows and not header and not any(numbers):
                         header = True  # the header row: every cell a name
+                        if names is not None and len(fields) == 784 + 10 and _class_names(fields[784:]):
+                            names[:] = fields[784:]   # the classes' names, for predict
                         continue
                     bad = fields[numbers.index(False)]
                     raise TrainerError(f"{path}, line {line_number}: {bad[:40]!r} is not a number"
@@ -815,11 +892,18 @@ def _load_csv(path, targets=True):
                 if not all(math.isfinite(v) for v in values):
                     raise TrainerError(f"{path}, line {line_number}: expected finite numbers, got {line.strip()[:60]!r}")
                 rows.append(values)
+                lines.append(line_number)
     except UnicodeDecodeError:
         raise TrainerError(f"{path}: not a UTF-8 text file") from None
     table = np.array(rows, dtype=np.float64).reshape(-1, len(rows[0]) if rows else widths[0])
     X = table[:, :784].reshape(-1, *INPUT)
-    return X, table[:, 784:] if table.shape[1] > 784 else None
+    return X, table[:, 784:] if table.shape[1] > 784 else None, lines
+
+
+def _class_names(names):
+    """Whether ``names`` can name the outputs in a CSV file: distinct, short, printable, no comma or quote."""
+    return (len(set(names)) == len(names) and
+            all(isinstance(n, str) and 0 < len(n) <= 60 and n.isprintable() and not set(n) & set(',"') for n in names))
 
 
 def _is_float(text):
@@ -843,6 +927,8 @@ def save_checkpoint(run, path):
               "history": np.array([[r[k] for k in HISTORY] for r in run["history"]],
                                   dtype=np.float64).reshape(-1, len(HISTORY)),
               "split": np.array(json.dumps(run["split"]))}
+    if run.get("classes"):     # the targets' names from the training data's header, for predict
+        arrays["classes"] = np.array(json.dumps(run["classes"]))
     if run["best"] is not None:
         arrays["best/val_loss"] = np.array(float(run["best"]["val_loss"]))
         arrays.update(_run_arrays(run["best"]["run"], "best/"))
@@ -860,6 +946,7 @@ def save_checkpoint(run, path):
             np.savez(handle, **arrays)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes it 0600: the user's file, with the umask's mode
         os.replace(tmp, path)
     except OSError as err:
         if os.path.exists(tmp):
@@ -898,10 +985,104 @@ def is_checkpoint(path):
     """Whether ``path`` is a checkpoint of this trainer (same network, optimizer and dtype)."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            return (str(data["format"]) == CHECKPOINT_FORMAT and str(data["signature"]) == SIGNATURE
-                    and str(data["optimizer"]) == OPTIMIZER and str(data["dtype"]) == np.dtype(DTYPE).name)
+            ids = {key: _member(data, key) for key in IDENTITY if key in data.files}
+            return (ids.get("format") == CHECKPOINT_FORMAT and ids.get("signature") == SIGNATURE
+                    and ids.get("optimizer") == OPTIMIZER and ids.get("dtype") == np.dtype(DTYPE).name)
     except Exception:  # not an .npz, or not ours
         return False
+
+
+IDENTITY = ("format", "signature", "optimizer", "dtype")   # what a checkpoint is, read first
+TEXTS = ("rng", "split")                                    # JSON
+NUMBERS = ("t", "epoch", "previous_loss", "position", "has_order", "loss_sum", "batches", "right", "val_loss")
+
+
+def _rule(key):
+    """(shape, or the number of axes for a member whose length varies; dtype kinds) that checkpoint
+    member ``key`` must have, or None for a member no checkpoint of this trainer holds."""
+    best = key.startswith("best/")
+    base = key[5:] if best else key
+    parts = base.split("/")
+    if len(parts) == 2 and parts[0] == "param" and parts[1] in SHAPES:
+        return tuple(SHAPES[parts[1]]), "f"
+    if len(parts) == 3 and parts[0] == "state" and parts[1] in STATE and parts[2] in SHAPES:
+        return tuple(SHAPES[parts[2]]), "f"
+    if base in IDENTITY + TEXTS and not (best and base in IDENTITY + ("split",)):
+        return (), "U"
+    if base in NUMBERS:
+        return (), "biuf"
+    if not best and base in ("order", "history"):
+        return (1 if base == "order" else 2), "iu" if base == "order" else "f"
+    return None
+
+
+class _Damaged(ValueError):
+    """A checkpoint member that is not this trainer's, or not in its shape."""
+
+
+def _member(data, key, limit=None):
+    """The member ``key`` of an open checkpoint, its shape and dtype checked against :func:`_rule`
+    from its .npy header before it is read (ValueError naming it otherwise)."""
+    rule = _rule(key)
+    if rule is None:
+        raise _Damaged(f"{key[:60]!r} is not a member of this trainer's checkpoints")
+    (want, kinds), (shape, dtype) = rule, npy_header(data.zip, key)
+    fits = shape == want if isinstance(want, tuple) else len(shape) == want
+    if kinds == "U":
+        fits = fits and dtype.kind == "U" and dtype.itemsize <= 4 * max(JSON_CHARS, len(SIGNATURE))
+    elif kinds == "f" and isinstance(want, tuple):
+        fits = fits and dtype == np.dtype(DTYPE)
+    else:
+        fits = fits and dtype.kind in kinds and dtype.itemsize <= 8
+    if not fits:
+        expected = want if isinstance(want, tuple) else f"{want} axes"
+        raise _Damaged(f"{key} has shape {shape} and dtype {dtype}, expected {expected}")
+    if limit is not None and math.prod(shape) * dtype.itemsize > limit:
+        raise _Damaged(f"{key} has shape {shape}: {math.prod(shape) * dtype.itemsize / 1e9:.3g} GB, more than "
+                         f"{limit / 1e9:.3g} GB")
+    value = data[key]
+    return str(value) if kinds == "U" else value
+
+
+def _read_checkpoint(path):
+    """The members of the checkpoint at ``path``: what it is first, then (when it is this trainer's)
+    every member, each checked by :func:`_member` before it is read."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: _member(data, key) for key in IDENTITY if key in data.files}
+            if (arrays.get("format") != CHECKPOINT_FORMAT or arrays.get("signature") != SIGNATURE
+                    or arrays.get("optimizer") != OPTIMIZER or arrays.get("dtype") != np.dtype(DTYPE).name):
+                return arrays
+            limit = memory_limit()
+            for key in data.files:
+                if key not in arrays:
+                    arrays[key] = _member(data, key, limit)
+            return arrays
+    except _Damaged as err:
+        raise TrainerError(f"{path}: damaged checkpoint ({str(err)[:160]})") from None
+    except Exception as err:  # a damaged file: zipfile, pickle refusal, format errors
+        raise TrainerError(f"{path}: not a readable checkpoint ({str(err)[:160]})") from None
+
+
+def _json(text, key):
+    """A checkpoint's JSON field, its length and nesting bounded before it is parsed."""
+    if len(text) > JSON_CHARS:
+        raise ValueError(f"{key} is {len(text):,} characters of JSON, more than {JSON_CHARS:,}")
+    depth = deepest = 0
+    quoted = escaped = False
+    for c in text:
+        if quoted:
+            quoted, escaped = (escaped or c != '"'), (not escaped and c == "\\")
+        elif c == '"':
+            quoted = True
+        elif c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth -= 1
+    if deepest > JSON_DEPTH:
+        raise ValueError(f"{key} nests JSON {deepest} deep, more than {JSON_DEPTH}")
+    return json.loads(text)
 
 
 def load_checkpoint(path, n=None):
@@ -909,16 +1090,11 @@ def load_checkpoint(path, n=None):
     field of it does not fit the network or (given ``n``) data of ``n`` rows."""
     if not os.path.isfile(path):
         raise TrainerError(f"checkpoint {path!r} not found")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except Exception as err:  # a damaged file: zipfile, pickle refusal, format errors
-        raise TrainerError(f"{path}: not a readable checkpoint ({err})") from None
+    arrays = _read_checkpoint(path)
     if str(arrays.get("format", "")) != CHECKPOINT_FORMAT:
         raise TrainerError(f"{path}: not a symbackprop checkpoint")
     if str(arrays.get("signature")) != SIGNATURE:
-        raise TrainerError(f"{path}: checkpoint of another network ({str(arrays.get('signature'))[:80]}), "
-                           f"this trainer is for {SIGNATURE}")
+        raise TrainerError(f"{path}: checkpoint of another network: {network_difference(str(arrays.get('signature')))}")
     if str(arrays.get("optimizer")) != OPTIMIZER or str(arrays.get("dtype")) != np.dtype(DTYPE).name:
         raise TrainerError(f"{path}: checkpoint of a {str(arrays.get('optimizer'))[:20]} {str(arrays.get('dtype'))[:20]} "
                            f"trainer, this one is {OPTIMIZER} {np.dtype(DTYPE).name}")
@@ -937,6 +1113,10 @@ def load_checkpoint(path, n=None):
             run["history"] = _history(arrays["history"])
         if "split" in arrays:
             run["split"] = _split(str(arrays["split"]))
+        if "classes" in arrays:
+            run["classes"] = json.loads(str(arrays["classes"]))
+            if not (isinstance(run["classes"], list) and len(run["classes"]) == 10 and _class_names(run["classes"])):
+                raise ValueError("classes: expected 10 distinct class names")
         if "best/epoch" in arrays:
             run["best"] = {"val_loss": _number(arrays, "best/val_loss"), "run": _run_from(arrays, "best/")}
     except (KeyError, TypeError, ValueError) as err:
@@ -957,7 +1137,7 @@ def _run_from(arrays, prefix=""):
         state[key] = {name: _checked(arrays, f"{prefix}state/{key}/{name}", shape, key in NONNEGATIVE_STATE)
                       for name, shape in SHAPES.items()}
     rng = np.random.default_rng()
-    rng.bit_generator.state = json.loads(str(arrays[prefix + "rng"]))
+    rng.bit_generator.state = _json(str(arrays[prefix + "rng"]), prefix + "rng")
     return {"params": params, "state": state, "epoch": _count(arrays, prefix + "epoch"), "rng": rng,
             "previous_loss": _number(arrays, prefix + "previous_loss")}
 
@@ -974,7 +1154,7 @@ def _history(table):
 
 def _split(text):
     """The validation split saved as JSON: None, or {"fraction": F, "seed": S, "rows": N}."""
-    split = json.loads(text)
+    split = _json(text, "split")
     if split is None:
         return None
     if (not isinstance(split, dict) or set(split) != {"fraction", "seed", "rows"}
@@ -1038,6 +1218,45 @@ def _number(arrays, key):
     if value.shape != () or not np.issubdtype(value.dtype, np.floating):
         raise ValueError(f"{key} is {str(value)[:40]}, expected a number")
     return float(value)
+
+
+def network_difference(theirs, ours=SIGNATURE):
+    """The first difference between a checkpoint's network and this trainer's, in the spec's words:
+    'network.layers: the checkpoint's [3, 4, 1], this trainer's [3, 2, 1]', 'layer 1 (conv2d).channels: ...'."""
+    a, b = _spec_words(theirs), _spec_words(ours)
+    form = lambda words: "network.layers = " + words["network.layers"] if "network.layers" in words else (
+        "network.input = " + words.get("network.input", "?") + " and a [[layer]] list")
+    if ("network.layers" in a) != ("network.layers" in b):
+        text = f"the checkpoint's network has {form(a)}, this trainer's {form(b)}"
+    else:
+        key = next((k for k in dict.fromkeys([*b, *a]) if a.get(k) != b.get(k)), "network")
+        text = f"{key}: the checkpoint's {a.get(key, '(none)')}, this trainer's {b.get(key, '(none)')}"
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)[:300]
+
+
+def _spec_words(signature):
+    """A SIGNATURE as the spec's keys and values: network.layers and network.activations (a dense
+    stack) or network.input and each [[layer]]'s type, fields and activation; and network.loss."""
+    parts = signature.split(" ")
+    if len(parts) != 3:
+        return {"network": repr(signature[:60])}
+    shape, body, loss = parts
+    value = lambda v: "[" + ", ".join(v.split("x")) + "]" if "x" in v else v
+    name = lambda a: '"' + a + '"' if not a.startswith("custom_") else "a formula in z"
+    if "[" not in body:
+        words = {"network.layers": "[" + ", ".join(shape.split("-")) + "]",
+                 "network.activations": "[" + ", ".join(map(name, body.split(","))) + "]"}
+    else:
+        words = {"network.input": value(shape)}
+        for i, layer in enumerate(body.split(";"), start=1):
+            kind, _, rest = layer.partition("[")
+            fields, _, tail = rest.partition("]")
+            words[f"layer {i}.type"] = '"' + kind + '"'
+            for key, _, v in (f.partition("=") for f in fields.split(",") if f):
+                words[f"layer {i} ({kind}).{key}"] = value(v)
+            words[f"layer {i} ({kind}).activation"] = name(tail.split("<")[0])
+    words["network.loss"] = '"' + loss + '"'
+    return words
 
 
 def _is_log(path):
@@ -1231,20 +1450,23 @@ def _curve_text(text):
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def predictions_csv(outputs):
-    """One CSV row per example: its outputs and the predicted class (the column of the largest, from 1), the
+def predictions_csv(outputs, classes=None):
+    """One CSV row per example: its outputs and the predicted class (the column of the largest: its name in
+    ``classes``, the training data's header, else its number from 1), the
     numbers as Python prints them (read back, they are the same floats)."""
     header = [f"output_{k}" for k in range(1, 10 + 1)]
     header.append("class")
-    rows = [[*map(repr, row), str(int(np.argmax(row)) + 1)] for row in outputs.astype(np.float64).tolist()]
+    names = classes or [str(k) for k in range(1, 10 + 1)]
+    rows = [[*map(repr, row), names[int(np.argmax(row))]] for row in outputs.astype(np.float64).tolist()]
     return "\n".join(",".join(row) for row in [header, *rows]) + "\n"
 
 
 def diverged(run, final, learning_rate):
     """The one line that says what went wrong when the loss stopped being a finite number."""
-    where = f"the loss is {final} after epoch {run['epoch']} ({run['state']['t']} updates)"
-    params = [name for name, value in run["params"].items() if not np.all(np.isfinite(value))]
-    state = [f"{key} of {name}" for key in STATE for name, value in run["state"][key].items()
+    run_params, run_state = run["params"], run["state"]
+    where = f"the loss is {float(final)} after epoch {run['epoch']} ({int(run_state['t'])} updates)"
+    params = [name for name, value in run_params.items() if not np.all(np.isfinite(value))]
+    state = [f"{key} of {name}" for key in STATE for name, value in run_state[key].items()
              if not np.all(np.isfinite(value))]
     if params:
         return (f"{where}: the parameters {', '.join(params)} are not finite"
@@ -1314,6 +1536,8 @@ def build_parser():
                         help="let --save, --log and --plot replace a file that is not a checkpoint, log or plot "
                              "of this trainer")
     parser.add_argument("--quiet", action="store_true", help="print only the final line")
+    parser.add_argument("--max-memory", type=_positive, metavar="GB", help="the memory a run may plan for "
+                        f"(default {MEMORY_FRACTION:g} of this machine's): a larger network, batch or data is refused")
     return parser
 
 
@@ -1324,10 +1548,14 @@ def build_predict_parser():
     parser.add_argument("--params", metavar="CKPT", required=True, help="a checkpoint of this trainer (--save)")
     parser.add_argument("--data", metavar="FILE", required=True,
                         help="a .npz (X, optionally Y) or .csv file (inputs, optionally targets)")
-    parser.add_argument("-o", "--output", metavar="CSV", required=True,
-                        help="where to write them (- : standard output)")
+    parser.add_argument("-o", "--output", metavar="CSV", default="-",
+                        help="where to write them (default -: standard output)")
     parser.add_argument("--force", action="store_true", help="replace an existing file")
+    parser.add_argument("--max-memory", type=_positive, metavar="GB", help="the memory predict may plan for "
+                        f"(default {MEMORY_FRACTION:g} of this machine's): larger data is refused")
     return parser
+
+
 
 
 def main(argv=None):
@@ -1352,17 +1580,17 @@ def _write_log(path, mode, text):
         raise TrainerError(f"cannot write --log {path!r}: {err.strerror or err}") from None
 
 
-def _data(args):
-    """X, Y: --data, or the spec's sample."""
+def _data(args, limit, names=None):
+    """X, Y: --data, or the spec's sample; ``names`` receives --data's target names (load_data())."""
     if args.data is None:
         raise TrainerError("--data FILE is required (.csv or .npz)")
-    return load_data(args.data)
+    return load_data(args.data, limit=limit, names=names)
 
 
-def _validation(args, X, Y, split):
+def _validation(args, X, Y, split, limit=None):
     """The rows to train on and the validation set (or None): --val-data, or the rows ``split`` holds out."""
     if args.val_data is not None:
-        return X, Y, load_data(args.val_data)
+        return X, Y, load_data(args.val_data, limit=limit)
     if split is None:
         return X, Y, None
     kept, held = split_rows(len(X), split["fraction"], split["seed"])
@@ -1394,16 +1622,24 @@ def _split_of(args, run, n):
 def _main(args):
     if args.patience is not None and args.val_data is None and args.val_fraction is None:
         raise TrainerError("--patience needs a validation set: --val-data FILE or --val-fraction F")
-    X, Y = _data(args)
+    limit = memory_limit(args.max_memory)
+    names = []
+    X, Y = _data(args, limit, names)
     run = load_checkpoint(args.resume) if args.resume else None
     split = _split_of(args, run, len(X))
-    X, Y, validation = _validation(args, X, Y, split)
+    X, Y, validation = _validation(args, X, Y, split, limit)
+    require_memory(min(args.batch_size, len(X)), limit,   # before init_params draws anything
+                   sum(a.nbytes for a in (X, Y, *(validation or ()))))
     if run is None:
         run = new_run(init_params(args.seed), args.seed)
     elif _misfit(run, len(X)):
         raise TrainerError(f"{args.resume}: {_misfit(run, len(X))}")
     run["split"] = split
+    if names:
+        run["classes"] = names
     check_outputs(args)  # before anything is written
+    if args.resume and not args.quiet:
+        print(f"resuming {args.resume}: {where(run, len(X))}", flush=True)
     if args.log is not None and not (args.resume and os.path.exists(args.log)):
         _write_log(args.log, "w", LOG_HEADER + "\n")
     interrupted = []
@@ -1441,7 +1677,7 @@ def _main(args):
         save_checkpoint(run, args.save)
     if args.plot is not None:
         write_file(args.plot, plot_svg(run["history"]), "--plot")
-    print(final_line(reason, run, final))
+    print(final_line(reason, run, final, len(X)))
     return 130 if reason == "interrupted" else 0
 
 
@@ -1510,29 +1746,42 @@ def _duration(seconds):
     return (f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}")
 
 
-def final_line(reason, run, final):
-    """The last line printed: why and where training stopped, the loss on the training rows and, at
-    an epoch's end, that epoch's validation numbers; after a restore, which epoch was kept."""
+def where(run, rows):
+    """Where a run stands: "after epoch 3, 6 updates", or mid-epoch "in epoch 2 (2 of its 4 rows done), 3 updates"."""
+    if run["position"]:
+        return f"in epoch {run['epoch'] + 1} ({min(run['position'], rows)} of its {rows} rows done), {run['state']['t']} updates"
+    return f"after epoch {run['epoch']}, {run['state']['t']} updates"
+
+
+def final_line(reason, run, final, rows):
+    """The last line printed: why and where training stopped, the loss on the training rows after the
+    last update (labelled: an epoch line's loss is the mean of its batches' losses, each taken before
+    that batch's update) and, at an epoch's end, that epoch's validation numbers; after a restore, which
+    epoch was kept."""
     last = run["history"][-1] if run["history"] else None
-    line = f"stopped ({reason}) after epoch {run['epoch']}, {run['state']['t']} updates"
+    line = f"stopped ({reason}) {where(run, rows)}"
     if last is not None and last["epoch"] > run["epoch"]:
         line = (f"stopped ({reason}) after epoch {last['epoch']}, {last['iterations']} updates; kept epoch "
                 f"{run['epoch']} ({run['state']['t']} updates), the lowest validation loss")
     kept = next((r for r in run["history"] if r["epoch"] == run["epoch"] and run["position"] == 0), None)
     measured = numbers({**kept, "loss": final, "accuracy": math.nan}) if kept is not None else [f"loss {final:.6g}"]
+    measured[0] = (f"final loss {final:.6g}, after the last update (an epoch line's loss is the mean over its "
+                   "batches, each taken before its update)")
     return f"{line}: {', '.join(measured)}"
 
 
 def _predict(args):
     """predict: the outputs for --data's examples, with --params's parameters, as CSV."""
+    limit = memory_limit(args.max_memory)
     run = load_checkpoint(args.params)
-    X, Y = load_data(args.data, targets="optional")
+    X, Y = load_data(args.data, targets="optional", limit=limit)
+    require_memory(len(X), limit, X.nbytes + (0 if Y is None else Y.nbytes))   # predict takes every row at once
     if args.output != "-":
         _check_output("-o", args.output, args.force, None, "", {"--data": args.data, "--params": args.params})
     with np.errstate(all="ignore"):
         outputs = predict(run["params"], run["state"], X)
         measured = evaluate(run["params"], run["state"], X, Y) if Y is not None else None
-    text = predictions_csv(outputs)
+    text = predictions_csv(outputs, run.get("classes"))
     where = "standard output" if args.output == "-" else args.output
     line = (f"{len(X)} predictions for {args.data} written to {where}, with the parameters of epoch {run['epoch']} "
             f"of {args.params}")

@@ -119,7 +119,7 @@ def test_gradcheck_without_numbers_draws_them(tmp_path, capsys):
     spec = tmp_path / "s.toml"
     spec.write_text(GOOD.split("[parameters]")[0])
     assert main(["gradcheck", str(spec)]) == 0
-    assert capsys.readouterr().out.startswith("drew the parameters")
+    assert capsys.readouterr().err.startswith("symbackprop gradcheck: note: drew the parameters")
 
 
 def test_scalar_form_of_a_large_network_is_refused_not_a_hang(tmp_path, capsys):

@@ -35,11 +35,12 @@ def test_drawn_targets_are_in_the_loss_s_domain():
 
 
 def test_gradcheck_draws_what_is_missing_and_says_so(capsys):
-    assert main(["gradcheck", "examples/mnist.toml", "--seed", "3"]) == 0
-    first = capsys.readouterr().out.splitlines()[0]
-    assert first.startswith("drew the parameters as a generated trainer's init_params(3)") and "sample of 4" in first
+    assert main(["gradcheck", "examples/mnist.toml", "--init", "3"]) == 0
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first.startswith("symbackprop gradcheck: note: drew the parameters as a generated trainer's "
+                            "init_params(3)") and "sample of 4" in first and first.endswith("(--init 3)")
     assert main(["gradcheck", "examples/cnn.toml"]) == 0           # a batch-norm CNN: seed 0 by default
-    assert "init_params(0)" in capsys.readouterr().out.splitlines()[0]
+    assert "init_params(0)" in capsys.readouterr().err.splitlines()[0]
 
 
 @pytest.mark.parametrize("command", [["derive"], ["explain"], ["check", "examples/seed-hand.toml"]])

@@ -79,8 +79,12 @@ def test_targets_outside_the_losss_domain_are_refused(xor, tmp_path, target, kin
     else:
         table = np.array([[float(v) for v in r.split(",")] for r in rows.split()])
         np.savez(data, X=table[:, :2], Y=table[:, 2:])
+    where = f"{data}, line 4: target 1 is" if kind == "csv" else f"{data}: Y row 4: target 1 is"  # counted from 1
     one_line_error(call(xor, "--data", data, "--epochs", 1),
-                   "Y[3, 0] is", "outside [0, 1], the targets binary_cross_entropy is defined for")
+                   where, "outside [0, 1], the targets binary_cross_entropy is defined for")
+    if kind == "csv":       # a header row is a line too
+        data.write_text("x1,x2,y\n" + rows)
+        one_line_error(call(xor, "--data", data, "--epochs", 1), f"{data}, line 5: target 1 is")
 
 
 def test_a_loss_defined_for_any_target_takes_any_target(tmp_path):

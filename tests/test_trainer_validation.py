@@ -243,12 +243,16 @@ def test_the_plain_progress_lines_keep_their_format(tmp_path):
     assert len(lines) == 6 and "\r" not in result.stdout
     for line, row in zip(lines, rows):
         assert re.fullmatch(rf"epoch {int(row['epoch']):>6}  loss {row['loss']:.6g}  [\d,]+ examples/s", line), line
-    assert re.fullmatch(r"stopped \(epochs\) after epoch 5, 5 updates: loss \S+", lines[-1])
+    assert re.fullmatch(r"stopped \(epochs\) after epoch 5, 5 updates: %s" % FINAL, lines[-1])
     np.savez(tmp_path / "v.npz", X=np.ones((2, 3)), Y=np.full((2, 1), 0.5))
     result = call(trainer, "--epochs", 2, "--val-data", tmp_path / "v.npz")
     assert re.fullmatch(r"epoch      1  loss \S+  val_loss \S+  [\d,]+ examples/s", result.stdout.splitlines()[0])
-    assert re.fullmatch(r"stopped \(epochs\) after epoch 2, 2 updates: loss \S+, val_loss \S+",
+    assert re.fullmatch(r"stopped \(epochs\) after epoch 2, 2 updates: %s, val_loss \S+" % FINAL,
                         result.stdout.splitlines()[-1])
+
+
+FINAL = (r"final loss \S+, after the last update \(an epoch line's loss is the mean over its batches, each taken "
+         r"before its update\)")
 
 
 class _Terminal(io.StringIO):

@@ -20,11 +20,13 @@ True
 ``--check`` only reports the ones that differ.
 """
 import argparse
+import base64
 import hashlib
 import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import sympy
 
 from . import compiled as codegen
@@ -120,6 +122,17 @@ def _literal(array) -> str:
     return "[" + ", ".join(_literal(a) for a in array) + "]"
 
 
+def _embedded(array) -> str:
+    """A parameter as the trainer's source holds it: a literal list up to :data:`limits.SAMPLE_EMBEDDED
+    <symbackprop.spec.limits.SAMPLE_EMBEDDED>` numbers; past that its float64 bytes in base64 — a
+    list literal of a million numbers costs Python ~70 bytes a number to parse (a 13 MB spec's
+    trainer took 950 MB at --help), the base64 text about 11."""
+    if array.size <= limits.SAMPLE_EMBEDDED:
+        return _literal(array)
+    packed = base64.b64encode(np.ascontiguousarray(array, dtype="<f8").tobytes()).decode("ascii")
+    return f'np.frombuffer(base64.b64decode("{packed}"), dtype="<f8")'
+
+
 def choose_form(network: Network, form: str) -> str:
     eligible = (network.is_stack and all(activation_key(a) in SCALAR_ACTIVATIONS for a in network.activations)
                 and network.loss.name in SCALAR_LOSSES)
@@ -147,13 +160,13 @@ def render(network: Network, optimizer: str | None = None, learning_rate: float 
     if backend == "torch" and form == "scalar":
         raise SpecError("--form", "the torch backend writes array code only (--form array or auto)")
     optimizer_, settings = optimizer_settings(network, optimizer, learning_rate)
-    form = "array" if backend == "torch" else choose_form(network, form)
+    typed_form, form = form, "array" if backend == "torch" else choose_form(network, form)
     source = source if source is not None else network.source
     context = {
         "marker": MARKER,
         "template": f"templates/{TEMPLATE}",
         "source": comment_text(source),
-        "command": comment_text(command or _command(source, optimizer_.name, learning_rate, dtype, backend)),
+        "command": comment_text(command or _command(source, optimizer, learning_rate, dtype, backend, typed_form)),
         "summary": _summary(network),
         "formulas": [comment_text(line, 200) for line in formula_lines(network)],
         "signature": signature(network),
@@ -170,8 +183,12 @@ def render(network: Network, optimizer: str | None = None, learning_rate: float 
         "accuracy": accuracy_rule(network),
         "curve_source": curve.source(),
         "shapes": network.parameter_shapes(),
-        "given": ({k: _literal(v) for k, v in network.parameters.items()}
+        "sizes": [(f"layer {layer.index} ({layer.kind.name})", layer.parameter_count, layer.values_per_example)
+                  for layer in network.graph],
+        "given": ({k: _embedded(v) for k, v in network.parameters.items()}
                   if network.parameters is not None else None),
+        "packed": network.parameters is not None and any(v.size > limits.SAMPLE_EMBEDDED
+                                                         for v in network.parameters.values()),
         "init": initial.rules(network),
         **sample_context(network),
         "loss": network.loss.name,
@@ -196,6 +213,20 @@ def render(network: Network, optimizer: str | None = None, learning_rate: float 
                    for element in context["elements"][name]]
             for name in context["trained"]}
     return codegen.environment().get_template(TEMPLATE).render(context)
+
+
+def wrote_note(network: Network, path: str | None, optimizer: str | None = None, backend: str = "numpy") -> str:
+    """What ``generate`` says on standard error once it has written a trainer: what the file is
+    and the command that runs it (on the spec's embedded sample, else on a data file)."""
+    from ..errors import printable
+    name = optimizer or network.optimizer.get("name", "sgd")
+    what = f"a {'PyTorch' if backend == 'torch' else 'NumPy'} trainer ({network.parameter_count} parameters, {name})"
+    if path in (None, "-"):
+        return f"wrote {what} to standard output; save it as a .py file and run python3 FILE --help"
+    shown = printable(path)
+    data = "" if sample_context(network)["sample"] is not None else " --data TRAIN.csv"
+    run = f"python3 {shown}{data}" + (" (without --data it trains on the spec's sample)" if not data else "")
+    return f"wrote {shown}, {what}. Run it: {run}; python3 {shown} --help lists every flag"
 
 
 # How a classification loss counts a prediction right: (output activation, loss) -> rule
@@ -239,14 +270,24 @@ def targets_context(loss) -> dict:
     return {"target_domain": f"({code(low)}, {code(high)})", "target_domain_text": f"[{text(low)}, {text(high)}]"}
 
 
-def _command(source, optimizer, learning_rate, dtype, backend="numpy") -> str:
-    parts = ["symbackprop generate", source, "--optimizer", optimizer]
+def _command(source, optimizer=None, learning_rate=None, dtype="float64", backend="numpy", form="auto") -> str:
+    """The command line that writes this file again: the flags the user gave and no others (an
+    optimizer the spec chose is the spec's, not a flag).
+
+    >>> _command("net.toml"), _command("net.toml", "adam", 0.01, backend="torch")
+    ('symbackprop generate net.toml', 'symbackprop generate net.toml --optimizer adam --backend torch --learning-rate 0.01')
+    """
+    parts = ["symbackprop generate", source]
+    if optimizer is not None:
+        parts += ["--optimizer", optimizer]
     if backend != "numpy":
         parts += ["--backend", backend]
     if learning_rate is not None:
         parts += ["--learning-rate", repr(float(learning_rate))]
     if dtype != "float64":
         parts += ["--dtype", dtype]
+    if form != "auto":
+        parts += ["--form", form]
     return " ".join(parts)
 
 

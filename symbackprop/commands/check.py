@@ -28,11 +28,11 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
-    from ..spec.network import load
+    from . import load_spec
+    network, note = load_spec(args.spec), None
     from ..check.judge import check, conventions, load_hand
     from ..check.judge import MAX_PARAMETERS
     from ..spec.initial import numbers
-    network, note = load(args.spec), None
     if network.parameter_count <= MAX_PARAMETERS:     # too big for a hand calculation: check says so first
         network, note = numbers(network, args.init, "check")
     if note:

@@ -44,11 +44,11 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
-    from ..spec.network import load
+    from . import load_spec
     args.format = output_format(args.output, args.format, FORMATS, "text", "derive")
     if args.fragment and args.format != "latex":
         raise SpecError("--fragment", "is for LaTeX output (--format latex, or -o FILE.tex)")
-    network = load(args.spec)
+    network = load_spec(args.spec)
     if args.init is not None:            # numbers where the spec has none: the derivation with them
         from ..spec.initial import numbers
         network, note = numbers(network, args.init, "derive")
@@ -88,10 +88,16 @@ def _scalar(network, args):
     from ..report.chain import RENDERERS
     from ..derive.derivation import expanded_gradient
     from ..numeric.values import require_finite
+    _announce(network, "deriving and evaluating every element's chain rule")
     model = Model(network)
     derivation = Derivation(model)
     values = None
     if network.has_numbers:
+        from ..numeric.values import overflows_float64
+        # exp(exp(exp(...))): exact values of millions of digits, in integer steps no clock interrupts
+        if args.exact and overflows_float64(derivation):
+            raise SpecError("--exact", "a value of the forward or backward pass is past float64's range "
+                                       "(about 1.8e308): exact arithmetic on it has no time bound")
         values = evaluate(derivation, exact=args.exact)
         require_finite(values.forward | values.gradients | {"loss": values.loss})
     if args.format == "latex":
@@ -103,6 +109,13 @@ def _scalar(network, args):
         expanded = {(name, index): expanded_gradient(model, symbol) for name, index, symbol in model.parameters()
                     if not args.wrt or name in args.wrt}
     return RENDERERS["json"](derivation, values, args.digits, args.wrt, expanded)
+
+
+def _announce(network, text):
+    """A progress line on a terminal, for a network large enough to take seconds."""
+    from ..writers.output import PROGRESS_ELEMENTS, progress
+    if network.element_count * max(1, len(network.x) if network.x is not None else 1) >= PROGRESS_ELEMENTS:
+        progress("derive", f"{text} ({network.parameter_count:,} parameters, {network.element_count:,} values per example)")
 
 
 def _within_scalar(network, parameters: int, values: int) -> bool:
@@ -150,6 +163,7 @@ def _matrix_json(network, md, wrt):
         from ..derive.derivation import Derivation
         from ..derive.model import Model
         from ..numeric.values import evaluate, require_finite
+        _announce(network, "evaluating every element by the per-weight route")
         values = evaluate(Derivation(Model(network)))
         require_finite(values.forward | values.gradients | {"loss": values.loss})
         result["loss"] = float(values.loss)

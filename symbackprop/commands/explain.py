@@ -5,7 +5,7 @@ import math
 
 from ..spec import limits
 from ..errors import SpecError, shown
-from ..writers.output import output_format, writable, write_text
+from ..writers.output import PROGRESS_ELEMENTS, output_format, progress, writable, write_text
 
 FORMATS = ("markdown", "latex", "html")
 
@@ -64,8 +64,7 @@ def _threshold(text, field):
 
 
 def run(args) -> int:
-    from ..spec.network import load
-    from ..explain.example import explain
+    from . import load_spec
     steps = _positive_int(args.steps, "--steps")
     max_iters = _positive_int(args.max_iters, "--max-iters")
     loss_below = _threshold(args.loss_below, "--loss-below")
@@ -74,8 +73,11 @@ def run(args) -> int:
     fmt = output_format(args.output, args.format, FORMATS, "markdown", "explain")
     if args.fragment and fmt != "latex":
         raise SpecError("--fragment", "is for LaTeX output (--format latex, or -o FILE.tex)")
+    network = load_spec(args.spec)
+    from ..explain.example import check_size, explain
+    check_size(network)               # before drawing numbers for a network too large to show
     from ..spec.initial import numbers
-    network, note = numbers(load(args.spec), args.init, "explain")
+    network, note = numbers(network, args.init, "explain")
     if note:
         print(f"symbackprop explain: note: {note} (--init {args.init})", file=sys.stderr)
     if network.has_numbers and len(network.x) > limits.EXAMPLES_SHOWN:
@@ -84,6 +86,9 @@ def run(args) -> int:
                                     "--format json gives the gradients of any batch")
     if args.steps_csv is not None:
         _check_steps_csv(args)
+    if network.x is not None and network.element_count * len(network.x) >= PROGRESS_ELEMENTS:
+        progress("explain", f"working the example through ({network.parameter_count:,} parameters, "
+                            f"{network.element_count:,} values for each of {len(network.x)} examples)")
     explanation = explain(network, args.optimizer, steps, digits, max_iters, loss_below, min_delta, args.wrt)
     text = explanation.latex(fragment=True) if args.fragment else explanation.render(fmt)
     if args.steps_csv is not None:

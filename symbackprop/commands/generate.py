@@ -30,9 +30,12 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
-    from ..spec.network import load
-    from ..codegen.trainer import is_generated, render
-    text = render(load(args.spec), optimizer=args.optimizer, learning_rate=args.learning_rate,
+    import sys
+    from . import load_spec
+    network = load_spec(args.spec)
+    from ..codegen.trainer import is_generated, render, wrote_note
+    text = render(network, optimizer=args.optimizer, learning_rate=args.learning_rate,
                   dtype=args.dtype, form=args.form, source=args.spec, backend=args.backend)
     write_text(text, args.output, args.force, ours=is_generated)
+    print(f"symbackprop generate: {wrote_note(network, args.output, args.optimizer, args.backend)}", file=sys.stderr)
     return 0

@@ -1,5 +1,6 @@
 """``symbackprop gradcheck SPEC``: every derived gradient against central finite differences."""
 import math
+import sys
 
 from ..errors import SpecError
 
@@ -21,8 +22,9 @@ def add_parser(subparsers):
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                    help=f"largest relative error allowed (default {DEFAULT_TOLERANCE:g})")
     p.add_argument("--step", type=float, default=1e-6, help="finite-difference step h (default 1e-6)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="without [parameters] or [sample], draw them from this seed (default 0)")
+    p.add_argument("--init", "--seed", dest="init", type=int, default=0, metavar="SEED",
+                   help="without [parameters] or [sample], draw them from this seed, as derive and explain "
+                        "--init do (default 0; --seed is the old spelling)")
     p.set_defaults(run=run)
 
 
@@ -42,18 +44,41 @@ def derived_gradients(network):
     return routes
 
 
+def index_note(shapes) -> str:
+    """The header line saying how indices count, with an example from this network's parameters:
+    its last matrix (row, column), else its first parameter.
+
+    >>> index_note({"W1": (4, 1, 3, 3), "b1": (4,), "W5": (3, 64)})
+    'indices 1-based as in the math: W5[1,2] is row 1, column 2 of W5'
+    >>> index_note({"W1": (4, 1, 3, 3)})
+    'indices 1-based as in the math: W1[1,1,2,3] is output channel 1, input channel 1, row 2, column 3 of W1'
+    """
+    matrices = [name for name, shape in shapes.items() if len(shape) == 2]
+    name = matrices[-1] if matrices else next(iter(shapes))
+    shape = shapes[name]
+    words = {1: ("element",), 2: ("row", "column"), 3: ("output channel", "input channel", "position"),
+             4: ("output channel", "input channel", "row", "column")}.get(len(shape), ())
+    # an example index that tells the axes apart: row 1, column 2 of a matrix; row 2, column 3 of a kernel
+    tail = [min(2, shape[-1])] if len(shape) <= 2 else [min(2, shape[-2]), min(3, shape[-1])]
+    index = [1] * (len(shape) - len(tail)) + tail
+    at = ",".join(map(str, index))
+    where = ", ".join(f"{w} {i}" for w, i in zip(words, index)) if words else f"element ({at})"
+    return f"indices 1-based as in the math: {name}[{at}] is {where} of {name}"
+
+
 def run(args) -> int:
     if not TOLERANCE[0] < args.tolerance <= TOLERANCE[1]:
         raise SpecError("--tolerance", f"expected a relative error in ({TOLERANCE[0]:g}, {TOLERANCE[1]:g}], "
                                        f"got {args.tolerance:g}")
     if not STEP[0] <= args.step <= STEP[1]:
         raise SpecError("--step", f"expected a step h in [{STEP[0]:g}, {STEP[1]:g}], got {args.step:g}")
-    from ..spec.network import load
+    from . import load_spec
+    network = load_spec(args.spec)
     from ..numeric.gradcheck import gradcheck
     from ..spec.initial import numbers
-    network, note = numbers(load(args.spec), args.seed, "gradcheck", "--seed S")
+    network, note = numbers(network, args.init, "gradcheck", "--init SEED")
     if note:     # gradcheck checks formulas: any numbers will do, and it says which it drew
-        print(f"{note} (--seed {args.seed})")
+        print(f"symbackprop gradcheck: note: {note} (--init {args.init})", file=sys.stderr)
     import numpy as np
     from ..numeric.values import require_finite
     from ..numeric.gradcheck import loss_function
@@ -71,7 +96,7 @@ def run(args) -> int:
                                   "(the loss overflows there): use a smaller step")
     failed = False
     from ..writers.sigfig import significant
-    print("indices 1-based as in the math: W2[1,2] is row 1, column 2 of W2")
+    print(index_note(network.parameter_shapes()))
     print(f"{'route':8} {'parameter':10} {'max rel. error':>15}  {'at':10} {'derived':>14} {'finite diff.':>14}")
     kinks = {}
     for route, cs in checks:

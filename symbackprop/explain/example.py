@@ -149,6 +149,14 @@ class Explanation:
         return "\n".join(f"$${_display_tex(b.lines)}$$" for b in self.blocks() if isinstance(b, Display))
 
 
+def check_size(network) -> None:
+    """SpecError, naming where the spec sets the network's size (``network.layers``, or ``layer`` for
+    a ``[[layer]]`` list), when it has too many parameters for a worked example."""
+    if network.parameter_count > MAX_PARAMETERS:
+        raise SpecError(network.size_field, f"{network.parameter_count} parameters is too many for a worked "
+                                            f"example (at most {MAX_PARAMETERS}); try symbackprop derive")
+
+
 def explain(network, optimizer: str | None = None, steps: int | None = None, digits: int = 5,
             max_iters: int | None = None, loss_below: float | None = None,
             min_delta: float | None = None, wrt=None) -> Explanation:
@@ -163,9 +171,7 @@ def explain(network, optimizer: str | None = None, steps: int | None = None, dig
         raise SpecError("parameters", "missing: explain needs the spec's [parameters] table")
     if network.x is None:
         raise SpecError("sample", "missing: explain needs the spec's [sample] table (x and y)")
-    if network.parameter_count > MAX_PARAMETERS:
-        raise SpecError("network.layers", f"{network.parameter_count} parameters is too many for a worked "
-                                          f"example (at most {MAX_PARAMETERS}); try symbackprop derive")
+    check_size(network)
     name = optimizer or network.optimizer.get("name", "sgd")
     if name not in OPTIMIZERS:
         field = "--optimizer" if optimizer else "optimizer.name"

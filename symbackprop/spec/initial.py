@@ -16,8 +16,9 @@ import math
 
 import numpy as np
 
+from .network import SAMPLE_SIZE
+
 HE_INIT = frozenset({"relu", "leaky_relu", "elu", "silu", "gelu"})
-SAMPLE_SIZE = 4       # examples drawn for a spec without a [sample] (batch norm needs at least 2)
 
 
 def rules(network) -> list[dict]:

@@ -5,11 +5,7 @@
 >>> net.layers, net.activations[0].name, net.loss.name
 ((3, 2, 1), 'sigmoid', 'squared_error')
 """
-import json
 import math
-import re
-import sys
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,16 +16,14 @@ from ..errors import SpecError, shown
 from ..entries.layers import LAYERS, Layer, LayerError
 from ..entries.layers.base import REQUIRED, shape_text
 from ..entries.layers.dense import DENSE
-from ..entries.optimizers import HYPERS, OPTIMIZERS, Settings
+from ..entries.optimizers import HYPERS, Settings
 from ..entries.registry import ACTIVATIONS, LOSSES, Activation, Loss, z
+from .document import (GRAPH_KEYS, NETWORK_KEYS, OPTIMIZER_KEYS, TABLES, _input_shape, _layers, _table,  # noqa: F401
+                       activation_name, layer_type, loss_name, optimizer_name, parse_document, read_input,
+                       read_spec)
 from .formula import parse_formula
 
-TABLES = {"network", "parameters", "sample", "optimizer", "layer", "masks"}
-NETWORK_KEYS = {"layers", "activations", "loss"}          # the dense-stack form
-GRAPH_KEYS = {"input", "loss"}                             # with a [[layer]] list
-OPTIMIZER_KEYS = {"name", "learning_rate", "beta1", "beta2", "eps", "momentum", "weight_decay",
-                  "bias_correction", "train_biases", "train", "rho",
-                  "max_iters", "loss_below", "min_delta"}  # the training loop's stopping conditions
+SAMPLE_SIZE = 4       # examples drawn for a spec without a [sample] (batch norm needs at least 2)
 
 
 @dataclass(frozen=True)
@@ -55,6 +49,7 @@ class Network:
     source: str = "<dict>"
     masks: dict[str, np.ndarray] | None = None
     mask_source: str = ""
+    layer_list: bool = False          # whether the spec gave a [[layer]] list (not network.layers)
 
     @classmethod
     def stack(cls, layers, activations, loss, **numbers) -> "Network":
@@ -78,6 +73,11 @@ class Network:
     def is_stack(self) -> bool:
         """Whether this is a plain stack of dense layers (what explain and check handle today)."""
         return all(layer.kind.unrolls and layer.sources == (layer.index - 1,) for layer in self.graph)
+
+    @property
+    def size_field(self) -> str:
+        """Where the spec sets the network's size, for a message: ``network.layers`` or ``layer``."""
+        return "layer" if self.layer_list else "network.layers"
 
     @property
     def depth(self) -> int:
@@ -138,6 +138,8 @@ class Network:
             layers = _layers(net.get("layers"))
             acts = _activations(net.get("activations"), len(layers) - 1)
             input_shape, graph = (layers[0],), cls.stack(layers, acts, None).graph
+        sample_rows = data.get("sample", {}).get("x") if isinstance(data.get("sample"), dict) else None
+        limits.check_sizes(input_shape, graph, _rows(sample_rows, input_shape))   # before any array is built
         loss = _loss(net.get("loss"))
         shapes = {name: shape for layer in graph for name, shape in layer.params.items()}
         if not shapes:
@@ -171,86 +173,13 @@ class Network:
         optimizer = optimizer_table(data.get("optimizer", {}))
         trained_names(optimizer, shapes)
         return cls(tuple(input_shape), tuple(graph), loss, parameters, x, y, batched, optimizer, exact, source,
-                   masks, mask_source)
-
-
-def read_input(path: Path) -> str:
-    """The text of a file the user named; SpecError naming it if it cannot be read."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(str(path), "no such file") from None
-    except OSError as err:
-        raise SpecError(str(path), f"cannot read: {err.strerror or err}") from None
-    except UnicodeDecodeError as err:
-        raise SpecError(str(path), f"cannot read: not UTF-8 text (byte {err.start})") from None
+                   masks, mask_source, "layer" in data)
 
 
 def load(path: str | Path, cls: type = Network) -> Network:
     """Read a TOML (or JSON) spec file into a ``cls`` (a Network); SpecError on any problem."""
-    path = Path(path)
-    text = read_input(path)
-    data = parse_document(text, "JSON" if path.suffix.lower() == ".json" else "TOML", str(path))
-    return cls.from_dict(data, source=str(path))
-
-
-def parse_document(text: str, kind: str, source: str, parse_float=float) -> dict:
-    """The data of a TOML or JSON document (``kind``), refused with one line naming ``source``
-    when it is not valid, repeats a key (JSON; TOML refuses that itself), holds a number of more
-    digits than Python converts (4,300), or nests arrays and tables more than
-    :data:`limits.NESTING <symbackprop.spec.limits.NESTING>` deep.
-
-    >>> parse_document('{"a": 1, "a": 2}', "JSON", "spec.json")
-    Traceback (most recent call last):
-    symbackprop.errors.SpecError: spec.json: invalid JSON: duplicate key 'a'
-    """
-    try:
-        if kind == "JSON":
-            data = json.loads(text, object_pairs_hook=_unique_keys, parse_float=parse_float)
-        else:
-            data = tomllib.loads(text, parse_float=parse_float)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
-        raise SpecError(source, f"invalid {kind}: {err}") from None
-    except _DuplicateKey as err:
-        raise SpecError(source, f"invalid JSON: duplicate key {shown(err.key)}") from None
-    except RecursionError:
-        raise SpecError(source, f"arrays or tables nested more than {limits.NESTING} deep (the limit)") from None
-    except ValueError:          # Python's limit on converting a long run of digits to an integer
-        digits = re.search(r"\d{%d,}" % (sys.get_int_max_str_digits() + 1), text)
-        line = text.count("\n", 0, digits.start()) + 1 if digits else "?"
-        raise SpecError(f"{source}, line {line}", f"a number of {len(digits[0]) if digits else 'too many'} "
-                                                  "digits (a float64 has at most 309)") from None
-    if _depth(data) > limits.NESTING:
-        raise SpecError(source, f"arrays or tables nested more than {limits.NESTING} deep (the limit)")
-    return data
-
-
-class _DuplicateKey(Exception):
-    def __init__(self, key):
-        self.key = key
-
-
-def _unique_keys(pairs):
-    data = {}
-    for key, value in pairs:
-        if key in data:
-            raise _DuplicateKey(key)
-        data[key] = value
-    return data
-
-
-def _depth(data) -> int:
-    """How deeply lists and dicts nest in ``data`` (a number is 0), without recursion."""
-    deepest, stack = 0, [(data, 0)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, (list, dict)):
-            depth += 1
-            deepest = max(deepest, depth)
-            if depth > limits.NESTING:
-                break
-            stack += [(v, depth) for v in (value.values() if isinstance(value, dict) else value)]
-    return deepest
+    data, source = read_spec(path)
+    return cls.from_dict(data, source=source)
 
 
 def _finite(v) -> bool:
@@ -261,23 +190,12 @@ def _finite(v) -> bool:
         return False
 
 
-def _table(data, name, required=False):
-    if name not in data:
-        if required:
-            raise SpecError(name, "missing table")
-        return {}
-    if not isinstance(data[name], dict):
-        raise SpecError(name, "expected a table")
-    return data[name]
-
-
-def _layers(value):
-    if not isinstance(value, list) or len(value) < 2:
-        raise SpecError("network.layers", "expected a list of at least two sizes, e.g. [3, 2, 1]")
-    for i, size in enumerate(value):
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise SpecError(f"network.layers[{i}]", f"expected a positive integer, got {shown(size)}")
-    return value
+def _rows(x, input_shape) -> int:
+    """How many examples ``[sample] x`` holds, read from its nesting alone (the number of examples a
+    command draws when the spec has no sample)."""
+    if not isinstance(x, list):
+        return SAMPLE_SIZE if x is None else 1
+    return len(x) if _nesting(x) > len(input_shape) or input_shape == (1,) else 1
 
 
 def _activations(value, count):
@@ -299,38 +217,24 @@ def _activations(value, count):
 
 def _activation(name, where) -> Activation:
     """A registry activation by name, or a formula in z (parsed against an allow-list)."""
-    if not isinstance(name, str):
-        raise SpecError(where, f"expected a name or a formula in z, got {shown(name)}")
+    activation_name(name, where)
     if name in ACTIVATIONS:
         return ACTIVATIONS[name]
-    if re.fullmatch(r"[A-Za-z_]\w*", name) and name != "z":
-        raise SpecError(where, f"unknown activation {shown(name)} (known: {', '.join(ACTIVATIONS)}; "
-                               "or a formula in z such as \"z/(1 + abs(z))\")")
     return Activation(name, parse_formula(name, {"z": z}, where), r"f")
-
-
-def _input_shape(value):
-    if not isinstance(value, list) or not 1 <= len(value) <= 3:
-        raise SpecError("network.input", "expected the shape of one example: [features], [channels, length] "
-                                         "or [channels, height, width]")
-    for i, size in enumerate(value):
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise SpecError(f"network.input[{i}]", f"expected a positive integer, got {shown(size)}")
-    return tuple(value)
 
 
 def _graph(input_shape, tables):
     """The ``[[layer]]`` list as validated Layers; SpecError naming a layer's position and type."""
     if not isinstance(tables, list) or not tables:
         raise SpecError("layer", "expected a list of [[layer]] tables")
+    if len(tables) > limits.LAYERS:
+        raise SpecError("layer", f"{len(tables):,} [[layer]] tables, more than {limits.LAYERS:,} (the limit)")
     shapes, graph = {0: tuple(input_shape)}, []
     for i, table in enumerate(tables, start=1):
         if not isinstance(table, dict):
             raise SpecError(f"layer {i}", f"expected a table (type = ..., and its fields), got {shown(table)}")
         kind_name = table.get("type")
-        if kind_name not in LAYERS:
-            problem = "missing" if kind_name is None else f"unknown layer type {shown(kind_name)}"
-            raise SpecError(f"layer {i}.type", f"{problem} (known: {', '.join(LAYERS)})")
+        layer_type(kind_name, i)
         kind = LAYERS[kind_name]
         where = f"layer {i} ({kind_name})"
         names = [f.name for f in kind.fields]
@@ -371,8 +275,7 @@ def _graph(input_shape, tables):
 
 
 def _loss(value):
-    if not isinstance(value, str) or value not in LOSSES:
-        raise SpecError("network.loss", f"unknown loss {shown(value)} (known: {', '.join(LOSSES)})")
+    loss_name(value)
     return LOSSES[value]
 
 
@@ -499,8 +402,7 @@ def optimizer_table(table) -> dict:
         if key not in OPTIMIZER_KEYS:
             raise SpecError(where, f"unknown key (expected {', '.join(sorted(OPTIMIZER_KEYS))})")
         if key == "name":
-            if not isinstance(value, str) or value not in OPTIMIZERS:
-                raise SpecError(where, f"unknown optimizer {shown(value)} (known: {', '.join(OPTIMIZERS)})")
+            optimizer_name(value, where)
         elif key in HYPERS:
             HYPERS[key].check(value, where)      # each hyper-parameter's domain, declared once
         elif key in ("bias_correction", "train_biases"):
