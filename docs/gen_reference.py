@@ -363,7 +363,7 @@ def limits() -> str:
                 rows.append(cells)
             else:                                # a continuation line
                 rows[-1] = [f"{old} {new}".strip() for old, new in zip(rows[-1], cells)]
-    rst = lambda text: re.sub(r":data:`(\w+)`", r"`\1`", text).replace("``", "`")
+    rst = lambda text: re.sub(r":\w+:`([^`]+)`", r"`\1`", text).replace("``", "`")
     head = [rst(c) for c in re.split(r"\s{2,}", lines[rules[0] + 1].strip())] if rules else []
     out = table([h.capitalize() for h in head], [[rst(c) for c in row] for row in rows]) if rows else ""
     constants = [[code(name), code(value)] for name, value in vars(mod).items()

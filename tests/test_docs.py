@@ -143,6 +143,7 @@ def test_the_limits_table_is_limits_py(pages):
     for name in ("FORMULA_SECONDS", "EXACT_SECONDS", "NESTING", "EXAMPLES_SHOWN", "SAMPLE_EMBEDDED"):
         assert f"| `{name}` | `{getattr(limits, name)}` |" in page, name
     assert "| formula length | 400 characters |" in page
+    assert "| expanded JSON formulas | an expanded loss of 3,000 nodes (and 2 layers, 24 parameters) |" in page
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mkdocs") is None or importlib.util.find_spec("material") is None,

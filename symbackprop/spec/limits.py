@@ -9,18 +9,18 @@ limit                   value                             enforced in
 echoed user text        60 characters ("…" after)         ``errors.shown``, ``errors.SpecError``
 a field name            160 characters (middle cut)       ``errors.SpecError``
 a whole message         400 characters                    ``errors.SpecError``
-formula length          400 characters                    ``safeexpr.MAX_LENGTH``
-max()/min() arguments   8                                 ``safeexpr.MAX_ARGUMENTS``
-formula's derivative    500 operations (count_ops)        ``safeexpr.MAX_OPERATIONS``
+formula length          400 characters                    ``formula.MAX_LENGTH``
+max()/min() arguments   8                                 ``formula.MAX_ARGUMENTS``
+formula's derivative    500 operations (count_ops)        ``formula.MAX_OPERATIONS``
 building a formula      5 s                               :data:`FORMULA_SECONDS`
 exact arithmetic        10 s                              :data:`EXACT_SECONDS` (``derive --exact``)
-nesting of a spec       32 levels of arrays and tables    :data:`NESTING` (``spec.parse_document``)
-numbers in a spec       4,300 digits (Python's own)       ``spec.parse_document``
+nesting of a spec       32 levels of arrays and tables    :data:`NESTING` (``document.parse_document``)
+numbers in a spec       4,300 digits (Python's own)       ``document.parse_document``
 examples printed        100 per batch                     :data:`EXAMPLES_SHOWN` (``explain``,
                                                           ``derive --exact``)
 sample in a trainer     1,000 numbers                     :data:`SAMPLE_EMBEDDED` (``generate``)
-JSON "expanded"         an expanded loss of 3,000 nodes   :data:`EXPANDED_NODES` (``derive --format
-formulas                (and 2 layers, 24 parameters)     json``: left out above it)
+expanded JSON formulas  an expanded loss of 3,000 nodes   :data:`EXPANDED_NODES` (``derive --format
+                        (and 2 layers, 24 parameters)     json``: left out above it)
 layers in a network     1,000 (``[[layer]]`` tables or    :data:`LAYERS` (``spec.network``, before
                         ``layers`` sizes; bounds depth)   any layer is read)
 a network's size        50,000,000 values (400 MB in      :data:`SPEC_VALUES` (:func:`check_sizes`,
