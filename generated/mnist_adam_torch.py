@@ -1529,9 +1529,25 @@ def main(argv=None):
         if RANK == 0:   # every rank meets the same bad input: one line
             print(f"{os.path.basename(sys.argv[0]) or 'trainer'}: error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:   # torch.distributed's backend errors, DistBackendError among them
+        if WORLD < 2 or not dist.is_initialized():
+            raise
+        print(f"{os.path.basename(sys.argv[0]) or 'trainer'}: error: {lost_peer(err)}", file=sys.stderr)
+        return 1
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def lost_peer(err):
+    """The line for a distributed run whose step failed: which peer this rank lost, as gloo names it."""
+    text = str(err).strip()
+    at = text.find("peer [")
+    where = f" at {text[at + 5:].split()[0].rstrip('.,')}" if at >= 0 else ""
+    peer = f"rank {1 - RANK}" if WORLD == 2 else "a peer"
+    cause = text.splitlines()[0].split("] ", 1)[-1].split(". ")[0][:120] if text else type(err).__name__
+    return (f"rank {RANK} of {WORLD} lost {peer}{where} mid-run ({cause}); the run stops here: "
+            "--resume from the last --save checkpoint")
 
 
 def _write_log(path, mode, text):
