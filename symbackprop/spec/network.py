@@ -138,8 +138,7 @@ class Network:
             layers = _layers(net.get("layers"))
             acts = _activations(net.get("activations"), len(layers) - 1)
             input_shape, graph = (layers[0],), cls.stack(layers, acts, None).graph
-        sample_rows = data.get("sample", {}).get("x") if isinstance(data.get("sample"), dict) else None
-        limits.check_sizes(input_shape, graph, _rows(sample_rows, input_shape))   # before any array is built
+        limits.check_sizes(input_shape, graph, limits.sample_rows(data.get("sample"), input_shape))  # before any array
         loss = _loss(net.get("loss"))
         shapes = {name: shape for layer in graph for name, shape in layer.params.items()}
         if not shapes:
@@ -273,20 +272,10 @@ def _table(data, name, required=False):
     return data[name]
 
 
-def _rows(x, input_shape) -> int:
-    """How many examples ``[sample] x`` holds, read from its nesting alone (the number of examples a
-    command draws when the spec has no sample)."""
-    from .initial import SAMPLE_SIZE
-    if not isinstance(x, list):
-        return SAMPLE_SIZE if x is None else 1
-    return len(x) if _nesting(x) > len(input_shape) or input_shape == (1,) else 1
-
-
 def _layers(value):
     if not isinstance(value, list) or len(value) < 2:
         raise SpecError("network.layers", "expected a list of at least two sizes, e.g. [3, 2, 1]")
-    if len(value) - 1 > limits.LAYERS:
-        raise SpecError("network.layers", f"{len(value) - 1:,} weight layers, more than {limits.LAYERS:,} (the limit)")
+    limits.check_count(len(value) - 1, "network.layers", "weight layers")
     for i, size in enumerate(value):
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
             raise SpecError(f"network.layers[{i}]", f"expected a positive integer, got {shown(size)}")
@@ -336,8 +325,7 @@ def _graph(input_shape, tables):
     """The ``[[layer]]`` list as validated Layers; SpecError naming a layer's position and type."""
     if not isinstance(tables, list) or not tables:
         raise SpecError("layer", "expected a list of [[layer]] tables")
-    if len(tables) > limits.LAYERS:
-        raise SpecError("layer", f"{len(tables):,} [[layer]] tables, more than {limits.LAYERS:,} (the limit)")
+    limits.check_count(len(tables), "layer", "[[layer]] tables")
     shapes, graph = {0: tuple(input_shape)}, []
     for i, table in enumerate(tables, start=1):
         if not isinstance(table, dict):
