@@ -1035,8 +1035,10 @@ def _member(data, key, limit=None):
     else:
         fits = fits and dtype.kind in kinds and dtype.itemsize <= 8
     if not fits:
-        expected = want if isinstance(want, tuple) else f"{want} axes"
-        raise _Damaged(f"{key} has shape {shape} and dtype {dtype}, expected {expected}")
+        what = {"U": f"text of at most {max(JSON_CHARS, len(SIGNATURE)):,} characters", "biuf": "a number",
+                "iu": "integers"}.get(kinds, np.dtype(DTYPE).name)
+        raise _Damaged(f"{key} has shape {shape} and dtype {dtype}, expected "
+                       f"{want if isinstance(want, tuple) else f'{want} axes'} and {what}")
     if limit is not None and math.prod(shape) * dtype.itemsize > limit:
         raise _Damaged(f"{key} has shape {shape}: {math.prod(shape) * dtype.itemsize / 1e9:.3g} GB, more than "
                          f"{limit / 1e9:.3g} GB")

@@ -1051,8 +1051,10 @@ def _member(data, key, limit=None):
     else:
         fits = fits and dtype.kind in kinds and dtype.itemsize <= 8
     if not fits:
-        expected = want if isinstance(want, tuple) else f"{want} axes"
-        raise _Damaged(f"{key} has shape {shape} and dtype {dtype}, expected {expected}")
+        what = {"U": f"text of at most {max(JSON_CHARS, len(SIGNATURE)):,} characters", "biuf": "a number",
+                "iu": "integers"}.get(kinds, np.dtype(DTYPE).name)
+        raise _Damaged(f"{key} has shape {shape} and dtype {dtype}, expected "
+                       f"{want if isinstance(want, tuple) else f'{want} axes'} and {what}")
     if limit is not None and math.prod(shape) * dtype.itemsize > limit:
         raise _Damaged(f"{key} has shape {shape}: {math.prod(shape) * dtype.itemsize / 1e9:.3g} GB, more than "
                          f"{limit / 1e9:.3g} GB")
@@ -1602,9 +1604,26 @@ def main(argv=None):
         if RANK == 0:   # every rank meets the same bad input: one line
             print(f"{os.path.basename(sys.argv[0]) or 'trainer'}: error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:   # torch.distributed's backend errors, DistBackendError among them
+        if WORLD < 2 or not dist.is_initialized():
+            raise
+        print(f"{os.path.basename(sys.argv[0]) or 'trainer'}: error: {lost_peer(err)}", file=sys.stderr)
+        return 1
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def lost_peer(err):
+    """The line for a distributed run whose step failed: which peer this rank lost, as gloo names it."""
+    text = str(err).strip()
+    address = next((word.rstrip(".,:") for word in text.split()      # gloo's "[127.0.0.1]:4529"
+                    if word.startswith("[") and word.partition("]:")[2][:1].isdigit()), None)
+    where = f" at {address}" if address else ""
+    peer = f"rank {1 - RANK}" if WORLD == 2 else "a peer"
+    cause = text.splitlines()[0].split("] ", 1)[-1].split(". ")[0][:120] if text else type(err).__name__
+    return (f"rank {RANK} of {WORLD} lost {peer}{where} mid-run ({cause}); the run stops here: "
+            "--resume from the last --save checkpoint")
 
 
 def _write_log(path, mode, text):

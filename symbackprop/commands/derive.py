@@ -93,11 +93,9 @@ def _scalar(network, args):
     derivation = Derivation(model)
     values = None
     if network.has_numbers:
-        from ..numeric.values import overflows_float64
-        # exp(exp(exp(...))): exact values of millions of digits, in integer steps no clock interrupts
-        if args.exact and overflows_float64(derivation):
-            raise SpecError("--exact", "a value of the forward or backward pass is past float64's range "
-                                       "(about 1.8e308): exact arithmetic on it has no time bound")
+        if args.exact:   # in floats first: exp(exp(exp(...))) makes exact values of millions of digits,
+            floats = evaluate(derivation)    # in integer steps no clock interrupts, for a value not finite
+            require_finite(floats.forward | floats.gradients | {"loss": floats.loss})
         values = evaluate(derivation, exact=args.exact)
         require_finite(values.forward | values.gradients | {"loss": values.loss})
     if args.format == "latex":

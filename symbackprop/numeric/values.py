@@ -85,7 +85,7 @@ class _Evaluator:
         key = tuple(exprs)
         if key not in self.cache:
             symbols = sorted(set().union(*(e.free_symbols for e in exprs)), key=lambda s: s.name)
-            self.cache[key] = symbols, sympy.lambdify(symbols, exprs, "mpmath")
+            self.cache[key] = symbols, sympy.lambdify(symbols, exprs, [{"exp": _bounded_exp}, "mpmath"])
         symbols, fn = self.cache[key]
         try:
             rows = [[_real(v) for v in fn(*[env[s][b] for s in symbols])] for b in range(self.batch)]
@@ -129,6 +129,17 @@ def stable_function(symbols, exprs):
     from ..codegen.printing import StablePrinter
     from ..codegen.rewrites import stabilize
     return sympy.lambdify(symbols, [stabilize(e) for e in exprs], [_STABLE, "numpy"], printer=StablePrinter)
+
+
+EXP_ARGUMENT = mpmath.mpf(2) ** 20   # past it (about 1e6) exp is inf, or 0: e^(1e6) is 10^434294
+
+
+def _bounded_exp(x):
+    """mpmath's exp, but inf (0) for an argument past ±2²⁰: exp(exp(exp(15))) would otherwise make
+    mpmath build an exponent of millions of digits, for a value no float64 holds anyway."""
+    if isinstance(x, mpmath.mpf) and abs(x) > EXP_ARGUMENT:
+        return mpmath.inf if x > 0 else mpmath.mpf(0)
+    return mpmath.exp(x)
 
 
 def _real(v):
@@ -216,20 +227,6 @@ def evaluate(derivation: Derivation, exact: bool = False, parameters: dict | Non
         grads[step.param][step.index] = g if exact else float(g)
     loss = _mean(per_example, exact, precise)
     return Values(env, loss if exact else float(loss), forward, grads, exact, B, list(per_example), precise)
-
-
-def overflows_float64(derivation: Derivation) -> bool:
-    """Whether a value of the forward or backward pass passes float64's range (a plain float64 pass,
-    without the arbitrary-precision retries): where it does, exact arithmetic on it has no bound."""
-    model, net = derivation.model, derivation.model.network
-    start, B = inputs(model, net, False, None)
-    plan = _groups(list(model.definitions.items()) + [(None, model.loss_def)]
-                   + [(s.symbol, s.expr) for s in derivation.steps])
-    try:
-        _run(plan, start, False, False, B)
-    except _Overflow:
-        return True
-    return False
 
 
 def _precise_run(plan, start, exact, B) -> tuple[dict, bool]:

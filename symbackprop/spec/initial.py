@@ -16,9 +16,10 @@ import math
 
 import numpy as np
 
-from .network import SAMPLE_SIZE
+from . import limits
 
 HE_INIT = frozenset({"relu", "leaky_relu", "elu", "silu", "gelu"})
+SAMPLE_SIZE = limits.SAMPLE_DRAWN   # examples drawn for a spec without a [sample] (batch norm needs at least 2)
 
 
 def rules(network) -> list[dict]:

@@ -48,6 +48,25 @@ EXPANDED_NODES = 3000
 LAYERS = 1000
 SPEC_VALUES = 50_000_000
 PARAMETER_COPIES = 4       # a parameter, its gradient and up to two optimizer moments (Adam)
+SAMPLE_DRAWN = 4           # examples a command draws for a spec without a [sample] (batch norm needs 2)
+
+
+def check_count(count: int, field: str, what: str) -> None:
+    """SpecError unless a network's ``count`` layers are within :data:`LAYERS` (which bounds depth)."""
+    if count > LAYERS:
+        raise SpecError(field, f"{count:,} {what}, more than {LAYERS:,} (the limit)")
+
+
+def sample_rows(sample, input_shape) -> int:
+    """How many examples a spec's ``[sample]`` table holds, from the nesting of its ``x`` alone
+    (before any array is built); :data:`SAMPLE_DRAWN` when there is none."""
+    x = sample.get("x") if isinstance(sample, dict) else None
+    if not isinstance(x, list):
+        return SAMPLE_DRAWN if sample is None else 1
+    depth, first = 0, x
+    while isinstance(first, list) and first:
+        first, depth = first[0], depth + 1
+    return len(x) if depth > len(input_shape) or tuple(input_shape) == (1,) else 1
 
 
 def check_sizes(input_shape, graph, batch: int, limit: int = SPEC_VALUES) -> None:

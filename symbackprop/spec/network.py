@@ -23,7 +23,6 @@ from .document import (GRAPH_KEYS, NETWORK_KEYS, OPTIMIZER_KEYS, TABLES, _input_
                        read_spec)
 from .formula import parse_formula
 
-SAMPLE_SIZE = 4       # examples drawn for a spec without a [sample] (batch norm needs at least 2)
 
 
 @dataclass(frozen=True)
@@ -138,8 +137,7 @@ class Network:
             layers = _layers(net.get("layers"))
             acts = _activations(net.get("activations"), len(layers) - 1)
             input_shape, graph = (layers[0],), cls.stack(layers, acts, None).graph
-        sample_rows = data.get("sample", {}).get("x") if isinstance(data.get("sample"), dict) else None
-        limits.check_sizes(input_shape, graph, _rows(sample_rows, input_shape))   # before any array is built
+        limits.check_sizes(input_shape, graph, limits.sample_rows(data.get("sample"), input_shape))  # before any array
         loss = _loss(net.get("loss"))
         shapes = {name: shape for layer in graph for name, shape in layer.params.items()}
         if not shapes:
@@ -190,14 +188,6 @@ def _finite(v) -> bool:
         return False
 
 
-def _rows(x, input_shape) -> int:
-    """How many examples ``[sample] x`` holds, read from its nesting alone (the number of examples a
-    command draws when the spec has no sample)."""
-    if not isinstance(x, list):
-        return SAMPLE_SIZE if x is None else 1
-    return len(x) if _nesting(x) > len(input_shape) or input_shape == (1,) else 1
-
-
 def _activations(value, count):
     if isinstance(value, str):
         value = [value] * count
@@ -227,8 +217,7 @@ def _graph(input_shape, tables):
     """The ``[[layer]]`` list as validated Layers; SpecError naming a layer's position and type."""
     if not isinstance(tables, list) or not tables:
         raise SpecError("layer", "expected a list of [[layer]] tables")
-    if len(tables) > limits.LAYERS:
-        raise SpecError("layer", f"{len(tables):,} [[layer]] tables, more than {limits.LAYERS:,} (the limit)")
+    limits.check_count(len(tables), "layer", "[[layer]] tables")
     shapes, graph = {0: tuple(input_shape)}, []
     for i, table in enumerate(tables, start=1):
         if not isinstance(table, dict):
