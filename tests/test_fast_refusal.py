@@ -1,6 +1,5 @@
 """A bad spec is refused before SymPy (and NumPy) are imported; a too-large explain is refused before
 any numbers are drawn, naming the spec's own key (issue 18, item 19)."""
-import json
 import subprocess
 import sys
 

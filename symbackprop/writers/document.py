@@ -197,11 +197,7 @@ def to_latex(blocks, title: str, fragment: bool = False) -> str:
             header = tuple(_tex_text(c) for c in b.header)
             rows = [tuple(_tex_text(c) for c in r) for r in b.rows]
             for group in latexdoc.column_groups(header, rows):
-                spec = "l" * len(group)
-                body = [" & ".join(r[c] for c in group) + r" \\" for r in rows]
-                out.append("{\\small\n\\begin{longtable}{" + spec + "}\n\\hline\n"
-                           + " & ".join(header[c] for c in group) + " \\\\\n\\hline\n\\endhead\n"
-                           + "\n".join(body) + "\n\\hline\n\\end{longtable}}")
+                out.append(latexdoc.table([header[c] for c in group], [[r[c] for c in group] for r in rows]))
     body = "\n\n".join(out) + "\n"
     return body if fragment else latexdoc.document(body, _tex_text(title))
 

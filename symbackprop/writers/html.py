@@ -18,9 +18,11 @@ body { margin: 0; background: #fff; color: #222;
   font: 17px/1.55 Georgia, "DejaVu Serif", serif; }
 main { max-width: 52rem; margin: 0 auto; padding: 1.5rem 1.25rem 4rem; }
 h1, h2, h3 { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; line-height: 1.25; }
-table { border-collapse: collapse; margin: 1rem 0; }
+/* A table wider than the text column scrolls inside it (display: block lets it), rather than
+   overflowing the page or squeezing its columns until header cells wrap word by word. */
+table { border-collapse: collapse; margin: 1rem 0; display: block; max-width: 100%; overflow-x: auto; }
 th, td { border: 1px solid #999; padding: .3rem .6rem; text-align: left; vertical-align: top; }
-th { background: #f0f0f0; }
+th { background: #f0f0f0; white-space: nowrap; }
 code, pre { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: .9em; }
 pre { background: #f6f6f6; padding: .75rem; overflow-x: auto; }
 .katex-display { overflow-x: auto; overflow-y: hidden; padding: .2rem 0; }
@@ -107,7 +109,8 @@ _MAX_SHOWN = 12    # wider layers are drawn as the first few nodes, "⋮", the l
 _HEAD = 4
 _MAX_GAP = 560     # px: a gap whose edge labels need more is drawn without them (hover for them):
                    # the seed's 3-2-1 gaps take 502 px with their labels, a 4-8-8-3 net's 879-1768
-_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+# An edge's colour says which neuron it leads into (the legend says so); no red, which reads as "negative"
+_COLORS = ["#1f77b4", "#e07b00", "#2ca02c", "#9467bd", "#8c564b", "#17becf"]
 
 
 def _shown(n: int) -> list:
@@ -168,18 +171,24 @@ def network_svg(layers: list[int],
         # after a bounded number of tries, settle for the least overlap; past
         # _MAX_GAP, draw the edges bare (their labels stay as tooltips).
         # Start with room for two labels side by side: fewer tries, less crowding.
-        width = max(170.0, 2 * _R + 2.2 * max(
+        # Labels go off other edges' crossings where some width allows it, else (first tier
+        # failing) off other labels and nodes only.
+        start = max(170.0, 2 * _R + 2.2 * max(
             [len(g[3]) * _FONT * _CHAR_W for g in gap if g[3]] + [0]))
         placed = None
-        for strict in [True] * 14 + [False]:
-            if width > _MAX_GAP:
-                break
-            n, boxes = _layer(l, layers, shown[l], xs[-1] + width, ys[l], node_labels, *extra)
-            placed = _place_gap(gap, (xs[-1], xs[-1] + width), ys[l - 1:l + 1],
-                                taken + boxes, strict)
+        for avoid_edges, tries in ((True, [True] * 14), (False, [True] * 14 + [False])):
+            width = start
+            for strict in tries:
+                if width > _MAX_GAP:
+                    break
+                n, boxes = _layer(l, layers, shown[l], xs[-1] + width, ys[l], node_labels, *extra)
+                placed = _place_gap(gap, (xs[-1], xs[-1] + width), ys[l - 1:l + 1],
+                                    taken + boxes, strict, avoid_edges)
+                if placed is not None:
+                    break
+                width *= 1.15
             if placed is not None:
                 break
-            width *= 1.15
         if placed is None:
             width = 170.0
             n, boxes = _layer(l, layers, shown[l], xs[-1] + width, ys[l], node_labels, *extra)
@@ -198,11 +207,26 @@ def network_svg(layers: list[int],
     circles = [s for s in nodes if "<circle" in s]
     texts = [s for s in nodes if "<circle" not in s]
     width, height = xs[-1] + side, top + row * widest + 10
+    targets = max(len([j for j in rows if j is not None]) for rows in shown[1:]) if len(layers) > 1 else 0
+    legend = _legend(min(targets, len(_COLORS)), height + 6) if targets > 1 else []
+    height += 28 if legend else 0
     # Painted in order: lines, then nodes over them, then all text on top.
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
             f'width="{width:.0f}" height="{height:.0f}" font-size="{_FONT}" '
             f'font-family="DejaVu Sans, Arial, sans-serif" class="network" role="img">\n'
-            + "\n".join(lines + circles + texts + titles + labels) + "\n</svg>")
+            + "\n".join(lines + circles + texts + titles + labels + legend) + "\n</svg>")
+
+
+def _legend(count: int, y: float) -> list:
+    """What the edge colours mean: the neuron of the next layer an edge leads into."""
+    head = "Edge colour: the neuron it leads into, in the layer on its right —"
+    parts = ['<g class="legend">', _text(14, y + 8, head, "start", font_style="italic")]
+    x = 14 + len(head) * _FONT * 0.52 + 12    # (italic glyphs are narrower than _CHAR_W)
+    for j in range(count):
+        parts.append(f'<path class="swatch" d="M {x:.1f} {y + 8:.1f} h 22" stroke="{_COLORS[j]}" stroke-width="3"/>')
+        parts.append(_text(x + 27, y + 8, f"neuron {j + 1}", "start", fill=_COLORS[j]))
+        x += 27 + 9 * _FONT * _CHAR_W
+    return parts + ["</g>"]
 
 
 def _layer(l: int, layers: list, rows: list, x: float, ys: list, node_labels: dict,
@@ -251,9 +275,10 @@ def _gap(l: int, shown: list, edge_labels: dict) -> list:
             for s, k in enumerate(shown[l - 1]) if k is not None]
 
 
-def _place_gap(gap: list, xs: tuple, ys: list, taken: list, strict: bool) -> list | None:
+def _place_gap(gap: list, xs: tuple, ys: list, taken: list, strict: bool,
+               avoid_edges: bool = False) -> list | None:
     """Each edge's line and its label's spot, or None if strict and some label
-    has no spot free of overlap.
+    has no spot free of overlap (and, with ``avoid_edges``, off every other edge).
 
     A label goes on its edge at the free spot nearest its target's preferred
     stretch of the gap (or, failing that and not strict, where it overlaps least).
@@ -262,8 +287,10 @@ def _place_gap(gap: list, xs: tuple, ys: list, taken: list, strict: bool) -> lis
     # Only boxes that reach into this gap can collide with its labels.
     taken = [o for o in taken if o[2] > xs[0] - widest and o[0] < xs[1] + widest]
     placed = []
-    for s, r, j, text in gap:
-        a, b = (xs[0], ys[0][s]), (xs[1], ys[1][r])
+    segments = [((xs[0], ys[0][s]), (xs[1], ys[1][r])) for s, r, _, _ in gap]
+    for e, (s, r, j, text) in enumerate(gap):
+        a, b = segments[e]
+        others = segments[:e] + segments[e + 1:]
         line = (*a, *b, _COLORS[j % len(_COLORS)])
         if text is None:
             placed.append((line, (None, 0, 0), None))
@@ -273,16 +300,38 @@ def _place_gap(gap: list, xs: tuple, ys: list, taken: list, strict: bool) -> lis
         spots = [(a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])) for t in
                  sorted((i / 80 for i in range(10, 71)), key=lambda t: abs(t - pref))]
         spots = [(cx, cy, _box(cx, cy, text)) for cx, cy in spots]
-        free = (sp for sp in spots if not any(_overlap(sp[2], o) for o in taken))
-        spot = next(free, None)
+        # A free spot overlaps no other label or node and (avoid_edges) crosses no other edge: a label
+        # on a crossing would read as the other edge's, and its white backing would cut that edge.
+        cost = lambda sp: (sum(_overlap(sp[2], o) for o in taken)                  # noqa: E731
+                           + (1000 * sum(_crosses(sp[2], seg) for seg in others) if avoid_edges else 0))
+        spot = next((sp for sp in spots if cost(sp) == 0), None)
         if spot is None:
             if strict:
                 return None
-            spot = min(spots, key=lambda sp: sum(_overlap(sp[2], o) for o in taken))
+            spot = min(spots, key=cost)
         cx, cy, box = spot
         taken.append(box)
         placed.append((line, (text, cx, cy), box))
     return placed
+
+
+def _crosses(box: tuple, segment) -> bool:
+    """Whether the line ``segment`` ((x0, y0), (x1, y1)) passes through ``box`` (Liang-Barsky clipping)."""
+    (x0, y0), (x1, y1) = segment
+    dx, dy, low, high = x1 - x0, y1 - y0, 0.0, 1.0
+    for p, q in ((-dx, x0 - box[0]), (dx, box[2] - x0), (-dy, y0 - box[1]), (dy, box[3] - y0)):
+        if p == 0:
+            if q < 0:
+                return False
+            continue
+        t = q / p
+        if p < 0:
+            low = max(low, t)
+        else:
+            high = min(high, t)
+        if low > high:
+            return False
+    return True
 
 
 def _backing(box: tuple) -> str:

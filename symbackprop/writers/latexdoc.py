@@ -11,6 +11,10 @@ its body, or the body alone by an explicit ``--fragment``. What could overflow i
 * tables wider than the line are split into column groups, each repeating the first column
   (:func:`column_groups`).
 
+Tables are ``tabular``, in pieces of at most :data:`TABLE_ROWS` rows that each repeat the header
+(:func:`table`), not ``longtable``: a longtable is aligned only on a second pdflatex run (it keeps its
+column widths in the .aux file), and a tabular needs none, so one run typesets every document.
+
 >>> width(r"\\frac{\\partial C}{\\partial a^{(2)}_{1}}") < width("0.28905 + 0.24210")
 True
 """
@@ -21,6 +25,7 @@ LINE_PT = 385.0       # the budget of a broken line: the estimate is within ±20
 CHAR_PT = 5.6         # one character of 11 pt math, on average
 TABLE_CHAR_PT = 5.0   # one character in a \small table
 TABLE_PAD_PT = 12.0   # a table column's padding (2 \tabcolsep)
+TABLE_ROWS = 40       # rows of one tabular piece: a \small piece of 40 rows fits a page
 
 PREAMBLE = r"""\documentclass[11pt,a4paper]{article}
 \usepackage[T1]{fontenc}
@@ -167,6 +172,46 @@ def cell_width(cell: str) -> float:
     parts = re.split(r"(\$[^$]*\$)", cell)
     return sum(width(p[1:-1], TABLE_CHAR_PT) if p.startswith("$") else len(p) * TABLE_CHAR_PT
                for p in parts) + TABLE_PAD_PT
+
+
+def table(header, rows, align: str | None = None) -> str:
+    r"""A ``\small`` table: ``header`` and ``rows`` (LaTeX cells) as tabulars of at most
+    :data:`TABLE_ROWS` rows, each with the header, each aligned in one pdflatex run. ``align``: a
+    column spec such as "lrr" (default all "l"). A number written as text gets a minus sign, not
+    a hyphen (:func:`minus`).
+
+    >>> print(table(["a", "b"], [["1", "2"]]))
+    {\small
+    \begin{tabular}{ll}
+    \hline
+    a & b \\
+    \hline
+    1 & 2 \\
+    \hline
+    \end{tabular}}
+    """
+    spec = align or "l" * len(header)
+    pieces = [rows[i:i + TABLE_ROWS] for i in range(0, len(rows), TABLE_ROWS)] or [[]]
+    return "\n\n".join("{\\small\n\\begin{tabular}{" + spec + "}\n\\hline\n" + " & ".join(header) + " \\\\\n\\hline\n"
+                        + "".join(" & ".join(map(minus, r)) + " \\\\\n" for r in piece) + "\\hline\n\\end{tabular}}"
+                        for piece in pieces)
+
+
+_TEXT_NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def minus(cell: str) -> str:
+    r"""A table cell that is a number written as text (``-0.9``, ``1.2e-05``) as math, so that its
+    minus signs are minus signs, not hyphens; any other cell as it is.
+
+    >>> minus("-0.9"), minus("1.5e-05"), minus("$-0.9$"), minus("W1[1,2]"), minus("0.25")
+    ('$-0.9$', '$1.5 \\times 10^{-5}$', '$-0.9$', 'W1[1,2]', '0.25')
+    """
+    m = _TEXT_NUMBER.fullmatch(cell.strip())
+    if m is None or "-" not in cell:       # (a number without one reads the same either way)
+        return cell
+    mantissa, exponent = cell.strip()[:m.start(2)] if m.group(2) else cell.strip(), m.group(2)
+    return f"${mantissa}$" if not exponent else f"${mantissa} \\times 10^{{{int(exponent[1:])}}}$"
 
 
 def column_groups(header, rows, budget: float = LINE_PT) -> list[list[int]]:

@@ -29,11 +29,18 @@ def build(work) -> list:
     out += _sample(work)
     if net.masks:
         out.append(Para(f"The dropout masks: {net.mask_source}."))
+    if not net.is_stack:
+        out.append(Figure(graph_drawing(work), "The layers, from the input down: each box is a layer with the "
+                          "shape of its output; a red curve is a residual connection (an add layer reading an "
+                          "earlier layer too). Beside each layer whose output is an image or a sequence, example "
+                          "1's values before the step, a small heat map per channel (blue below 0, red above, "
+                          "each map scaled to its largest magnitude; the pointer on a map shows its range)."))
     if net.is_stack:
         out.append(Figure(drawing(work), "The network before the step: each neuron's value"
                           + (" for example 1" if work.N > 1 else "") + " and bias b, each edge's weight w "
                           "and the gradient g = ∂C/∂w (drawn on the edge, or, where a layer is large, shown "
-                          "when the pointer rests on it; a neuron shows its z, δ and ∂C/∂b the same way)."))
+                          "when the pointer rests on it; a neuron shows its z, δ and ∂C/∂b the same way). An edge's "
+                          "colour is the neuron it leads into (see the legend), not a sign."))
     return out
 
 
@@ -124,3 +131,27 @@ def drawing(work) -> str:
     titles = ["input"] + [f"{'output' if l == work.L else f'hidden {l}'} ({a.name})"
                           for l, a in enumerate(net.activations, 1)]
     return network_svg(list(net.layers), minus(labels), minus(edges), titles, minus(biases), minus(tips))
+
+
+def graph_drawing(work) -> str:
+    """The drawing of a graph of layers: a box per layer, the residual edges, and example 1's
+    feature maps beside the layers whose outputs are images or sequences."""
+    from ...writers.layergraph import layer_graph_svg
+    net = work.net
+    boxes = [("input x", "shape " + _shape(net.input))]
+    skips, maps = [], {}
+    if len(net.input) > 1:
+        maps[0] = _channels(net.x[0])
+    for lm in work.model.layers:
+        layer = lm.layer
+        boxes.append((f"{layer.index}. {layer.describe()}", "output " + _shape(layer.shape)))
+        skips += [(s, layer.index) for s in layer.sources if s != layer.index - 1]
+        if len(layer.shape) > 1:
+            maps[layer.index] = _channels(work.before.stage(lm, "a")[0])
+    return layer_graph_svg(boxes, skips, maps)
+
+
+def _channels(value) -> list:
+    """One 2-D array per channel: (C, H, W) as C images, (C, L) as C rows."""
+    value = np.asarray(value, dtype=np.float64)
+    return [channel.reshape(1, -1) if channel.ndim == 1 else channel for channel in value]
