@@ -120,6 +120,10 @@ LOG_HEADER = "epoch,iterations,loss,seconds,val_loss,accuracy,val_accuracy"
 PLOT_MARKER = "<!-- a loss curve drawn by a symbackprop trainer -->"
 CHECKPOINT_FORMAT = "symbackprop-checkpoint-1"
 LIVE_EVERY = 0.1  # seconds between rewrites of the progress line on a terminal
+SIZES = [('layer 1 (dense)', 12, 12), ('layer 2 (dense)', 5, 3)]  # each layer: (name, parameter values, values per example: output, z, delta, data, workspace)
+MEMORY_FRACTION = 0.5  # of this machine's memory a run may plan for (--max-memory raises it)
+CSV_LINE_CHARS = 1216  # the longest .csv line read (64 characters a cell)
+JSON_CHARS, JSON_DEPTH = 4096, 4  # a checkpoint's JSON fields (rng, split): longest text, deepest nesting
 
 # Optimizer settings
 learning_rate = 0.05
@@ -756,17 +760,46 @@ class TrainerError(Exception):
     """Bad input: printed as one line, exit status 2."""
 
 
-def load_data(path, targets=True, names=None):
+def memory_limit(gigabytes=None):
+    """The bytes a run may plan for: ``gigabytes`` (--max-memory), else MEMORY_FRACTION of this
+    machine's memory; None where the machine does not say (no bound)."""
+    if gigabytes is not None:
+        return int(gigabytes * 1e9)
+    try:
+        return int(MEMORY_FRACTION * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def require_memory(batch, limit, held=0):
+    """TrainerError naming the first layer at which training on batches of ``batch`` rows (with
+    ``held`` bytes of data already read) needs more than ``limit`` bytes: the parameters four times
+    (values, gradients, two optimizer moments), each layer's output, z, delta and workspace per row.
+    Counted from the shapes alone, before anything is allocated."""
+    if limit is None:
+        return
+    size = np.dtype(DTYPE).itemsize
+    total = held + batch * math.prod(INPUT) * size
+    for name, params, per_row in SIZES:
+        total += (4 * params + batch * per_row) * size
+        if total > limit:
+            raise TrainerError(f"{name}: training on batches of {batch} row(s) needs {total / 1e9:.3g} GB up to this "
+                               f"layer, more than {limit / 1e9:.3g} GB (--max-memory GB raises the limit, by default "
+                               f"{MEMORY_FRACTION:g} of this machine's memory)")
+
+
+def load_data(path, targets=True, limit=None, names=None):
     """X (N, 2) and Y (N, 1) as DTYPE arrays from a .npz or .csv file. With
-    ``targets="optional"``, a file of inputs alone gives (X, None). ``names``: a list that receives the
-    target columns' names when a .csv header row names every column."""
+    ``targets="optional"``, a file of inputs alone gives (X, None). A file whose numbers need more
+    than ``limit`` bytes is refused before they are read. ``names``: a list that receives the target
+    columns' names when a .csv header row names every column."""
     if not os.path.isfile(path):
         raise TrainerError(f"data file {path!r} not found")
     kind = os.path.splitext(path)[1].lower()
     if kind == ".npz":
-        (X, Y), lines = _load_npz(path, targets), None
+        (X, Y), lines = _load_npz(path, targets, limit), None
     elif kind == ".csv":
-        X, Y, lines = _load_csv(path, targets, names)
+        X, Y, lines = _load_csv(path, targets, limit, names)
     else:
         raise TrainerError(f"data file {path!r}: expected a .csv or .npz file")
     if len(X) == 0:
@@ -781,11 +814,18 @@ def load_data(path, targets=True, names=None):
     return X.astype(DTYPE), None if Y is None else Y.astype(DTYPE)
 
 
-def _load_npz(path, targets=True):
+def _load_npz(path, targets=True, limit=None):
     try:
         with np.load(path, allow_pickle=False) as data:
             if "X" not in data or ("Y" not in data and targets is True):
                 raise TrainerError(f"{path}: expected arrays named X and Y, found {', '.join(data.files) or 'none'}")
+            names = [name for name in ("X", "Y") if name in data]
+            headers = {name: npy_header(data.zip, name) for name in names}   # shapes before any number is read
+            need = sum(math.prod(shape) for shape, _ in headers.values()) * 2 * max(8, np.dtype(DTYPE).itemsize)
+            if limit is not None and need > limit:
+                raise TrainerError(f"{path}: its arrays ({', '.join(f'{n} {s}' for n, (s, _) in headers.items())}) "
+                                   f"need {need / 1e9:.3g} GB to read, more than {limit / 1e9:.3g} GB (--max-memory GB "
+                                   f"raises the limit, by default {MEMORY_FRACTION:g} of this machine's memory)")
             X, Y = data["X"], data["Y"] if "Y" in data else None
     except TrainerError:
         raise
@@ -809,12 +849,44 @@ def _load_npz(path, targets=True):
     return X, Y
 
 
-def _load_csv(path, targets=True, names=None):
+def npy_header(archive, name):
+    """(shape, dtype) of the array ``name`` in an open .npz (a ZipFile), from its .npy header alone."""
+    with archive.open(name + ".npy") as member:
+        version = np.lib.format.read_magic(member)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(member)
+    return shape, dtype
+
+
+def _csv_lines(handle, path):
+    """The lines of a .csv file, each read up to CSV_LINE_CHARS characters: a longer one is refused."""
+    line_number = 0
+    while True:
+        line = handle.readline(CSV_LINE_CHARS + 1)
+        if not line:
+            return
+        line_number += 1
+        if len(line) > CSV_LINE_CHARS:
+            raise TrainerError(f"{path}, line {line_number}: longer than {CSV_LINE_CHARS:,} characters "
+                               f"(the limit for 2 input(s) and 1 target(s))")
+        yield line_number, line
+
+
+def _load_csv(path, targets=True, limit=None, names=None):
     widths = (2 + 1,) if targets is True else (2 + 1, 2)  # inputs and targets, or inputs alone
     rows, header, lines = [], False, []
+    most_rows = None if limit is None else limit // (64 * max(widths))   # each number in a Python list, then an array
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: a byte-order mark is not data
-            for line_number, line in enumerate(handle, 1):
+            for line_number, line in _csv_lines(handle, path):
+                columns = line.count(",") + 1
+                if columns > max(widths):   # before the line is split into cells
+                    raise TrainerError(f"{path}, line {line_number}: {columns} columns, expected {widths[0]} "
+                                       "(2 input(s) then 1 target(s))")
+                if most_rows is not None and len(rows) >= most_rows:
+                    raise TrainerError(f"{path}: more than {most_rows:,} rows need more than {limit / 1e9:.3g} GB to "
+                                       f"read (--max-memory GB raises the limit, by default {MEMORY_FRACTION:g} of "
+                                       "this machine's memory)")
                 fields = [field.strip() for field in line.split(",")]
                 if fields == [""]:
                     continue
@@ -889,6 +961,7 @@ def save_checkpoint(run, path):
             np.savez(handle, **arrays)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes it 0600: the user's file, with the umask's mode
         os.replace(tmp, path)
     except OSError as err:
         if os.path.exists(tmp):
@@ -927,10 +1000,106 @@ def is_checkpoint(path):
     """Whether ``path`` is a checkpoint of this trainer (same network, optimizer and dtype)."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            return (str(data["format"]) == CHECKPOINT_FORMAT and str(data["signature"]) == SIGNATURE
-                    and str(data["optimizer"]) == OPTIMIZER and str(data["dtype"]) == np.dtype(DTYPE).name)
+            ids = {key: _member(data, key) for key in IDENTITY if key in data.files}
+            return (ids.get("format") == CHECKPOINT_FORMAT and ids.get("signature") == SIGNATURE
+                    and ids.get("optimizer") == OPTIMIZER and ids.get("dtype") == np.dtype(DTYPE).name)
     except Exception:  # not an .npz, or not ours
         return False
+
+
+IDENTITY = ("format", "signature", "optimizer", "dtype")   # what a checkpoint is, read first
+TEXTS = ("rng", "split")                                    # JSON
+NUMBERS = ("t", "epoch", "previous_loss", "position", "has_order", "loss_sum", "batches", "right", "val_loss")
+
+
+def _rule(key):
+    """(shape, or the number of axes for a member whose length varies; dtype kinds) that checkpoint
+    member ``key`` must have, or None for a member no checkpoint of this trainer holds."""
+    best = key.startswith("best/")
+    base = key[5:] if best else key
+    parts = base.split("/")
+    if len(parts) == 2 and parts[0] == "param" and parts[1] in SHAPES:
+        return tuple(SHAPES[parts[1]]), "f"
+    if len(parts) == 3 and parts[0] == "state" and parts[1] in STATE and parts[2] in SHAPES:
+        return tuple(SHAPES[parts[2]]), "f"
+    if base in IDENTITY + TEXTS and not (best and base in IDENTITY + ("split",)):
+        return (), "U"
+    if base in NUMBERS:
+        return (), "biuf"
+    if not best and base in ("order", "history"):
+        return (1 if base == "order" else 2), "iu" if base == "order" else "f"
+    return None
+
+
+class _Damaged(ValueError):
+    """A checkpoint member that is not this trainer's, or not in its shape."""
+
+
+def _member(data, key, limit=None):
+    """The member ``key`` of an open checkpoint, its shape and dtype checked against :func:`_rule`
+    from its .npy header before it is read (ValueError naming it otherwise)."""
+    rule = _rule(key)
+    if rule is None:
+        raise _Damaged(f"{key[:60]!r} is not a member of this trainer's checkpoints")
+    (want, kinds), (shape, dtype) = rule, npy_header(data.zip, key)
+    fits = shape == want if isinstance(want, tuple) else len(shape) == want
+    if kinds == "U":
+        fits = fits and dtype.kind == "U" and dtype.itemsize <= 4 * max(JSON_CHARS, len(SIGNATURE))
+    elif kinds == "f" and isinstance(want, tuple):
+        fits = fits and dtype == np.dtype(DTYPE)
+    else:
+        fits = fits and dtype.kind in kinds and dtype.itemsize <= 8
+    if not fits:
+        what = {"U": f"text of at most {max(JSON_CHARS, len(SIGNATURE)):,} characters", "biuf": "a number",
+                "iu": "integers"}.get(kinds, np.dtype(DTYPE).name)
+        raise _Damaged(f"{key} has shape {shape} and dtype {dtype}, expected "
+                       f"{want if isinstance(want, tuple) else f'{want} axes'} and {what}")
+    if limit is not None and math.prod(shape) * dtype.itemsize > limit:
+        raise _Damaged(f"{key} has shape {shape}: {math.prod(shape) * dtype.itemsize / 1e9:.3g} GB, more than "
+                         f"{limit / 1e9:.3g} GB")
+    value = data[key]
+    return str(value) if kinds == "U" else value
+
+
+def _read_checkpoint(path):
+    """The members of the checkpoint at ``path``: what it is first, then (when it is this trainer's)
+    every member, each checked by :func:`_member` before it is read."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: _member(data, key) for key in IDENTITY if key in data.files}
+            if (arrays.get("format") != CHECKPOINT_FORMAT or arrays.get("signature") != SIGNATURE
+                    or arrays.get("optimizer") != OPTIMIZER or arrays.get("dtype") != np.dtype(DTYPE).name):
+                return arrays
+            limit = memory_limit()
+            for key in data.files:
+                if key not in arrays:
+                    arrays[key] = _member(data, key, limit)
+            return arrays
+    except _Damaged as err:
+        raise TrainerError(f"{path}: damaged checkpoint ({str(err)[:160]})") from None
+    except Exception as err:  # a damaged file: zipfile, pickle refusal, format errors
+        raise TrainerError(f"{path}: not a readable checkpoint ({str(err)[:160]})") from None
+
+
+def _json(text, key):
+    """A checkpoint's JSON field, its length and nesting bounded before it is parsed."""
+    if len(text) > JSON_CHARS:
+        raise ValueError(f"{key} is {len(text):,} characters of JSON, more than {JSON_CHARS:,}")
+    depth = deepest = 0
+    quoted = escaped = False
+    for c in text:
+        if quoted:
+            quoted, escaped = (escaped or c != '"'), (not escaped and c == "\\")
+        elif c == '"':
+            quoted = True
+        elif c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth -= 1
+    if deepest > JSON_DEPTH:
+        raise ValueError(f"{key} nests JSON {deepest} deep, more than {JSON_DEPTH}")
+    return json.loads(text)
 
 
 def load_checkpoint(path, n=None):
@@ -938,11 +1107,7 @@ def load_checkpoint(path, n=None):
     field of it does not fit the network or (given ``n``) data of ``n`` rows."""
     if not os.path.isfile(path):
         raise TrainerError(f"checkpoint {path!r} not found")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except Exception as err:  # a damaged file: zipfile, pickle refusal, format errors
-        raise TrainerError(f"{path}: not a readable checkpoint ({err})") from None
+    arrays = _read_checkpoint(path)
     if str(arrays.get("format", "")) != CHECKPOINT_FORMAT:
         raise TrainerError(f"{path}: not a symbackprop checkpoint")
     if str(arrays.get("signature")) != SIGNATURE:
@@ -989,7 +1154,7 @@ def _run_from(arrays, prefix=""):
         state[key] = {name: _checked(arrays, f"{prefix}state/{key}/{name}", shape, key in NONNEGATIVE_STATE)
                       for name, shape in SHAPES.items()}
     rng = np.random.default_rng()
-    rng.bit_generator.state = json.loads(str(arrays[prefix + "rng"]))
+    rng.bit_generator.state = _json(str(arrays[prefix + "rng"]), prefix + "rng")
     return {"params": params, "state": state, "epoch": _count(arrays, prefix + "epoch"), "rng": rng,
             "previous_loss": _number(arrays, prefix + "previous_loss")}
 
@@ -1006,7 +1171,7 @@ def _history(table):
 
 def _split(text):
     """The validation split saved as JSON: None, or {"fraction": F, "seed": S, "rows": N}."""
-    split = json.loads(text)
+    split = _json(text, "split")
     if split is None:
         return None
     if (not isinstance(split, dict) or set(split) != {"fraction", "seed", "rows"}
@@ -1313,9 +1478,10 @@ def predictions_csv(outputs, classes=None):
 
 def diverged(run, final, learning_rate):
     """The one line that says what went wrong when the loss stopped being a finite number."""
-    where = f"the loss is {final} after epoch {run['epoch']} ({run['state']['t']} updates)"
-    params = [name for name, value in run["params"].items() if not np.all(np.isfinite(value))]
-    state = [f"{key} of {name}" for key in STATE for name, value in run["state"][key].items()
+    run_params, run_state = run["params"], run["state"]
+    where = f"the loss is {float(final)} after epoch {run['epoch']} ({int(run_state['t'])} updates)"
+    params = [name for name, value in run_params.items() if not np.all(np.isfinite(value))]
+    state = [f"{key} of {name}" for key in STATE for name, value in run_state[key].items()
              if not np.all(np.isfinite(value))]
     if params:
         return (f"{where}: the parameters {', '.join(params)} are not finite"
@@ -1385,6 +1551,8 @@ def build_parser():
                         help="let --save, --log and --plot replace a file that is not a checkpoint, log or plot "
                              "of this trainer")
     parser.add_argument("--quiet", action="store_true", help="print only the final line")
+    parser.add_argument("--max-memory", type=_positive, metavar="GB", help="the memory a run may plan for "
+                        f"(default {MEMORY_FRACTION:g} of this machine's): a larger network, batch or data is refused")
     return parser
 
 
@@ -1398,6 +1566,8 @@ def build_predict_parser():
     parser.add_argument("-o", "--output", metavar="CSV", default="-",
                         help="where to write them (default -: standard output)")
     parser.add_argument("--force", action="store_true", help="replace an existing file")
+    parser.add_argument("--max-memory", type=_positive, metavar="GB", help="the memory predict may plan for "
+                        f"(default {MEMORY_FRACTION:g} of this machine's): larger data is refused")
     return parser
 
 
@@ -1425,18 +1595,18 @@ def _write_log(path, mode, text):
         raise TrainerError(f"cannot write --log {path!r}: {err.strerror or err}") from None
 
 
-def _data(args, names=None):
+def _data(args, limit, names=None):
     """X, Y: --data, or the spec's sample; ``names`` receives --data's target names (load_data())."""
     if args.data is None:
         return (np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], dtype=DTYPE).reshape(-1, *INPUT),
                 np.array([[0.0], [1.0], [1.0], [0.0]], dtype=DTYPE).reshape(-1, 1))
-    return load_data(args.data, names=names)
+    return load_data(args.data, limit=limit, names=names)
 
 
-def _validation(args, X, Y, split):
+def _validation(args, X, Y, split, limit=None):
     """The rows to train on and the validation set (or None): --val-data, or the rows ``split`` holds out."""
     if args.val_data is not None:
-        return X, Y, load_data(args.val_data)
+        return X, Y, load_data(args.val_data, limit=limit)
     if split is None:
         return X, Y, None
     kept, held = split_rows(len(X), split["fraction"], split["seed"])
@@ -1468,11 +1638,14 @@ def _split_of(args, run, n):
 def _main(args):
     if args.patience is not None and args.val_data is None and args.val_fraction is None:
         raise TrainerError("--patience needs a validation set: --val-data FILE or --val-fraction F")
+    limit = memory_limit(args.max_memory)
     names = []
-    X, Y = _data(args, names)
+    X, Y = _data(args, limit, names)
     run = load_checkpoint(args.resume) if args.resume else None
     split = _split_of(args, run, len(X))
-    X, Y, validation = _validation(args, X, Y, split)
+    X, Y, validation = _validation(args, X, Y, split, limit)
+    require_memory(min(args.batch_size, len(X)), limit,   # before init_params draws anything
+                   sum(a.nbytes for a in (X, Y, *(validation or ()))))
     if run is None:
         run = new_run(init_params(args.seed), args.seed)
     elif _misfit(run, len(X)):
@@ -1615,8 +1788,10 @@ def final_line(reason, run, final, rows):
 
 def _predict(args):
     """predict: the outputs for --data's examples, with --params's parameters, as CSV."""
+    limit = memory_limit(args.max_memory)
     run = load_checkpoint(args.params)
-    X, Y = load_data(args.data, targets="optional")
+    X, Y = load_data(args.data, targets="optional", limit=limit)
+    require_memory(len(X), limit, X.nbytes + (0 if Y is None else Y.nbytes))   # predict takes every row at once
     if args.output != "-":
         _check_output("-o", args.output, args.force, None, "", {"--data": args.data, "--params": args.params})
     with np.errstate(all="ignore"):

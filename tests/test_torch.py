@@ -344,8 +344,8 @@ def test_ci_installs_torch_and_pyproject_has_the_extra():
     assert extras["torch"] == ["torch==2.13.0"]
 
 
-def test_the_readmes_torch_snippet_is_in_the_generated_torch_trainer():
-    readme = (ROOT / "README.md").read_text()
+def test_the_docs_torch_snippet_is_in_the_generated_torch_trainer():
+    readme = (ROOT / "docs/reference/trainer.md").read_text()
     start = readme.index("# \\delta^{(2)} = \\frac{1}{N}\\left(a^{(2)} \\textstyle\\sum_j y - y\\right)")
     snippet = readme[start:readme.index("```", start)].rstrip("\n")
     trainer = (ROOT / "generated/mnist_adam_torch.py").read_text()

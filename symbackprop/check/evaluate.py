@@ -21,36 +21,55 @@ class Evaluator:
         """The values ``node``'s expression reads: ``env`` and, for an optimizer's, its hyperparameters."""
         return ChainMap(node.hyper, env) if node.hyper else env
 
-    def true_values(self) -> dict | None:
+    def true_values(self, bump: frozenset = frozenset(), every: bool = False) -> dict | None:
         """Every node's exact value from the spec's numbers in arbitrary precision (the digits of
         numeric.PRECISIONS, tried in turn): where float intervals cannot hold a step — 1 − σ(z) at
         z = 1e4 — the interval arithmetic gives a range that is only a bound. None when even the
-        last precision does not make every value finite."""
+        last precision does not make every value finite. ``bump``: symbols raised by a hair (far
+        below a float's digits) as they are computed, so that a tie they are in goes their way;
+        ``every``: the leaves' values too."""
         import mpmath
         from ..numeric.values import PRECISIONS
         for digits in PRECISIONS:
             with mpmath.workdps(digits):
-                env = {s: mpmath.mpf(v.lo) for s, v in self.graph.leaves.items()}
+                hair = mpmath.mpf(10) ** (-(digits // 2))
+                env = {s: mpmath.mpf(v.lo) * (1 + hair if s in bump else 1) + (hair if s in bump else 0)
+                       for s, v in self.graph.leaves.items()}
                 try:
                     for node in self.graph.order:
                         point = {**{s: mpmath.mpf(v.lo) for s, v in (node.hyper or {}).items()}, **env}
-                        args = sorted(node.expr.free_symbols, key=str)
-                        value = sympy.lambdify(args, node.expr, "mpmath")(*[point[a] for a in args])
+                        args, fn = self._mpmath(node)
+                        value = fn(*[point[a] for a in args])
                         if isinstance(value, mpmath.mpc) or not mpmath.isfinite(value):
                             raise ZeroDivisionError
-                        env[node.symbol] = mpmath.mpf(value)
+                        value = mpmath.mpf(value)
+                        env[node.symbol] = value + hair * (1 + abs(value)) if node.symbol in bump else value
                 except (ZeroDivisionError, ValueError, OverflowError, TypeError):
                     continue
-                return {s: float(v) for s, v in env.items() if s in self.graph.nodes}
+                return {s: float(v) for s, v in env.items() if every or s in self.graph.nodes}
         return None
 
-    def ranges(self, given: dict):
+    def _mpmath(self, node):
+        """``node``'s expression as an mpmath function of its sorted free symbols (made once)."""
+        cache = self.__dict__.setdefault("_functions", {})
+        if node.symbol not in cache:
+            args = sorted(node.expr.free_symbols, key=str)
+            cache[node.symbol] = (args, sympy.lambdify(args, node.expr, "mpmath"))
+        return cache[node.symbol]
+
+    def ranges(self, given: dict, exact: dict | None = None, written: dict | None = None):
         """Each node's range from its inputs (``derived``), and the values used downstream
-        (``env``: the person's interval where they wrote the number, the derived range otherwise)."""
+        (``env``). A number the person wrote carries forward the part of its digits' interval
+        that its own inputs allow (``derived``; where those were wrong, the part the exact value
+        allows), joined with the number as written (``written``: a person computes on with the
+        digits they wrote) — and its whole digits' interval only where neither part exists. So a
+        written 1.8 whose inputs give exactly 1.8 stands for 1.8, not for [1.75, 1.85]."""
         env, derived = dict(self.graph.leaves), {}
         for node in self.graph.order:
-            derived[node.symbol] = bound(node.expr, self.env_of(node, env))
-            env[node.symbol] = given.get(node.symbol, derived[node.symbol])
+            sym = node.symbol
+            derived[sym] = bound(node.expr, self.env_of(node, env))
+            env[sym] = derived[sym] if sym not in given else \
+                carried(given[sym], derived[sym], (exact or {}).get(sym), (written or {}).get(sym))
         return derived, env
 
     def scope(self, sym, given) -> list:
@@ -85,3 +104,20 @@ class Evaluator:
                 local[s] = r
                 changed.add(s)
         return Interval(math.nan, math.nan)  # sym does not depend on the targets
+
+
+def carried(mine: Interval, derived: Interval, exact: Interval | None, written: float | None) -> Interval:
+    """What a written number stands for downstream: its digits' interval cut to what its inputs
+    give (else to the exact value's range), joined with the number as written.
+
+    >>> carried(Interval(1.75, 1.85), Interval.point(1.8), None, 1.8)
+    Interval(lo=1.8, hi=1.8)
+    >>> carried(Interval(0.5885, 0.5895), Interval(0.5886, 0.5889), None, 0.589)
+    Interval(lo=0.5886, hi=0.589)
+    """
+    cut = mine.intersect(derived) or (exact is not None and mine.intersect(exact)) or None
+    if cut is None:
+        return mine
+    if written is not None and math.isfinite(written) and mine.contains(written):
+        cut = cut.join(Interval.point(written))
+    return cut

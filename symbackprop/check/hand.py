@@ -274,8 +274,23 @@ def _elements(raw, shape, where):
     return out
 
 
-def _unknown(name, known, network) -> str:
+# other names people (and LaTeX) give batch norm's quantities -> the one name every output uses
+SYNONYMS = (("mu", "mean"), ("μ", "mean"), ("variance", "var"), ("sigma2", "var"), ("σ²", "var"),
+            ("x_hat", "xhat"), ("hatx", "xhat"), ("x̂", "xhat"), ("hat{x}", "xhat"), ("mathrm{var}", "var"))
+
+
+def _nearest(name, known) -> str | None:
+    """The known quantity ``name`` most likely means: itself with a synonym replaced (dC/dmu2 ->
+    dC/dmean2), else the closest spelling."""
+    for other, ours in SYNONYMS:
+        if other in name and name.replace(other, ours) in known:
+            return name.replace(other, ours)
     close = difflib.get_close_matches(name, list(known), n=1) if len(name) <= 100 else []
+    return close[0] if close else None
+
+
+def _unknown(name, known, network) -> str:
+    close = [c for c in [_nearest(name, known)] if c]
     hint = f"; did you mean {close[0]!r}?" if close else ""
     stages = sorted({k.rstrip("0123456789") for k in known if not k.startswith(("new.", "grad.", "dC/", "delta"))
                      and "." not in k and "/" not in k} - {"loss"})

@@ -17,12 +17,22 @@ without a decimal point is exact). Each node's range is computed by interval ari
 (:mod:`symbackprop.check.intervals`) from the person's numbers for its inputs where they wrote them, and
 from what those imply where they did not; the parameters and the sample come from the spec. A number
 follows when its own interval meets that range. Its inputs may have been carried with more digits
-than were written: anything inside their intervals is accepted.
+than were written: anything inside their intervals is accepted — but a number judged ``ok`` carries
+forward only the intersection of its digits' interval with the interval its own inputs give (with
+the exact value's, where its inputs were wrong), joined with the number as written: a written 1.8
+whose inputs give exactly 1.8 stands for 1.8 downstream, not for [1.75, 1.85], so a later 4.001
+where 4.004 is right is wrong; a later number computed from the rounded 1.8 itself is fine.
+
+Ties (:mod:`symbackprop.check.ties`): where several elements share a max-pool window's maximum, their
+gradients are judged jointly, as non-negative shares summing to the window's gradient — a file that
+breaks that is ``wrong`` where it first breaks. A quantity the step does not change (``new.z1`` of
+a layer ``train`` leaves alone) is the same quantity as before the step: unwritten, it is the
+person's own pre-step number.
 
 A ``wrong`` number gets a diagnosis where one fits: each mistake of the catalogue
 (:mod:`symbackprop.check.catalogue`: the 2 of d/da (a − y)² dropped, σ′ at z, a factor dropped, the wrong
 index, the learning rate left out, Adam without bias correction, updates not simultaneous, and each
-layer entry's own: a convolution's kernel not flipped, max-pool's gradient to every element, batch
+layer entry's own: a convolution's kernel not flipped or transposed, max-pool's gradient to every element or every tied maximum, batch
 norm's statistics taken as constants, dropout's 1/(1 − p) left out, ...) is a rewrite of a
 local expression — the number's own, one of its written inputs as used there, or one it was
 computed through without writing it down (there, when the quantity has several elements, the slip
@@ -64,6 +74,7 @@ from ..errors import SpecError
 from .hand import (DEPRECATED_ZERO_BASED, MAX_PARAMETERS, MAX_VALUES, Hand, Written, load_hand, model_of, parse_hand, quantities, usable)
 from ..spec.inputs import as_network
 from .intervals import Interval
+from .ties import Ties
 from ..entries.optimizers import OPTIMIZERS, Settings
 from ..spec.network import Network
 
@@ -73,6 +84,7 @@ __all__ = ["DEPRECATED_ZERO_BASED", "MAX_PARAMETERS", "MAX_VALUES", "Hand", "Res
 STATUSES = ("ok", "wrong", "carried")
 SLACK = 1e-9          # relative: float noise, never a person's rounding
 MAX_MATCHES = 2       # diagnoses named per number
+ZERO_WIDTH = 1e-12    # an exact range this narrow around 0 is float rounding of an exact 0
 
 
 # results ----------------------------------------------------------------------------------------
@@ -201,8 +213,18 @@ class _Checker:
         wide = {s for s, r in exact.items() if math.isfinite(r.lo) and math.isfinite(r.hi)
                 and r.hi - r.lo > max(1e-9 * max(abs(r.lo), abs(r.hi)), 1e-12)}
         shown = truth or self._points(wide)
-        derived, env = self.values.ranges(given)
-        if truth is not None:           # what none of the person's numbers feeds is the exact value
+        ties = Ties(g, self.values) if wide else None
+        broken, tightened = set(), False
+        if ties:                        # max-pool ties: the tied gradients are shares of one whole
+            broken = ties.broken(given)
+            if self._kinks_are_ties(wide, ties):
+                tightened = True
+                for s in wide:
+                    tight = ties.tight(s)
+                    if tight is not None:
+                        exact[s] = exact[s].intersect(tight) or tight
+        derived, env = self.values.ranges(given, exact, {g.named[key]: w.value for key, w in hand.values.items()})
+        if truth is not None or tightened:     # what none of the person's numbers feeds is the exact value
             fed = set(given)
             for node in g.order:
                 if fed.intersection(node.inputs):
@@ -217,7 +239,9 @@ class _Checker:
                 tainted[sym] = upstream
                 continue
             mine = _slack(given[sym])
-            if mine.intersects(exact[sym]):
+            if sym in broken and mine.intersects(exact[sym]):
+                status[sym] = "wrong"
+            elif mine.intersects(exact[sym]):
                 status[sym] = "ok"
             elif mine.intersects(derived[sym]):
                 status[sym] = "carried" if upstream else "ok"
@@ -246,9 +270,15 @@ class _Checker:
             elif sym in wide and sym in shown and _slack(given[sym]).intersects(exact[sym]) \
                     and not _slack(given[sym]).contains(shown[sym]):
                 diagnosis = "at a tie (a window's shared maximum, or a kink) any choice between the sides is right; expected: PyTorch's convention"
-            results.append(Result(name, index, written.text, written.value, shown.get(sym, exact[sym].mid),
+            results.append(Result(name, index, written.text, written.value, _expected(shown.get(sym), exact[sym]),
                                   status[sym], diagnosis))
         return results
+
+    def _kinks_are_ties(self, wide: set, ties) -> bool:
+        """Whether every number made wide by a kink of its own (its inputs thin) is a tied
+        max-pool element's gradient: then the routings of the ties bound every wide number."""
+        own = {s for s in wide if not wide.intersection(self.graph.nodes[s].inputs)}
+        return own <= ties.gradients()
 
     def _points(self, wide: set) -> dict:
         """The values to show as expected where a range is ``wide`` although the spec's numbers are
@@ -316,6 +346,15 @@ class _Checker:
             return text
         return f"{text} (in the {self.graph.labels[target]} used here)" if target in given else \
             f"{text} (in {self.graph.labels[target]})"
+
+
+def _expected(point, exact: Interval) -> float:
+    """The value shown as expected: the convention's at a tie, else the exact range's middle — 0
+    where that range holds 0 and is float rounding wide (terms that cancel exactly, as a bias's
+    gradient before a batch norm: the middle would show 1e-16 of noise)."""
+    if exact.contains(0.0) and exact.width <= ZERO_WIDTH:
+        return 0.0
+    return exact.mid if point is None else point
 
 
 def _kept(found, given: Interval) -> list:

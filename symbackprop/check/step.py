@@ -53,6 +53,7 @@ def new_pass(graph, updated: dict) -> dict:
     after it), as nodes of ``graph``. Returns what it replaced: each updated parameter and each stage
     symbol -> its symbol after the step."""
     replace = {p: q for p, q in updated.items() if p != q}
+    unchanged = set()        # the new pass's values that equal the old ones (untrained, unchanged inputs)
     for lm in graph.model.layers:
         own = {s for arr in lm.params.values() for s in arr.ravel()}
         old = {q: p for p, q in replace.items() if p in own}
@@ -62,11 +63,17 @@ def new_pass(graph, updated: dict) -> dict:
                 for idx, s in np.ndenumerate(stage.symbols):
                     base, expr = graph.sym(s, n), graph.ren(stage.defs[idx], n)
                     new = sympy.Symbol(f"new.{base.name}", real=True)
-                    inputs = {replace[u]: u for u in expr.free_symbols if u in replace and u in graph.nodes}
-                    graph.add(new, expr.xreplace(replace), f"new.{stage.name}", f"new.{stage.quantity}",
-                              graph.index(idx, stage.per_example, n), layer=lm, stage=stage.name, element=idx,
-                              example=n, old_params=old, old_inputs=inputs)
+                    moved = [u for u in expr.free_symbols if u in replace and replace[u] not in unchanged]
+                    # a value the step does not change is one quantity: new.a1 of an untrained layer
+                    # is the person's own a1 (written or not), and nothing "from before the step" fits
+                    inputs = {replace[u]: u for u in moved if u in graph.nodes}
+                    graph.add(new, expr.xreplace(replace) if moved else base, f"new.{stage.name}",
+                              f"new.{stage.quantity}", graph.index(idx, stage.per_example, n), layer=lm,
+                              stage=stage.name, element=idx, example=n, old_params=old if moved else {},
+                              old_inputs=inputs, unchanged=not moved)
                     added[base] = new
+                    if not moved:
+                        unchanged.add(new)
             replace.update(added)
     sym = sympy.Symbol("new.C", real=True)
     graph.add(sym, graph.nodes[graph.loss].expr.xreplace(replace), "new.loss", "new.loss", ())

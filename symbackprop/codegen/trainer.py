@@ -20,11 +20,13 @@ True
 ``--check`` only reports the ones that differ.
 """
 import argparse
+import base64
 import hashlib
 import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import sympy
 
 from . import compiled as codegen
@@ -120,6 +122,17 @@ def _literal(array) -> str:
     return "[" + ", ".join(_literal(a) for a in array) + "]"
 
 
+def _embedded(array) -> str:
+    """A parameter as the trainer's source holds it: a literal list up to :data:`limits.SAMPLE_EMBEDDED
+    <symbackprop.spec.limits.SAMPLE_EMBEDDED>` numbers; past that its float64 bytes in base64 — a
+    list literal of a million numbers costs Python ~70 bytes a number to parse (a 13 MB spec's
+    trainer took 950 MB at --help), the base64 text about 11."""
+    if array.size <= limits.SAMPLE_EMBEDDED:
+        return _literal(array)
+    packed = base64.b64encode(np.ascontiguousarray(array, dtype="<f8").tobytes()).decode("ascii")
+    return f'np.frombuffer(base64.b64decode("{packed}"), dtype="<f8")'
+
+
 def choose_form(network: Network, form: str) -> str:
     eligible = (network.is_stack and all(activation_key(a) in SCALAR_ACTIVATIONS for a in network.activations)
                 and network.loss.name in SCALAR_LOSSES)
@@ -170,8 +183,12 @@ def render(network: Network, optimizer: str | None = None, learning_rate: float 
         "accuracy": accuracy_rule(network),
         "curve_source": curve.source(),
         "shapes": network.parameter_shapes(),
-        "given": ({k: _literal(v) for k, v in network.parameters.items()}
+        "sizes": [(f"layer {layer.index} ({layer.kind.name})", layer.parameter_count, layer.values_per_example)
+                  for layer in network.graph],
+        "given": ({k: _embedded(v) for k, v in network.parameters.items()}
                   if network.parameters is not None else None),
+        "packed": network.parameters is not None and any(v.size > limits.SAMPLE_EMBEDDED
+                                                         for v in network.parameters.values()),
         "init": initial.rules(network),
         **sample_context(network),
         "loss": network.loss.name,

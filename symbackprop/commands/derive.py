@@ -88,10 +88,14 @@ def _scalar(network, args):
     from ..report.chain import RENDERERS
     from ..derive.derivation import expanded_gradient
     from ..numeric.values import require_finite
+    _announce(network, "deriving and evaluating every element's chain rule")
     model = Model(network)
     derivation = Derivation(model)
     values = None
     if network.has_numbers:
+        if args.exact:   # in floats first: exp(exp(exp(...))) makes exact values of millions of digits,
+            floats = evaluate(derivation)    # in integer steps no clock interrupts, for a value not finite
+            require_finite(floats.forward | floats.gradients | {"loss": floats.loss})
         values = evaluate(derivation, exact=args.exact)
         require_finite(values.forward | values.gradients | {"loss": values.loss})
     if args.format == "latex":
@@ -103,6 +107,13 @@ def _scalar(network, args):
         expanded = {(name, index): expanded_gradient(model, symbol) for name, index, symbol in model.parameters()
                     if not args.wrt or name in args.wrt}
     return RENDERERS["json"](derivation, values, args.digits, args.wrt, expanded)
+
+
+def _announce(network, text):
+    """A progress line on a terminal, for a network large enough to take seconds."""
+    from ..writers.output import PROGRESS_ELEMENTS, progress
+    if network.element_count * max(1, len(network.x) if network.x is not None else 1) >= PROGRESS_ELEMENTS:
+        progress("derive", f"{text} ({network.parameter_count:,} parameters, {network.element_count:,} values per example)")
 
 
 def _within_scalar(network, parameters: int, values: int) -> bool:
@@ -150,6 +161,7 @@ def _matrix_json(network, md, wrt):
         from ..derive.derivation import Derivation
         from ..derive.model import Model
         from ..numeric.values import evaluate, require_finite
+        _announce(network, "evaluating every element by the per-weight route")
         values = evaluate(Derivation(Model(network)))
         require_finite(values.forward | values.gradients | {"loss": values.loss})
         result["loss"] = float(values.loss)

@@ -5,7 +5,7 @@ import math
 
 from ..spec import limits
 from ..errors import SpecError, shown
-from ..writers.output import output_format, writable, write_text
+from ..writers.output import PROGRESS_ELEMENTS, output_format, progress, writable, write_text
 
 FORMATS = ("markdown", "latex", "html")
 
@@ -86,6 +86,9 @@ def run(args) -> int:
                                     "--format json gives the gradients of any batch")
     if args.steps_csv is not None:
         _check_steps_csv(args)
+    if network.x is not None and network.element_count * len(network.x) >= PROGRESS_ELEMENTS:
+        progress("explain", f"working the example through ({network.parameter_count:,} parameters, "
+                            f"{network.element_count:,} values for each of {len(network.x)} examples)")
     explanation = explain(network, args.optimizer, steps, digits, max_iters, loss_below, min_delta, args.wrt)
     text = explanation.latex(fragment=True) if args.fragment else explanation.render(fmt)
     if args.steps_csv is not None:

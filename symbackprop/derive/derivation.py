@@ -23,6 +23,7 @@ import numpy as np
 import sympy
 
 from .model import Model
+from ..entries.template import placeholders, rename, substitute, template_key
 from ..entries.registry import a as OUT, z as IN
 
 
@@ -89,12 +90,37 @@ def _terms_by_symbol(definition) -> dict | None:
 def _diff(definition, u, terms=None):
     """``sympy.diff(definition, u)``; for a sum, of the terms that read u only; for a case split
     (max-pool's), branch by branch as SymPy's rule does, without re-simplifying the conditions
-    (which costs SymPy ~20 ms a window)."""
+    (which costs SymPy ~20 ms a window). Each term's derivative through :func:`_diff_term`."""
     if isinstance(definition, sympy.Piecewise):
         return sympy.Piecewise(*[(sympy.diff(e, u), c) for e, c in definition.args], evaluate=False)
     if terms is None:
-        return sympy.diff(definition, u)
-    return sympy.Add(*[sympy.diff(t, u) for t in terms[u]])   # the terms of a quantity nothing downstream reads
+        return _diff_term(definition, u)
+    return sympy.Add(*[_diff_term(t, u) for t in terms[u]])   # the terms of a quantity nothing downstream reads
+
+
+_DIFFS: dict = {}        # (template key, position of u) -> (the template's derivative, its placeholders)
+
+
+def _diff_term(expr, u):
+    """``sympy.diff(expr, u)``, the same expression, fast: a product that reads u once as a factor
+    gives the other factors (the product rule's only nonzero term: a convolution's W·x, a dense
+    layer's); anything else is differentiated once per template (:mod:`symbackprop.entries.template`) and renamed."""
+    if expr is u:
+        return sympy.Integer(1)
+    if expr.is_Mul:
+        rest = [f for f in expr.args if f is not u]
+        if len(rest) == len(expr.args) - 1 and not any(u in f.free_symbols for f in rest):
+            return sympy.Mul(*rest)
+    key, symbols = template_key(expr)
+    at = symbols.index(u)
+    found = _DIFFS.get((key, at))
+    if found is None:
+        if len(_DIFFS) >= 20000:               # a long-lived process of many networks: start again
+            _DIFFS.clear()
+        template, ps = placeholders(expr, symbols)
+        found = _DIFFS[(key, at)] = (sympy.diff(template, ps[at]), ps)
+    derivative, ps = found
+    return rename(derivative, dict(zip(ps, symbols)))
 
 
 class Derivation:
@@ -200,8 +226,8 @@ class Derivation:
         equal to SymPy's derivative in the tests), SymPy's derivative in z otherwise."""
         act = layer.activation
         if act.output_form is not None:
-            return act.output_form.xreplace({OUT: a_})
-        return act.derivative.xreplace({IN: z_})
+            return substitute(act.output_form, OUT, a_)
+        return substitute(act.derivative, IN, z_)
 
     @cached_property
     def by_symbol(self) -> dict[sympy.Symbol, Step]:

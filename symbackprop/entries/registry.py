@@ -25,6 +25,7 @@ from typing import Callable
 import sympy
 from sympy import Piecewise, Rational, exp, log, sqrt, erf, tanh
 
+from .template import substitute
 from ..writers.textprint import text
 
 z = sympy.Symbol("z", real=True)        # an activation's input
@@ -66,7 +67,7 @@ class Activation:
         """The layer's outputs for the list of its inputs."""
         if self.vector is not None:
             return self.vector(inputs)
-        return [self.expr.xreplace({z: u}) for u in inputs]
+        return [substitute(self.expr, z, u) for u in inputs]
 
     @property
     def elementwise(self) -> bool:

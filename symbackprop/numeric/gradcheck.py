@@ -38,10 +38,18 @@ def _activation_function(activation, width: int):
     return lambda columns: fn(*columns)
 
 
+@lru_cache(maxsize=None)
+def _elementwise_function(activation):
+    u = sympy.Symbol("u0", real=True)
+    return stable_function([u], activation.apply([u]))
+
+
 def _activate(activation, z):
     flat = z.reshape(len(z), -1)
     if activation.shift_invariant:          # softmax(z) = softmax(z - max z): no exp overflows
         flat = flat - flat.max(axis=1, keepdims=True)
+    if activation.elementwise:              # one function of one element, on the whole array at once
+        return np.broadcast_to(np.asarray(_elementwise_function(activation)(flat)[0], np.float64), flat.shape).reshape(z.shape)
     cols = _activation_function(activation, flat.shape[1])(list(flat.T))
     return np.stack([np.broadcast_to(np.asarray(c, np.float64), flat.shape[:1]) for c in cols], axis=1).reshape(z.shape)
 

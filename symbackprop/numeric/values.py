@@ -23,6 +23,7 @@ non-finite result is an error.
 (30.25, [[33.0]])
 """
 import math
+import weakref
 from dataclasses import dataclass, field
 
 import mpmath
@@ -31,6 +32,8 @@ import sympy
 
 from ..derive.derivation import Derivation
 from ..derive.model import Model
+from ..entries.template import placeholders
+from .templated import evaluate_many
 
 # NumPy has no erf (gelu); math.erf element by element is exact and needs no scipy.
 _erf = np.vectorize(math.erf, otypes=[np.float64])
@@ -73,27 +76,32 @@ class _Evaluator:
         self.cache: dict = {}
 
     def group(self, exprs: list, env: dict) -> list:
-        """The values of several expressions at once (one lambdified function)."""
+        """The values of several expressions at once: in float64 by template (one compiled
+        function per distinct one), in arbitrary precision by one mpmath function."""
         if self.exact:
             return [self.value(e, env) for e in exprs]
+        if not self.precise:
+            return self._templated(exprs, env)
         key = tuple(exprs)
         if key not in self.cache:
             symbols = sorted(set().union(*(e.free_symbols for e in exprs)), key=lambda s: s.name)
-            self.cache[key] = symbols, self._compile(symbols, exprs)
+            self.cache[key] = symbols, sympy.lambdify(symbols, exprs, [{"exp": _bounded_exp}, "mpmath"])
         symbols, fn = self.cache[key]
-        if self.precise:
-            try:
-                rows = [[_real(v) for v in fn(*[env[s][b] for s in symbols])] for b in range(self.batch)]
-            except (ZeroDivisionError, ValueError, OverflowError):
-                raise _Overflow from None
-            values = [np.array([row[i] for row in rows], dtype=object) for i in range(len(exprs))]
-            if not all(mpmath.isfinite(x) for v in values for x in v):
-                raise _Overflow
-            return values
+        try:
+            rows = [[_real(v) for v in fn(*[env[s][b] for s in symbols])] for b in range(self.batch)]
+        except (ZeroDivisionError, ValueError, OverflowError):
+            raise _Overflow from None
+        values = [np.array([row[i] for row in rows], dtype=object) for i in range(len(exprs))]
+        if not all(mpmath.isfinite(x) for v in values for x in v):
+            raise _Overflow
+        return values
+
+    def _templated(self, exprs, env) -> list:
+        """float64: each distinct template compiled once per process (``_TEMPLATES``), and the
+        expressions sharing it evaluated in one call (:mod:`symbackprop.numeric.templated`)."""
         try:
             with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
-                out = fn(*[env[s] for s in symbols])
-            values = [np.broadcast_to(np.asarray(v, dtype=np.float64), (self.batch,)) for v in out]
+                values = evaluate_many(exprs, env, self.batch, _stable_template, _TEMPLATES)
         except (FloatingPointError, OverflowError, ZeroDivisionError):
             raise _Overflow from None
         if not all(np.isfinite(v).all() for v in values):
@@ -106,10 +114,13 @@ class _Evaluator:
             return [expr.xreplace({s: env[s][i] for s in symbols}) for i in range(self.batch)]
         return self.group([expr], env)[0]
 
-    def _compile(self, symbols, exprs):
-        if self.precise:
-            return sympy.lambdify(symbols, exprs, "mpmath")
-        return stable_function(symbols, exprs)
+
+_TEMPLATES: dict = {}      # template key -> its stable lambdified function, for the whole process
+
+
+def _stable_template(expr, symbols):
+    template, ps = placeholders(expr, symbols)
+    return stable_function(ps, [template])
 
 
 def stable_function(symbols, exprs):
@@ -118,6 +129,17 @@ def stable_function(symbols, exprs):
     from ..codegen.printing import StablePrinter
     from ..codegen.rewrites import stabilize
     return sympy.lambdify(symbols, [stabilize(e) for e in exprs], [_STABLE, "numpy"], printer=StablePrinter)
+
+
+EXP_ARGUMENT = mpmath.mpf(2) ** 20   # past it (about 1e6) exp is inf, or 0: e^(1e6) is 10^434294
+
+
+def _bounded_exp(x):
+    """mpmath's exp, but inf (0) for an argument past ±2²⁰: exp(exp(exp(15))) would otherwise make
+    mpmath build an exponent of millions of digits, for a value no float64 holds anyway."""
+    if isinstance(x, mpmath.mpf) and abs(x) > EXP_ARGUMENT:
+        return mpmath.inf if x > 0 else mpmath.mpf(0)
+    return mpmath.exp(x)
 
 
 def _real(v):
@@ -146,6 +168,19 @@ def _groups(pairs):
         current.append((target, expr))
         names.add(target)
     return groups + [current] if current else groups
+
+
+_PLANS = weakref.WeakKeyDictionary()    # derivation -> its plan (building every step's expression costs seconds)
+
+
+def _plan(derivation: Derivation) -> list:
+    """The forward definitions, the loss and every backward step, in groups for one call each."""
+    plan = _PLANS.get(derivation)
+    if plan is None:
+        model = derivation.model
+        plan = _PLANS[derivation] = _groups(list(model.definitions.items()) + [(None, model.loss_def)]
+                                            + [(s.symbol, s.expr) for s in derivation.steps])
+    return plan
 
 
 def inputs(model: Model, net, exact: bool = False, parameters: dict | None = None) -> tuple[dict, int]:
@@ -178,8 +213,7 @@ def evaluate(derivation: Derivation, exact: bool = False, parameters: dict | Non
     if not net.has_numbers:
         raise ValueError("the spec has no [parameters] and [sample] to compute with")
     start, B = inputs(model, net, exact, parameters)
-    plan = _groups(list(model.definitions.items()) + [(None, model.loss_def)]
-                   + [(s.symbol, s.expr) for s in derivation.steps])
+    plan = _plan(derivation)
     env, precise = _precise_run(plan, start, exact, B)
     per_example = env.pop(None)
     summary = (lambda v: v) if exact else (lambda v: np.array(v, dtype=np.float64)) if precise else (lambda v: v)
@@ -271,8 +305,7 @@ def evaluator(derivation: Derivation):
     (30.25, [[33.0]])
     """
     model, net = derivation.model, derivation.model.network
-    plan = _groups(list(model.definitions.items()) + [(None, model.loss_def)]
-                   + [(s.symbol, s.expr) for s in derivation.steps])
+    plan = _plan(derivation)
     fast, grad_steps = {}, derivation.gradients()
 
     def run(parameters: dict):

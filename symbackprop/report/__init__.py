@@ -2,7 +2,8 @@
 
 Takes a per-weight :class:`~symbackprop.derive.derivation.Derivation` (with its numbers, if any) or
 a :class:`~symbackprop.derive.matrix.MatrixDerivation` and returns text, LaTeX, Markdown or JSON
-(:mod:`.chain`, :mod:`.matrix`). Strings only: nothing here differentiates or evaluates.
+(:mod:`.chain`, :mod:`.matrix`; text names, the steps a selection needs and how a value is shown in
+:mod:`.names`). Strings only: nothing here differentiates or evaluates.
 """
 from .._lazy import exports
 

@@ -10,18 +10,20 @@ of the product. Formats: text, latex (a document, or its body as a fragment), ma
 Indices are 1-based as in the math, except in JSON, whose arrays are plain arrays.
 """
 import json
-import re
+import math
 
 import numpy as np
 import sympy
 
 from ..writers import latexdoc
+from ..writers.document import tex_escape
 from ..derive.derivation import Derivation, Factor, Step
 from ..errors import printable
 from ..entries.registry import z as IN
 from ..writers.sigfig import is_exact, significant
 from ..entries.registry import activation_name
 from ..writers.textprint import TextPrinter
+from .names import NOISE, STAGE_NAMES, _fraction, _selected, _total, backward_steps, plain  # noqa: F401
 
 FORMULA_CHARS = 240   # a factor's formula longer than this is shown by its name and value only
 JSON_LAYOUT = ("each gradient has its parameter's shape (PyTorch's layouts: a dense W<l> is (outputs, inputs), "
@@ -34,14 +36,6 @@ def network_json(net) -> dict:
     return {"layers": list(net.layers), "activations": [a.name for a in net.activations], "loss": net.loss.name,
             "input": list(net.input), "graph": [layer.describe() for layer in net.graph]}
 EXAMPLES_SHOWN = 4   # a batch's values are written out for this many examples; the rest are elided
-
-
-def plain(label: str) -> str:
-    """The text name of a LaTeX label: ``W^{(2)}_{1,2}`` -> ``W2[1,2]``, ``\\delta`` -> ``delta``."""
-    text = re.sub(r"\^\{\((\d+)\)\}_\{([\d,]+)\}", r"\1[\2]", label)
-    text = re.sub(r"_\{([\d,]+)\}", r"[\1]", text)
-    text = re.sub(r"\\frac\{\\partial ([^{}]+)\}\{\\partial ([^{}]+)\}", r"d\1/d\2", text)
-    return text.replace("\\delta", "delta").replace("\\", "")
 
 
 def number(value, digits: int) -> str:
@@ -58,15 +52,22 @@ class Renderer:
     def __init__(self, derivation: Derivation, values: "object | None" = None, digits: int = 5):
         self.d, self.values, self.digits = derivation, values, digits
         self.model = derivation.model
-        self._text = TextPrinter({s: plain(label) for s, label in self.model.latex_names.items()})
+        self._stages = {**STAGE_NAMES, **{st.latex: st.name for st in self.model.stages()}}
+        self._text = TextPrinter({s: self.plain(label) for s, label in self.model.latex_names.items()})
         # each activation's derivative as people write it (the registry's simple_derivative), in
         # place of SymPy's raw form; numbers are computed from the derivation's own expressions
         self._readable = {}
+        self._shown: dict = {}      # (factor, latex, in a product) -> its formula's text
+        self._each: dict = {}       # (local derivative, example) -> its value
         for layer in self.model.layers:
             act = self.model.network.activations[layer.index - 1]
             if act.elementwise and act.output_form is None and act.simple_derivative != act.derivative:
                 for zj in layer.z:
                     self._readable[act.derivative.xreplace({IN: zj})] = act.simple_derivative.xreplace({IN: zj})
+
+    def plain(self, label: str) -> str:
+        """A LaTeX label's text name, each stage by its own name (:func:`plain`)."""
+        return plain(label, self._stages)
 
     @property
     def batch(self) -> int:
@@ -94,10 +95,15 @@ class Renderer:
         dot = r" \cdot " if latex else " · "
 
         def show(f, term):
+            key = (f.expr, latex, len(term) > 1)      # a factor recurs (an input in every kernel gradient)
+            found = self._shown.get(key)
+            if found is not None:
+                return found
             e = sympy.factor_terms(self.shown(f))
             text = self.sym(e, latex)
             if len(term) > 1 and (e.is_Add or (not latex and isinstance(e, sympy.Piecewise))):
-                return rf"\left({text}\right)" if latex else f"({text})"
+                text = rf"\left({text}\right)" if latex else f"({text})"
+            self._shown[key] = text
             return text
         return [dot.join(show(f, term) for f in term) for term in step.terms]
 
@@ -109,23 +115,82 @@ class Renderer:
         env = self.values.env
         if expr in env:
             return env[expr][example]
-        return sympy.sympify(expr).xreplace({s: env[s][example] for s in expr.free_symbols})
+        key = (expr, example)
+        found = self._each.get(key)
+        if found is None:
+            found = self._each[key] = sympy.sympify(expr).xreplace({s: env[s][example] for s in expr.free_symbols})
+        return found
 
-    def approx(self, value, latex: bool) -> str:
-        """"= v" where the printed v is the value, "≈ v" where it was rounded."""
+    def approx(self, value, latex: bool, scale: float | None = None) -> str:
+        """"= v" where the printed v is the value, "≈ v" where it was rounded; "= 0" where a float
+        is 0 up to the rounding of terms of size ``scale`` (a sum whose terms cancel exactly, as
+        the bias gradients before a batch norm: float64 leaves a trace of 1e-16); an exact
+        Rational as its fraction too."""
+        if scale is not None and self.is_noise(value, scale):   # scale: a number, or a function giving it
+            return "= 0"
         shown = significant(value, self.digits)
         rel = "=" if is_exact(float(value), shown) else (r"\approx" if latex else "≈")
+        if self.values is not None and self.values.exact and _fraction(value):
+            frac = _fraction(value)
+            return f"= {frac} {rel} {shown}"
         return f"{rel} {shown}"
+
+    def is_noise(self, value, scale) -> bool:
+        """Whether a float ``value`` is 0 up to the rounding of terms of size ``scale``."""
+        if self.values is not None and self.values.exact:
+            return False
+        v = float(value)
+        if v == 0 or not abs(v) <= 1e-9:
+            return False
+        scale = scale() if callable(scale) else scale
+        return scale is not None and math.isfinite(scale) and abs(v) <= NOISE * scale
+
+    def factor_value(self, expr, i):
+        """A factor's value for example ``i``, 0 where it is 0 up to its own terms' rounding."""
+        value = self.each(expr, i)
+        if self.values is None or self.values.exact or float(value) == 0:
+            return value
+        return 0 if self.is_noise(value, lambda: self._scale(expr, i)) else value
+
+    def _scale(self, expr, i):
+        """The size of ``expr``'s terms for example ``i`` (None for a single term): what its
+        value's rounding is relative to."""
+        if self.values is None:
+            return None
+        expr = sympy.sympify(expr)
+        step = self.d.by_symbol.get(expr)
+        if step is not None and len(step.terms) == 1 and len(step.terms[0]) == 1:
+            expr = sympy.sympify(step.terms[0][0].expr)
+        if step is None and expr.is_Symbol:
+            return None
+        expanded = sympy.expand(expr)
+        if not expanded.is_Add:
+            return None
+        try:
+            return sum(abs(float(self.each(t, i))) for t in expanded.args)
+        except (TypeError, ValueError, OverflowError, ZeroDivisionError):
+            return None
+
+    def cancelled(self, step: Step) -> str:
+        """Why a bias's gradient is 0: the batch norm after it subtracts the mean it shifts."""
+        net = self.model.network
+        if step.kind != "grad" or not step.param.startswith("b"):
+            return ""
+        readers = [l for l in net.graph if step.layer in l.sources]
+        if readers and all(l.kind.cancels_bias for l in readers):
+            return (f" (batch norm, layer {readers[0].index}, subtracts each channel's batch mean, "
+                    f"which cancels {step.param})")
+        return ""
 
     def lines(self, step: Step, latex: bool) -> list[str]:
         """The step as: its name = factor names = factor formulas, then its numbers: for one example
         = numbers ≈ value; for a batch, that line for each example shown, and for a gradient the
         mean over the batch."""
         dot = r" \cdot " if latex else " · "
-        label = (lambda f: f.label) if latex else (lambda f: plain(f.label))
+        label = (lambda f: f.label) if latex else (lambda f: self.plain(f.label))
         names = [dot.join(label(f) for f in term) for term in step.terms]
         formulas = self.formula_terms(step, latex)
-        head = step.label if latex else plain(step.label)
+        head = step.label if latex else self.plain(step.label)
         single = len(step.terms) == 1 and len(step.terms[0]) == 1
         eq = " &= " if latex else " = "
         # a factor too long to read (batch norm's ∂var/∂μ, a sum over the batch) is shown by name only
@@ -141,7 +206,8 @@ class Renderer:
             rest = f"examples {len(self.shown_examples) + 1} to {self.batch} not shown"
             out.append(rf"&\text{{({rest})}}" if latex else f"({rest})")
         if self.batch > 1 and step.kind == "grad":
-            mean = self.approx(self.values.of(step.symbol), latex)
+            scale = lambda: _total(abs(float(self.each(step.symbol, i))) for i in range(self.batch))  # noqa: E731
+            mean = self.approx(self.values.of(step.symbol), latex, scale)
             out.append(rf"&{mean} \quad \text{{(the mean over the {self.batch} examples: the gradient of }}C\text{{)}}"
                        if latex else f"mean over the {self.batch} examples {mean}")
         return out
@@ -149,14 +215,20 @@ class Renderer:
     def numbers(self, step: Step, i: int, latex: bool) -> list[str]:
         """Example ``i``'s line(s) of ``step``: its factors' values multiplied, ≈ its value (a
         one-factor step: the value alone); for a batch, labelled with the example."""
-        value = self.approx(self.each(step.symbol, i), latex)
         batch = self.batch > 1
         if len(step.terms) == 1 and len(step.terms[0]) == 1:
+            value = self.approx(self.each(step.symbol, i), latex,
+                                lambda: self._scale(step.terms[0][0].expr, i))
             if latex:
                 return [f"&{value}" + (rf" \quad \text{{(example {i + 1})}}" if batch else "")]
             return [(f"example {i + 1}: " if batch else "") + value]
         times = r" \times " if latex else " × "
-        products = [times.join(number(self.each(f.expr, i), self.digits) for f in term) for term in step.terms]
+        factors = [[self.factor_value(f.expr, i) for f in term] for term in step.terms]
+        scale = lambda: _total(abs(float(sympy.Mul(*vals))) for vals in factors)      # noqa: E731
+        value = self.approx(self.each(step.symbol, i), latex, scale)
+        if value == "= 0" and not latex:
+            value += self.cancelled(step)
+        products = [times.join(number(v, self.digits) for v in vals) for vals in factors]
         if latex:
             where = rf" \quad \text{{(example {i + 1})}}" if batch else ""
             return latexdoc.wrap_terms("&= ", products, tail=f" {value}{where}")
@@ -171,7 +243,7 @@ class Renderer:
         """The forward pass as (header, rows, loss line): one row per neuron's z and a, one value
         column, or for a batch one column per example shown; then the per-example loss."""
         v, model = self.values, self.model
-        name = (lambda s: f"${model.latex_names[s]}$") if latex else (lambda s: plain(model.latex_names[s]))
+        name = (lambda s: f"${model.latex_names[s]}$") if latex else (lambda s: self.plain(model.latex_names[s]))
         shown = self.shown_examples
         header = ["quantity"] + (["value"] if self.batch == 1 else [f"example {i + 1}" for i in shown])
         rows = []
@@ -190,13 +262,6 @@ class Renderer:
         return header, rows, loss
 
 
-def _selected(derivation: Derivation, wrt: list[str] | None) -> list[Step]:
-    grads = derivation.gradients()
-    if not wrt:
-        return grads
-    return [g for g in grads if g.param in wrt]
-
-
 def _title(net) -> str:
     if not net.is_stack:
         return f"Network: input {'×'.join(map(str, net.input))}; " + "; ".join(
@@ -213,6 +278,9 @@ def _about(r: Renderer) -> list[str]:
            + (f"; the first index of a per-example value is its example (a batch norm couples the "
               f"{r.model.examples} examples, so the derivation is over the whole batch)" if coupled else "")
            + "; C is " + ("the mean over the batch of the per-example loss." if net.batched else "the loss of the example.")]
+    if r.values is not None and r.values.exact:
+        out.insert(0, "Values computed exactly (rational arithmetic from the spec's numbers): a rational value is "
+                      "shown as its fraction, then rounded where that is shorter.")
     if net.masks:
         out.append(f"Dropout masks: {net.mask_source}.")
     if r.values is not None and r.batch > 1:
@@ -242,9 +310,7 @@ def render_text(derivation: Derivation, values: "object | None", digits: int = 5
             out += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
         out.append(f"  {loss}")
     out += ["", "Backward pass (reverse accumulation, each factor by sympy.diff)"]
-    for step in derivation.steps:
-        if step.kind == "grad":
-            continue
+    for step in backward_steps(derivation, wrt):
         out += _indent(r.lines(step, latex=False))
     out += ["", "Gradients (chain-rule products in chain order)"]
     for step in _selected(derivation, wrt):
@@ -260,7 +326,7 @@ def render_latex_body(derivation: Derivation, values: "object | None", digits: i
     """(title, rows of an aligned block) for the backward steps, then the gradients."""
     r = Renderer(derivation, values, digits)
     blocks = []
-    for title, steps in (("Backward pass", [s for s in derivation.steps if s.kind != "grad"]),
+    for title, steps in (("Backward pass", backward_steps(derivation, wrt)),
                          ("Gradients", _selected(derivation, wrt))):
         rows = []
         for step in steps:
@@ -297,9 +363,9 @@ def render_latex(derivation, values, digits=5, wrt=None, fragment: bool = False)
 
 
 def _tex_prose(text: str) -> str:
-    specials = {"_": r"\_", "&": r"\&", "%": r"\%", "#": r"\#", "≈": r"$\approx$", "|": r"$|$",
-                "²": r"$^2$", "≤": r"$\le$", "Σ": r"$\Sigma$"}
-    return "".join(specials.get(c, c) for c in text)
+    """Prose for LaTeX, all of it text (no math in it): every character TeX acts on escaped."""
+    specials = {"≈": r"$\approx$", "|": r"$|$", "²": r"$^2$", "≤": r"$\le$", "Σ": r"$\Sigma$"}
+    return "".join(specials.get(c) or tex_escape(c) for c in text)
 
 
 def _md_cell(text: str) -> str:
@@ -339,6 +405,8 @@ def render_json(derivation: Derivation, values: "object | None", digits: int = 5
             if values.batch == 1:
                 entry["factor_values"] = [float(values.of(f.expr)) for f in step.terms[0]]
             entry["value"] = float(values.of(step.symbol))
+            if values.exact:                 # JSON has no fractions: the exact value as a string beside
+                entry["exact_value"] = str(values.of(step.symbol))
         formulas.setdefault(step.param, {})[",".join(map(str, step.index))] = entry
     shapes = net.parameter_shapes()
     nested = {}

@@ -10,6 +10,7 @@ import sympy
 from ..derive.matrix import MatrixDerivation
 from ..entries.layers.base import param_tex
 from ..entries.registry import a, y, z
+from ..writers.document import tex_escape
 from ..writers.latexdoc import LINE_PT, width
 from ..writers.textprint import text
 
@@ -134,7 +135,8 @@ def _tex_names(l: int) -> dict:
 
 
 def _tex_text(text: str) -> str:
-    return text.replace("_", r"\_")
+    """A name inside ``\text{}``: every character TeX acts on escaped."""
+    return tex_escape(text)
 
 
 def _title(md: MatrixDerivation) -> str:
@@ -175,7 +177,7 @@ def _render_text(md: MatrixDerivation, sections) -> str:
         else:
             lines.append(f"  {f.name}′(z) = {s(f.layer.activation.simple_derivative)}")
     lines.append(f"  ∂C/∂a_j = {s(md.output.loss_gradient.xreplace({a: sympy.Symbol('a_j'), y: sympy.Symbol('y_j')}))}")
-    lines += ["", "Backward:"] + ["  " + _text_rule(md, line) for line in back]
+    lines += ["", "Backward:"] + ["  " + line for line in _text_rules(md, back)]
     lines += ["  " + prose_text(note) for note in notes]
     lines += ["", "Gradients:"] + ["  " + tex_to_text(line) for line in grads]
     lines += ["", "Batch of N examples: each gradient is the mean over the examples,",
@@ -183,21 +185,32 @@ def _render_text(md: MatrixDerivation, sections) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _text_rule(md, rule: str) -> str:
-    """A backward line as text; the element-wise factors in their plain form, in brackets."""
-    line = tex_to_text(rule)
+def _text_rules(md, rules) -> list[str]:
+    """The backward lines as text; the element-wise factors in their plain form, in brackets. Each
+    layer's factor is printed once and found by one pass over each line (time linear in depth)."""
+    plain = {}                       # "(the factor as the LaTeX line reads in text)" -> "[plain form]"
     for f in md.layers:
         if f.layer.has_z and f.elementwise:
-            tex = _fmt_latex(f.factor, _tex_names(f.index))
-            plain = text(f.factor.xreplace({a: sympy.Symbol(f"a{f'({f.index})'.translate(_SUP)}"),
-                                            z: sympy.Symbol(f"z{f'({f.index})'.translate(_SUP)}")}))
-            line = line.replace(f"({tex_to_text(tex)})", f"[{plain}]")
+            key = f"({tex_to_text(_fmt_latex(f.factor, _tex_names(f.index)))})"
+            sup = f"({f.index})".translate(_SUP)
+            plain.setdefault(key, f"[{text(f.factor.xreplace({a: sympy.Symbol(f'a{sup}'), z: sympy.Symbol(f'z{sup}')}))}]")
+    lengths = sorted({len(key) for key in plain}, reverse=True)
+    fused = None
     if md.output.kind == "fused":
         L = md.depth
         names = {a: sympy.Symbol(f"a{f'({L})'.translate(_SUP)}"), y: sympy.Symbol("y")}
-        fused_tex = tex_to_text(_fmt_latex(md.output.delta, {a: f"a^{{({L})}}", y: "y", z: f"z^{{({L})}}"}))
-        line = line.replace(fused_tex, text(md.output.delta.xreplace(names)), 1)
-    return line
+        fused = (tex_to_text(_fmt_latex(md.output.delta, {a: f"a^{{({L})}}", y: "y", z: f"z^{{({L})}}"})),
+                 text(md.output.delta.xreplace(names)))
+    out = []
+    for rule in rules:
+        line, parts, i = tex_to_text(rule), [], 0
+        while (start := line.find("(", i)) >= 0:
+            key = next((line[start:start + n] for n in lengths if line[start:start + n] in plain), None)
+            parts += [line[i:start], plain[key] if key else "("]
+            i = start + (len(key) if key else 1)
+        line = "".join(parts) + line[i:]
+        out.append(line.replace(*fused, 1) if fused else line)
+    return out
 
 
 def _render_tex(md: MatrixDerivation, sections, markdown: bool) -> str:
@@ -280,6 +293,7 @@ _WORDS = {r"\delta": "δ", r"\mu": "μ", r"\gamma": "γ", r"\beta": "β", r"\eps
           r"\times": "×", r"\sum": "Σ", r"\max": "max", r"\tanh": "tanh", r"\quad": "  ", r"\textstyle": "",
           r"\mathbb{R}": "ℝ", r"\infty": "∞", r"\left": "", r"\right": "", r"\,": " ", r"\ ": " ", r"\;": " ",
           r"\mathrel{+}=": "+=", r"\top": "ᵀ", r"\_": "_", r"\%": "%"}
+_WORDS_LONGEST_FIRST = sorted(_WORDS, key=len, reverse=True)   # every one starts with a backslash
 _ACCENTS = {"hat": "\u0302", "tilde": "\u0303", "bar": "\u0304"}
 
 
@@ -342,8 +356,8 @@ def tex_to_text(tex: str) -> str:
                 out.append(tex[i] + (text if len(text) == 1 else f"({text})"))
             i = j
             continue
-        word = next((w for w in sorted(_WORDS, key=len, reverse=True) if tex.startswith(w, i)
-                     and not (w[-1].isalpha() and i + len(w) < len(tex) and tex[i + len(w)].isalpha())), None)
+        word = tex[i] == "\\" and next((w for w in _WORDS_LONGEST_FIRST if tex.startswith(w, i) and not (
+            w[-1].isalpha() and i + len(w) < len(tex) and tex[i + len(w)].isalpha())), None)
         if word:
             out.append(_WORDS[word])
             i += len(word)

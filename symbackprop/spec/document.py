@@ -200,6 +200,7 @@ def _table(data, name, required=False):
 def _layers(value):
     if not isinstance(value, list) or len(value) < 2:
         raise SpecError("network.layers", "expected a list of at least two sizes, e.g. [3, 2, 1]")
+    limits.check_count(len(value) - 1, "network.layers", "weight layers")
     for i, size in enumerate(value):
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
             raise SpecError(f"network.layers[{i}]", f"expected a positive integer, got {shown(size)}")

@@ -16,8 +16,10 @@ import math
 
 import numpy as np
 
+from . import limits
+
 HE_INIT = frozenset({"relu", "leaky_relu", "elu", "silu", "gelu"})
-SAMPLE_SIZE = 4       # examples drawn for a spec without a [sample] (batch norm needs at least 2)
+SAMPLE_SIZE = limits.SAMPLE_DRAWN   # examples drawn for a spec without a [sample] (batch norm needs at least 2)
 
 
 def rules(network) -> list[dict]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import limits
 from ..errors import SpecError, shown
 from ..entries.layers import LAYERS, Layer, LayerError
 from ..entries.layers.base import REQUIRED, shape_text
@@ -136,6 +137,7 @@ class Network:
             layers = _layers(net.get("layers"))
             acts = _activations(net.get("activations"), len(layers) - 1)
             input_shape, graph = (layers[0],), cls.stack(layers, acts, None).graph
+        limits.check_sizes(input_shape, graph, limits.sample_rows(data.get("sample"), input_shape))  # before any array
         loss = _loss(net.get("loss"))
         shapes = {name: shape for layer in graph for name, shape in layer.params.items()}
         if not shapes:
@@ -215,6 +217,7 @@ def _graph(input_shape, tables):
     """The ``[[layer]]`` list as validated Layers; SpecError naming a layer's position and type."""
     if not isinstance(tables, list) or not tables:
         raise SpecError("layer", "expected a list of [[layer]] tables")
+    limits.check_count(len(tables), "layer", "[[layer]] tables")
     shapes, graph = {0: tuple(input_shape)}, []
     for i, table in enumerate(tables, start=1):
         if not isinstance(table, dict):

@@ -14,6 +14,33 @@ from . import latexdoc
 from ..errors import printable
 
 
+_USER = ("\ue000", "\ue001")   # private-use marks around user text inside a block's prose
+
+
+def user_text(text) -> str:
+    """``text`` that came from the user (a file or folder name), for a block's prose: every writer
+    sets it as plain text — never as math, code, markup or a link — whatever ``$``, backslashes,
+    braces, tags or brackets it holds.
+
+    >>> print(to_markdown([Para("spec " + user_text("c$<img src=x>$[t](javascript:x)"))]), end="")
+    spec c\\$&lt;img src=x&gt;\\$\\[t\\](javascript:x)
+    """
+    text = str(text)
+    for mark in _USER:
+        text = text.replace(mark, "")
+    return _USER[0] + text + _USER[1]
+
+
+def _user_piece(piece: str) -> str | None:
+    """The user text a prose piece holds (see :func:`user_text`), or None when it is the builder's."""
+    return piece[1:-1] if len(piece) > 1 and piece[0] == _USER[0] and piece[-1] == _USER[1] else None
+
+
+def plain_text(text: str) -> str:
+    """A block's prose with its user-text marks removed: for writers that escape nothing (plain text)."""
+    return text.replace(_USER[0], "").replace(_USER[1], "")
+
+
 @dataclass(frozen=True)
 class Heading:
     level: int          # 1 title, 2 section, 3 subsection
@@ -92,16 +119,26 @@ def _md_cell(text: str) -> str:
 
 def _md_text(text: str) -> str:
     """Prose for Markdown: math and `code` kept, raw HTML escaped (a spec's text — its file name —
-    must not become a tag that a Markdown viewer or Jupyter renders), nothing a terminal acts on."""
-    return "".join(printable(p) if _math_or_code(p) else _html.escape(printable(p), quote=False)
+    must not become a tag that a Markdown viewer or Jupyter renders), nothing a terminal acts on;
+    user text (:func:`user_text`) with every character Markdown or its math extensions act on escaped."""
+    return "".join(_md_user(p) if _user_piece(p) is not None else
+                   printable(p) if _math_or_code(p) else _html.escape(printable(p), quote=False)
                    for p in _PIECES.split(text))
+
+
+_MD_PUNCTUATION = set("\\`*_[]|$~")   # backslash-escaped: no emphasis, link, code, table cell or math
+
+
+def _md_user(piece: str) -> str:
+    return "".join("\\" + c if c in _MD_PUNCTUATION else c
+                   for c in _html.escape(printable(_user_piece(piece)), quote=False))
 
 
 def _math_or_code(piece: str) -> bool:
     return len(piece) > 1 and piece[0] == piece[-1] and piece[0] in "$`"
 
 
-_TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "{": r"\{",
+_TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "{": r"\{", "$": r"\$",
                 "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "—": "---", "–": "--",
                 "’": "'", "`": "{`}"}
 # the few symbols prose and tables use outside $...$, as pdflatex's default fonts can set them
@@ -110,26 +147,38 @@ _TEX_SPECIAL.update({"⋯": r"$\cdots$", "⋮": r"$\vdots$", "⋱": r"$\ddots$",
                      "√": r"$\surd$", "Σ": r"$\Sigma$", "∂": r"$\partial$", "γ": r"$\gamma$", "β": r"$\beta$"})
 
 
-_PIECES = re.compile(r"(\$[^$]+\$|`[^`]+`)")   # inline math, inline code
+# user text, inline math, inline code (math and code never reach into user text)
+_PIECES = re.compile("(\ue000[^\ue000\ue001]*\ue001|\\$[^$\ue000\ue001]+\\$|`[^`\ue000\ue001]+`)")
 
 
 def _tex_text(text: str) -> str:
-    """Prose for LaTeX: math kept as it is, `code` in typewriter, special characters escaped."""
-    text = printable(text)
+    """Prose for LaTeX: math kept as it is, `code` in typewriter, special characters escaped; user
+    text (:func:`user_text`) as text, its ``$`` and every other special character escaped."""
 
     def piece(p):
+        if _user_piece(p) is not None:
+            return tex_escape(printable(_user_piece(p)))
+        p = printable(p)
         if p.startswith("$") and p.endswith("$") and len(p) > 1:
             return p
         if p.startswith("`") and p.endswith("`") and len(p) > 1:
             return r"\texttt{" + piece(p[1:-1]) + "}"
-        return "".join(_TEX_SPECIAL.get(c, c) for c in p)
+        return tex_escape(p)
     return "".join(piece(p) for p in _PIECES.split(text))
 
 
+def tex_escape(text: str) -> str:
+    """Text for LaTeX, set as text: every character TeX acts on (``$``, ``\\``, braces, ``^``, ``%``,
+    ``#``, ``&``, ``~``, ``_``) escaped, so no command, math or ``^^`` notation can come through."""
+    return "".join(_TEX_SPECIAL.get(c, c) for c in text)
+
+
 def _html_text(text: str) -> str:
-    """Prose for HTML: escaped, `code` as <code> (math is left for KaTeX)."""
-    return "".join(f"<code>{_html.escape(p[1:-1])}</code>" if p.startswith("`") and p.endswith("`") and len(p) > 1
-                   else _html.escape(p) for p in _PIECES.split(printable(text)))
+    """Prose for HTML: escaped, `code` as <code> (math is left for KaTeX); user text in a span that
+    KaTeX's auto-render skips (class no-math) (its ``$`` is not math)."""
+    return "".join(f'<span class="no-math">{_html.escape(printable(_user_piece(p)))}</span>' if _user_piece(p) is not None
+                   else f"<code>{_html.escape(printable(p[1:-1]))}</code>" if p.startswith("`") and p.endswith("`") and len(p) > 1
+                   else _html.escape(printable(p)) for p in _PIECES.split(text))
 
 
 def to_latex(blocks, title: str, fragment: bool = False) -> str:
@@ -158,7 +207,7 @@ def to_html(blocks) -> str:
     out = []
     for b in blocks:
         if isinstance(b, Heading):
-            out.append(f"<h{b.level}>{esc(printable(b.text))}</h{b.level}>")
+            out.append(f"<h{b.level}>{esc(printable(plain_text(b.text)))}</h{b.level}>")
         elif isinstance(b, Para):
             out.append(f"<p>{_html_text(b.text)}</p>")
         elif isinstance(b, Display):

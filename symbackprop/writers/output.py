@@ -23,6 +23,17 @@ _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
 _SNIFF = 1 << 16   # bytes of an existing file that ``ours`` looks at
 
 
+PROGRESS_ELEMENTS = 2000   # element values (the network's, over its examples) from which work is announced
+
+
+def progress(command: str, text: str, stream=None) -> None:
+    """A progress line on a terminal — ``symbackprop derive: deriving 7,955 steps…`` on standard
+    error, and only where it is a terminal: nothing in a pipe, a file or a test's captured output."""
+    stream = sys.stderr if stream is None else stream
+    if getattr(stream, "isatty", lambda: False)():
+        print(f"symbackprop {command}: {text}…", file=stream, flush=True)
+
+
 def write_text(text: str, path: str | None, force: bool = False, ours=None, field: str = "-o") -> None:
     """Print ``text``, or write it to ``path`` atomically; SpecError (naming ``field``) if that
     would clobber a file or if ``path`` is not a regular file."""

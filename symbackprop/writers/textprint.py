@@ -9,6 +9,8 @@ SymPy's ``StrPrinter`` writes Python (``Piecewise((1/100, a <= 0), (1, True))``,
 '1/100 if a ≤ 0 else 1'
 >>> text(1 / (1 + Abs(z)) ** 2)
 '1/(|z| + 1)²'
+>>> text((a + Rational(1, 100)) ** Rational(-3, 2))
+'1/(a + 1/100)^(3/2)'
 >>> from symbackprop.entries.arrayops import RowSum
 >>> text(a * RowSum(Symbol("y")) - Symbol("y"))
 'a*Σ_j y_j - y'
@@ -69,7 +71,12 @@ class TextPrinter(StrPrinter):
             return self.parenthesize(base, PRECEDENCE["Pow"], strict=False) + str(exp).translate(_SUPERSCRIPT)
         if exp.is_Integer and exp < -1:
             return "1/" + self._print_Pow(sympy.Pow(base, -exp, evaluate=False))
-        return super()._print_Pow(expr, rational)
+        if exp.is_Rational and not exp.is_Integer and abs(exp) != sympy.S.Half:
+            if exp < 0:
+                return "1/" + self._print_Pow(sympy.Pow(base, -exp, evaluate=False))
+            return f"{self.parenthesize(base, PRECEDENCE['Pow'], strict=True)}^({exp.p}/{exp.q})"
+        out = super()._print_Pow(expr, rational)
+        return out.replace("**", "^")         # mathematics, not Python
 
     def _print_Sum(self, expr):
         body = expr.function

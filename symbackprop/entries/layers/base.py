@@ -192,6 +192,17 @@ class Layer:
     def param(self, suffix: str) -> str:
         return f"{suffix}{self.index}"
 
+    @property
+    def parameter_count(self) -> int:
+        return sum(math.prod(shape) for shape in self.params.values())
+
+    @property
+    def values_per_example(self) -> int:
+        """What one example needs here: the output, its z and its δ, the layer's data (a mask) and
+        its workspace — counted from the shapes alone, so that a bound can refuse before allocating."""
+        return (math.prod(self.shape) * (2 + self.has_z) + sum(math.prod(s) for s in self.data.values())
+                + self.kind.workspace(self))
+
     def describe(self) -> str:
         """``conv2d(channels=2, kernel=3, padding=1) relu``: for titles, headers and signatures."""
         shown = [f"{k}={_plain(v)}" for k, v in self.options if self.kind.default(k) != v]
@@ -214,6 +225,7 @@ class LayerKind:
     params: tuple[str, ...] = ()        # parameter name prefixes in order: ("W", "b"), ("gamma", "beta")
     affine = False                      # output named z even with the identity activation
     couples_batch = False               # outputs depend on other examples of the batch (batch norm)
+    cancels_bias = False                # subtracts a per-channel mean that a bias before it shifts alike (batch norm)
     unrolls = False                     # the trainer's unrolled scalar form supports it
     vector_input = False                # needs a vector (one-axis) input
     kernels: tuple[str, ...] = ()       # kernel names its array form calls
@@ -240,6 +252,11 @@ class LayerKind:
 
     def data_shapes(self, layer: Layer) -> dict[str, tuple[int, ...]]:
         return {}
+
+    def workspace(self, layer: Layer) -> int:
+        """Values one example needs beyond the layer's output, z and δ (a convolution's patch
+        matrix): what the size bounds (``spec/limits.py``) add up before anything is allocated."""
+        return 0
 
     def fans(self, layer: Layer) -> tuple[int, int]:
         """(fan_in, fan_out) for the initialisation of its weight."""

@@ -188,6 +188,12 @@ class Conv(LayerKind):
     def param_shapes(self, layer):
         return {"W": (layer.shape[0], layer.in_shapes[0][0], *layer.opt["kernel"]), "b": (layer.shape[0],)}
 
+    def workspace(self, layer):
+        """The padded input and the patch matrix (C·|K| rows, one column per output position)."""
+        c, size = layer.in_shapes[0][0], layer.in_shapes[0][1:]
+        padded = math.prod(m + 2 * p for m, p in zip(size, layer.opt["padding"]))
+        return c * padded + c * math.prod(layer.opt["kernel"]) * math.prod(layer.shape[1:])
+
     def fans(self, layer):
         area = math.prod(layer.opt["kernel"])
         return layer.in_shapes[0][0] * area, layer.shape[0] * area
@@ -280,6 +286,13 @@ class Conv(LayerKind):
         out = [ctx.slip({"forward": (30, f"the bias b{l} left out")}, params={"b": zeros(ctx.params["b"].shape)}),
                ctx.slip({"inputs": (24, f"the kernel not flipped in the input gradient of layer {l} "
                                         f"(W{l} correlated with δ where rot180(W{l}) belongs)")}, params={"W": flipped})]
+        if self.d == 2 and W.shape[2] == W.shape[3]:
+            # the input gradient correlates δ with rot180(W); the slip uses the spatial transpose:
+            # the forward kernel whose rot180 is Wᵀ, i.e. rot180(Wᵀ)
+            anti = W.transpose(0, 1, 3, 2)[:, :, ::-1, ::-1]
+            out.append(ctx.slip({"inputs": (24, f"the kernel transposed instead of rotated by 180° in the input gradient "
+                                                f"of layer {l} (W{l}ᵀ correlated with δ where rot180(W{l}) belongs)")},
+                                params={"W": anti}))
         if any(s > 1 for s in opt["stride"]):
             text = f"the stride {_size(opt['stride'])} of layer {l} ignored in the backward pass (taken as 1)"
             out.append(ctx.slip({"inputs": (25, text), "params": (25, text)}, layer=with_options(layer, stride=(1,) * self.d)))

@@ -125,6 +125,7 @@ class Norm(NormText, LayerKind):
 
     def __init__(self, name: str, batch: bool):
         self.name, self.couples_batch = name, batch
+        self.cancels_bias = batch           # the batch mean of each channel moves with its bias
         self.doc = ("training-mode batch normalization over the batch (and positions) per channel, biased "
                     "variance, as F.batch_norm(training=True); gamma, beta (C,)" if batch else
                     "normalizes each example over all its values, as F.layer_norm; gamma, beta of the input's shape")

@@ -6,6 +6,7 @@
           branches are tried in that order, so SymPy's derivative says the same at ties);
     avg:  a[c, s] = (1/|K|) Σ_k x[c, s·stride + k] — every element of the window gets δ/|K|.
 """
+import functools
 import math
 
 import numpy as np
@@ -15,7 +16,7 @@ from ..arrayops import Kernel
 from dataclasses import replace
 
 from ...writers.document import Display, Para, Table
-from .base import (Backward, Field, LayerError, LayerKind, index_tuples, ints, kernel, rule_and_tables, shape_text, with_options)
+from .base import (Backward, Slip, Field, LayerError, LayerKind, index_tuples, ints, kernel, rule_and_tables, shape_text, with_options)
 from .conv import _size, offset_view, windows
 
 
@@ -208,7 +209,12 @@ class Pool(LayerKind):
                               "forward": (33, f"the window's sum taken for its mean (not divided by {K})")},
                              then=lambda d: d * K)]
         head = f"the max-pool gradient of layer {l}"
-        return [ctx.slip({"inputs": (26, f"{head} sent to every element of the window")}, layer=mean, then=lambda d: d * K),
+        x = ctx.inputs[0]
+
+        def every_maximum():               # each window's maximum counted once per tied element
+            return {ctx.out: {out: _every_max([x[w] for w in self.window(layer, out)]) for out in np.ndindex(*layer.shape)}}
+        return [Slip({"inputs": (25, f"{head} sent to every tied maximum")}, functools.cache(every_maximum)),
+                ctx.slip({"inputs": (26, f"{head} sent to every element of the window")}, layer=mean, then=lambda d: d * K),
                 ctx.slip({"inputs": (26, f"{head} averaged over the window (δ/{K} to each element)"),
                           "forward": (33, "the window's mean taken for its maximum")}, layer=mean),
                 ctx.slip({"inputs": (27, f"{head} sent to the wrong element (the window's first, not its maximum)")},
@@ -237,11 +243,28 @@ def _at(index) -> str:
     return "(" + ", ".join(str(i + 1) for i in index) + ")"
 
 
+def _every_max(vals):
+    """A window's maximum in a form whose derivative sends δ to EVERY element equal to it: the sum,
+    over the elements, of each where it is >= all the others (the slip of a tie routed to all)."""
+    near = sympy.Rational(1, 10**9)          # equal to within float noise: computed values that tie
+    return sympy.Add(*[sympy.Piecewise((v, sympy.And(*[v - w >= -near * (sympy.Abs(v) + sympy.Abs(w))
+                                                        for j, w in enumerate(vals) if j != i])), (0, True))
+                       for i, v in enumerate(vals)])
+
+
 def _first_max(vals):
     """max(vals) as a Piecewise tried in order: value i where it is >= every later value, so the
     first of several equal maxima wins — and SymPy's derivative routes δ to it."""
     if len(vals) == 1:
         return vals[0]
+    if len(set(vals)) == len(vals) and all(v.is_Symbol and v.is_real for v in vals):
+        # distinct real symbols: no condition can be decided, so SymPy's evaluation (~20 ms a
+        # window, re-proving each condition) returns these nodes, each in its canonical form
+        # (b >= a as a <= b); build them so (tests/test_templates.py holds them equal)
+        ge = lambda v, w: sympy.GreaterThan(v, w, evaluate=False).canonical
+        branches = [(v, sympy.And(*[ge(v, w) for w in vals[i + 1:]], evaluate=False) if i < len(vals) - 2
+                     else ge(v, vals[-1])) for i, v in enumerate(vals[:-1])]
+        return sympy.Piecewise(*branches, (vals[-1], True), evaluate=False)
     branches = [(v, sympy.And(*[v >= w for w in vals[i + 1:]])) for i, v in enumerate(vals[:-1])]
     return sympy.Piecewise(*branches, (vals[-1], True))
 

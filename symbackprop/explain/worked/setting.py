@@ -2,14 +2,14 @@
 stack of dense layers a drawing of the network."""
 import numpy as np
 
-from ...writers.document import Display, Figure, Para, Table
+from ...writers.document import Display, Figure, Para, Table, user_text
 from ...entries.layers.base import param_tex
 from ..worksheet import EXAMPLES_SHOWN, LEAD_MAX, MATRIX_MAX, tex_index
 
 
 def build(work) -> list:
     net, e = work.net, work.e
-    source = "" if net.source.startswith("<") else f" ({net.source})"
+    source = "" if net.source.startswith("<") else f" ({user_text(net.source)})"   # set as text, never as markup
     digits = (f"Indices start at 1. Numbers are shown to {e.digits} significant digits but every one is "
               "computed from unrounded values.")
     if net.is_stack:
