@@ -21,44 +21,61 @@ from .conv import _size, offset_view, windows
 
 
 @kernel(offset_view)
-def maxpool_forward(x, size, stride, out=None):
+def maxpool_forward(x, size, stride, out=None, ws=None):
     """The maximum of each window: x (N, C, *S) -> (N, C, *S_out), element-wise maxima of the
-    strided views of each kernel offset (a loop over the offsets, not over the windows)."""
+    strided views of each kernel offset (a loop over the offsets, not over the windows). With
+    ``ws`` (a generated trainer's per-layer dict), x and the maxima are kept there for
+    :func:`maxpool_backward`."""
     s_out = tuple((m - k) // t + 1 for m, k, t in zip(x.shape[2:], size, stride))
     offsets = list(np.ndindex(*size))
     first = offset_view(x, offsets[0], stride, s_out)
     if len(offsets) == 1:
-        return first.copy() if out is None else np.copyto(out, first) or out
-    out = np.maximum(first, offset_view(x, offsets[1], stride, s_out), out=out)
-    for off in offsets[2:]:
-        np.maximum(out, offset_view(x, off, stride, s_out), out=out)
+        out = first.copy() if out is None else np.copyto(out, first) or out
+    else:
+        out = np.maximum(first, offset_view(x, offsets[1], stride, s_out), out=out)
+        for off in offsets[2:]:
+            np.maximum(out, offset_view(x, off, stride, s_out), out=out)
+    if ws is not None:
+        ws["x"], ws["top"] = x, out
     return out
 
 
 @kernel(maxpool_forward, offset_view)
-def maxpool_backward(delta, x, size, stride, out=None):
+def maxpool_backward(delta, x, size, stride, out=None, ws=None):
     """∂C/∂x: each window's δ to its first maximum in row-major order (PyTorch's choice at ties):
     the kernel offsets in that order, each taking the windows whose maximum it holds and that no
-    earlier offset took."""
+    earlier offset took. With ``ws``: the maxima :func:`maxpool_forward` kept there for this same
+    x (the forward pass is not run again), and the masks kept there between calls."""
     s_out = delta.shape[2:]
-    top = maxpool_forward(x, size, stride)
+    kept = ws is not None and ws.get("x") is x
+    top = ws["top"] if kept else maxpool_forward(x, size, stride)
     dx = np.zeros(x.shape, delta.dtype) if out is None else out
     if out is not None:
         dx[...] = 0
-    free = np.ones(top.shape, bool)                   # windows whose maximum no offset has taken yet
+    masks = ws.get("masks") if ws is not None else None
+    if masks is None or masks[0].shape != top.shape:
+        masks = (np.empty_like(top, dtype=bool), np.empty_like(top, dtype=bool))
+        if ws is not None:
+            ws["masks"] = masks
+    hit, free = masks                                 # free: windows whose maximum no offset has taken yet
     disjoint = all(t >= k for t, k in zip(stride, size))
     offsets = list(np.ndindex(*size))
     for i, off in enumerate(offsets):
-        hit = np.equal(offset_view(x, off, stride, s_out), top)
-        np.logical_and(hit, free, out=hit)
+        np.equal(offset_view(x, off, stride, s_out), top, out=hit)
+        if i:
+            np.logical_and(hit, free, out=hit)
         at = offset_view(dx, off, stride, s_out)
-        routed = hit.view(np.uint8)                    # 0/1 as numbers (a SymPy δ times a bool fails)
-        if disjoint:
-            np.multiply(delta, routed, out=at)
+        if delta.dtype == object:                     # a SymPy δ times a bool fails: 0/1 as numbers
+            np.add(at, np.multiply(delta, hit.view(np.uint8)), out=at)
+        elif disjoint:
+            np.copyto(at, delta, where=hit)
         else:
-            np.add(at, np.multiply(delta, routed), out=at)
+            np.add(at, delta, out=at, where=hit)
         if i + 1 < len(offsets):
-            np.greater(free, hit, out=free)           # free and not hit
+            if i:
+                np.greater(free, hit, out=free)       # free and not hit
+            else:
+                np.logical_not(hit, out=free)
     return dx
 
 
@@ -126,14 +143,16 @@ class Pool(LayerKind):
         return fn(inputs[0], layer.opt["kernel"], layer.opt["stride"])
 
     def array_forward(self, layer, b, inputs, params, data, mode):
-        return Kernel(f"{self.mode}pool_forward", inputs[0], layer.opt["kernel"], layer.opt["stride"]), None
+        state = f"pool{layer.index}" if self.mode == "max" else None   # the maxima, kept for the backward pass
+        return Kernel(f"{self.mode}pool_forward", inputs[0], layer.opt["kernel"], layer.opt["stride"], state=state), None
 
     def array_backward(self, layer, b, delta, inputs, params, data, need):
         if not need[0]:
             return [None]
         opt = layer.opt
         first = inputs[0] if self.mode == "max" else layer.in_shapes[0][1:]
-        return [(Kernel(f"{self.mode}pool_backward", delta, first, opt["kernel"], opt["stride"]),
+        state = f"pool{layer.index}" if self.mode == "max" else None
+        return [(Kernel(f"{self.mode}pool_backward", delta, first, opt["kernel"], opt["stride"], state=state),
                  self.latex_backward(layer, b.tex(delta), [b.tex(inputs[0])]).inputs[0])]
 
     def branches(self, layer, inputs):

@@ -27,7 +27,7 @@ def windows(x, size, stride, padding=None):
 
 
 @kernel(backend="torch")
-def conv_forward(x, W, b, stride, padding, out=None):
+def conv_forward(x, W, b, stride, padding, out=None, ws=None):
     """z = W ⋆ x + b (cross-correlation, F.conv1d/conv2d): x (N, C, *S), W (O, C, *K), b (O,)."""
     conv = F.conv1d if len(stride) == 1 else F.conv2d
     z = conv(x, W, b, stride, padding)
@@ -35,7 +35,7 @@ def conv_forward(x, W, b, stride, padding, out=None):
 
 
 @kernel(backend="torch")
-def conv_input_grad(delta, W, size, stride, padding, out=None):
+def conv_input_grad(delta, W, size, stride, padding, out=None, ws=None):
     """∂C/∂x for ∂C/∂z = delta (N, O, *S_out): delta spread out by the stride, padded by kernel − 1,
     correlated with the flipped kernel (W's channel axes swapped), and cropped by the padding — the
     crop folded into the padding (a negative pad crops)."""
@@ -60,7 +60,7 @@ def conv_input_grad(delta, W, size, stride, padding, out=None):
 
 
 @kernel(backend="torch")
-def conv_weight_grad(x, delta, size, stride, padding, out=None):
+def conv_weight_grad(x, delta, size, stride, padding, out=None, ws=None):
     """∂C/∂W for ∂C/∂z = delta: Σ over examples and positions of delta times the window it saw —
     the padded input correlated with delta spread out by the stride, as one convolution over the
     examples (the example and channel axes swapped: delta is the kernel, dilated by the stride),
@@ -82,7 +82,7 @@ def channel_sum(delta, out=None):
 
 
 @kernel(backend="torch")
-def maxpool_forward(x, size, stride, out=None):
+def maxpool_forward(x, size, stride, out=None, ws=None):
     """The maximum of each window: x (N, C, *S) -> (N, C, *S_out), the running maximum over the
     window's offsets (one strided view of x each; faster on the CPU than F.max_pool2d here)."""
     s_out = [(m - k) // s + 1 for m, k, s in zip(x.shape[2:], size, stride)]
@@ -98,7 +98,7 @@ def maxpool_forward(x, size, stride, out=None):
 
 
 @kernel(maxpool_forward, backend="torch")
-def maxpool_backward(delta, x, size, stride, out=None):
+def maxpool_backward(delta, x, size, stride, out=None, ws=None):
     """∂C/∂x: each window's δ to its first maximum in row-major order (PyTorch's choice at ties):
     the window's offsets in that order, each taking what is left of δ where its element equals the
     maximum (x − max is exactly 0 there, and at most the largest number below 0 elsewhere)."""
