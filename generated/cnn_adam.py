@@ -443,12 +443,37 @@ def flatten(x):
     return x.reshape(x.shape[0], -1)
 
 
+def window_views(a, size, stride, s_out, ws, key):
+    """The view of ``a`` (N, C, *S) at each kernel offset, in row-major order; when ``a`` is stored
+    with the examples innermost, of that storage, (C, *S_out, N), so that NumPy runs through memory
+    in order. Kept in ``ws[key]`` while ``a`` is the same array."""
+    got = ws.get(key)
+    if got is not None and got[0] is a:
+        return got[1]
+    s = batch_last(a)
+    views = [offset_view(a, off, stride, s_out) if s is None else
+             s[(slice(None),) + tuple(slice(q, q + t * (m - 1) + 1, t) for q, t, m in zip(off, stride, s_out))]
+             for off in np.ndindex(*size)]
+    ws[key] = (a, views)
+    return views
+
+
 def maxpool_forward(x, size, stride, out=None, ws=None):
     """The maximum of each window: x (N, C, *S) -> (N, C, *S_out), element-wise maxima of the
     strided views of each kernel offset (a loop over the offsets, not over the windows). With
     ``ws`` (a generated trainer's per-layer dict), x and the maxima are kept there for
-    :func:`maxpool_backward`."""
+    :func:`maxpool_backward`, and the views of x too (over its storage, where x and ``out`` are
+    stored with the examples innermost)."""
     s_out = tuple((m - k) // t + 1 for m, k, t in zip(x.shape[2:], size, stride))
+    if ws is not None and out is not None and x.dtype != object and batch_last(x) is not None \
+            and batch_last(out) is not None:
+        views, top = window_views(x, size, stride, s_out, ws, "views"), batch_last(out)
+        views = [views[0]] * 2 if len(views) == 1 else views
+        np.maximum(views[0], views[1], out=top)
+        for v in views[2:]:
+            np.maximum(top, v, out=top)
+        ws["x"], ws["top"] = x, out
+        return out
     offsets = list(np.ndindex(*size))
     first = offset_view(x, offsets[0], stride, s_out)
     if len(offsets) == 1:
@@ -458,7 +483,7 @@ def maxpool_forward(x, size, stride, out=None, ws=None):
         for off in offsets[2:]:
             np.maximum(out, offset_view(x, off, stride, s_out), out=out)
     if ws is not None:
-        ws["x"], ws["top"] = x, out
+        ws["x"], ws["top"], ws["views"] = x, out, None
     return out
 
 
@@ -466,33 +491,46 @@ def maxpool_backward(delta, x, size, stride, out=None, ws=None):
     """∂C/∂x: each window's δ to its first maximum in row-major order (PyTorch's choice at ties):
     the kernel offsets in that order, each taking the windows whose maximum it holds and that no
     earlier offset took. With ``ws``: the maxima :func:`maxpool_forward` kept there for this same
-    x (the forward pass is not run again), and the masks kept there between calls."""
+    x (the forward pass is not run again), the masks kept there between calls, and every array
+    taken in its storage order where they are all stored with the examples innermost."""
     s_out = delta.shape[2:]
     kept = ws is not None and ws.get("x") is x
     top = ws["top"] if kept else maxpool_forward(x, size, stride)
     dx = np.zeros(x.shape, delta.dtype) if out is None else out
+    fast = kept and ws.get("views") is not None and ws["views"][0] is x and batch_last(dx) is not None \
+        and batch_last(top) is not None and delta.dtype != object
+    if fast:                                          # storage order: (C, *S, N)
+        xv, dv = ws["views"][1], window_views(dx, size, stride, s_out, ws, "dviews")
+        top, dx_all = batch_last(top), batch_last(dx)
+    else:
+        offsets = list(np.ndindex(*size))
+        xv, dv = [offset_view(x, off, stride, s_out) for off in offsets], [offset_view(dx, off, stride, s_out) for off in offsets]
+        dx_all = dx
     if out is not None:
-        dx[...] = 0
+        dx_all.fill(0)                                # (dx[...] = 0 ran ~20x slower on a batch-last array)
     masks = ws.get("masks") if ws is not None else None
-    if masks is None or masks[0].shape != top.shape:
-        masks = (np.empty_like(top, dtype=bool), np.empty_like(top, dtype=bool))
+    if masks is None or masks[0].shape != top.shape or masks[2].dtype != delta.dtype:
+        masks = (np.empty(top.shape, bool), np.empty(top.shape, bool), np.empty(top.shape, delta.dtype))
         if ws is not None:
             ws["masks"] = masks
-    hit, free = masks                                 # free: windows whose maximum no offset has taken yet
+    hit, free, share = masks                          # free: windows whose maximum no offset has taken yet
+    if fast:
+        d = batch_last(delta)
+        delta = d if d is not None else np.copyto(share, delta.transpose(tuple(range(1, delta.ndim)) + (0,))) or share
     disjoint = all(t >= k for t, k in zip(stride, size))
-    offsets = list(np.ndindex(*size))
-    for i, off in enumerate(offsets):
-        np.equal(offset_view(x, off, stride, s_out), top, out=hit)
+    for i, (at_x, at) in enumerate(zip(xv, dv)):
+        np.equal(at_x, top, out=hit)
         if i:
             np.logical_and(hit, free, out=hit)
-        at = offset_view(dx, off, stride, s_out)
         if delta.dtype == object:                     # a SymPy δ times a bool fails: 0/1 as numbers
             np.add(at, np.multiply(delta, hit.view(np.uint8)), out=at)
-        elif disjoint:
-            np.copyto(at, delta, where=hit)
+        elif disjoint:                                # δ times the 0/1 mask (copyto's where= ran ~30x slower)
+            np.multiply(delta, hit, out=at)
+        elif delta is share:
+            np.add(at, np.multiply(delta, hit), out=at)
         else:
-            np.add(at, delta, out=at, where=hit)
-        if i + 1 < len(offsets):
+            np.add(at, np.multiply(delta, hit, out=share), out=at)
+        if i + 1 < len(xv):
             if i:
                 np.greater(free, hit, out=free)       # free and not hit
             else:
