@@ -125,3 +125,39 @@ def test_maxpool_with_kept_maxima_matches_the_plain_kernels_and_torch(case):
     pool = F.max_pool1d if d == 1 else F.max_pool2d
     pool(xt, k, stride).backward(torch.tensor(delta))
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_torch_twins_with_ws_match_autograd():
+    """The torch kernels given ``ws`` (aten.convolution_backward from the forward's input and
+    kernel; the max-pool's maxima kept) against autograd, float64, stride 2 with a remainder,
+    padding, and a tied max-pool."""
+    from symbackprop.entries.layers import TORCH_KERNELS, kernel_sources
+    import math
+    names = ["conv_forward", "conv_weight_grad", "conv_input_grad", "maxpool_forward", "maxpool_backward"]
+    ns = {"torch": torch, "F": F, "math": math}
+    exec(compile("\n\n".join(kernel_sources(names, "torch")), "<torch kernels>", "exec"), ns)
+    rng = np.random.default_rng(3)
+    for d, size, k, stride, pad in [(2, (7, 6), (3, 2), (2, 2), (1, 0)), (1, (9,), (3,), (2,), (2,)), (2, (5, 5), (5, 5), (1, 1), (2, 2))]:
+        x = torch.tensor(rng.standard_normal((3, 2, *size)), requires_grad=True)
+        W = torch.tensor(rng.standard_normal((4, 2, *k)), requires_grad=True)
+        b = torch.tensor(rng.standard_normal(4), requires_grad=True)
+        z = (F.conv1d if d == 1 else F.conv2d)(x, W, b, stride, pad)
+        delta = torch.tensor(rng.standard_normal(z.shape))
+        z.backward(delta)
+        ws = {}
+        with torch.no_grad():
+            np.testing.assert_allclose(ns["conv_forward"](x, W, b, stride, pad, ws=ws).numpy(), z.detach().numpy(), rtol=1e-12)
+            out = torch.empty(W.shape, dtype=torch.float64)
+            ns["conv_weight_grad"](x, delta, k, stride, pad, out=out, ws=ws)
+            np.testing.assert_allclose(out.numpy(), W.grad.numpy(), rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(ns["conv_input_grad"](delta, W, size, stride, pad, ws=ws).numpy(), x.grad.numpy(),
+                                       rtol=1e-10, atol=1e-12)
+    x = torch.tensor(rng.integers(-1, 2, (2, 3, 5, 6)).astype(float), requires_grad=True)
+    top = F.max_pool2d(x, (2, 2), (2, 2))
+    delta = torch.tensor(rng.standard_normal(top.shape))
+    top.backward(delta)
+    ws = {}
+    with torch.no_grad():
+        ns["maxpool_forward"](x, (2, 2), (2, 2), ws=ws)
+        assert ws["x"] is x
+        np.testing.assert_array_equal(ns["maxpool_backward"](delta, x, (2, 2), (2, 2), ws=ws).numpy(), x.grad.numpy())
