@@ -27,7 +27,7 @@ def test_final_loss_is_labelled_after_the_last_update(xor_file):
     assert final.startswith("stopped (epochs) after epoch 3, 6 updates: final loss ")
     assert "after the last update (an epoch line's loss is the mean over its batches, each taken before its update)" in final
     module = load_trainer(xor_file.read_text(), xor_file.parent)
-    X, Y = module._data(module.build_parser().parse_args([]))
+    X, Y = module._data(module.build_parser().parse_args([]), None)
     reason, run = module.train(module.init_params(0), X, Y, epochs=3, batch_size=2)
     assert re.search(r"final loss (\S+),", final)[1] == f"{module.loss(run['params'], X, Y):.6g}"
 
