@@ -267,11 +267,22 @@ def axis_sum(delta, axes, out=None):
     return total.reshape(rest) if out is None else out
 
 
+def batch_last(a):
+    """The storage of an (N, C, *S) array laid out with the examples innermost, (C, *S, N), as a
+    contiguous view; None when ``a`` is not laid out that way. Generated trainers keep their image
+    arrays so: each kernel offset's window is then one run of S_out[-1]·N values per row."""
+    s = a.transpose(tuple(range(1, a.ndim)) + (0,))
+    return s if s.flags.c_contiguous else None
+
+
 def channel_sum(delta, out=None):
     """Σ over the examples and positions, per channel (axis 1): a bias's gradient. As products with
     ones (the positions, then the examples): a reduction over the first and last axes at once
-    runs ~10x slower."""
+    runs ~10x slower. Laid out with the examples innermost, each channel is one contiguous row."""
     n, c = delta.shape[:2]
+    rows = batch_last(delta) if delta.dtype != object else None
+    if rows is not None:
+        return np.sum(rows.reshape(c, -1), axis=1, out=out)
     per_example = delta.reshape(n * c, -1) @ np.ones(delta[0, 0].size, delta.dtype)
     return np.dot(np.ones(n, delta.dtype), per_example.reshape(n, c), out=out)
 
@@ -315,10 +326,68 @@ def patches(x, size, stride, padding, rows=False):
     return cols.reshape((c, *size, n, *grid))
 
 
-def conv_forward(x, W, b, stride, padding, out=None):
+def conv_plan(x, size, stride, padding, ws):
+    """The patch matrix of x (N, C, *S) kept in the dict ``ws``, laid out (C, *size, *S_out, N) —
+    entry (c, k, s, n) holds x̃[n, c, s·stride + k], so each kernel offset's slab is copied from
+    one strided view — with that view, and a zero-bordered copy of x with the examples innermost
+    when x is padded or not laid out so. Made when ``x`` (the array object) or the kernel changes;
+    :func:`conv_patches` fills it."""
+    plan = ws.get("plan")
+    if plan is not None and plan["x"] is x and plan["size"] == tuple(size):
+        return plan
+    n, c, *shape = x.shape
+    d = len(shape)
+    padded = [m + 2 * p for m, p in zip(shape, padding)]
+    s_out = [(m - k) // t + 1 for m, k, t in zip(padded, size, stride)]
+    src, stage = batch_last(x), None
+    if src is None or any(padding):
+        src = np.zeros((c, *padded, n), x.dtype)      # the border stays 0
+        inner = src[(slice(None),) + tuple(slice(p, p + m) for p, m in zip(padding, shape))]
+        stage = (inner, x.transpose(tuple(range(1, d + 2)) + (0,)))
+    cols = np.empty((c, *size, *s_out, n), x.dtype)
+    st = src.strides
+    view = np.lib.stride_tricks.as_strided(src, cols.shape, (st[0], *st[1:1 + d],
+                                                             *(q * t for q, t in zip(st[1:1 + d], stride)), st[-1]))
+    k, cols_n = c * math.prod(size), math.prod(s_out) * n
+    # a skinny product (few channels, a small kernel: a LeNet's first layer) runs 2-3x faster in
+    # blocks of whole output rows that stay in the cache
+    row = cols_n // s_out[0]
+    step = max(1, 4096 // row) * row if k < 32 else cols_n
+    plan = ws["plan"] = {"x": x, "size": tuple(size), "stage": stage, "cols": cols, "view": view,
+                         "mat": cols.reshape(k, cols_n), "s_out": tuple(s_out),
+                         "blocks": [slice(i, min(i + step, cols_n)) for i in range(0, cols_n, step)]}
+    return plan
+
+
+def conv_patches(plan):
+    """Fill the patch matrix of a :func:`conv_plan` from its input: once per pass."""
+    if plan["stage"] is not None:
+        np.copyto(*plan["stage"])
+    np.copyto(plan["cols"], plan["view"])
+    return plan["mat"]
+
+
+def conv_forward(x, W, b, stride, padding, out=None, ws=None):
     """z = W ⋆ x + b: x (N, C, *S), W (O, C, *K), b (O,) -> (N, O, *S_out), as one matrix product of
-    the weights and the patches (with stride 1 over full rows, whose extra positions are dropped)."""
+    the weights and the patches (with stride 1 over full rows, whose extra positions are dropped).
+    With ``ws`` (a generated trainer's per-layer dict): the patches are kept there for
+    :func:`conv_weight_grad`, and the product is written straight into ``out``'s storage when it is
+    laid out with the examples innermost (:func:`batch_last`)."""
     o, d = W.shape[0], len(stride)
+    if ws is not None:
+        plan = conv_plan(x, W.shape[2:], stride, padding, ws)
+        cols = conv_patches(plan)
+        if out is None:
+            out = np.empty((o, *plan["s_out"], x.shape[0]), x.dtype).transpose((d + 1,) + tuple(range(d + 1)))
+        dst = batch_last(out)
+        z = dst.reshape(o, -1) if dst is not None else np.empty((o, cols.shape[1]), x.dtype)
+        w = W.reshape(o, -1)
+        for part in plan["blocks"]:
+            np.matmul(w, cols[:, part], out=z[:, part])
+        z += b.reshape(o, 1)
+        if dst is None:
+            np.copyto(out, z.reshape((o, *plan["s_out"], -1)).transpose((d + 1,) + tuple(range(d + 1))))
+        return out
     rows = d > 1 and all(t == 1 for t in stride)
     cols = patches(x, W.shape[2:], stride, padding, rows)
     z = (W.reshape(o, -1) @ cols.reshape(W[0].size, -1)).reshape((o,) + cols.shape[1 + d:])  # (O, N, *grid)
@@ -327,11 +396,37 @@ def conv_forward(x, W, b, stride, padding, out=None):
     return np.add(z.swapaxes(0, 1), b.reshape((-1,) + (1,) * d), out=out)
 
 
-def conv_weight_grad(x, delta, size, stride, padding, out=None):
+def rows_of(delta):
+    """delta (N, O, *S) as the (O, |S|·N) matrix of its batch-last storage (a view when it is laid
+    out so, else a copy)."""
+    s = batch_last(delta)
+    if s is None:
+        s = np.ascontiguousarray(delta.transpose(tuple(range(1, delta.ndim)) + (0,)))
+    return s.reshape(delta.shape[1], -1)
+
+
+def conv_weight_grad(x, delta, size, stride, padding, out=None, ws=None):
     """∂C/∂W for ∂C/∂z = delta: Σ over examples and positions of delta times the window it saw, one
     matrix product of delta (O, N·|grid|) and the patches (with stride 1 over full rows: delta is
-    laid out over them with zeros at the extra positions)."""
+    laid out over them with zeros at the extra positions). With ``ws``: the patches that
+    :func:`conv_forward` kept there for this same ``x`` (built here if it did not), and the
+    product taken as patches @ δᵀ, the orientation BLAS runs fastest here."""
     o, d = delta.shape[1], len(stride)
+    if ws is not None:
+        plan = ws.get("plan")
+        if plan is None or plan["x"] is not x or plan["size"] != tuple(size):
+            plan = conv_plan(x, size, stride, padding, ws)
+            conv_patches(plan)
+        cols, dm = plan["mat"], rows_of(delta)
+        blocks = plan["blocks"]
+        grad_t = np.matmul(cols[:, blocks[0]], dm[:, blocks[0]].T)                 # (C·|K|, O)
+        for part in blocks[1:]:
+            grad_t += cols[:, part] @ dm[:, part].T
+        grad = grad_t.T.reshape((o, x.shape[1], *size))
+        if out is None:
+            return np.ascontiguousarray(grad)
+        np.copyto(out, grad)
+        return out
     rows = d > 1 and all(t == 1 for t in stride)
     cols = patches(x, size, stride, padding, rows)
     spread = np.zeros((o,) + cols.shape[1 + d:], delta.dtype)             # (O, N, *grid)
@@ -348,43 +443,98 @@ def flatten(x):
     return x.reshape(x.shape[0], -1)
 
 
-def maxpool_forward(x, size, stride, out=None):
+def window_views(a, size, stride, s_out, ws, key):
+    """The view of ``a`` (N, C, *S) at each kernel offset, in row-major order; when ``a`` is stored
+    with the examples innermost, of that storage, (C, *S_out, N), so that NumPy runs through memory
+    in order. Kept in ``ws[key]`` while ``a`` is the same array."""
+    got = ws.get(key)
+    if got is not None and got[0] is a:
+        return got[1]
+    s = batch_last(a)
+    views = [offset_view(a, off, stride, s_out) if s is None else
+             s[(slice(None),) + tuple(slice(q, q + t * (m - 1) + 1, t) for q, t, m in zip(off, stride, s_out))]
+             for off in np.ndindex(*size)]
+    ws[key] = (a, views)
+    return views
+
+
+def maxpool_forward(x, size, stride, out=None, ws=None):
     """The maximum of each window: x (N, C, *S) -> (N, C, *S_out), element-wise maxima of the
-    strided views of each kernel offset (a loop over the offsets, not over the windows)."""
+    strided views of each kernel offset (a loop over the offsets, not over the windows). With
+    ``ws`` (a generated trainer's per-layer dict), x and the maxima are kept there for
+    :func:`maxpool_backward`, and the views of x too (over its storage, where x and ``out`` are
+    stored with the examples innermost)."""
     s_out = tuple((m - k) // t + 1 for m, k, t in zip(x.shape[2:], size, stride))
+    if ws is not None and out is not None and x.dtype != object and batch_last(x) is not None \
+            and batch_last(out) is not None:
+        views, top = window_views(x, size, stride, s_out, ws, "views"), batch_last(out)
+        views = [views[0]] * 2 if len(views) == 1 else views
+        np.maximum(views[0], views[1], out=top)
+        for v in views[2:]:
+            np.maximum(top, v, out=top)
+        ws["x"], ws["top"] = x, out
+        return out
     offsets = list(np.ndindex(*size))
     first = offset_view(x, offsets[0], stride, s_out)
     if len(offsets) == 1:
-        return first.copy() if out is None else np.copyto(out, first) or out
-    out = np.maximum(first, offset_view(x, offsets[1], stride, s_out), out=out)
-    for off in offsets[2:]:
-        np.maximum(out, offset_view(x, off, stride, s_out), out=out)
+        out = first.copy() if out is None else np.copyto(out, first) or out
+    else:
+        out = np.maximum(first, offset_view(x, offsets[1], stride, s_out), out=out)
+        for off in offsets[2:]:
+            np.maximum(out, offset_view(x, off, stride, s_out), out=out)
+    if ws is not None:
+        ws["x"], ws["top"], ws["views"] = x, out, None
     return out
 
 
-def maxpool_backward(delta, x, size, stride, out=None):
+def maxpool_backward(delta, x, size, stride, out=None, ws=None):
     """∂C/∂x: each window's δ to its first maximum in row-major order (PyTorch's choice at ties):
     the kernel offsets in that order, each taking the windows whose maximum it holds and that no
-    earlier offset took."""
+    earlier offset took. With ``ws``: the maxima :func:`maxpool_forward` kept there for this same
+    x (the forward pass is not run again), the masks kept there between calls, and every array
+    taken in its storage order where they are all stored with the examples innermost."""
     s_out = delta.shape[2:]
-    top = maxpool_forward(x, size, stride)
+    kept = ws is not None and ws.get("x") is x
+    top = ws["top"] if kept else maxpool_forward(x, size, stride)
     dx = np.zeros(x.shape, delta.dtype) if out is None else out
+    fast = kept and ws.get("views") is not None and ws["views"][0] is x and batch_last(dx) is not None \
+        and batch_last(top) is not None and delta.dtype != object
+    if fast:                                          # storage order: (C, *S, N)
+        xv, dv = ws["views"][1], window_views(dx, size, stride, s_out, ws, "dviews")
+        top, dx_all = batch_last(top), batch_last(dx)
+    else:
+        offsets = list(np.ndindex(*size))
+        xv, dv = [offset_view(x, off, stride, s_out) for off in offsets], [offset_view(dx, off, stride, s_out) for off in offsets]
+        dx_all = dx
     if out is not None:
-        dx[...] = 0
-    free = np.ones(top.shape, bool)                   # windows whose maximum no offset has taken yet
+        dx_all.fill(0)                                # (dx[...] = 0 ran ~20x slower on a batch-last array)
+    masks = ws.get("masks") if ws is not None else None
+    if masks is None or masks[0].shape != top.shape or masks[2].dtype != delta.dtype:
+        masks = (np.empty(top.shape, bool), np.empty(top.shape, bool), np.empty(top.shape, delta.dtype))
+        if ws is not None:
+            ws["masks"] = masks
+    hit, free, share = masks                          # free: windows whose maximum no offset has taken yet
+    if fast:
+        d = batch_last(delta)
+        delta = d if d is not None else np.copyto(share, delta.transpose(tuple(range(1, delta.ndim)) + (0,))) or share
     disjoint = all(t >= k for t, k in zip(stride, size))
-    offsets = list(np.ndindex(*size))
-    for i, off in enumerate(offsets):
-        hit = np.equal(offset_view(x, off, stride, s_out), top)
-        np.logical_and(hit, free, out=hit)
-        at = offset_view(dx, off, stride, s_out)
-        routed = hit.view(np.uint8)                    # 0/1 as numbers (a SymPy δ times a bool fails)
-        if disjoint:
-            np.multiply(delta, routed, out=at)
+    for i, (at_x, at) in enumerate(zip(xv, dv)):
+        np.equal(at_x, top, out=hit)
+        if i:
+            np.logical_and(hit, free, out=hit)
+        if delta.dtype == object:                     # a SymPy δ times a bool fails: 0/1 as numbers
+            np.add(at, np.multiply(delta, hit.view(np.uint8)), out=at)
+        elif disjoint:                                # δ times the 0/1 mask (copyto's where= ran ~30x slower)
+            np.multiply(delta, hit, out=at)
+        elif delta is share:
+            np.add(at, np.multiply(delta, hit), out=at)
         else:
-            np.add(at, np.multiply(delta, routed), out=at)
-        if i + 1 < len(offsets):
-            np.greater(free, hit, out=free)           # free and not hit
+            np.add(at, np.multiply(delta, hit, out=share), out=at)
+        if i + 1 < len(xv):
+            if i:
+                np.greater(free, hit, out=free)       # free and not hit
+            else:
+                np.logical_not(hit, out=free)
     return dx
 
 
@@ -530,21 +680,28 @@ def _workspace(N):
             cache.clear()
         ws = cache[N] = {
             "inv_N": np.array(1 / N, DTYPE),   # the batch mean's 1/N
-            "z1": np.empty((N, 4, 8, 8), DTYPE),
-            "a1": np.empty((N, 4, 8, 8), DTYPE),
-            "xhat2": np.empty((N, 4, 8, 8), DTYPE),
-            "z2": np.empty((N, 4, 8, 8), DTYPE),
-            "a2": np.empty((N, 4, 8, 8), DTYPE),
-            "a3": np.empty((N, 4, 4, 4), DTYPE),
+            "z1": _batch_last((N, 4, 8, 8)),
+            "a1": _batch_last((N, 4, 8, 8)),
+            "xhat2": _batch_last((N, 4, 8, 8)),
+            "z2": _batch_last((N, 4, 8, 8)),
+            "a2": _batch_last((N, 4, 8, 8)),
+            "a3": _batch_last((N, 4, 4, 4)),
             "z5": np.empty((N, 3), DTYPE),
             "a5": np.empty((N, 3), DTYPE),
             "C_s0": np.empty((N, 3), DTYPE),
             "delta5": np.empty((N, 3), DTYPE),
             "da4": np.empty((N, 64), DTYPE),
-            "delta2": np.empty((N, 4, 8, 8), DTYPE),
-            "delta1": np.empty((N, 4, 8, 8), DTYPE),
+            "delta2": _batch_last((N, 4, 8, 8)),
+            "delta1": _batch_last((N, 4, 8, 8)),
         }
     return ws
+
+
+def _batch_last(shape):
+    """An empty array of ``shape`` (N, C, *S) stored as (C, *S, N), the examples innermost: what
+    the convolution and pooling kernels read and write as long contiguous runs."""
+    order = (len(shape) - 1,) + tuple(range(len(shape) - 1))
+    return np.empty(shape[1:] + shape[:1], DTYPE).transpose(order)
 
 
 def _scaled(ws, scale, N):
@@ -566,7 +723,7 @@ def forward(params, X):
     # ---- forward pass
     # z^{(1)} = W^{(1)} \star x + b^{(1)} \quad (\text{stride } 1,\ \text{padding } 1)
     z1 = _ws["z1"]
-    conv_forward(X, W1, b1, (1, 1), (1, 1), out=z1)
+    conv_forward(X, W1, b1, (1, 1), (1, 1), ws=_ws.setdefault("conv1", {}), out=z1)
     # a^{(1)} = \operatorname{id}\left(z^{(1)}\right)
     a1 = z1
     # \mu^{(2)} = \operatorname{mean}_{\text{the batch and positions}} a^{(1)}
@@ -586,7 +743,7 @@ def forward(params, X):
     np.maximum(z2, _C[0], out=a2)
     # a^{(3)} = \max_{2 \times 2\ \text{windows}} a^{(2)} \quad (\text{stride } 2)
     a3 = _ws["a3"]
-    maxpool_forward(a2, (2, 2), (2, 2), out=a3)
+    maxpool_forward(a2, (2, 2), (2, 2), ws=_ws.setdefault("pool3", {}), out=a3)
     # a^{(4)} = \operatorname{flatten}(a^{(3)})
     a4 = flatten(a3)
     # z^{(5)} = W^{(5)} a^{(4)} + b^{(5)}
@@ -610,7 +767,7 @@ def loss(params, X, Y):
     # ---- forward pass
     # z^{(1)} = W^{(1)} \star x + b^{(1)} \quad (\text{stride } 1,\ \text{padding } 1)
     z1 = _ws["z1"]
-    conv_forward(X, W1, b1, (1, 1), (1, 1), out=z1)
+    conv_forward(X, W1, b1, (1, 1), (1, 1), ws=_ws.setdefault("conv1", {}), out=z1)
     # a^{(1)} = \operatorname{id}\left(z^{(1)}\right)
     a1 = z1
     # \mu^{(2)} = \operatorname{mean}_{\text{the batch and positions}} a^{(1)}
@@ -630,7 +787,7 @@ def loss(params, X, Y):
     np.maximum(z2, _C[0], out=a2)
     # a^{(3)} = \max_{2 \times 2\ \text{windows}} a^{(2)} \quad (\text{stride } 2)
     a3 = _ws["a3"]
-    maxpool_forward(a2, (2, 2), (2, 2), out=a3)
+    maxpool_forward(a2, (2, 2), (2, 2), ws=_ws.setdefault("pool3", {}), out=a3)
     # a^{(4)} = \operatorname{flatten}(a^{(3)})
     a4 = flatten(a3)
     # z^{(5)} = W^{(5)} a^{(4)} + b^{(5)}
@@ -687,7 +844,7 @@ def _loss_and_gradients(params, X, Y, grads, stats, scale=1, outputs=None):
     # ---- forward pass
     # z^{(1)} = W^{(1)} \star x + b^{(1)} \quad (\text{stride } 1,\ \text{padding } 1)
     z1 = _ws["z1"]
-    conv_forward(X, W1, b1, (1, 1), (1, 1), out=z1)
+    conv_forward(X, W1, b1, (1, 1), (1, 1), ws=_ws.setdefault("conv1", {}), out=z1)
     # a^{(1)} = \operatorname{id}\left(z^{(1)}\right)
     a1 = z1
     # \mu^{(2)} = \operatorname{mean}_{\text{the batch and positions}} a^{(1)}
@@ -707,7 +864,7 @@ def _loss_and_gradients(params, X, Y, grads, stats, scale=1, outputs=None):
     np.maximum(z2, _C[0], out=a2)
     # a^{(3)} = \max_{2 \times 2\ \text{windows}} a^{(2)} \quad (\text{stride } 2)
     a3 = _ws["a3"]
-    maxpool_forward(a2, (2, 2), (2, 2), out=a3)
+    maxpool_forward(a2, (2, 2), (2, 2), ws=_ws.setdefault("pool3", {}), out=a3)
     # a^{(4)} = \operatorname{flatten}(a^{(3)})
     a4 = flatten(a3)
     # z^{(5)} = W^{(5)} a^{(4)} + b^{(5)}
@@ -741,7 +898,7 @@ def _loss_and_gradients(params, X, Y, grads, stats, scale=1, outputs=None):
     da3 = unflatten(da4, (4, 4, 4))
     # \delta^{(2)} = \operatorname{route}(\frac{\partial C}{\partial a^{(3)}}) \odot \operatorname{relu}'\left(z^{(2)}\right)
     delta2 = _ws["delta2"]
-    maxpool_backward(da3, a2, (2, 2), (2, 2), out=delta2)
+    maxpool_backward(da3, a2, (2, 2), (2, 2), ws=_ws.setdefault("pool3", {}), out=delta2)
     np.multiply(delta2, (a2 > _C[0]), out=delta2)
     # \frac{\partial C}{\partial \gamma^{(2)}} = \textstyle\sum \delta^{(2)} \odot \hat{x}^{(2)}
     product_sum(delta2, xhat2, (0, 2, 3), out=dgamma2)
@@ -751,7 +908,7 @@ def _loss_and_gradients(params, X, Y, grads, stats, scale=1, outputs=None):
     delta1 = _ws["delta1"]
     norm_input_grad(delta2, xhat2, rstd2, gamma2, (0, 2, 3), out=delta1)
     # \frac{\partial C}{\partial W^{(1)}}_{o,c,k} = \textstyle\sum_{n,s} \delta^{(1)}_{n,o,s}\, \tilde{x}_{n,c,s \cdot 1 + k}
-    conv_weight_grad(X, delta1, (3, 3), (1, 1), (1, 1), out=dW1)
+    conv_weight_grad(X, delta1, (3, 3), (1, 1), (1, 1), ws=_ws.setdefault("conv1", {}), out=dW1)
     # \frac{\partial C}{\partial b^{(1)}}_{o} = \textstyle\sum_{n,s} \delta^{(1)}_{n,o,s}
     channel_sum(delta1, out=db1)
 
@@ -776,7 +933,7 @@ def predict(params, state, X):
     # ---- forward pass, evaluation mode
     # z^{(1)} = W^{(1)} \star x + b^{(1)} \quad (\text{stride } 1,\ \text{padding } 1)
     z1 = _ws["z1"]
-    conv_forward(X, W1, b1, (1, 1), (1, 1), out=z1)
+    conv_forward(X, W1, b1, (1, 1), (1, 1), ws=_ws.setdefault("conv1", {}), out=z1)
     # a^{(1)} = \operatorname{id}\left(z^{(1)}\right)
     a1 = z1
     # r^{(2)} = 1 / \sqrt{\mathrm{var}^{(2)} + \epsilon}
@@ -792,7 +949,7 @@ def predict(params, state, X):
     np.maximum(z2, _C[0], out=a2)
     # a^{(3)} = \max_{2 \times 2\ \text{windows}} a^{(2)} \quad (\text{stride } 2)
     a3 = _ws["a3"]
-    maxpool_forward(a2, (2, 2), (2, 2), out=a3)
+    maxpool_forward(a2, (2, 2), (2, 2), ws=_ws.setdefault("pool3", {}), out=a3)
     # a^{(4)} = \operatorname{flatten}(a^{(3)})
     a4 = flatten(a3)
     # z^{(5)} = W^{(5)} a^{(4)} + b^{(5)}
@@ -819,7 +976,7 @@ def evaluate(params, state, X, Y):
     # ---- forward pass, evaluation mode
     # z^{(1)} = W^{(1)} \star x + b^{(1)} \quad (\text{stride } 1,\ \text{padding } 1)
     z1 = _ws["z1"]
-    conv_forward(X, W1, b1, (1, 1), (1, 1), out=z1)
+    conv_forward(X, W1, b1, (1, 1), (1, 1), ws=_ws.setdefault("conv1", {}), out=z1)
     # a^{(1)} = \operatorname{id}\left(z^{(1)}\right)
     a1 = z1
     # r^{(2)} = 1 / \sqrt{\mathrm{var}^{(2)} + \epsilon}
@@ -835,7 +992,7 @@ def evaluate(params, state, X, Y):
     np.maximum(z2, _C[0], out=a2)
     # a^{(3)} = \max_{2 \times 2\ \text{windows}} a^{(2)} \quad (\text{stride } 2)
     a3 = _ws["a3"]
-    maxpool_forward(a2, (2, 2), (2, 2), out=a3)
+    maxpool_forward(a2, (2, 2), (2, 2), ws=_ws.setdefault("pool3", {}), out=a3)
     # a^{(4)} = \operatorname{flatten}(a^{(3)})
     a4 = flatten(a3)
     # z^{(5)} = W^{(5)} a^{(4)} + b^{(5)}
@@ -1352,7 +1509,7 @@ def is_checkpoint(path):
 
 
 IDENTITY = ("format", "signature", "optimizer", "dtype")   # what a checkpoint is, read first
-TEXTS = ("rng", "split", "classes")                         # JSON ("classes": the targets' names, for predict)
+TEXTS = ("rng", "split", "classes")                         # JSON
 NUMBERS = ("t", "epoch", "previous_loss", "position", "has_order", "loss_sum", "batches", "right", "val_loss")
 
 
@@ -1945,7 +2102,7 @@ def _write_log(path, mode, text):
         raise TrainerError(f"cannot write --log {path!r}: {err.strerror or err}") from None
 
 
-def _data(args, limit, names=None):
+def _data(args, limit=None, names=None):
     """X, Y: --data, or the spec's sample; ``names`` receives --data's target names (load_data())."""
     if args.data is None:
         raise TrainerError("--data FILE is required (.csv or .npz)")

@@ -1009,7 +1009,7 @@ def is_checkpoint(path):
 
 
 IDENTITY = ("format", "signature", "optimizer", "dtype")   # what a checkpoint is, read first
-TEXTS = ("rng", "split", "classes")                         # JSON ("classes": the targets' names, for predict)
+TEXTS = ("rng", "split", "classes")                         # JSON
 NUMBERS = ("t", "epoch", "previous_loss", "position", "has_order", "loss_sum", "batches", "right", "val_loss")
 
 
@@ -1634,7 +1634,7 @@ def _write_log(path, mode, text):
         raise TrainerError(f"cannot write --log {path!r}: {err.strerror or err}") from None
 
 
-def _data(args, limit, names=None):
+def _data(args, limit=None, names=None):
     """X, Y: --data, or the spec's sample; ``names`` receives --data's target names (load_data())."""
     if args.data is None:
         raise TrainerError("--data FILE is required (.csv or .npz)")

@@ -1008,7 +1008,7 @@ def is_checkpoint(path):
 
 
 IDENTITY = ("format", "signature", "optimizer", "dtype")   # what a checkpoint is, read first
-TEXTS = ("rng", "split", "classes")                         # JSON ("classes": the targets' names, for predict)
+TEXTS = ("rng", "split", "classes")                         # JSON
 NUMBERS = ("t", "epoch", "previous_loss", "position", "has_order", "loss_sum", "batches", "right", "val_loss")
 
 
@@ -1595,7 +1595,7 @@ def _write_log(path, mode, text):
         raise TrainerError(f"cannot write --log {path!r}: {err.strerror or err}") from None
 
 
-def _data(args, limit, names=None):
+def _data(args, limit=None, names=None):
     """X, Y: --data, or the spec's sample; ``names`` receives --data's target names (load_data())."""
     if args.data is None:
         return (np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], dtype=DTYPE).reshape(-1, *INPUT),

@@ -14,22 +14,24 @@ from symbackprop.errors import SpecError
 from symbackprop.spec import limits
 from symbackprop.spec.network import load
 
-# Runs a command as its child and reports the child's peak resident memory (KB) on its last line.
+# Runs a command as its child and reports the child's peak resident memory (KB) and CPU seconds last.
 PEAK = ("import resource, subprocess, sys\n"
         "r = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
         "sys.stderr.write(r.stderr)\n"
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "print(u.ru_maxrss, u.ru_utime + u.ru_stime)\n"
         "sys.exit(r.returncode)\n")
 PEAK_KB = 300_000      # Python, SymPy and NumPy take ~100 MB; a bomb's arrays would take gigabytes
-SECONDS = 10           # "a second or two" on an idle machine; two busy cores share this one
+SECONDS = 4            # of CPU: "a second or two" on an idle machine (imports 0.5-1 s of it)
 
 
 def measured(*argv):
-    """(exit status, stderr, peak KB, seconds) of ``symbackprop ARGV`` in a fresh process."""
-    started = time.perf_counter()
+    """(exit status, stderr, peak KB, CPU seconds) of ``symbackprop ARGV`` in a fresh process (CPU time,
+    not wall time: this machine's load does not count)."""
     result = subprocess.run([sys.executable, "-c", PEAK, sys.executable, "-m", "symbackprop", *map(str, argv)],
                             capture_output=True, text=True, timeout=120)
-    return result.returncode, result.stderr, int(result.stdout.split()[-1]), time.perf_counter() - started
+    peak, cpu = result.stdout.split()[-2:]
+    return result.returncode, result.stderr, int(peak), float(cpu)
 
 
 def toml(path, text):

@@ -107,7 +107,7 @@ def test_the_trainer_counts_every_layer_from_the_shapes(tmp_path):
     result = subprocess.run([sys.executable, "-c", PEAK, sys.executable, str(trainer), "--data",
                              str(tmp_path / "d.npz"), "--max-memory", "0.05"], capture_output=True, text=True, timeout=60)
     one_line_error(result, "layer 1 (conv2d): training on batches of 2 row(s) needs", "more than 0.05 GB")
-    assert int(result.stdout.split()[-1]) < 300_000 and time.perf_counter() - started < 10
+    assert int(result.stdout.split()[-1]) < 300_000 and time.perf_counter() - started < 30
 
 
 def test_the_default_memory_limit_is_half_the_machine(trainers):

@@ -135,6 +135,7 @@ class Program:
     backend: str = ""            # "numpy" or "torch"; "" while the statements hold expressions only
     buffers: dict = field(default_factory=dict)  # workspace array name -> its shape as code, e.g. "(N, 128)"
     kernels: tuple[str, ...] = ()  # the source of every layer kernel the statements call, in that backend
+    batch_last: tuple[str, ...] = ()  # buffers of images (N, C, *S) stored with the examples innermost (NumPy)
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -385,7 +386,11 @@ def print_program(program: Program, backend: str) -> Program:
     printed = {id(s): _print_statement(s, backend, buffers, program.n_out) for s in program.statements}
     again = lambda statements: tuple(printed[id(s)] for s in statements)
     names = {e.kernel for s in program.statements for e in sympy.preorder_traversal(s.expr) if isinstance(e, Kernel)}
-    return replace(program, forward=again(program.forward), loss=again(program.loss),
+    # NumPy: an image array (N, C, *S) is stored as (C, *S, N), the examples innermost, so that the
+    # layer kernels copy and add long runs (each kernel offset's window: S_out[-1]·N values a row)
+    images = {s.name for s in program.statements if s.shape[:1] == ("N",) and len(s.shape) >= 3}
+    batch_last = tuple(name for name in buffers if backend == "numpy" and (name in images or name.rsplit("_s", 1)[0] in images))
+    return replace(program, batch_last=batch_last, forward=again(program.forward), loss=again(program.loss),
                    loss_and_gradients=again(program.loss_and_gradients), predict=again(program.predict),
                    evaluate=again(program.evaluate),
                    statements=again(program.statements), backend=backend, buffers=buffers,

@@ -148,7 +148,10 @@ class StablePrinter(NumPyPrinter):
         return f"_softmax({self._print(expr.args[0])})"
 
     def _print_Kernel(self, expr):
-        return f"{expr.kernel}({', '.join(self._print(a) for a in expr.args[1:])})"
+        args = [self._print(a) for a in expr.call_args]
+        if expr.state is not None:      # the workspace dict the calls of one layer share
+            args.append(f'ws=_ws.setdefault("{expr.state}", {{}})')
+        return f"{expr.kernel}({', '.join(args)})"
 
     def _print_Tuple(self, expr):
         items = [self._print(a) for a in expr.args]

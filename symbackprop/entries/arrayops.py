@@ -103,21 +103,40 @@ class LogSumExp(Function):
         return rf"\log\textstyle\sum_j e^{{{printer._print(self.args[0])}}}"
 
 
+STATE = "_state_"    # the prefix of the symbol that carries a Kernel's state name
 VIEW_KERNELS: set[str] = set()   # kernels that return a view of their first argument (flatten)
 
 
 class Kernel(Function):
     """A call of a layer kernel (a NumPy function of :mod:`symbackprop.entries.layers`, embedded in
     generated code by its source): ``Kernel("conv_forward", X, W1, b1, (1, 1), (0, 0))`` prints as
-    ``conv_forward(X, W1, b1, (1, 1), (0, 0))``. Tuples and numbers are its static arguments."""
+    ``conv_forward(X, W1, b1, (1, 1), (0, 0))``. Tuples and numbers are its static arguments.
 
-    def __new__(cls, name, *args):
+    ``state="conv1"``: the calls that share that name share one dict of the generated workspace,
+    passed as ``ws=``, where a kernel keeps what a later call of the same pass reuses (a
+    convolution's patch matrix, built by its forward kernel and read by its weight gradient's).
+    The state is not an input of the math: it has no symbols and no LaTeX."""
+
+    def __new__(cls, name, *args, state=None):
         static = [sympy.Tuple(*a) if isinstance(a, tuple) else sympy.sympify(a) for a in args]
+        if state is not None:
+            static.append(sympy.Symbol(STATE + state))
         return super().__new__(cls, sympy.Symbol(name) if isinstance(name, str) else name, *static)
 
     @property
     def kernel(self) -> str:
         return self.args[0].name
+
+    @property
+    def state(self) -> str | None:
+        """The name of the workspace dict the call shares (see the class docstring), or None."""
+        last = self.args[-1]
+        return last.name[len(STATE):] if isinstance(last, sympy.Symbol) and last.name.startswith(STATE) else None
+
+    @property
+    def call_args(self) -> tuple:
+        """The arguments the kernel is called with, its state left out."""
+        return self.args[1:-1] if self.state is not None else self.args[1:]
 
     @property
     def view(self) -> bool:
@@ -126,9 +145,9 @@ class Kernel(Function):
 
     @property
     def free_symbols(self):
-        return set().union(*(a.free_symbols for a in self.args[1:]))
+        return set().union(*(a.free_symbols for a in self.call_args))
 
     def _latex(self, printer):
         name = self.kernel.replace("_", r"\_")
-        args = ", ".join(printer._print(a) for a in self.args[1:])
+        args = ", ".join(printer._print(a) for a in self.call_args)
         return rf"\operatorname{{{name}}}\left({args}\right)"

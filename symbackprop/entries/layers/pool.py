@@ -17,48 +17,104 @@ from dataclasses import replace
 
 from ...writers.document import Display, Para, Table
 from .base import (Backward, Slip, Field, LayerError, LayerKind, index_tuples, ints, kernel, rule_and_tables, shape_text, with_options)
-from .conv import _size, offset_view, windows
+from .conv import _size, batch_last, offset_view, windows
 
 
-@kernel(offset_view)
-def maxpool_forward(x, size, stride, out=None):
+@kernel(batch_last, offset_view)
+def window_views(a, size, stride, s_out, ws, key):
+    """The view of ``a`` (N, C, *S) at each kernel offset, in row-major order; when ``a`` is stored
+    with the examples innermost, of that storage, (C, *S_out, N), so that NumPy runs through memory
+    in order. Kept in ``ws[key]`` while ``a`` is the same array."""
+    got = ws.get(key)
+    if got is not None and got[0] is a:
+        return got[1]
+    s = batch_last(a)
+    views = [offset_view(a, off, stride, s_out) if s is None else
+             s[(slice(None),) + tuple(slice(q, q + t * (m - 1) + 1, t) for q, t, m in zip(off, stride, s_out))]
+             for off in np.ndindex(*size)]
+    ws[key] = (a, views)
+    return views
+
+
+@kernel(offset_view, window_views, batch_last)
+def maxpool_forward(x, size, stride, out=None, ws=None):
     """The maximum of each window: x (N, C, *S) -> (N, C, *S_out), element-wise maxima of the
-    strided views of each kernel offset (a loop over the offsets, not over the windows)."""
+    strided views of each kernel offset (a loop over the offsets, not over the windows). With
+    ``ws`` (a generated trainer's per-layer dict), x and the maxima are kept there for
+    :func:`maxpool_backward`, and the views of x too (over its storage, where x and ``out`` are
+    stored with the examples innermost)."""
     s_out = tuple((m - k) // t + 1 for m, k, t in zip(x.shape[2:], size, stride))
+    if ws is not None and out is not None and x.dtype != object and batch_last(x) is not None \
+            and batch_last(out) is not None:
+        views, top = window_views(x, size, stride, s_out, ws, "views"), batch_last(out)
+        views = [views[0]] * 2 if len(views) == 1 else views
+        np.maximum(views[0], views[1], out=top)
+        for v in views[2:]:
+            np.maximum(top, v, out=top)
+        ws["x"], ws["top"] = x, out
+        return out
     offsets = list(np.ndindex(*size))
     first = offset_view(x, offsets[0], stride, s_out)
     if len(offsets) == 1:
-        return first.copy() if out is None else np.copyto(out, first) or out
-    out = np.maximum(first, offset_view(x, offsets[1], stride, s_out), out=out)
-    for off in offsets[2:]:
-        np.maximum(out, offset_view(x, off, stride, s_out), out=out)
+        out = first.copy() if out is None else np.copyto(out, first) or out
+    else:
+        out = np.maximum(first, offset_view(x, offsets[1], stride, s_out), out=out)
+        for off in offsets[2:]:
+            np.maximum(out, offset_view(x, off, stride, s_out), out=out)
+    if ws is not None:
+        ws["x"], ws["top"], ws["views"] = x, out, None
     return out
 
 
-@kernel(maxpool_forward, offset_view)
-def maxpool_backward(delta, x, size, stride, out=None):
+@kernel(maxpool_forward, offset_view, window_views, batch_last)
+def maxpool_backward(delta, x, size, stride, out=None, ws=None):
     """∂C/∂x: each window's δ to its first maximum in row-major order (PyTorch's choice at ties):
     the kernel offsets in that order, each taking the windows whose maximum it holds and that no
-    earlier offset took."""
+    earlier offset took. With ``ws``: the maxima :func:`maxpool_forward` kept there for this same
+    x (the forward pass is not run again), the masks kept there between calls, and every array
+    taken in its storage order where they are all stored with the examples innermost."""
     s_out = delta.shape[2:]
-    top = maxpool_forward(x, size, stride)
+    kept = ws is not None and ws.get("x") is x
+    top = ws["top"] if kept else maxpool_forward(x, size, stride)
     dx = np.zeros(x.shape, delta.dtype) if out is None else out
+    fast = kept and ws.get("views") is not None and ws["views"][0] is x and batch_last(dx) is not None \
+        and batch_last(top) is not None and delta.dtype != object
+    if fast:                                          # storage order: (C, *S, N)
+        xv, dv = ws["views"][1], window_views(dx, size, stride, s_out, ws, "dviews")
+        top, dx_all = batch_last(top), batch_last(dx)
+    else:
+        offsets = list(np.ndindex(*size))
+        xv, dv = [offset_view(x, off, stride, s_out) for off in offsets], [offset_view(dx, off, stride, s_out) for off in offsets]
+        dx_all = dx
     if out is not None:
-        dx[...] = 0
-    free = np.ones(top.shape, bool)                   # windows whose maximum no offset has taken yet
+        dx_all.fill(0)                                # (dx[...] = 0 ran ~20x slower on a batch-last array)
+    masks = ws.get("masks") if ws is not None else None
+    if masks is None or masks[0].shape != top.shape or masks[2].dtype != delta.dtype:
+        masks = (np.empty(top.shape, bool), np.empty(top.shape, bool), np.empty(top.shape, delta.dtype))
+        if ws is not None:
+            ws["masks"] = masks
+    hit, free, share = masks                          # free: windows whose maximum no offset has taken yet
+    if fast:
+        d = batch_last(delta)
+        delta = d if d is not None else np.copyto(share, delta.transpose(tuple(range(1, delta.ndim)) + (0,))) or share
     disjoint = all(t >= k for t, k in zip(stride, size))
-    offsets = list(np.ndindex(*size))
-    for i, off in enumerate(offsets):
-        hit = np.equal(offset_view(x, off, stride, s_out), top)
-        np.logical_and(hit, free, out=hit)
-        at = offset_view(dx, off, stride, s_out)
-        routed = hit.view(np.uint8)                    # 0/1 as numbers (a SymPy δ times a bool fails)
-        if disjoint:
-            np.multiply(delta, routed, out=at)
+    for i, (at_x, at) in enumerate(zip(xv, dv)):
+        np.equal(at_x, top, out=hit)
+        if i:
+            np.logical_and(hit, free, out=hit)
+        if delta.dtype == object:                     # a SymPy δ times a bool fails: 0/1 as numbers
+            np.add(at, np.multiply(delta, hit.view(np.uint8)), out=at)
+        elif disjoint:                                # δ times the 0/1 mask (copyto's where= ran ~30x slower)
+            np.multiply(delta, hit, out=at)
+        elif delta is share:
+            np.add(at, np.multiply(delta, hit), out=at)
         else:
-            np.add(at, np.multiply(delta, routed), out=at)
-        if i + 1 < len(offsets):
-            np.greater(free, hit, out=free)           # free and not hit
+            np.add(at, np.multiply(delta, hit, out=share), out=at)
+        if i + 1 < len(xv):
+            if i:
+                np.greater(free, hit, out=free)       # free and not hit
+            else:
+                np.logical_not(hit, out=free)
     return dx
 
 
@@ -80,7 +136,7 @@ def avgpool_backward(delta, shape, size, stride, out=None):
     """∂C/∂x: δ/|K| to every element of each window (summed where windows overlap)."""
     dx = np.zeros(delta.shape[:2] + tuple(shape), delta.dtype) if out is None else out
     if out is not None:
-        dx[...] = 0
+        dx.fill(0)                                    # (dx[...] = 0 ran ~20x slower on a batch-last array)
     share = delta / np.prod(size)
     for off in np.ndindex(*size):
         at = offset_view(dx, off, stride, delta.shape[2:])
@@ -126,14 +182,16 @@ class Pool(LayerKind):
         return fn(inputs[0], layer.opt["kernel"], layer.opt["stride"])
 
     def array_forward(self, layer, b, inputs, params, data, mode):
-        return Kernel(f"{self.mode}pool_forward", inputs[0], layer.opt["kernel"], layer.opt["stride"]), None
+        state = f"pool{layer.index}" if self.mode == "max" else None   # the maxima, kept for the backward pass
+        return Kernel(f"{self.mode}pool_forward", inputs[0], layer.opt["kernel"], layer.opt["stride"], state=state), None
 
     def array_backward(self, layer, b, delta, inputs, params, data, need):
         if not need[0]:
             return [None]
         opt = layer.opt
         first = inputs[0] if self.mode == "max" else layer.in_shapes[0][1:]
-        return [(Kernel(f"{self.mode}pool_backward", delta, first, opt["kernel"], opt["stride"]),
+        state = f"pool{layer.index}" if self.mode == "max" else None
+        return [(Kernel(f"{self.mode}pool_backward", delta, first, opt["kernel"], opt["stride"], state=state),
                  self.latex_backward(layer, b.tex(delta), [b.tex(inputs[0])]).inputs[0])]
 
     def branches(self, layer, inputs):

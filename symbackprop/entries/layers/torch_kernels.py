@@ -27,19 +27,26 @@ def windows(x, size, stride, padding=None):
 
 
 @kernel(backend="torch")
-def conv_forward(x, W, b, stride, padding, out=None):
+def conv_forward(x, W, b, stride, padding, out=None, ws=None):
     """z = W ⋆ x + b (cross-correlation, F.conv1d/conv2d): x (N, C, *S), W (O, C, *K), b (O,)."""
     conv = F.conv1d if len(stride) == 1 else F.conv2d
     z = conv(x, W, b, stride, padding)
+    if ws is not None:                  # what the backward kernels of this pass hand to aten
+        ws["x"], ws["W"] = x, W
     return z if out is None else out.copy_(z)
 
 
 @kernel(backend="torch")
-def conv_input_grad(delta, W, size, stride, padding, out=None):
+def conv_input_grad(delta, W, size, stride, padding, out=None, ws=None):
     """∂C/∂x for ∂C/∂z = delta (N, O, *S_out): delta spread out by the stride, padded by kernel − 1,
     correlated with the flipped kernel (W's channel axes swapped), and cropped by the padding — the
-    crop folded into the padding (a negative pad crops)."""
+    crop folded into the padding (a negative pad crops). With ``ws`` holding this pass's forward
+    input and kernel: ``aten.convolution_backward``, the kernel PyTorch's autograd runs."""
     d = len(stride)
+    if ws is not None and ws.get("W") is W:
+        grad = torch.ops.aten.convolution_backward(delta, ws["x"], W, None, list(stride), list(padding), [1] * d,
+                                                   False, [0] * d, 1, [True, False, False])[0]
+        return grad if out is None else out.copy_(grad)
     conv = F.conv1d if d == 1 else F.conv2d
     n, o, *s_out = delta.shape
     k = W.shape[2:]
@@ -60,12 +67,17 @@ def conv_input_grad(delta, W, size, stride, padding, out=None):
 
 
 @kernel(backend="torch")
-def conv_weight_grad(x, delta, size, stride, padding, out=None):
+def conv_weight_grad(x, delta, size, stride, padding, out=None, ws=None):
     """∂C/∂W for ∂C/∂z = delta: Σ over examples and positions of delta times the window it saw —
     the padded input correlated with delta spread out by the stride, as one convolution over the
     examples (the example and channel axes swapped: delta is the kernel, dilated by the stride),
-    cropped to the kernel's size."""
+    cropped to the kernel's size. With ``ws`` holding this pass's forward input (this same x) and
+    kernel: ``aten.convolution_backward``, the kernel PyTorch's autograd runs."""
     d = len(stride)
+    if ws is not None and ws.get("x") is x and "W" in ws:
+        grad = torch.ops.aten.convolution_backward(delta, x, ws["W"], None, list(stride), list(padding), [1] * d,
+                                                   False, [0] * d, 1, [False, True, False])[1]
+        return grad if out is None else out.copy_(grad)
     conv = F.conv1d if d == 1 else F.conv2d
     grad = conv(x.transpose(0, 1), delta.transpose(0, 1), None, 1, padding, stride)   # (C, O, >= K)
     grad = grad[(slice(None), slice(None)) + tuple(slice(0, k) for k in size)].transpose(0, 1)
@@ -82,7 +94,7 @@ def channel_sum(delta, out=None):
 
 
 @kernel(backend="torch")
-def maxpool_forward(x, size, stride, out=None):
+def maxpool_forward(x, size, stride, out=None, ws=None):
     """The maximum of each window: x (N, C, *S) -> (N, C, *S_out), the running maximum over the
     window's offsets (one strided view of x each; faster on the CPU than F.max_pool2d here)."""
     s_out = [(m - k) // s + 1 for m, k, s in zip(x.shape[2:], size, stride)]
@@ -94,11 +106,13 @@ def maxpool_forward(x, size, stride, out=None):
     out = views[0].clone() if out is None else out.copy_(views[0])
     for view in views[1:]:
         torch.maximum(out, view, out=out)
+    if ws is not None:                  # the maxima, for maxpool_backward of this pass
+        ws["x"], ws["top"] = x, out
     return out
 
 
 @kernel(maxpool_forward, backend="torch")
-def maxpool_backward(delta, x, size, stride, out=None):
+def maxpool_backward(delta, x, size, stride, out=None, ws=None):
     """∂C/∂x: each window's δ to its first maximum in row-major order (PyTorch's choice at ties):
     the window's offsets in that order, each taking what is left of δ where its element equals the
     maximum (x − max is exactly 0 there, and at most the largest number below 0 elsewhere)."""
@@ -106,7 +120,7 @@ def maxpool_backward(delta, x, size, stride, out=None):
     offsets = [()]
     for k in size:
         offsets = [off + (q,) for off in offsets for q in range(k)]
-    peak = maxpool_forward(x, size, stride)
+    peak = ws["top"] if ws is not None and ws.get("x") is x else maxpool_forward(x, size, stride)
     below = -torch.finfo(x.dtype).tiny * torch.finfo(x.dtype).eps       # the largest number below 0
     dx = torch.zeros(x.shape, dtype=delta.dtype, device=delta.device) if out is None else out.zero_()
     rest = delta.clone()
