@@ -236,30 +236,54 @@ def _render_tex(md: MatrixDerivation, sections, markdown: bool) -> str:
 
 
 def _fitted(line: str) -> list[str]:
-    """An aligned line too wide for the page, broken before each top-level ``\\quad`` part that
-    would pass the line (continuation lines start at the alignment point)."""
-    if width(line) > LINE_PT:        # lhs &= rule = the rule in the layer's own symbols: two lines
-        head, eq, rest = line.partition("&= ")
-        second = _top_level_equals(rest)
-        if second is not None:
-            return _fitted(head + eq + rest[:second]) + _fitted("&" + rest[second + 1:])
-    parts = line.split(r", \quad ")
-    out, current = [], parts[0]
-    for part in parts[1:]:
-        if width(current + ", " + part) > LINE_PT:
+    r"""An aligned line too wide for the page, broken only between statements (``a, \quad b`` or
+    ``a,\ b`` outside every brace and parenthesis: never inside ``(… \epsilon = 10^{-5})``), each
+    continuation line starting at the alignment point; a first statement still too wide, a chain
+    ``lhs = A = B``, is broken before its own next ``=``."""
+    head, eq, rest = line.partition("&= ")
+    if not eq:
+        head, rest = "", line
+    (_, first), *parts = _statements(rest)
+    out, current = [], head + eq + first
+    while width(current) > LINE_PT and (cut := _top_level_equals(current[len(head + eq) if not out else 2:])) is not None:
+        cut += len(head + eq) if not out else 2
+        out.append(current[:cut])
+        current = "&" + current[cut + 1:]
+    for sep, part in parts:
+        if width(current + sep + part) > LINE_PT:
             out.append(current + ",")
             current = r"&\quad " + part
         else:
-            current += r", \quad " + part
+            current += sep + part
     return out + [current]
 
 
+_SEPARATORS = (r", \quad ", r",\ ")    # between two statements of one line
+
+
+def _statements(text: str) -> list[tuple[str, str]]:
+    """``text`` split into its statements: (the separator before it, the statement), the first
+    with separator "". A separator counts only outside braces and parentheses."""
+    out, depth, start, sep, i = [], 0, 0, "", 0
+    while i < len(text):
+        ch = text[i]
+        depth += (ch in "{(") - (ch in "})")
+        found = depth == 0 and ch == "," and next((s for s in _SEPARATORS if text.startswith(s, i)), None)
+        if found:
+            out.append((sep, text[start:i]))
+            sep, start = found, i + len(found)
+            i = start
+            continue
+        i += 1
+    return out + [(sep, text[start:])]
+
+
 def _top_level_equals(text: str) -> int | None:
-    """The index of the first " = " outside braces in ``text``."""
+    """The index of the first " = " outside braces and parentheses in ``text``."""
     depth = 0
     for i, ch in enumerate(text):
-        depth += (ch == "{") - (ch == "}")
-        if ch == "=" and depth == 0 and text[i - 1:i] == " ":
+        depth += (ch in "{(") - (ch in "})")
+        if ch == "=" and depth == 0 and text[i - 1:i] == " " and text[i + 1:i + 2] == " ":
             return i - 1
     return None
 
