@@ -93,3 +93,24 @@ def test_the_cnn_factors_are_printed_once_per_template():
         r.formula_terms(step, False)
     assert len(r._shown) > 10000 and len(r._templates) < 100       # 13,591 factors, a few dozen templates
     assert len(r._bulk) > 3000                                        # their values computed together
+
+
+# ---- item 8: the kernel gradient 1-based, the stride simplified, one example's
+
+def _conv_net(stride, padding):
+    from symbackprop.spec.network import Network
+    return Network.from_dict({"network": {"input": [1, 6, 6], "loss": "squared_error"},
+                              "layer": [{"type": "conv2d", "channels": 2, "kernel": 2, "stride": stride,
+                                         "padding": padding}, {"type": "flatten"}, {"type": "dense", "units": 1}]})
+
+
+def test_kernel_gradient_is_one_based_per_example_and_simplified():
+    tex = render_matrix(derive_matrix(load(CNN)), "latex")
+    assert r"\frac{\partial C}{\partial W^{(1)}}_{o,c,k} &= \textstyle\sum_{s} \delta^{(1)}_{o,s}\, \tilde{x}_{c,s + k - 1}" in tex
+    assert r"\frac{\partial C}{\partial b^{(1)}}_{o} &= \textstyle\sum_{s} \delta^{(1)}_{o,s}" in tex
+    assert "n,s" not in tex and r"\cdot 1" not in tex and "indices count from 1" in tex
+    strided = render_matrix(derive_matrix(_conv_net(2, 0)), "latex")
+    assert r"\delta^{(1)}_{o,s}\, x_{c,2(s - 1) + k}" in strided            # no padding: x itself, no x̃
+    assert r"\tilde{x}" not in strided and "spread out by the stride $2$" in strided
+    mixed = render_matrix(derive_matrix(_conv_net([1, 2], 1)), "text")
+    assert "x̃_(c,s_1 + k_1 - 1, 2(s_2 - 1) + k_2)" in mixed
