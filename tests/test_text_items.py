@@ -114,3 +114,21 @@ def test_kernel_gradient_is_one_based_per_example_and_simplified():
     assert r"\tilde{x}" not in strided and "spread out by the stride $2$" in strided
     mixed = render_matrix(derive_matrix(_conv_net([1, 2], 1)), "text")
     assert "x̃_(c,s_1 + k_1 - 1, 2(s_2 - 1) + k_2)" in mixed
+
+
+# ---- item 9: max-pool's derivative in words; arrays as explain tabulates them
+
+def test_text_derive_says_max_pool_in_words_and_prints_arrays_per_channel():
+    text = run("derive", ROOT / "examples/cnn-exercise.toml").stdout
+    assert "= (1 if a1[1,1,1] is its window's first maximum, else 0) · dC/da2[1,1,1]" in text
+    assert " if (a1" not in text and "≥" not in text                  # no piecewise chain of comparisons
+    assert "row-major" not in text
+    assert "  z1, channel 1 (2×2):\n     0.9  -0.5\n    -0.2   0.7\n  z1, channel 2 (2×2):" in text
+    assert "  a3 = [0.9, 0.6]\n" in text                                # a vector: one line, no "row-major"
+
+
+def test_a_coupled_batch_prints_each_example_per_channel():
+    text = run("derive", ROOT / "examples/batchnorm.toml").stdout
+    assert "row-major" not in text
+    assert "  mean2 = [0.45833, 0.5]\n" in text                         # not per example: one vector
+    assert "  z1, example 1 = [" in text and "  z1, example 3 = [" in text

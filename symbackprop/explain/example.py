@@ -124,7 +124,7 @@ class Explanation:
         return "\n".join(rows) + "\n"
 
     def __repr__(self) -> str:
-        from ..report.chain import describe
+        from ..report.derived import describe
         n = _Num(self.digits)
         return (f"<Explanation {describe(self.network)}, {len(self.history)} {self.update.optimizer.name} "
                 f"step{'s' if len(self.history) > 1 else ''}: C = {n.text(self.history[0].loss_before)} "

@@ -25,7 +25,7 @@ from ..writers.sigfig import is_exact, significant
 from ..entries.registry import activation_name
 from ..writers.textprint import TextPrinter
 from ..entries.template import placeholders, rename, template_key
-from .names import NOISE, STAGE_NAMES, _fraction, _selected, _total, backward_steps, plain  # noqa: F401
+from .names import NOISE, STAGE_NAMES, _fraction, _selected, _total, array_lines, backward_steps, plain  # noqa: F401
 
 _PLACEHOLDER = re.compile(r"_p(\d{5})")   # entries.template's placeholder names, in a template's text
 _INDEX = re.compile(r"_\{([\d,]+)\}")      # a label's element index, _{1,2}
@@ -60,6 +60,8 @@ class Renderer:
         self._shapes: dict = {}     # a label with its indices as _{00} -> its text name, split there
         self._stages = {**STAGE_NAMES, **{st.latex: st.name for st in self.model.stages()}}
         self._text = TextPrinter({s: self.plain(label) for s, label in self.model.latex_names.items()})
+        self._words = {s: words for lm in self.model.layers
+                       if (words := lm.layer.kind.text_local_derivative(lm.layer)) for s in lm.output.ravel()}
         # each activation's derivative as people write it (the registry's simple_derivative), in
         # place of SymPy's raw form; numbers are computed from the derivation's own expressions
         self._readable = {}
@@ -135,7 +137,13 @@ class Renderer:
                 return found
             text = self._shown[key] = (self._latex_factor if latex else self._text_factor)(self.shown(f), len(term) > 1)
             return text
-        return [dot.join(show(f, term) for f in term) for term in step.terms]
+        def worded(t, term):            # a layer kind's words for its local derivative (max-pool's)
+            words = None if latex else self._words.get(step.sources[t] if t < len(step.sources) else None)
+            if words is None or step.of is None:
+                return None
+            return "(" + words.format(x=self.plain(self.model.latex_names[step.of])) + ")"
+        return [dot.join((worded(t, term) if i == 0 else None) or show(f, term) for i, f in enumerate(term))
+                for t, term in enumerate(step.terms)]
 
     def _latex_factor(self, expr, in_product: bool) -> str:
         e = sympy.factor_terms(expr)
@@ -355,10 +363,10 @@ def render_text(derivation: Derivation, values: "object | None", digits: int = 5
         header, rows, loss = r.forward_table(latex=False)
         if r.batch == 1:
             for stage in r.model.stages():
-                shape = "" if stage.symbols.ndim <= 2 and r.model.examples == 1 else \
-                    " (" + "×".join(map(str, stage.symbols.shape[r.model.examples == 1:])) + ", row-major)"
-                out.append(f"  {stage.quantity}{shape} = ["
-                           + ", ".join(significant(values.env[s][0], digits) for s in stage.symbols.ravel()) + "]")
+                symbols = stage.symbols[0] if r.model.examples == 1 and stage.per_example else stage.symbols
+                numbers = np.vectorize(lambda s: values.env[s][0], otypes=[object])(symbols)
+                by_example = r.model.examples > 1 and stage.per_example and numbers.ndim > 1
+                out += ["  " + line for line in array_lines(stage.quantity, numbers, by_example, digits)]
         else:
             table = [header] + rows
             widths = [max(len(row[c]) for row in table) for c in range(len(header))]
@@ -487,56 +495,3 @@ def render_json(derivation: Derivation, values: "object | None", digits: int = 5
 
 
 RENDERERS = {"text": render_text, "latex": render_latex, "markdown": render_markdown, "json": render_json}
-
-
-class Derived:
-    """A derivation with its numbers, as the Python API returns it; renders itself in Jupyter.
-
-    >>> from symbackprop import backprop
-    >>> result = backprop("examples/seed.toml")            # doctest: +SKIP
-    >>> result.gradients["W2"]                             # doctest: +SKIP
-    array([[-0.05753635, -0.11434446]])
-    """
-
-    def __init__(self, derivation: Derivation, values: "object | None", digits: int = 5):
-        self.derivation, self.values, self.digits = derivation, values, digits
-
-    @property
-    def gradients(self):
-        return None if self.values is None else self.values.gradients
-
-    def render(self, fmt: str = "text", wrt=None) -> str:
-        return RENDERERS[fmt](self.derivation, self.values, self.digits, wrt)
-
-    def text(self) -> str:
-        return self.render("text")
-
-    def latex(self) -> str:
-        return self.render("latex")
-
-    def markdown(self) -> str:
-        return self.render("markdown")
-
-    def _repr_markdown_(self):
-        return self.render("markdown")
-
-    def _repr_latex_(self):
-        rows = [row for _, block in render_latex_body(self.derivation, self.values, self.digits) for row in block]
-        return "$$\\begin{aligned}" + " \\\\ ".join(rows) + "\\end{aligned}$$"
-
-    def __str__(self):
-        return self.render("text")
-
-    def __repr__(self):
-        return f"<Derived {describe(self.derivation.model.network)}" + (
-            "" if self.values is None else f", C = {significant(self.values.loss, self.digits)}") + ">"
-
-
-def describe(network) -> str:
-    """A network in a few words: ``3-2-1 sigmoid/sigmoid squared_error, 11 parameters``."""
-    from ..entries.registry import activation_name
-    from ..entries.registry import ACTIVATIONS
-    acts = "/".join(a.name if ACTIVATIONS.get(a.name) is a else f"({activation_name(a)})"
-                    for a in network.activations)
-    return (f"{'-'.join(map(str, network.layers))} {acts} {network.loss.name}, "
-            f"{network.parameter_count} parameters")
