@@ -132,3 +132,19 @@ def test_a_coupled_batch_prints_each_example_per_channel():
     assert "row-major" not in text
     assert "  mean2 = [0.45833, 0.5]\n" in text                         # not per example: one vector
     assert "  z1, example 1 = [" in text and "  z1, example 3 = [" in text
+
+
+# ---- item 13: derive --init on a matrix-form network prints its numbers, or says where they are
+
+def test_matrix_form_with_init_prints_the_numbers_it_drew():
+    import json
+    text = run("derive", CNN, "--init", "0").stdout
+    assert "Numbers (drawn by --init 0; 4 examples; forward values: --format json):" in text
+    numbers = text[text.index("Numbers (drawn"):]
+    data = json.loads(run("derive", CNN, "--init", "0", "--format", "json").stdout)
+    kernel = numbers[numbers.index("dC/dW1, output channel 1, input channel 1 (3×3):"):].splitlines()[1]
+    assert [float(v) for v in kernel.split()] == pytest.approx(data["gradients"]["W1"][0][0][0], rel=1e-4)
+    assert f"Loss: C ≈ {data['loss']:#.5g} (the mean over the 4 examples)" in numbers
+    assert "  b1 = [0, 0, 0, 0]" in numbers and "  W5, row 3 = [" in numbers and "  dC/dW5, row 1 = [" in numbers
+    md = run("derive", CNN, "--init", "0", "--format", "markdown").stdout
+    assert "## Numbers" in md and "`derive --format json --init 0`" in md

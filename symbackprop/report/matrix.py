@@ -12,7 +12,9 @@ from ..entries.layers.base import param_tex
 from ..entries.registry import a, y, z
 from ..writers.document import tex_escape
 from ..writers.latexdoc import LINE_PT, width
+from ..writers.sigfig import significant
 from ..writers.textprint import text
+from .names import array_lines
 
 _SUP = str.maketrans("0123456789()-l", "⁰¹²³⁴⁵⁶⁷⁸⁹⁽⁾⁻ˡ")
 
@@ -401,3 +403,45 @@ def tex_to_text(tex: str) -> str:
         out.append(tex[i])
         i += 1
     return re.sub(r" {3,}", "  ", "".join(out))
+
+
+# ---- the numbers of a network that has them (its spec's, or drawn by --init)
+
+def numbers_text(network, seed: int | None, loss: float, grads: dict, digits: int) -> str:
+    """The parameters, the loss and each gradient, as tables (a kernel per output and input
+    channel): what ``derive --init`` drew and what the rules above give for it."""
+    origin = f"drawn by --init {seed}" if seed is not None else "the spec's"
+    batch = len(network.x) if network.batched else 1
+    lines = ["", f"Numbers ({origin}; {batch} example{'s' if batch > 1 else ''}; forward values: --format json):",
+             "Parameters:"]
+    for name, value in network.parameters.items():
+        lines += ["  " + line for line in array_lines(name, _kernels(value), False, digits)]
+    lines.append(f"Loss: C ≈ {significant(loss, digits)}" + (f" (the mean over the {batch} examples)" if batch > 1 else ""))
+    lines.append("Gradients:")
+    for name, value in grads.items():
+        lines += ["  " + line for line in array_lines(f"dC/d{name}", _kernels(value), False, digits)]
+    return "\n".join(lines) + "\n"
+
+
+def _kernels(value):
+    """A conv kernel (out, in, *k) as a dict of its 2-D or 1-D kernels named by channel pair."""
+    import numpy as np
+    value = np.asarray(value)
+    if value.ndim < 3:
+        return value
+    return {f"output channel {o + 1}, input channel {c + 1}": value[o, c] for o in range(value.shape[0])
+            for c in range(value.shape[1])}
+
+
+def where_numbers(seed: int | None, fmt: str, too_many: bool) -> str:
+    """Where the numbers are, for an output that does not print them."""
+    origin = f"drawn by --init {seed}" if seed is not None else "the spec's"
+    flags = "" if seed is None else f" --init {seed}"
+    what = ("The parameters (" + origin + "), the loss and every gradient are in "
+            f"`derive --format json{flags}`" + ("" if too_many else f" and, as tables, `derive --format text{flags}`")
+            + "; the forward values in the JSON.")
+    if fmt == "text":
+        return "\n" + what.replace("`", "") + "\n"
+    if fmt == "latex":
+        return "\n\\paragraph{Numbers.} " + _tex_prose(what.replace("`", "").replace("--", "-{}-")) + "\n"
+    return "\n## Numbers\n\n" + what + "\n"

@@ -10,6 +10,7 @@ from ..writers.sigfig import significant
 
 # the LaTeX bases of stages whose text name differs (norm.py's stages: mean, var, xhat)
 STAGE_NAMES = {r"\mu": "mean", r"\mathrm{var}": "var", r"\hat{x}": "xhat"}
+WIDE = 12            # columns: a matrix wider than this is printed a row a line
 NOISE = 1e-13        # a float this small against its terms' size is their rounding: shown as 0
 
 
@@ -87,11 +88,15 @@ def array_lines(name: str, values, by_example: bool, digits: int) -> list[str]:
       6  7
     """
     import numpy as np
+    if isinstance(values, dict):                     # named parts (a kernel per channel pair)
+        return [line for part, each in values.items() for line in array_lines(f"{name}, {part}", each, False, digits)]
     values = np.asarray(values, dtype=object)
     if by_example:
         return [line for n, each in enumerate(values) for line in array_lines(f"{name}, example {n + 1}", each, False, digits)]
     if values.ndim <= 1:
         return [f"{name} = [" + ", ".join(significant(v, digits) for v in values.ravel()) + "]"]
+    if values.ndim == 2 and values.shape[1] > WIDE:          # a wide matrix: a row a line
+        return [line for r, row in enumerate(values) for line in array_lines(f"{name}, row {r + 1}", row, False, digits)]
     if values.ndim == 2:
         cells = [[significant(v, digits) for v in row] for row in values]
         width = max(len(c) for row in cells for c in row)
