@@ -148,3 +148,13 @@ def test_matrix_form_with_init_prints_the_numbers_it_drew():
     assert "  b1 = [0, 0, 0, 0]" in numbers and "  W5, row 3 = [" in numbers and "  dC/dW5, row 1 = [" in numbers
     md = run("derive", CNN, "--init", "0", "--format", "markdown").stdout
     assert "## Numbers" in md and "`derive --format json --init 0`" in md
+
+
+# ---- item 14: a batch table's columns name the row's example, not example 1
+
+def test_batch_tables_name_each_rows_example():
+    from symbackprop.explain.example import explain
+    md = explain(load(ROOT / "examples/batchnorm.toml")).markdown()
+    assert "| example $i$ | $z^{(1)}_{i,1}$ | $z^{(1)}_{i,2}$ |" in md
+    assert "| example $i$ | $a^{(3)}_{i,1}$ | $C_i$ |" in md
+    assert not re.search(r"\| example \| \$[az]\^\{\(\d\)\}_\{1,", md)      # example 1's name over every row

@@ -79,7 +79,7 @@ def _vector_pair(work, sheet, lm, names) -> list:
     arrays = [(name, sheet.stage(lm, name)) for name in names]
     size = lm.layer.shape[0]
     cols = list(range(size)) if size <= MATRIX_MAX else [*range(4), None, size - 1]
-    header = ("example",) + tuple("⋯" if j is None else f"${sheet.names[sheet.at(lm.stage(name).symbols, 0, (j,))]}$"
+    header = (sheet.example_head,) + tuple("⋯" if j is None else f"${sheet.column_name(lm.stage(name).symbols, (j,))}$"
                                   for name, _ in arrays for j in cols)
     shown = range(min(work.N, EXAMPLES_SHOWN))
     for i in shown:
@@ -106,10 +106,10 @@ def loss(work, sheet, name: str) -> list:
     out.append(Display((f"{head} &= {sheet.sym(first)}", f"&= {sheet.plug(first, 0)}", f"&{n.eq(per[0])}")))
     if work.N > 1:
         shown = range(min(work.N, EXAMPLES_SHOWN))
-        outs = [sheet.at(out_syms, 0, (j,)) for j in range(net.output_size)]
         rows = tuple((str(i + 1),) + tuple(f"${n.tex(sheet.val(sheet.at(out_syms, i, (j,)), i))}$"
                                            for j in range(net.output_size)) + (f"${n.tex(per[i])}$",) for i in shown)
-        header = ("example",) + tuple(f"${sheet.names[a]}$" for a in outs) + ("$C_i$",)
+        header = (sheet.example_head,) + tuple(f"${sheet.column_name(out_syms, (j,))}$"
+                                               for j in range(net.output_size)) + ("$C_i$",)
         out.append(Table(header, rows))
         if work.N > len(shown):
             out.append(Para(f"(examples {len(shown) + 1} to {work.N} not shown)"))
