@@ -158,3 +158,41 @@ def test_batch_tables_name_each_rows_example():
     assert "| example $i$ | $z^{(1)}_{i,1}$ | $z^{(1)}_{i,2}$ |" in md
     assert "| example $i$ | $a^{(3)}_{i,1}$ | $C_i$ |" in md
     assert not re.search(r"\| example \| \$[az]\^\{\(\d\)\}_\{1,", md)      # example 1's name over every row
+
+
+# ---- item 15: explain's wording
+
+@pytest.fixture(scope="module")
+def exercise_steps():
+    from symbackprop.explain.example import explain
+    return explain(load(ROOT / "examples/cnn-exercise.toml"), steps=3).markdown()
+
+
+def test_explain_words_one_channel_no_padding_and_a_stateless_optimizer(exercise_steps):
+    md = exercise_steps
+    assert "each of the 1 input channel" not in md and "sums the 2×2 kernel of the input channel times" in md
+    assert "columns 1 to 2 of $x$)" in md and r"\tilde{x}" not in md           # padding 0: no padded x̃ anywhere
+    assert "The same step repeated with sgd, stopping by" in md and "state carried" not in md
+    assert "of the 2 × 1 × 1 input becomes element $c$ ($i = j = 1$) of the vector" in md
+
+
+def test_explain_shows_kernels_after_the_steps_as_before(exercise_steps):
+    after = exercise_steps[exercise_steps.index("The parameters after step 3"):]
+    assert "each row a kernel" not in after
+    assert "| $W^{(1)}$, kernel 1,1 | 1 | 2 |" in after and "| $W^{(1)}$, kernel 2,1 | 1 | 2 |" in after
+
+
+def test_explain_does_not_define_an_activation_by_itself():
+    from symbackprop.explain.example import explain
+    from symbackprop.spec.network import Network
+    from specs import wide
+    md = explain(Network.from_dict(wide(1)), optimizer="adam").markdown()
+    assert r"\tanh(z) = \tanh" not in md and r"\operatorname{tanh}(z) = \tanh" not in md
+    assert r"$a = \tanh(z)$ gives" in md or r"$a = \operatorname{tanh}(z)$ gives" in md
+
+
+def test_flatten_index_leaves_out_axes_of_size_one():
+    from symbackprop.entries.layers.shape import flat_index
+    assert flat_index((4, 4, 4), "cij") == r"$(c - 1) \cdot 16 + (i - 1) \cdot 4 + j$"
+    assert flat_index((2, 1, 1), "cij") == "$c$ ($i = j = 1$)"
+    assert flat_index((1, 8, 8), "cij") == r"$(i - 1) \cdot 8 + j$ ($c = 1$)"

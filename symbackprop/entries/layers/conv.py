@@ -246,9 +246,11 @@ class Conv(LayerKind):
         k, C = "×".join(map(str, opt["kernel"])), layer.in_shapes[0][0]
         rows = ", ".join(f"{'rows' if i == 0 and self.d == 2 else 'columns' if self.d == 2 else 'positions'} 1 to {q}"
                          for i, q in enumerate(opt["kernel"]))
+        src = f"\\tilde{{{x}}}" if any(opt["padding"]) else x          # x̃ only where there is padding
+        channels = f"of each of the {C} input channels" if C > 1 else "of the input channel"
         out += [Para(f"One element written out: ${sheet.names[first]}$, output channel 1 at the first position, sums the "
-                     f"{k} kernel of each of the {C} input channel{'s' if C > 1 else ''} times the window it covers "
-                     f"({rows} of $\\tilde{{{x}}}$" + (", where the padding's zeros add nothing and are left out" if any(opt['padding']) else "")
+                     f"{k} kernel {channels} times the window it covers "
+                     f"({rows} of ${src}$" + (", where the padding's zeros add nothing and are left out" if any(opt['padding']) else "")
                      + f"), plus the bias; the next window is {_size(opt['stride'])} further on (the stride):"),
                 Display(tuple(sheet.written_sum(first)))]
         return out

@@ -47,9 +47,9 @@ def activation(work, sheet, lm) -> list:
     shown = pairs if len(pairs) <= WRITE_ALL else pairs[:1]
     lines = [f"{sheet.names[s]} &= {act.latex}({sheet.names[t]}) = {act.latex}({n.tex(sheet.val(t))}) {n.eq(sheet.val(s))}"
              for s, t in shown]
-    out = [Para(f"Then the activation, element by element: $a^{{({l})}}_j = {act.latex}(z^{{({l})}}_j)$ "
-                f"with ${act.latex}(z) = {sympy.latex(act.expr)}$" + (":" if len(shown) == len(pairs) else
-                                                                      "; the first element:")),
+    defined = "" if named_function(act) else f" with ${act.latex}(z) = {sympy.latex(act.expr)}$"
+    out = [Para(f"Then the activation, element by element: $a^{{({l})}}_j = {act.latex}(z^{{({l})}}_j)$"
+                + defined + (":" if len(shown) == len(pairs) else "; the first element:")),
            Display(tuple(lines))]
     return out
 
@@ -127,3 +127,9 @@ def _per_example_losses(work) -> list:
     if model.examples == 1:
         return [model.loss_def] * work.N
     return [work.net.loss.total(list(model.output_array[i]), list(model.Y[i])) for i in range(model.examples)]
+
+
+def named_function(act) -> bool:
+    """Whether an activation's definition is its own name applied to z (tanh(z) = tanh(z)): then
+    writing it out says nothing."""
+    return act.expr.is_Function and len(act.expr.args) == 1 and act.expr.args[0].is_Symbol
