@@ -196,3 +196,47 @@ def test_flatten_index_leaves_out_axes_of_size_one():
     assert flat_index((4, 4, 4), "cij") == r"$(c - 1) \cdot 16 + (i - 1) \cdot 4 + j$"
     assert flat_index((2, 1, 1), "cij") == "$c$ ($i = j = 1$)"
     assert flat_index((1, 8, 8), "cij") == r"$(i - 1) \cdot 8 + j$ ($c = 1$)"
+
+
+# ---- item 16: explain --format text, and text by default on a terminal
+
+def test_explain_text_format_is_plain_mathematics():
+    text = run("explain", ROOT / "examples/seed.toml", "--format", "text").stdout
+    assert "$" not in text and "\\" not in text and "begin{" not in text
+    assert "∂C/∂W⁽²⁾_(1,1) = ∂z⁽²⁾_1/∂W⁽²⁾_(1,1) · ∂a⁽²⁾_1/∂z⁽²⁾_1 · ∂C/∂a⁽²⁾_1" in text
+    assert "        = 0.28905 × 0.24210 × (-0.82220) ≈ -0.057536\n" in text
+    assert "1. Forward pass\n---------------\n" in text
+    conv = run("explain", ROOT / "examples/cnn-exercise.toml", "--format", "text").stdout
+    assert "\\" not in conv and "$" not in conv
+    assert "relu(z) = {0 if z ≤ 0; z" in conv
+    assert "  z⁽¹⁾, channel 1     1     2\n  1                 0.9  -0.5\n" in conv
+
+
+def test_explain_writes_text_to_a_txt_file(tmp_path):
+    run("explain", ROOT / "examples/seed.toml", "-o", tmp_path / "seed.txt")
+    assert (tmp_path / "seed.txt").read_text(encoding="utf-8").startswith(
+        "Backpropagation worked by hand: a 3-2-1 network, one adam step\n=====")
+
+
+def test_explain_on_a_terminal_is_text_and_through_a_pipe_markdown():
+    import os
+    import pty
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "symbackprop", "explain", "examples/seed.toml"], cwd=ROOT,
+                            stdout=slave, stderr=subprocess.PIPE)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:              # the other end closed: the command is done
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=300)
+    os.close(master)
+    shown = b"".join(chunks).decode("utf-8").replace("\r\n", "\n")
+    assert shown.startswith("Backpropagation worked by hand") and "$" not in shown
+    piped = run("explain", ROOT / "examples/seed.toml").stdout
+    assert piped.startswith("# Backpropagation worked by hand") and "$" in piped

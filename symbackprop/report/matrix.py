@@ -14,9 +14,9 @@ from ..writers.document import tex_escape
 from ..writers.latexdoc import LINE_PT, width
 from ..writers.sigfig import significant
 from ..writers.textprint import text
+from ..writers.textmath import SUP as _SUP, tex_to_text
 from .names import array_lines
 
-_SUP = str.maketrans("0123456789()-l", "⁰¹²³⁴⁵⁶⁷⁸⁹⁽⁾⁻ˡ")
 
 
 def _fmt_latex(expr, names: dict) -> str:
@@ -310,99 +310,6 @@ def _aligned(eq: str) -> str:
         if ch == "=" and depth == 0 and eq[i - 1] not in "<>!+":
             return eq[:i] + "&" + eq[i:]
     return "&" + eq
-
-
-# ---- LaTeX to plain text, for the vocabulary these renderers and the layer entries use
-
-_WORDS = {r"\delta": "δ", r"\mu": "μ", r"\gamma": "γ", r"\beta": "β", r"\epsilon": "ε", r"\sigma": "σ",
-          r"\nabla": "∇", r"\partial": "∂", r"\in": "∈", r"\odot": "⊙", r"\star": "⋆", r"\cdot": "·",
-          r"\times": "×", r"\sum": "Σ", r"\max": "max", r"\tanh": "tanh", r"\quad": "  ", r"\textstyle": "",
-          r"\mathbb{R}": "ℝ", r"\infty": "∞", r"\left": "", r"\right": "", r"\,": " ", r"\ ": " ", r"\;": " ",
-          r"\mathrel{+}=": "+=", r"\top": "ᵀ", r"\_": "_", r"\%": "%"}
-_WORDS_LONGEST_FIRST = sorted(_WORDS, key=len, reverse=True)   # every one starts with a backslash
-_ACCENTS = {"hat": "\u0302", "tilde": "\u0303", "bar": "\u0304"}
-
-
-def _group(text: str, i: int) -> tuple[str, int]:
-    """The balanced {...} group starting at text[i] == "{": (its content, the index after it)."""
-    depth = 0
-    for j in range(i, len(text)):
-        depth += (text[j] == "{") - (text[j] == "}")
-        if depth == 0:
-            return text[i + 1:j], j + 1
-    return text[i + 1:], len(text)
-
-
-def tex_to_text(tex: str) -> str:
-    """Plain text of a LaTeX line: ``\\frac{\\partial C}{\\partial W^{(2)}} = \\delta^{(2)}`` ->
-    ``∂C/∂W⁽²⁾ = δ⁽²⁾``.
-
-    >>> tex_to_text(r"\\left(W^{(2)}\\right)^\\top \\delta^{(2)} \\odot \\hat{x}^{(1)}")
-    '(W⁽²⁾)ᵀ δ⁽²⁾ ⊙ x̂⁽¹⁾'
-    """
-    out, i = [], 0
-    while i < len(tex):
-        if tex.startswith(r"\frac", i):
-            top, i = _group(tex, i + 5)
-            bottom, i = _group(tex, i)
-            top, bottom = (tex_to_text(t).replace("∂ ", "∂") for t in (top, bottom))
-            if top.startswith("∂") and bottom.startswith("∂"):
-                out.append(f"{top}/{bottom}")
-            else:
-                wrap = lambda t: t if re.fullmatch(r"[\w⁰¹²³⁴⁵⁶⁷⁸⁹⁽⁾]+", t) else f"({t})"
-                out.append(f"{wrap(top)}/{wrap(bottom)}")
-            continue
-        m = re.match(r"\\(operatorname|mathrm|text|textit|mathbf)\{", tex[i:])
-        if m:
-            start = i
-            body, i = _group(tex, i + m.end() - 1)
-            text = tex_to_text(body) if m.group(1) != "text" else body.replace(r"\_", "_")
-            # "\text{stride } 1": the space is in the text or in the source, not in both
-            text = text.rstrip(" ") if tex[i:i + 1] == " " else text
-            text = text.lstrip(" ") if start and tex[start - 1] == " " else text
-            out.append(text)
-            continue
-        m = re.match(r"\\(hat|tilde|bar)\{", tex[i:])
-        if m:
-            body, i = _group(tex, i + m.end() - 1)
-            text = tex_to_text(body)
-            out.append(text[:1] + _ACCENTS[m.group(1)] + text[1:])      # on the letter, not its superscript
-            continue
-        m = re.match(r"\\(overline|sqrt)\{", tex[i:])
-        if m:
-            body, i = _group(tex, i + m.end() - 1)
-            out.append(("mean(" if m.group(1) == "overline" else "√(") + tex_to_text(body) + ")")
-            continue
-        if tex.startswith("^{", i) or tex.startswith("_{", i):
-            body, j = _group(tex, i + 1)
-            text = tex_to_text(body)
-            if tex[i] == "^" and re.fullmatch(r"[0-9()l\-]+", text):
-                out.append(text.translate(_SUP))
-            else:
-                out.append(tex[i] + (text if len(text) == 1 else f"({text})"))
-            i = j
-            continue
-        word = tex[i] == "\\" and next((w for w in _WORDS_LONGEST_FIRST if tex.startswith(w, i) and not (
-            w[-1].isalpha() and i + len(w) < len(tex) and tex[i + len(w)].isalpha())), None)
-        if word:
-            out.append(_WORDS[word])
-            i += len(word)
-            continue
-        if tex[i] == "^" and tex.startswith(r"^\top", i):
-            out.append("ᵀ")
-            i += 5
-            continue
-        if tex[i] in "{}":
-            i += 1
-            continue
-        if tex[i] == "\\":                       # an unknown command: its name
-            m = re.match(r"\\([A-Za-z]+)", tex[i:])
-            out.append(m.group(1) if m else "")
-            i += m.end() if m else 1
-            continue
-        out.append(tex[i])
-        i += 1
-    return re.sub(r" {3,}", "  ", "".join(out))
 
 
 # ---- the numbers of a network that has them (its spec's, or drawn by --init)

@@ -70,8 +70,8 @@ def flat_index(shape, names) -> str:
     size 1 has index 1 and is left out, so (2, 1, 1) reads "$c$ (i = j = 1)", never a formula that
     is true only for this shape.
 
-    >>> flat_index((4, 4, 4), "cij"), flat_index((2, 1, 1), "cij")
-    ('$(c - 1) \\cdot 16 + (i - 1) \\cdot 4 + j$', '$c$ ($i = j = 1$)')
+    >>> print(flat_index((4, 4, 4), "cij"), flat_index((2, 1, 1), "cij"))
+    $(c - 1) \\cdot 16 + (i - 1) \\cdot 4 + j$ $c$ ($i = j = 1$)
     """
     strides = [int(np.prod(shape[i + 1:])) for i in range(len(shape))]
     kept = [(name, s) for name, s, m in zip(names, strides, shape) if m > 1]
