@@ -229,8 +229,12 @@ class Renderer:
         expanded = sympy.expand(expr)
         if not expanded.is_Add:
             return None
+        terms = expanded.args
+        together = self.values.each_of(terms)          # float64, by template: not term by term in SymPy
         try:
-            return sum(abs(float(self.each(t, i))) for t in expanded.args)
+            if together is not None:
+                return sum(abs(float(v[i])) for v in together)
+            return sum(abs(float(self.each(t, i))) for t in terms)
         except (TypeError, ValueError, OverflowError, ZeroDivisionError):
             return None
 
@@ -287,7 +291,7 @@ class Renderer:
             return [(f"example {i + 1}: " if batch else "") + value]
         times = r" \times " if latex else " × "
         factors = [[self.factor_value(f.expr, i) for f in term] for term in step.terms]
-        scale = lambda: _total(abs(float(sympy.Mul(*vals))) for vals in factors)      # noqa: E731
+        scale = lambda: _total(abs(math.prod(float(v) for v in vals)) for vals in factors)      # noqa: E731
         value = self.approx(self.each(step.symbol, i), latex, scale)
         if value == "= 0" and not latex:
             value += self.cancelled(step)
