@@ -404,14 +404,11 @@ def render_latex_body(derivation: Derivation, values: "object | None", digits: i
 
 
 def _tex_table(header, rows) -> str:
-    """A LaTeX table (split into column groups that fit the line, each with the first column)."""
-    out = []
-    for group in latexdoc.column_groups(header, rows):
-        spec = "l" + "r" * (len(group) - 1)
-        body = [" & ".join(row[c] for c in group) + r" \\" for row in rows]
-        out.append("{\\small\n\\begin{longtable}{" + spec + "}\n\\hline\n" + " & ".join(header[c] for c in group)
-                   + " \\\\\n\\hline\n\\endhead\n" + "\n".join(body) + "\n\\hline\n\\end{longtable}}")
-    return "\n".join(out)
+    """A LaTeX table (split into column groups that fit the line, each with the first column), in
+    tabulars that align in one pdflatex run (:func:`symbackprop.writers.latexdoc.table`)."""
+    return "\n".join(latexdoc.table([header[c] for c in group], [[row[c] for c in group] for row in rows],
+                                     "l" + "r" * (len(group) - 1))
+                     for group in latexdoc.column_groups(header, rows))
 
 
 def render_latex(derivation, values, digits=5, wrt=None, fragment: bool = False) -> str:
