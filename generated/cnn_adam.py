@@ -33,7 +33,7 @@
 #     δ⁽¹⁾ = 1/(√(var⁽²⁾ + ε))(g - mean(g) - x̂⁽²⁾ ⊙ mean(g ⊙ x̂⁽²⁾))  (identity' = 1)
 #     Layer 3 (maxpool2d): route: each window's ∂C/∂a⁽³⁾ goes to its first maximum (in row-major order, as PyTorch breaks ties); the window's other elements get 0.
 #     Layer 2 (batchnorm): g = γ⁽²⁾ ⊙ δ⁽²⁾; mean(·) is the mean over the batch and positions, as for μ⁽²⁾; the two mean terms are the paths through μ and var, which depend on every value they are over.
-#     Layer 1 (conv2d): ⋆ is cross-correlation; x̃ is x padded with zeros; δ̂⁽¹⁾ is δ⁽¹⁾ spread out by the stride 1 and padded by the kernel size less 1, and the correlation is cropped by the padding 1.
+#     Layer 1 (conv2d): ⋆ is cross-correlation; indices count from 1 (s runs over the output positions, k over the kernel's); x̃ is x padded with zeros; δ̂⁽¹⁾ is δ⁽¹⁾ padded by the kernel size less 1, ...
 #     Batch norm couples the examples: C is the mean of the C_n, which share the batch's statistics, so each C_n depends on every example.
 #
 #   Gradients:
@@ -41,8 +41,8 @@
 #     ∂C/∂b⁽⁵⁾ = δ⁽⁵⁾ ∈ ℝ³
 #     ∂C/∂γ⁽²⁾ = Σ δ⁽²⁾ ⊙ x̂⁽²⁾ ∈ ℝ⁴
 #     ∂C/∂β⁽²⁾ = Σ δ⁽²⁾ ∈ ℝ⁴
-#     ∂C/∂W⁽¹⁾_(o,c,k) = Σ_(n,s) δ⁽¹⁾_(n,o,s)  x̃_(n,c,s · 1 + k) ∈ ℝ^(4×1×3×3)
-#     ∂C/∂b⁽¹⁾_o = Σ_(n,s) δ⁽¹⁾_(n,o,s) ∈ ℝ⁴
+#     ∂C/∂W⁽¹⁾_(o,c,k) = Σ_s δ⁽¹⁾_(o,s)  x̃_(c,s + k - 1) ∈ ℝ^(4×1×3×3)
+#     ∂C/∂b⁽¹⁾_o = Σ_s δ⁽¹⁾_(o,s) ∈ ℝ⁴
 #
 #   Batch of N examples: each gradient is the mean over the examples,
 #     ∂C/∂W⁽ˡ⁾ = (1/N) Σ_n δ⁽ˡ⁾_n (a⁽ˡ⁻¹⁾_n)ᵀ,  ∂C/∂b⁽ˡ⁾ = (1/N) Σ_n δ⁽ˡ⁾_n.
@@ -907,9 +907,9 @@ def _loss_and_gradients(params, X, Y, grads, stats, scale=1, outputs=None):
     # \delta^{(1)} = \frac{1}{\sqrt{\mathrm{var}^{(2)} + \epsilon}}\left(g - \overline{g} - \hat{x}^{(2)} \odot \overline{g \odot \hat{x}^{(2)}}\right) \odot \operatorname{id}'\left(z^{(1)}\right)
     delta1 = _ws["delta1"]
     norm_input_grad(delta2, xhat2, rstd2, gamma2, (0, 2, 3), out=delta1)
-    # \frac{\partial C}{\partial W^{(1)}}_{o,c,k} = \textstyle\sum_{n,s} \delta^{(1)}_{n,o,s}\, \tilde{x}_{n,c,s \cdot 1 + k}
+    # \frac{\partial C}{\partial W^{(1)}}_{o,c,k} = \textstyle\sum_{s} \delta^{(1)}_{o,s}\, \tilde{x}_{c,s + k - 1}
     conv_weight_grad(X, delta1, (3, 3), (1, 1), (1, 1), ws=_ws.setdefault("conv1", {}), out=dW1)
-    # \frac{\partial C}{\partial b^{(1)}}_{o} = \textstyle\sum_{n,s} \delta^{(1)}_{n,o,s}
+    # \frac{\partial C}{\partial b^{(1)}}_{o} = \textstyle\sum_{s} \delta^{(1)}_{o,s}
     channel_sum(delta1, out=db1)
 
     if stats is not None:
@@ -1442,7 +1442,7 @@ def save_checkpoint(run, path):
               "history": np.array([[r[k] for k in HISTORY] for r in run["history"]],
                                   dtype=np.float64).reshape(-1, len(HISTORY)),
               "split": np.array(json.dumps(run["split"]))}
-    if run.get("classes"):     # the targets' names from the training data's header, for predict
+    if run.get("classes") and len(json.dumps(run["classes"])) <= JSON_CHARS:   # the targets' names, for predict
         arrays["classes"] = np.array(json.dumps(run["classes"]))
     if run["best"] is not None:
         arrays["best/val_loss"] = np.array(float(run["best"]["val_loss"]))
@@ -1525,7 +1525,7 @@ def _rule(key):
         return tuple(SHAPES[parts[2]]), "f"
     if len(parts) == 3 and parts[:2] == ["state", "running"] and parts[2] in RUNNING:
         return tuple(RUNNING[parts[2]][0]), "f"
-    if base in IDENTITY + TEXTS and not (best and base in IDENTITY + ("split",)):
+    if base in IDENTITY + TEXTS and not (best and base in IDENTITY + ("split", "classes")):
         return (), "U"
     if base in NUMBERS:
         return (), "biuf"

@@ -927,7 +927,7 @@ def save_checkpoint(run, path):
               "history": np.array([[r[k] for k in HISTORY] for r in run["history"]],
                                   dtype=np.float64).reshape(-1, len(HISTORY)),
               "split": np.array(json.dumps(run["split"]))}
-    if run.get("classes"):     # the targets' names from the training data's header, for predict
+    if run.get("classes") and len(json.dumps(run["classes"])) <= JSON_CHARS:   # the targets' names, for predict
         arrays["classes"] = np.array(json.dumps(run["classes"]))
     if run["best"] is not None:
         arrays["best/val_loss"] = np.array(float(run["best"]["val_loss"]))
@@ -1007,7 +1007,7 @@ def _rule(key):
         return tuple(SHAPES[parts[1]]), "f"
     if len(parts) == 3 and parts[0] == "state" and parts[1] in STATE and parts[2] in SHAPES:
         return tuple(SHAPES[parts[2]]), "f"
-    if base in IDENTITY + TEXTS and not (best and base in IDENTITY + ("split",)):
+    if base in IDENTITY + TEXTS and not (best and base in IDENTITY + ("split", "classes")):
         return (), "U"
     if base in NUMBERS:
         return (), "biuf"

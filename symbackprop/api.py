@@ -37,11 +37,11 @@ def compile(network, dtype=np.float64, backend: str = "numpy"):  # noqa: A001 (t
 def backprop(network, exact: bool = False, digits: int = 5):
     """Derive every gradient of ``network`` (a Network, a spec's data as a dict, or a spec path)
     by reverse accumulation; with parameters and a sample, compute every value too. Returns a
-    :class:`symbackprop.report.chain.Derived`."""
+    :class:`symbackprop.report.derived.Derived`."""
     from .derive.derivation import Derivation
     from .derive.model import Model
     from .numeric.values import evaluate
-    from .report.chain import Derived
+    from .report.derived import Derived
     network = as_network(network)
     derivation = Derivation(Model(network))
     return Derived(derivation, evaluate(derivation, exact) if network.has_numbers else None, digits)

@@ -226,7 +226,7 @@ def _dropout_add_plants(batch):
     main = T["delta2"] @ P["W2"]
     yield ("add residual dropped", net, {"delta2": T["delta2"], "dC/da3": T["dC/da3"], "dC/da1": main,
                                          "delta1": main * (1 - T["a1"] ** 2)},
-           "dC/da1", "residual path's gradient dropped at the add (layer 3)", ["delta1"], T)
+           "dC/da1", "residual path's gradient dropped at the add of layer 3 (a1 given none of it)", ["delta1"], T)
 
 
 def _batch_mean_plant():

@@ -147,7 +147,8 @@ def test_each_kind_writes_its_own_part():
     conv = worked("conv2d", None).markdown()
     assert r"\tilde{x}" in conv and "is $x$ with 1 zero on every side" in conv and "the stride" in conv
     assert r"z^{(1)}_{1,1,1} &= W^{(1)}_{1,1,2,2} x_{1,1,1}" in conv                    # the padding's terms left out
-    assert r"\frac{\partial C}{\partial W^{(1)}}_{o,c,k} = \textstyle\sum_{n,s}" in conv and "kernel 1,1" in conv
+    assert r"\frac{\partial C}{\partial W^{(1)}}_{o,c,k} = \textstyle\sum_{s} \delta^{(1)}_{o,s}\, \tilde{x}_{c,2(s - 1) + k}" in conv   # stride 2, 1-based
+    assert "kernel 1,1" in conv
     stacked = explain(graph("maxpool2d-overlap")).markdown()                            # a conv after another layer
     assert "maximum (where it is)" in stacked and "goes to" in stacked and "all of it to (" in stacked
     avg = worked("avgpool1d", None).markdown()

@@ -59,7 +59,7 @@ def test_a_conv_weight_is_a_sum_over_positions(specs, capsys):
 
 
 def test_every_kind_s_backward_rule_is_in_the_matrix_form(specs, capsys):
-    rules = {"batchnorm-conv": ["route(", "mean(g)", "stride 1 and"], "dropout-conv": ["M⁽²⁾ / (1 - p)", "reshape"],
+    rules = {"batchnorm-conv": ["route(", "mean(g)", "padded by the kernel size less 1"], "dropout-conv": ["M⁽²⁾ / (1 - p)", "reshape"],
              "add": ["both paths"], "avgpool1d": ["spread("], "layernorm-image": ["mean over each example"],
              "examples/lenet.toml": ["δ̂⁽³⁾ ⋆ rot180(W⁽³⁾)ᵀ", "first maximum"]}   # the second conv passes its gradient on
     for name, words in rules.items():

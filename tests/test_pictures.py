@@ -156,10 +156,11 @@ def test_a_layer_of_one_neuron_needs_no_legend():
 # ------------------------------------------------------------------------------------ item 28
 
 @needs_pdflatex
-@pytest.mark.parametrize("spec", ["examples/seed-batch.toml", "examples/cnn-exercise.toml"])
-def test_one_pdflatex_run_is_enough(tmp_path, spec):
+@pytest.mark.parametrize("command, spec", [("explain", "examples/seed-batch.toml"), ("explain", "examples/cnn-exercise.toml"),
+                                           ("derive", "examples/seed-batch.toml"), ("derive", "examples/seed.toml")])
+def test_one_pdflatex_run_is_enough(tmp_path, command, spec):
     tex = tmp_path / "e.tex"
-    assert main(["explain", spec, "-o", str(tex)]) == 0
+    assert main([command, spec, "-o", str(tex)]) == 0
     assert "\\begin{tabular}" in tex.read_text() and "longtable}" not in tex.read_text().split("\\begin{document}")[1]
     env = {**os.environ, "SOURCE_DATE_EPOCH": "0", "FORCE_SOURCE_DATE": "1"}
     runs = []

@@ -134,16 +134,29 @@ def _within(network, limit) -> bool:
     return network.depth <= depth and network.parameter_count <= parameters
 
 
+NUMBERS_SHOWN = 2000     # parameters: the matrix form's text prints their values and gradients up to here
+
+
 def _matrix(network, args):
     from ..derive.matrix import derive_matrix
-    from ..report.matrix import render_matrix
+    from ..report.matrix import numbers_text, render_matrix, where_numbers
     md = derive_matrix(network)
+    if network.has_numbers and (args.format != "text" or network.parameter_count > NUMBERS_SHOWN):
+        where = where_numbers(args.init, args.format, network.parameter_count > NUMBERS_SHOWN and args.format == "text")
+    else:
+        where = ""
     if args.format == "latex":
         from ..writers.latexdoc import document
-        body = render_matrix(md, "latex")
+        body = render_matrix(md, "latex") + where
         return body if args.fragment else document(body)
-    if args.format != "json":
-        return render_matrix(md, args.format)
+    if args.format == "markdown":
+        return render_matrix(md, args.format) + where
+    if args.format == "text":
+        text = render_matrix(md, "text") + where
+        if network.has_numbers and not where:
+            loss, _, grads = _matrix_numbers(network, None)
+            text += numbers_text(network, args.init, loss, grads, args.digits)
+        return text
     return _matrix_json(network, md, args.wrt)
 
 
@@ -155,34 +168,41 @@ def _matrix_json(network, md, wrt):
               "layout": JSON_LAYOUT,
               "formulas": {name: {"chain": latex} for name, latex in _matrix_formulas(md).items()
                            if not wrt or name in wrt}}
-    if network.has_numbers and _within_scalar(network, SCALAR_MAX, SCALAR_VALUES):
+    if network.has_numbers:
+        loss, forward, grads = _matrix_numbers(network, wrt)
+        result["loss"] = loss
+        result["forward"] = {k: np.asarray(v, float).tolist() for k, v in forward.items()}
+        result["gradients"] = {k: np.asarray(v, float).tolist() for k, v in grads.items()}
+    return json.dumps(result, indent=2, allow_nan=False) + "\n"
+
+
+def _matrix_numbers(network, wrt) -> tuple:
+    """(loss, forward values, gradients) of a network with numbers, for the matrix form's output."""
+    import numpy as np
+    from ..numeric.values import require_finite
+    if _within_scalar(network, SCALAR_MAX, SCALAR_VALUES):
         # numbers people read: the per-weight route's, true in float64 even where the compiled
         # code's guards (exponents clipped at EXP_LO) would leave a trace of 1e-103
         from ..derive.derivation import Derivation
         from ..derive.model import Model
-        from ..numeric.values import evaluate, require_finite
+        from ..numeric.values import evaluate
         _announce(network, "evaluating every element by the per-weight route")
         values = evaluate(Derivation(Model(network)))
         require_finite(values.forward | values.gradients | {"loss": values.loss})
-        result["loss"] = float(values.loss)
-        result["forward"] = {k: np.asarray(v, float).tolist() for k, v in values.forward.items()}
-        result["gradients"] = {k: v.tolist() for k, v in values.gradients.items() if not wrt or k in wrt}
-    elif network.has_numbers:
-        from ..numeric.values import require_finite
-        from ..codegen.compiled import compile_network
-        from ..numeric.gradcheck import forward_pass
-        f = compile_network(network, np.float64)
-        X, Y = network.x, network.y
-        masks = {"masks": network.masks} if network.masks else {}
-        with np.errstate(all="ignore"):  # a nan or inf is reported by require_finite below
-            forward = forward_pass(network, network.parameters, X)
-            loss, grads = f.loss_and_gradients(network.parameters, X, Y, **masks)
-        squeeze = (lambda v: v) if network.batched else (lambda v: v[0])
-        require_finite(forward | grads | {"loss": loss})
-        result["loss"] = float(loss)
-        result["forward"] = {k: squeeze(np.asarray(v)).tolist() for k, v in forward.items()}
-        result["gradients"] = {k: v.tolist() for k, v in grads.items() if not wrt or k in wrt}
-    return json.dumps(result, indent=2, allow_nan=False) + "\n"
+        return (float(values.loss), values.forward,
+                {k: v for k, v in values.gradients.items() if not wrt or k in wrt})
+    from ..codegen.compiled import compile_network
+    from ..numeric.gradcheck import forward_pass
+    f = compile_network(network, np.float64)
+    X, Y = network.x, network.y
+    masks = {"masks": network.masks} if network.masks else {}
+    with np.errstate(all="ignore"):  # a nan or inf is reported by require_finite below
+        forward = forward_pass(network, network.parameters, X)
+        loss, grads = f.loss_and_gradients(network.parameters, X, Y, **masks)
+    squeeze = (lambda v: v) if network.batched else (lambda v: v[0])
+    require_finite(forward | grads | {"loss": loss})
+    return (float(loss), {k: squeeze(np.asarray(v)) for k, v in forward.items()},
+            {k: v for k, v in grads.items() if not wrt or k in wrt})
 
 
 def _matrix_formulas(md) -> dict:

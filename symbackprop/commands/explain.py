@@ -7,7 +7,7 @@ from ..spec import limits
 from ..errors import SpecError, shown
 from ..writers.output import PROGRESS_ELEMENTS, output_format, progress, writable, write_text
 
-FORMATS = ("markdown", "latex", "html")
+FORMATS = ("markdown", "latex", "html", "text")
 
 
 def add_parser(subparsers):
@@ -27,8 +27,8 @@ def add_parser(subparsers):
                    help="draw the parameters and sample the spec lacks: a trainer's init_params(SEED) and a seeded sample")
     p.add_argument("--wrt", action="append", metavar="PARAM",
                    help="show the backward pass and the update for these parameters only, e.g. W2 (repeatable)")
-    p.add_argument("--format", choices=FORMATS, help="default: from the -o extension (.md, .tex, .html), "
-                                                     "else markdown")
+    p.add_argument("--format", choices=FORMATS, help="default: from the -o extension (.md, .tex, .html, .txt), "
+                                                     "else text on a terminal, markdown otherwise")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.add_argument("--fragment", action="store_true",
@@ -70,7 +70,8 @@ def run(args) -> int:
     loss_below = _threshold(args.loss_below, "--loss-below")
     min_delta = _threshold(args.min_delta, "--min-delta")
     digits = _positive_int(args.digits, "--digits")
-    fmt = output_format(args.output, args.format, FORMATS, "markdown", "explain")
+    # a terminal reads plain text; a pipe or a file gets Markdown (what a viewer or pandoc renders)
+    fmt = output_format(args.output, args.format, FORMATS, "text" if _terminal(args.output) else "markdown", "explain")
     if args.fragment and fmt != "latex":
         raise SpecError("--fragment", "is for LaTeX output (--format latex, or -o FILE.tex)")
     network = load_spec(args.spec)
@@ -112,3 +113,8 @@ def _check_steps_csv(args):
     writable(path, args.force, field="--steps-csv")
     if args.output not in (None, "-"):
         writable(args.output, args.force)
+
+
+def _terminal(output) -> bool:
+    """Whether the output goes to a terminal (no -o, standard output a tty)."""
+    return output in (None, "-") and sys.stdout.isatty()

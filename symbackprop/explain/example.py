@@ -106,8 +106,13 @@ class Explanation:
         from ..writers.html import standalone_page
         return standalone_page(self.title, to_html(self.blocks()))
 
+    def text(self) -> str:
+        """Plain text for a terminal (``explain --format text``): math as text, tables aligned."""
+        from ..writers.text import to_text
+        return to_text(self.blocks())
+
     def render(self, fmt: str) -> str:
-        return {"markdown": self.markdown, "latex": self.latex, "html": self.html}[fmt]()
+        return {"markdown": self.markdown, "latex": self.latex, "html": self.html, "text": self.text}[fmt]()
 
     def steps_csv(self) -> str:
         """Every step of the run, one CSV row each (``explain --steps-csv``): the step t, the loss
@@ -124,7 +129,7 @@ class Explanation:
         return "\n".join(rows) + "\n"
 
     def __repr__(self) -> str:
-        from ..report.chain import describe
+        from ..report.derived import describe
         n = _Num(self.digits)
         return (f"<Explanation {describe(self.network)}, {len(self.history)} {self.update.optimizer.name} "
                 f"step{'s' if len(self.history) > 1 else ''}: C = {n.text(self.history[0].loss_before)} "

@@ -331,6 +331,18 @@ class Sheet(_Tables, _Lines):
         """The env column holding example ``ex``'s values (a model over the batch has one)."""
         return ex if self.E == 1 else 0
 
+    @property
+    def example_head(self) -> str:
+        """The first column's head of a table with one example a row."""
+        return "example" if self.E == 1 else "example $i$"
+
+    def column_name(self, symbols, idx=()) -> str:
+        """The LaTeX name of element ``idx`` over a table's rows, one example a row: where the model's
+        symbols carry the example (a batch norm couples them), its index is the row's, ``i``:
+        ``a^{(4)}_{i,1}``, not example 1's ``a^{(4)}_{1,1}``."""
+        name = self.names[self.at(symbols, 0, idx)]
+        return name if self.E == 1 else re.sub(r"_\{1(,|\})", r"_{i\1", name, count=1)
+
     def at(self, symbols, ex: int, idx=()):
         """The model symbol of element ``idx`` of a per-example array, for example ``ex``."""
         return symbols[(0 if self.E == 1 else ex, *idx)]

@@ -64,6 +64,19 @@ class Values:
                      self.exact, self.precise)
 
 
+    def each_of(self, exprs: list) -> list | None:
+        """The per-example values (arrays of shape (B,)) of several expressions in known symbols,
+        in float64 by template (one compiled function per distinct one): what a renderer shows of
+        thousands of local derivatives. None where float64 cannot hold one of them, or where the
+        values are exact or in arbitrary precision (compute those one by one)."""
+        if self.exact or self.precise:
+            return None
+        try:
+            return _Evaluator(False, False, self.batch).group([sympy.sympify(e) for e in exprs], self.env)
+        except _Overflow:
+            return None
+
+
 class _Overflow(Exception):
     """float64 cannot hold a value: redo the pass in arbitrary precision."""
 

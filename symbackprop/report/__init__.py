@@ -7,4 +7,4 @@ a :class:`~symbackprop.derive.matrix.MatrixDerivation` and returns text, LaTeX, 
 """
 from .._lazy import exports
 
-__getattr__, __dir__ = exports(__name__, {"Derived": "chain", "RENDERERS": "chain", "render_matrix": "matrix"})
+__getattr__, __dir__ = exports(__name__, {"Derived": "derived", "RENDERERS": "chain", "render_matrix": "matrix"})

@@ -11,6 +11,7 @@ Indices are 1-based as in the math, except in JSON, whose arrays are plain array
 """
 import json
 import math
+import re
 
 import numpy as np
 import sympy
@@ -23,8 +24,11 @@ from ..entries.registry import z as IN
 from ..writers.sigfig import is_exact, significant
 from ..entries.registry import activation_name
 from ..writers.textprint import TextPrinter
-from .names import NOISE, STAGE_NAMES, _fraction, _selected, _total, backward_steps, plain  # noqa: F401
+from ..entries.template import placeholders, rename, template_key
+from .names import NOISE, STAGE_NAMES, _fraction, _selected, _total, array_lines, backward_steps, plain  # noqa: F401
 
+_PLACEHOLDER = re.compile(r"_p(\d{5})")   # entries.template's placeholder names, in a template's text
+_INDEX = re.compile(r"_\{([\d,]+)\}")      # a label's element index, _{1,2}
 FORMULA_CHARS = 240   # a factor's formula longer than this is shown by its name and value only
 JSON_LAYOUT = ("each gradient has its parameter's shape (PyTorch's layouts: a dense W<l> is (outputs, inputs), "
                "a conv W<l> (out_channels, in_channels, *kernel)); arrays are plain nested lists, indices 0-based")
@@ -52,13 +56,19 @@ class Renderer:
     def __init__(self, derivation: Derivation, values: "object | None" = None, digits: int = 5):
         self.d, self.values, self.digits = derivation, values, digits
         self.model = derivation.model
+        self._names: dict = {}      # LaTeX label -> text name
+        self._shapes: dict = {}     # a label with its indices as _{00} -> its text name, split there
         self._stages = {**STAGE_NAMES, **{st.latex: st.name for st in self.model.stages()}}
         self._text = TextPrinter({s: self.plain(label) for s, label in self.model.latex_names.items()})
+        self._words = {s: words for lm in self.model.layers
+                       if (words := lm.layer.kind.text_local_derivative(lm.layer)) for s in lm.output.ravel()}
         # each activation's derivative as people write it (the registry's simple_derivative), in
         # place of SymPy's raw form; numbers are computed from the derivation's own expressions
         self._readable = {}
         self._shown: dict = {}      # (factor, latex, in a product) -> its formula's text
         self._each: dict = {}       # (local derivative, example) -> its value
+        self._templates: dict = {}  # (template key, in a product) -> its text over placeholders
+        self._bulk: dict = {}       # local derivative -> its values over the examples (float64)
         for layer in self.model.layers:
             act = self.model.network.activations[layer.index - 1]
             if act.elementwise and act.output_form is None and act.simple_derivative != act.derivative:
@@ -67,7 +77,33 @@ class Renderer:
 
     def plain(self, label: str) -> str:
         """A LaTeX label's text name, each stage by its own name (:func:`plain`)."""
-        return plain(label, self._stages)
+        found = self._names.get(label)
+        if found is None:
+            # the indices only fill in a name's shape (∂a⁽³⁾[.]/∂a⁽²⁾[.]): convert each shape once
+            indices = _INDEX.findall(label)
+            shape = _INDEX.sub("_{00}", label)
+            text = self._shapes.get(shape)
+            if text is None:
+                text = self._shapes[shape] = plain(shape, self._stages).split("[00]")
+            if len(text) != len(indices) + 1:       # a shape that reads differently: the whole label
+                found = plain(label, self._stages)
+            else:
+                found = "".join(part + (f"[{indices[i]}]" if i < len(indices) else "") for i, part in enumerate(text))
+            self._names[label] = found
+        return found
+
+    def prefetch(self, steps) -> None:
+        """The values of every factor of ``steps``, computed together in float64 (by template: a
+        few compiled functions for thousands of factors) instead of one SymPy substitution each."""
+        if self.values is None:
+            return
+        env = self.values.env
+        wanted = list(dict.fromkeys(f.expr for step in steps for term in step.terms for f in term
+                                    if len(step.terms) > 1 or len(term) > 1))
+        wanted = [e for e in wanted if e not in env and e not in self._bulk]
+        found = self.values.each_of(wanted) if wanted else None
+        if found is not None:
+            self._bulk.update(zip(wanted, found))
 
     @property
     def batch(self) -> int:
@@ -99,13 +135,37 @@ class Renderer:
             found = self._shown.get(key)
             if found is not None:
                 return found
-            e = sympy.factor_terms(self.shown(f))
-            text = self.sym(e, latex)
-            if len(term) > 1 and (e.is_Add or (not latex and isinstance(e, sympy.Piecewise))):
-                text = rf"\left({text}\right)" if latex else f"({text})"
-            self._shown[key] = text
+            text = self._shown[key] = (self._latex_factor if latex else self._text_factor)(self.shown(f), len(term) > 1)
             return text
-        return [dot.join(show(f, term) for f in term) for term in step.terms]
+        def worded(t, term):            # a layer kind's words for its local derivative (max-pool's)
+            words = None if latex else self._words.get(step.sources[t] if t < len(step.sources) else None)
+            if words is None or step.of is None:
+                return None
+            return "(" + words.format(x=self.plain(self.model.latex_names[step.of])) + ")"
+        return [dot.join((worded(t, term) if i == 0 else None) or show(f, term) for i, f in enumerate(term))
+                for t, term in enumerate(step.terms)]
+
+    def _latex_factor(self, expr, in_product: bool) -> str:
+        e = sympy.factor_terms(expr)
+        text = self.sym(e, True)
+        return rf"\left({text}\right)" if in_product and e.is_Add else text
+
+    def _text_factor(self, expr, in_product: bool) -> str:
+        """A factor's text, printed once per template (the expressions that differ only in their
+        symbols: a layer's thousands of local derivatives are a few templates) with placeholder
+        names, then each placeholder replaced by its symbol's text name. The template orders its
+        terms as the original does (:mod:`symbackprop.entries.template`), so the text is the same."""
+        key, symbols = template_key(expr)
+        found = self._templates.get((key, in_product))
+        if found is None:
+            # renamed node by node, unevaluated: xreplace would re-simplify a Piecewise
+            template = rename(expr, dict(zip(symbols, placeholders(sympy.S.Zero, symbols)[1])))
+            e = sympy.factor_terms(template)
+            text = self.sym(e, False)
+            found = f"({text})" if in_product and (e.is_Add or isinstance(e, sympy.Piecewise)) else text
+            self._templates[(key, in_product)] = found
+        names = self._text.names
+        return _PLACEHOLDER.sub(lambda m: names.get(symbols[int(m.group(1))], symbols[int(m.group(1))].name), found)
 
     def formula(self, step: Step, latex: bool) -> str:
         return " + ".join(self.formula_terms(step, latex))
@@ -115,6 +175,9 @@ class Renderer:
         env = self.values.env
         if expr in env:
             return env[expr][example]
+        found = self._bulk.get(expr)
+        if found is not None:
+            return found[example]
         key = (expr, example)
         found = self._each.get(key)
         if found is None:
@@ -166,8 +229,12 @@ class Renderer:
         expanded = sympy.expand(expr)
         if not expanded.is_Add:
             return None
+        terms = expanded.args
+        together = self.values.each_of(terms)          # float64, by template: not term by term in SymPy
         try:
-            return sum(abs(float(self.each(t, i))) for t in expanded.args)
+            if together is not None:
+                return sum(abs(float(v[i])) for v in together)
+            return sum(abs(float(self.each(t, i))) for t in terms)
         except (TypeError, ValueError, OverflowError, ZeroDivisionError):
             return None
 
@@ -224,7 +291,7 @@ class Renderer:
             return [(f"example {i + 1}: " if batch else "") + value]
         times = r" \times " if latex else " × "
         factors = [[self.factor_value(f.expr, i) for f in term] for term in step.terms]
-        scale = lambda: _total(abs(float(sympy.Mul(*vals))) for vals in factors)      # noqa: E731
+        scale = lambda: _total(abs(math.prod(float(v) for v in vals)) for vals in factors)      # noqa: E731
         value = self.approx(self.each(step.symbol, i), latex, scale)
         if value == "= 0" and not latex:
             value += self.cancelled(step)
@@ -300,16 +367,17 @@ def render_text(derivation: Derivation, values: "object | None", digits: int = 5
         header, rows, loss = r.forward_table(latex=False)
         if r.batch == 1:
             for stage in r.model.stages():
-                shape = "" if stage.symbols.ndim <= 2 and r.model.examples == 1 else \
-                    " (" + "×".join(map(str, stage.symbols.shape[r.model.examples == 1:])) + ", row-major)"
-                out.append(f"  {stage.quantity}{shape} = ["
-                           + ", ".join(significant(values.env[s][0], digits) for s in stage.symbols.ravel()) + "]")
+                symbols = stage.symbols[0] if r.model.examples == 1 and stage.per_example else stage.symbols
+                numbers = np.vectorize(lambda s: values.env[s][0], otypes=[object])(symbols)
+                by_example = r.model.examples > 1 and stage.per_example and numbers.ndim > 1
+                out += ["  " + line for line in array_lines(stage.quantity, numbers, by_example, digits)]
         else:
             table = [header] + rows
             widths = [max(len(row[c]) for row in table) for c in range(len(header))]
             out += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
         out.append(f"  {loss}")
     out += ["", "Backward pass (reverse accumulation, each factor by sympy.diff)"]
+    r.prefetch(backward_steps(derivation, wrt) + _selected(derivation, wrt))
     for step in backward_steps(derivation, wrt):
         out += _indent(r.lines(step, latex=False))
     out += ["", "Gradients (chain-rule products in chain order)"]
@@ -336,14 +404,11 @@ def render_latex_body(derivation: Derivation, values: "object | None", digits: i
 
 
 def _tex_table(header, rows) -> str:
-    """A LaTeX table (split into column groups that fit the line, each with the first column)."""
-    out = []
-    for group in latexdoc.column_groups(header, rows):
-        spec = "l" + "r" * (len(group) - 1)
-        body = [" & ".join(row[c] for c in group) + r" \\" for row in rows]
-        out.append("{\\small\n\\begin{longtable}{" + spec + "}\n\\hline\n" + " & ".join(header[c] for c in group)
-                   + " \\\\\n\\hline\n\\endhead\n" + "\n".join(body) + "\n\\hline\n\\end{longtable}}")
-    return "\n".join(out)
+    """A LaTeX table (split into column groups that fit the line, each with the first column), in
+    tabulars that align in one pdflatex run (:func:`symbackprop.writers.latexdoc.table`)."""
+    return "\n".join(latexdoc.table([header[c] for c in group], [[row[c] for c in group] for row in rows],
+                                     "l" + "r" * (len(group) - 1))
+                     for group in latexdoc.column_groups(header, rows))
 
 
 def render_latex(derivation, values, digits=5, wrt=None, fragment: bool = False) -> str:
@@ -431,56 +496,3 @@ def render_json(derivation: Derivation, values: "object | None", digits: int = 5
 
 
 RENDERERS = {"text": render_text, "latex": render_latex, "markdown": render_markdown, "json": render_json}
-
-
-class Derived:
-    """A derivation with its numbers, as the Python API returns it; renders itself in Jupyter.
-
-    >>> from symbackprop import backprop
-    >>> result = backprop("examples/seed.toml")            # doctest: +SKIP
-    >>> result.gradients["W2"]                             # doctest: +SKIP
-    array([[-0.05753635, -0.11434446]])
-    """
-
-    def __init__(self, derivation: Derivation, values: "object | None", digits: int = 5):
-        self.derivation, self.values, self.digits = derivation, values, digits
-
-    @property
-    def gradients(self):
-        return None if self.values is None else self.values.gradients
-
-    def render(self, fmt: str = "text", wrt=None) -> str:
-        return RENDERERS[fmt](self.derivation, self.values, self.digits, wrt)
-
-    def text(self) -> str:
-        return self.render("text")
-
-    def latex(self) -> str:
-        return self.render("latex")
-
-    def markdown(self) -> str:
-        return self.render("markdown")
-
-    def _repr_markdown_(self):
-        return self.render("markdown")
-
-    def _repr_latex_(self):
-        rows = [row for _, block in render_latex_body(self.derivation, self.values, self.digits) for row in block]
-        return "$$\\begin{aligned}" + " \\\\ ".join(rows) + "\\end{aligned}$$"
-
-    def __str__(self):
-        return self.render("text")
-
-    def __repr__(self):
-        return f"<Derived {describe(self.derivation.model.network)}" + (
-            "" if self.values is None else f", C = {significant(self.values.loss, self.digits)}") + ">"
-
-
-def describe(network) -> str:
-    """A network in a few words: ``3-2-1 sigmoid/sigmoid squared_error, 11 parameters``."""
-    from ..entries.registry import activation_name
-    from ..entries.registry import ACTIVATIONS
-    acts = "/".join(a.name if ACTIVATIONS.get(a.name) is a else f"({activation_name(a)})"
-                    for a in network.activations)
-    return (f"{'-'.join(map(str, network.layers))} {acts} {network.loss.name}, "
-            f"{network.parameter_count} parameters")

@@ -12,9 +12,11 @@ from ..entries.layers.base import param_tex
 from ..entries.registry import a, y, z
 from ..writers.document import tex_escape
 from ..writers.latexdoc import LINE_PT, width
+from ..writers.sigfig import significant
 from ..writers.textprint import text
+from ..writers.textmath import SUP as _SUP, tex_to_text
+from .names import array_lines
 
-_SUP = str.maketrans("0123456789()-l", "⁰¹²³⁴⁵⁶⁷⁸⁹⁽⁾⁻ˡ")
 
 
 def _fmt_latex(expr, names: dict) -> str:
@@ -236,30 +238,54 @@ def _render_tex(md: MatrixDerivation, sections, markdown: bool) -> str:
 
 
 def _fitted(line: str) -> list[str]:
-    """An aligned line too wide for the page, broken before each top-level ``\\quad`` part that
-    would pass the line (continuation lines start at the alignment point)."""
-    if width(line) > LINE_PT:        # lhs &= rule = the rule in the layer's own symbols: two lines
-        head, eq, rest = line.partition("&= ")
-        second = _top_level_equals(rest)
-        if second is not None:
-            return _fitted(head + eq + rest[:second]) + _fitted("&" + rest[second + 1:])
-    parts = line.split(r", \quad ")
-    out, current = [], parts[0]
-    for part in parts[1:]:
-        if width(current + ", " + part) > LINE_PT:
+    r"""An aligned line too wide for the page, broken only between statements (``a, \quad b`` or
+    ``a,\ b`` outside every brace and parenthesis: never inside ``(… \epsilon = 10^{-5})``), each
+    continuation line starting at the alignment point; a first statement still too wide, a chain
+    ``lhs = A = B``, is broken before its own next ``=``."""
+    head, eq, rest = line.partition("&= ")
+    if not eq:
+        head, rest = "", line
+    (_, first), *parts = _statements(rest)
+    out, current = [], head + eq + first
+    while width(current) > LINE_PT and (cut := _top_level_equals(current[len(head + eq) if not out else 2:])) is not None:
+        cut += len(head + eq) if not out else 2
+        out.append(current[:cut])
+        current = "&" + current[cut + 1:]
+    for sep, part in parts:
+        if width(current + sep + part) > LINE_PT:
             out.append(current + ",")
             current = r"&\quad " + part
         else:
-            current += r", \quad " + part
+            current += sep + part
     return out + [current]
 
 
+_SEPARATORS = (r", \quad ", r",\ ")    # between two statements of one line
+
+
+def _statements(text: str) -> list[tuple[str, str]]:
+    """``text`` split into its statements: (the separator before it, the statement), the first
+    with separator "". A separator counts only outside braces and parentheses."""
+    out, depth, start, sep, i = [], 0, 0, "", 0
+    while i < len(text):
+        ch = text[i]
+        depth += (ch in "{(") - (ch in "})")
+        found = depth == 0 and ch == "," and next((s for s in _SEPARATORS if text.startswith(s, i)), None)
+        if found:
+            out.append((sep, text[start:i]))
+            sep, start = found, i + len(found)
+            i = start
+            continue
+        i += 1
+    return out + [(sep, text[start:])]
+
+
 def _top_level_equals(text: str) -> int | None:
-    """The index of the first " = " outside braces in ``text``."""
+    """The index of the first " = " outside braces and parentheses in ``text``."""
     depth = 0
     for i, ch in enumerate(text):
-        depth += (ch == "{") - (ch == "}")
-        if ch == "=" and depth == 0 and text[i - 1:i] == " ":
+        depth += (ch in "{(") - (ch in "})")
+        if ch == "=" and depth == 0 and text[i - 1:i] == " " and text[i + 1:i + 2] == " ":
             return i - 1
     return None
 
@@ -286,94 +312,43 @@ def _aligned(eq: str) -> str:
     return "&" + eq
 
 
-# ---- LaTeX to plain text, for the vocabulary these renderers and the layer entries use
+# ---- the numbers of a network that has them (its spec's, or drawn by --init)
 
-_WORDS = {r"\delta": "δ", r"\mu": "μ", r"\gamma": "γ", r"\beta": "β", r"\epsilon": "ε", r"\sigma": "σ",
-          r"\nabla": "∇", r"\partial": "∂", r"\in": "∈", r"\odot": "⊙", r"\star": "⋆", r"\cdot": "·",
-          r"\times": "×", r"\sum": "Σ", r"\max": "max", r"\tanh": "tanh", r"\quad": "  ", r"\textstyle": "",
-          r"\mathbb{R}": "ℝ", r"\infty": "∞", r"\left": "", r"\right": "", r"\,": " ", r"\ ": " ", r"\;": " ",
-          r"\mathrel{+}=": "+=", r"\top": "ᵀ", r"\_": "_", r"\%": "%"}
-_WORDS_LONGEST_FIRST = sorted(_WORDS, key=len, reverse=True)   # every one starts with a backslash
-_ACCENTS = {"hat": "\u0302", "tilde": "\u0303", "bar": "\u0304"}
-
-
-def _group(text: str, i: int) -> tuple[str, int]:
-    """The balanced {...} group starting at text[i] == "{": (its content, the index after it)."""
-    depth = 0
-    for j in range(i, len(text)):
-        depth += (text[j] == "{") - (text[j] == "}")
-        if depth == 0:
-            return text[i + 1:j], j + 1
-    return text[i + 1:], len(text)
+def numbers_text(network, seed: int | None, loss: float, grads: dict, digits: int) -> str:
+    """The parameters, the loss and each gradient, as tables (a kernel per output and input
+    channel): what ``derive --init`` drew and what the rules above give for it."""
+    origin = f"drawn by --init {seed}" if seed is not None else "the spec's"
+    batch = len(network.x) if network.batched else 1
+    lines = ["", f"Numbers ({origin}; {batch} example{'s' if batch > 1 else ''}; forward values: --format json):",
+             "Parameters:"]
+    for name, value in network.parameters.items():
+        lines += ["  " + line for line in array_lines(name, _kernels(value), False, digits)]
+    lines.append(f"Loss: C ≈ {significant(loss, digits)}" + (f" (the mean over the {batch} examples)" if batch > 1 else ""))
+    lines.append("Gradients:")
+    for name, value in grads.items():
+        lines += ["  " + line for line in array_lines(f"dC/d{name}", _kernels(value), False, digits)]
+    return "\n".join(lines) + "\n"
 
 
-def tex_to_text(tex: str) -> str:
-    """Plain text of a LaTeX line: ``\\frac{\\partial C}{\\partial W^{(2)}} = \\delta^{(2)}`` ->
-    ``∂C/∂W⁽²⁾ = δ⁽²⁾``.
+def _kernels(value):
+    """A conv kernel (out, in, *k) as a dict of its 2-D or 1-D kernels named by channel pair."""
+    import numpy as np
+    value = np.asarray(value)
+    if value.ndim < 3:
+        return value
+    return {f"output channel {o + 1}, input channel {c + 1}": value[o, c] for o in range(value.shape[0])
+            for c in range(value.shape[1])}
 
-    >>> tex_to_text(r"\\left(W^{(2)}\\right)^\\top \\delta^{(2)} \\odot \\hat{x}^{(1)}")
-    '(W⁽²⁾)ᵀ δ⁽²⁾ ⊙ x̂⁽¹⁾'
-    """
-    out, i = [], 0
-    while i < len(tex):
-        if tex.startswith(r"\frac", i):
-            top, i = _group(tex, i + 5)
-            bottom, i = _group(tex, i)
-            top, bottom = (tex_to_text(t).replace("∂ ", "∂") for t in (top, bottom))
-            if top.startswith("∂") and bottom.startswith("∂"):
-                out.append(f"{top}/{bottom}")
-            else:
-                wrap = lambda t: t if re.fullmatch(r"[\w⁰¹²³⁴⁵⁶⁷⁸⁹⁽⁾]+", t) else f"({t})"
-                out.append(f"{wrap(top)}/{wrap(bottom)}")
-            continue
-        m = re.match(r"\\(operatorname|mathrm|text|textit|mathbf)\{", tex[i:])
-        if m:
-            start = i
-            body, i = _group(tex, i + m.end() - 1)
-            text = tex_to_text(body) if m.group(1) != "text" else body.replace(r"\_", "_")
-            # "\text{stride } 1": the space is in the text or in the source, not in both
-            text = text.rstrip(" ") if tex[i:i + 1] == " " else text
-            text = text.lstrip(" ") if start and tex[start - 1] == " " else text
-            out.append(text)
-            continue
-        m = re.match(r"\\(hat|tilde|bar)\{", tex[i:])
-        if m:
-            body, i = _group(tex, i + m.end() - 1)
-            text = tex_to_text(body)
-            out.append(text[:1] + _ACCENTS[m.group(1)] + text[1:])      # on the letter, not its superscript
-            continue
-        m = re.match(r"\\(overline|sqrt)\{", tex[i:])
-        if m:
-            body, i = _group(tex, i + m.end() - 1)
-            out.append(("mean(" if m.group(1) == "overline" else "√(") + tex_to_text(body) + ")")
-            continue
-        if tex.startswith("^{", i) or tex.startswith("_{", i):
-            body, j = _group(tex, i + 1)
-            text = tex_to_text(body)
-            if tex[i] == "^" and re.fullmatch(r"[0-9()l\-]+", text):
-                out.append(text.translate(_SUP))
-            else:
-                out.append(tex[i] + (text if len(text) == 1 else f"({text})"))
-            i = j
-            continue
-        word = tex[i] == "\\" and next((w for w in _WORDS_LONGEST_FIRST if tex.startswith(w, i) and not (
-            w[-1].isalpha() and i + len(w) < len(tex) and tex[i + len(w)].isalpha())), None)
-        if word:
-            out.append(_WORDS[word])
-            i += len(word)
-            continue
-        if tex[i] == "^" and tex.startswith(r"^\top", i):
-            out.append("ᵀ")
-            i += 5
-            continue
-        if tex[i] in "{}":
-            i += 1
-            continue
-        if tex[i] == "\\":                       # an unknown command: its name
-            m = re.match(r"\\([A-Za-z]+)", tex[i:])
-            out.append(m.group(1) if m else "")
-            i += m.end() if m else 1
-            continue
-        out.append(tex[i])
-        i += 1
-    return re.sub(r" {3,}", "  ", "".join(out))
+
+def where_numbers(seed: int | None, fmt: str, too_many: bool) -> str:
+    """Where the numbers are, for an output that does not print them."""
+    origin = f"drawn by --init {seed}" if seed is not None else "the spec's"
+    flags = "" if seed is None else f" --init {seed}"
+    what = ("The parameters (" + origin + "), the loss and every gradient are in "
+            f"`derive --format json{flags}`" + ("" if too_many else f" and, as tables, `derive --format text{flags}`")
+            + "; the forward values in the JSON.")
+    if fmt == "text":
+        return "\n" + what.replace("`", "") + "\n"
+    if fmt == "latex":
+        return "\n\\paragraph{Numbers.} " + _tex_prose(what.replace("`", "").replace("--", "-{}-")) + "\n"
+    return "\n## Numbers\n\n" + what + "\n"

@@ -6,9 +6,11 @@ import re
 import sympy
 
 from ..derive.derivation import Derivation, Step
+from ..writers.sigfig import significant
 
 # the LaTeX bases of stages whose text name differs (norm.py's stages: mean, var, xhat)
 STAGE_NAMES = {r"\mu": "mean", r"\mathrm{var}": "var", r"\hat{x}": "xhat"}
+WIDE = 12            # columns: a matrix wider than this is printed a row a line
 NOISE = 1e-13        # a float this small against its terms' size is their rounding: shown as 0
 
 
@@ -69,3 +71,36 @@ def _selected(derivation: Derivation, wrt: list[str] | None) -> list[Step]:
     if not wrt:
         return grads
     return [g for g in grads if g.param in wrt]
+
+
+def array_lines(name: str, values, by_example: bool, digits: int) -> list[str]:
+    """A forward quantity's values as ``explain`` tabulates them: a vector on one line
+    (``mean2 = [0.1, 0.2]``), a matrix as aligned rows, an image per channel (``z1, channel 1
+    (8×8):``), each example in turn where the first axis is the example's (``by_example``).
+
+    >>> import numpy as np
+    >>> print("\\n".join(array_lines("z1", np.arange(8.0).reshape(2, 2, 2), False, 3)))
+    z1, channel 1 (2×2):
+      0  1
+      2  3
+    z1, channel 2 (2×2):
+      4  5
+      6  7
+    """
+    import numpy as np
+    if isinstance(values, dict):                     # named parts (a kernel per channel pair)
+        return [line for part, each in values.items() for line in array_lines(f"{name}, {part}", each, False, digits)]
+    values = np.asarray(values, dtype=object)
+    if by_example:
+        return [line for n, each in enumerate(values) for line in array_lines(f"{name}, example {n + 1}", each, False, digits)]
+    if values.ndim <= 1:
+        return [f"{name} = [" + ", ".join(significant(v, digits) for v in values.ravel()) + "]"]
+    if values.ndim == 2 and values.shape[1] > WIDE:          # a wide matrix: a row a line
+        return [line for r, row in enumerate(values) for line in array_lines(f"{name}, row {r + 1}", row, False, digits)]
+    if values.ndim == 2:
+        cells = [[significant(v, digits) for v in row] for row in values]
+        width = max(len(c) for row in cells for c in row)
+        return [f"{name} ({values.shape[0]}×{values.shape[1]}):"] + ["  " + "  ".join(c.rjust(width) for c in row)
+                                                                     for row in cells]
+    what = "channel" if values.ndim == 3 else "index"
+    return [line for c, each in enumerate(values) for line in array_lines(f"{name}, {what} {c + 1}", each, False, digits)]

@@ -312,6 +312,11 @@ class LayerKind:
         (a full line), the gradient it passes to each input (an expression) and notes."""
         raise NotImplementedError
 
+    def text_local_derivative(self, layer: Layer) -> str | None:
+        """How text output says ∂(an output element)/∂(the input element ``{x}``) where the
+        formula would read worse than words (max-pool's case split over its window), or None."""
+        return None
+
     # ---- explain: the kind's part of a worked example (blocks of symbackprop.writers.document, from a
     # worksheet.Sheet of one pass's numbers; ``lm`` is the layer's LayerModel)
     def explain_forward(self, lm, sheet) -> list:

@@ -380,9 +380,11 @@ class Conv(LayerKind):
         k, C = "×".join(map(str, opt["kernel"])), layer.in_shapes[0][0]
         rows = ", ".join(f"{'rows' if i == 0 and self.d == 2 else 'columns' if self.d == 2 else 'positions'} 1 to {q}"
                          for i, q in enumerate(opt["kernel"]))
+        src = f"\\tilde{{{x}}}" if any(opt["padding"]) else x          # x̃ only where there is padding
+        channels = f"of each of the {C} input channels" if C > 1 else "of the input channel"
         out += [Para(f"One element written out: ${sheet.names[first]}$, output channel 1 at the first position, sums the "
-                     f"{k} kernel of each of the {C} input channel{'s' if C > 1 else ''} times the window it covers "
-                     f"({rows} of $\\tilde{{{x}}}$" + (", where the padding's zeros add nothing and are left out" if any(opt['padding']) else "")
+                     f"{k} kernel {channels} times the window it covers "
+                     f"({rows} of ${src}$" + (", where the padding's zeros add nothing and are left out" if any(opt['padding']) else "")
                      + f"), plus the bias; the next window is {_size(opt['stride'])} further on (the stride):"),
                 Display(tuple(sheet.written_sum(first)))]
         return out
@@ -390,9 +392,10 @@ class Conv(LayerKind):
     def explain_backward(self, lm, sheet, wanted):
         layer, l, out = lm.layer, lm.index, []
         rule = self.latex_backward(layer, f"\\delta^{{({l})}}", [sheet.input_tex(lm)])
-        for prefix, what in (("W", "The kernel's gradient sums, over every position $s$ it was applied at"
-                                   + (" and every example" if sheet.N > 1 else "") + ", $\\delta$ there times the input "
-                                   "value the weight met (stride and padding as in the forward pass)"),
+        for prefix, what in (("W", "The kernel's gradient sums, over every position $s$ it was applied at, $\\delta$ "
+                                   "there times the input value the weight met (stride and padding as in the forward pass)"
+                                   + ("; this is one example's, and the gradient of $C$ is the mean of the examples'"
+                                      if sheet.N > 1 else "")),
                              ("b", "The bias's gradient sums $\\delta$ over the channel's positions")):
             name = layer.param(prefix)
             if name not in wanted:
@@ -444,17 +447,33 @@ class Conv(LayerKind):
         return rf"{out} = {sup('W', l)} \star {ins[0]} + {sup('b', l)}" + self._note(layer)
 
     def latex_backward(self, layer, delta, ins):
+        """The rule for one example (a batch's gradient is the mean of the examples'), indices from 1:
+        ∂C/∂W[o,c,k] = Σ_s δ[o,s] x̃[c, stride·(s − 1) + k], x̃ named only where there is padding."""
         l, opt, x = layer.index, layer.opt, ins[0]
-        s = _size(opt["stride"], True)
-        return Backward(
-            {layer.param("W"): rf"{grad_tex(sup('W', l))}_{{o,c,k}} = \textstyle\sum_{{n,s}} {delta}_{{n,o,s}}\, "
-                               rf"\tilde{{{x}}}_{{n,c,s \cdot {s} + k}}",
-             layer.param("b"): rf"{grad_tex(sup('b', l))}_{{o}} = \textstyle\sum_{{n,s}} {delta}_{{n,o,s}}"},
-            (rf"\hat{{{delta}}} \star \operatorname{{rot180}}\left({sup('W', l)}\right)^\top",),
-            (rf"$\star$ is cross-correlation; $\tilde{{{x}}}$ is ${x}$ padded with zeros; $\hat{{{delta}}}$ is "
-             rf"${delta}$ spread out by the stride ${s}$ and padded by the kernel size less 1, and the "
-             rf"correlation is cropped by the padding ${_size(opt['padding'], True)}$.",))
+        padded = any(opt["padding"])
+        src = rf"\tilde{{{x}}}" if padded else x
+        grads = {layer.param("W"): rf"{grad_tex(sup('W', l))}_{{o,c,k}} = \textstyle\sum_{{s}} {delta}_{{o,s}}\, "
+                                   rf"{src}_{{c,{_window_index(opt['stride'])}}}",
+                 layer.param("b"): rf"{grad_tex(sup('b', l))}_{{o}} = \textstyle\sum_{{s}} {delta}_{{o,s}}"}
+        strided = any(st > 1 for st in opt["stride"])
+        note = (r"$\star$ is cross-correlation; indices count from 1 ($s$ runs over the output positions, $k$ over "
+                r"the kernel's)" + (rf"; $\tilde{{{x}}}$ is ${x}$ padded with zeros" if padded else "")
+                + rf"; $\hat{{{delta}}}$ is ${delta}$" + (rf" spread out by the stride ${_size(opt['stride'], True)}$ and"
+                                                         if strided else "")
+                + " padded by the kernel size less 1"
+                + (rf", and the correlation is cropped by the padding ${_size(opt['padding'], True)}$" if padded else "")
+                + ".")
+        return Backward(grads, (rf"\hat{{{delta}}} \star \operatorname{{rot180}}\left({sup('W', l)}\right)^\top",), (note,))
 
+
+def _window_index(stride) -> str:
+    """The input index a kernel offset k meets at output position s (1-based, per axis where the
+    strides differ): s + k - 1 for stride 1, 2(s - 1) + k for stride 2."""
+    if len(set(stride)) == 1:
+        st = stride[0]
+        return "s + k - 1" if st == 1 else rf"{st}(s - 1) + k"
+    return ", ".join(f"s_{i} + k_{i} - 1" if st == 1 else rf"{st}(s_{i} - 1) + k_{i}"
+                     for i, st in enumerate(stride, 1))
 
 
 def _size(values, tex=False) -> str:

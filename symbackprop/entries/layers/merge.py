@@ -51,10 +51,10 @@ class Add(LayerKind):
     def slips(self, layer, ctx):
         l, (main, skip) = layer.index, layer.sources
         name = lambda k: "x" if k == 0 else f"a{k}"      # noqa: E731
-        return [ctx.slip({"inputs": (24, f"the residual path's gradient dropped at the add (layer {l}): "
-                                         f"{name(skip)} gets none of it")}, inputs=[ctx.inputs[0], zeros(ctx.inputs[1].shape)]),
-                ctx.slip({"inputs": (25, f"the main path's gradient dropped at the add (layer {l}): "
-                                         f"{name(main)} gets none of it")}, inputs=[zeros(ctx.inputs[0].shape), ctx.inputs[1]])]
+        return [ctx.slip({"inputs": (24, f"the residual path's gradient dropped at the add of layer {l} "
+                                         f"({name(skip)} given none of it)")}, inputs=[ctx.inputs[0], zeros(ctx.inputs[1].shape)]),
+                ctx.slip({"inputs": (25, f"the main path's gradient dropped at the add of layer {l} "
+                                         f"({name(main)} given none of it)")}, inputs=[zeros(ctx.inputs[0].shape), ctx.inputs[1]])]
 
     def latex_forward(self, layer, out, ins):
         return rf"{out} = {ins[0]} + {ins[1]}"

@@ -280,6 +280,9 @@ class Pool(LayerKind):
                 ctx.slip({"inputs": (28, f"{head} sent to the wrong element (the window's smallest)")},
                          inputs=[-ctx.inputs[0]], then=lambda d: -d)]
 
+    def text_local_derivative(self, layer):
+        return "1 if {x} is its window's first maximum, else 0" if self.mode == "max" else None
+
     def latex_forward(self, layer, out, ins):
         k, s = r" \times ".join(map(str, layer.opt["kernel"])), _size(layer.opt["stride"], True)   # 2 × 2 windows
         op = r"\max" if self.mode == "max" else r"\operatorname{mean}"

@@ -49,12 +49,10 @@ class Flatten(LayerKind):
 
     def explain_forward(self, lm, sheet):
         shape = lm.layer.in_shapes[0]
-        strides = [int(np.prod(shape[i + 1:])) for i in range(len(shape))]
-        where = " + ".join(f"({'cij'[i] if len(shape) == 3 else 'cl'[i]} - 1)" + (f" \\cdot {s}" if s > 1 else "")
-                           for i, s in enumerate(strides)) + " + 1"
+        names = "cij" if len(shape) == 3 else "cl"
         return [Display((self.latex_forward(lm.layer, sheet.out_tex(lm), [sheet.input_tex(lm)]),)),
-                Para(f"In row-major order (the last axis fastest): element ({', '.join('cij' if len(shape) == 3 else 'cl')}) "
-                     f"of the {' × '.join(map(str, shape))} input becomes element ${where}$ of the vector.")]
+                Para(f"In row-major order (the last axis fastest): element ({', '.join(names)}) "
+                     f"of the {' × '.join(map(str, shape))} input becomes element {flat_index(shape, names)} of the vector.")]
 
     def latex_forward(self, layer, out, ins):
         return rf"{out} = \operatorname{{flatten}}({ins[0]})"
@@ -65,3 +63,22 @@ class Flatten(LayerKind):
 
 
 FLATTEN = Flatten()
+
+
+def flat_index(shape, names) -> str:
+    """The 1-based row-major index of element (names) of ``shape``, in words and math: an axis of
+    size 1 has index 1 and is left out, so (2, 1, 1) reads "$c$ (i = j = 1)", never a formula that
+    is true only for this shape.
+
+    >>> print(flat_index((4, 4, 4), "cij"), flat_index((2, 1, 1), "cij"))
+    $(c - 1) \\cdot 16 + (i - 1) \\cdot 4 + j$ $c$ ($i = j = 1$)
+    """
+    strides = [int(np.prod(shape[i + 1:])) for i in range(len(shape))]
+    kept = [(name, s) for name, s, m in zip(names, strides, shape) if m > 1]
+    ones = [name for name, m in zip(names, shape) if m == 1]
+    if not kept:
+        where = "1"
+    else:
+        where = " + ".join([f"({name} - 1) \\cdot {s}" if s > 1 else f"({name} - 1)" for name, s in kept[:-1]]
+                           + [kept[-1][0] if kept[-1][1] == 1 else f"({kept[-1][0]} - 1) \\cdot {kept[-1][1]} + 1"])
+    return f"${where}$" + (f" (${' = '.join(ones)} = 1$)" if ones else "")

@@ -7,7 +7,7 @@ import sympy
 
 from ...writers.document import Heading, Para, Table
 from ..worksheet import EXAMPLES_SHOWN, WRITE_ALL, code_names
-from .forward import title
+from .forward import named_function, title
 
 
 def build(work) -> list:
@@ -132,7 +132,8 @@ def activation(work, lm) -> list:
     out = []
     if act.elementwise:
         deriv = sympy.latex(act.simple_derivative)
-        text = (f"The activation's derivative: $a = {act.latex}(z) = {sympy.latex(act.expr)}$ gives "
+        defined = "" if named_function(act) else f" = {sympy.latex(act.expr)}"
+        text = (f"The activation's derivative: $a = {act.latex}(z){defined}$ gives "
                 f"${act.latex}'(z) = {deriv}$")
         if act.output_form is not None and not act.output_form.is_Number:
             text += f", written in its output: ${act.latex}'(z) = {sympy.latex(act.output_form)}$"

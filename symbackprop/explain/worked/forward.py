@@ -47,9 +47,9 @@ def activation(work, sheet, lm) -> list:
     shown = pairs if len(pairs) <= WRITE_ALL else pairs[:1]
     lines = [f"{sheet.names[s]} &= {act.latex}({sheet.names[t]}) = {act.latex}({n.tex(sheet.val(t))}) {n.eq(sheet.val(s))}"
              for s, t in shown]
-    out = [Para(f"Then the activation, element by element: $a^{{({l})}}_j = {act.latex}(z^{{({l})}}_j)$ "
-                f"with ${act.latex}(z) = {sympy.latex(act.expr)}$" + (":" if len(shown) == len(pairs) else
-                                                                      "; the first element:")),
+    defined = "" if named_function(act) else f" with ${act.latex}(z) = {sympy.latex(act.expr)}$"
+    out = [Para(f"Then the activation, element by element: $a^{{({l})}}_j = {act.latex}(z^{{({l})}}_j)$"
+                + defined + (":" if len(shown) == len(pairs) else "; the first element:")),
            Display(tuple(lines))]
     return out
 
@@ -79,7 +79,7 @@ def _vector_pair(work, sheet, lm, names) -> list:
     arrays = [(name, sheet.stage(lm, name)) for name in names]
     size = lm.layer.shape[0]
     cols = list(range(size)) if size <= MATRIX_MAX else [*range(4), None, size - 1]
-    header = ("example",) + tuple("⋯" if j is None else f"${sheet.names[sheet.at(lm.stage(name).symbols, 0, (j,))]}$"
+    header = (sheet.example_head,) + tuple("⋯" if j is None else f"${sheet.column_name(lm.stage(name).symbols, (j,))}$"
                                   for name, _ in arrays for j in cols)
     shown = range(min(work.N, EXAMPLES_SHOWN))
     for i in shown:
@@ -106,10 +106,10 @@ def loss(work, sheet, name: str) -> list:
     out.append(Display((f"{head} &= {sheet.sym(first)}", f"&= {sheet.plug(first, 0)}", f"&{n.eq(per[0])}")))
     if work.N > 1:
         shown = range(min(work.N, EXAMPLES_SHOWN))
-        outs = [sheet.at(out_syms, 0, (j,)) for j in range(net.output_size)]
         rows = tuple((str(i + 1),) + tuple(f"${n.tex(sheet.val(sheet.at(out_syms, i, (j,)), i))}$"
                                            for j in range(net.output_size)) + (f"${n.tex(per[i])}$",) for i in shown)
-        header = ("example",) + tuple(f"${sheet.names[a]}$" for a in outs) + ("$C_i$",)
+        header = (sheet.example_head,) + tuple(f"${sheet.column_name(out_syms, (j,))}$"
+                                               for j in range(net.output_size)) + ("$C_i$",)
         out.append(Table(header, rows))
         if work.N > len(shown):
             out.append(Para(f"(examples {len(shown) + 1} to {work.N} not shown)"))
@@ -127,3 +127,9 @@ def _per_example_losses(work) -> list:
     if model.examples == 1:
         return [model.loss_def] * work.N
     return [work.net.loss.total(list(model.output_array[i]), list(model.Y[i])) for i in range(model.examples)]
+
+
+def named_function(act) -> bool:
+    """Whether an activation's definition is its own name applied to z (tanh(z) = tanh(z)): then
+    writing it out says nothing."""
+    return act.expr.is_Function and len(act.expr.args) == 1 and act.expr.args[0].is_Symbol

@@ -172,8 +172,8 @@ def training(work) -> list:
         conds.append(f"until the loss is below ${n.tex(loss_below)}$")
     if min_delta is not None:
         conds.append(f"until the loss changes by less than ${n.tex(min_delta)}$ in one step")
-    out = [Para(f"The same step repeated with {e.update.optimizer.name} (its state carried from step to "
-                "step), stopping by the three conditions of a training loop: a maximum number of "
+    carried = " (its state carried from step to step)" if e.update.optimizer.state else ""
+    out = [Para(f"The same step repeated with {e.update.optimizer.name}{carried}, stopping by the three conditions of a training loop: a maximum number of "
                 "steps, a loss below a threshold, a change of loss below a threshold. Here: " + "; ".join(conds) + ".")]
     shown = shown_steps(len(e.history))
     if len(shown) < len(e.history):
@@ -189,15 +189,14 @@ def training(work) -> list:
         points = ((0, e.history[0].loss_before),) + tuple((it.t, it.loss_after) for it in e.history)
         out.append(Curve((("loss", points),), "step", "loss",
                          f"The loss before step 1 and after each of the {len(e.history):,} steps."))
-    lines = []
+    lines, kernels = [], []
     for name, value in e.final.items():
         value = np.asarray(value)
         if value.ndim <= 2:
             lines.append(f"{param_tex(name)} &= {n.matrix(value) if value.ndim == 2 else n.column(value)}")
-        else:
-            lines.append(f"{param_tex(name)} &= {n.matrix(value.reshape(value.shape[0], -1))} "
-                         r"\quad \text{(each row a kernel, row-major)}")
-    out += [Para(f"The parameters after step {e.history[-1].t}:"), Display(tuple(lines))]
+        else:                        # a kernel per table, as the parameters were shown before the step
+            kernels += work.before.tables(param_tex(name), value, per_example=False, what="kernel")
+    out += [Para(f"The parameters after step {e.history[-1].t}:")] + ([Display(tuple(lines))] if lines else []) + kernels
     return out
 
 
