@@ -1,6 +1,7 @@
 """What a generated trainer says (issue 18, items 23–25): the final loss labelled, where a run stopped
 or resumes mid-epoch, a checkpoint of another network in the spec's words, target errors by line,
 predict's class names and standard output."""
+import os
 import re
 import subprocess
 import sys
@@ -173,8 +174,6 @@ def test_torch_trainer_threads(tmp_path):
                          ids=["train", "help", "predict-help"])
 def test_a_trainer_whose_reader_went_away_stops_quietly(args, status):
     """``python trainer.py | head``: a closed pipe ends the run with no traceback, as symbackprop does."""
-    import subprocess
-    import sys
     read, write = os.pipe()
     os.close(read)            # the reader has gone before the first line: every write meets EPIPE
     try:
