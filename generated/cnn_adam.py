@@ -2083,12 +2083,16 @@ def build_predict_parser():
 def main(argv=None):
     """The command line: ``[train] --data FILE ...`` or ``predict --params CKPT --data FILE -o CSV``."""
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
-    if argv[:1] == ["predict"]:
-        args, command = build_predict_parser().parse_args(argv[1:]), _predict
-    else:
-        args, command = build_parser().parse_args(argv[1:] if argv[:1] == ["train"] else argv), _main
     try:
+        if argv[:1] == ["predict"]:
+            args, command = build_predict_parser().parse_args(argv[1:]), _predict
+        else:
+            args, command = build_parser().parse_args(argv[1:] if argv[:1] == ["train"] else argv), _main
         return command(args)
+    except BrokenPipeError:   # the reader went away (| head): stop quietly, as symbackprop itself does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except TrainerError as err:
         print(f"{os.path.basename(sys.argv[0]) or 'trainer'}: error: {err}", file=sys.stderr)
         return 2

@@ -1,6 +1,7 @@
 """What a generated trainer says (issue 18, items 23–25): the final loss labelled, where a run stopped
 or resumes mid-epoch, a checkpoint of another network in the spec's words, target errors by line,
 predict's class names and standard output."""
+import os
 import re
 import subprocess
 import sys
@@ -167,3 +168,18 @@ def test_torch_trainer_threads(tmp_path):
         assert result.returncode == 2 and "--threads" in result.stderr and result.stderr.count("\n") == 1
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("args, status", [(("--epochs", "50"), 141), (("--help",), 0), (("predict", "--help"), 0)],
+                         ids=["train", "help", "predict-help"])
+def test_a_trainer_whose_reader_went_away_stops_quietly(args, status):
+    """``python trainer.py | head``: a closed pipe ends the run with no traceback, as symbackprop does."""
+    read, write = os.pipe()
+    os.close(read)            # the reader has gone before the first line: every write meets EPIPE
+    try:
+        result = subprocess.run([sys.executable, "generated/xor_adam.py", *args], stdout=write,
+                                stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert result.stderr == ""          # it used to end in a BrokenPipeError traceback
+    assert result.returncode == status  # 141 as after SIGPIPE; argparse's help already ignores the error
