@@ -45,20 +45,31 @@ def read_spec(path, check: bool = True) -> tuple[dict, str]:
     return data, str(path)
 
 
-def precheck(data) -> None:
-    """SpecError for the first problem found without the registries' SymPy: the tables, the
-    network's keys, sizes and input shape, unknown activation, loss, layer type and optimizer names."""
+def network_table(data) -> dict:
+    """The spec's ``[network]`` table, after the checks both forms share: a table at the top level,
+    known tables only, and the network keys of its form (``[[layer]]`` graph or dense stack)."""
     if not isinstance(data, dict):
         raise SpecError("spec", "expected a table at the top level")
     for key in data:
         if key not in TABLES:
             raise SpecError(key, f"unknown table (expected {', '.join(sorted(TABLES))})")
     net = _table(data, "network", required=True)
+    graph = "layer" in data
+    for key in net:
+        if graph and key not in GRAPH_KEYS:
+            hint = " (a [[layer]] list replaces layers and activations)" if key in NETWORK_KEYS else ""
+            raise SpecError(f"network.{key}", f"unknown key (expected input, loss){hint}")
+        if not graph and key not in NETWORK_KEYS:
+            raise SpecError(f"network.{key}", "unknown key (expected layers, activations, loss; "
+                                              "or input and loss with a [[layer]] list)")
+    return net
+
+
+def precheck(data) -> None:
+    """SpecError for the first problem found without the registries' SymPy: the tables, the
+    network's keys, sizes and input shape, unknown activation, loss, layer type and optimizer names."""
+    net = network_table(data)
     if "layer" in data:
-        for key in net:
-            if key not in GRAPH_KEYS:
-                hint = " (a [[layer]] list replaces layers and activations)" if key in NETWORK_KEYS else ""
-                raise SpecError(f"network.{key}", f"unknown key (expected input, loss){hint}")
         _input_shape(net.get("input"))
         tables = data["layer"]
         if not isinstance(tables, list) or not tables:
@@ -68,10 +79,6 @@ def precheck(data) -> None:
                 raise SpecError(f"layer {i}", f"expected a table (type = ..., and its fields), got {shown(table)}")
             layer_type(table.get("type"), i)
     else:
-        for key in net:
-            if key not in NETWORK_KEYS:
-                raise SpecError(f"network.{key}", "unknown key (expected layers, activations, loss; "
-                                                  "or input and loss with a [[layer]] list)")
         layers = _layers(net.get("layers"))
         acts = net.get("activations")
         acts = [acts] * (len(layers) - 1) if isinstance(acts, str) else acts

@@ -19,6 +19,7 @@ from ..entries.layers.dense import DENSE
 from ..entries.optimizers import HYPERS, OPTIMIZERS, Settings
 from ..entries.registry import ACTIVATIONS, LOSSES, Activation, Loss, z
 from .document import (GRAPH_KEYS, NETWORK_KEYS, OPTIMIZER_KEYS, TABLES, _input_shape, _layers, _table,  # noqa: F401
+                       network_table,
                        activation_name, layer_type, loss_name, optimizer_name, parse_document, read_input,
                        read_spec)
 from .formula import parse_formula
@@ -115,25 +116,11 @@ class Network:
     @classmethod
     def from_dict(cls, data: dict, source: str = "<dict>") -> "Network":
         """Validate the spec's data; SpecError names the first bad field."""
-        if not isinstance(data, dict):
-            raise SpecError("spec", "expected a table at the top level")
-        for key in data:
-            if key not in TABLES:
-                raise SpecError(key, f"unknown table (expected {', '.join(sorted(TABLES))})")
-        net = _table(data, "network", required=True)
+        net = network_table(data)
         if "layer" in data:
-            expected = GRAPH_KEYS
-            for key in net:
-                if key not in GRAPH_KEYS:
-                    hint = " (a [[layer]] list replaces layers and activations)" if key in NETWORK_KEYS else ""
-                    raise SpecError(f"network.{key}", f"unknown key (expected input, loss){hint}")
             input_shape = _input_shape(net.get("input"))
             graph = _graph(input_shape, data["layer"])
         else:
-            for key in net:
-                if key not in NETWORK_KEYS:
-                    raise SpecError(f"network.{key}", "unknown key (expected layers, activations, loss; "
-                                                      "or input and loss with a [[layer]] list)")
             layers = _layers(net.get("layers"))
             acts = _activations(net.get("activations"), len(layers) - 1)
             input_shape, graph = (layers[0],), cls.stack(layers, acts, None).graph
