@@ -300,10 +300,9 @@ def test_seconds_for_a_few_thousand_parameters():
     assert {r.status for r in results.values()} == {"ok"} and len(results) == 50 + 16 + 800 + 2000
 
 
-def test_at_a_max_pool_tie_either_routing_is_right_and_expected_is_pytorch_s():
-    """z1's first window holds 1.1 twice. The interval arithmetic cannot tell which element wins, so
-    either routing of the window's gradient is right; the expected column shows PyTorch's (all to
-    the first maximum), not the midpoint of the two, and says why a number unlike it is ok."""
+def tied_network():
+    """A conv → max-pool net whose z1 window holds 1.1 twice (positions (1, 1) and (1, 2)), and g,
+    that window's gradient ∂C/∂a2."""
     net = Network.from_dict({
         "network": {"input": [1, 3, 3], "loss": "squared_error"},
         "layer": [{"type": "conv2d", "channels": 1, "kernel": 2}, {"type": "maxpool2d", "kernel": 2},
@@ -311,7 +310,14 @@ def test_at_a_max_pool_tie_either_routing_is_right_and_expected_is_pytorch_s():
         "parameters": {"W1": [[[[1.0, 0.0], [0.0, 0.0]]]], "b1": [0.1], "W4": [[0.6]], "b4": [0.2]},
         "sample": {"x": [[[1, 1, 0], [0, 0, 0], [0, 0, 0]]], "y": [1]}})
     a4 = 1 / (1 + np.exp(-(0.6 * 1.1 + 0.2)))
-    g = 2 * (a4 - 1) * a4 * (1 - a4) * 0.6                       # ∂C/∂a2, all of it to one element
+    return net, 2 * (a4 - 1) * a4 * (1 - a4) * 0.6
+
+
+def test_at_a_max_pool_tie_either_routing_is_right_and_expected_is_pytorch_s():
+    """z1's first window holds 1.1 twice. The interval arithmetic cannot tell which element wins, so
+    either routing of the window's gradient is right; the expected column shows PyTorch's (all to
+    the first maximum), not the midpoint of the two, and says why a number unlike it is ok."""
+    net, g = tied_network()                                      # ∂C/∂a2, all of it to one element
     first = {"dC/da1": [[[g, 0], [0, 0]]]}
     second = {"dC/da1": [[[0, g], [0, 0]]]}
     for hand in (first, second):

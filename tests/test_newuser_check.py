@@ -12,7 +12,7 @@ from symbackprop.check.judge import check, load_hand, parse_hand
 from symbackprop.spec.network import load
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_check_layers import CONV, build, conv_input_grad, run, truth  # noqa: E402
+from test_check_layers import CONV, build, conv_input_grad, run, tied_network, truth  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TIE_TEXT = "sent to every tied maximum"
@@ -25,14 +25,7 @@ def text(v) -> str:
 @pytest.fixture(scope="module")
 def tied():
     """z1's first 2×2 window holds 1.1 twice (positions (1, 1) and (1, 2)); g is that window's gradient."""
-    net = Network.from_dict({
-        "network": {"input": [1, 3, 3], "loss": "squared_error"},
-        "layer": [{"type": "conv2d", "channels": 1, "kernel": 2}, {"type": "maxpool2d", "kernel": 2},
-                  {"type": "flatten"}, {"type": "dense", "units": 1, "activation": "sigmoid"}],
-        "parameters": {"W1": [[[[1.0, 0.0], [0.0, 0.0]]]], "b1": [0.1], "W4": [[0.6]], "b4": [0.2]},
-        "sample": {"x": [[[1, 1, 0], [0, 0, 0], [0, 0, 0]]], "y": [1]}})
-    a4 = 1 / (1 + np.exp(-(0.6 * 1.1 + 0.2)))
-    return net, 2 * (a4 - 1) * a4 * (1 - a4) * 0.6
+    return tied_network()
 
 
 def judged(net, values) -> dict:

@@ -17,7 +17,7 @@ import numpy as np
 import sympy
 
 from ..writers import latexdoc
-from ..writers.document import tex_escape
+from ..writers.document import md_cell, tex_escape
 from ..derive.derivation import Derivation, Factor, Step
 from ..errors import printable
 from ..entries.registry import z as IN
@@ -433,11 +433,6 @@ def _tex_prose(text: str) -> str:
     return "".join(specials.get(c) or tex_escape(c) for c in text)
 
 
-def _md_cell(text: str) -> str:
-    """One table cell: one line, with | escaped (it would end the cell)."""
-    return " ".join(text.split()).replace("|", r"\|")
-
-
 def render_markdown(derivation, values, digits=5, wrt=None) -> str:
     r = Renderer(derivation, values, digits)
     net = derivation.model.network
@@ -445,9 +440,9 @@ def render_markdown(derivation, values, digits=5, wrt=None) -> str:
            _title(net).replace("_", r"\_") + ". " + " ".join(_about(r)).replace("_", r"\_"), ""]
     if values is not None:
         header, rows, loss = r.forward_table(latex=True)
-        out += ["## Forward pass", "", "| " + " | ".join(map(_md_cell, header)) + " |",
+        out += ["## Forward pass", "", "| " + " | ".join(map(md_cell, header)) + " |",
                 "|" + "---|" * len(header)]
-        out += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in rows]
+        out += ["| " + " | ".join(map(md_cell, row)) + " |" for row in rows]
         out += ["", f"${loss}$", ""]
     for title, rows in render_latex_body(derivation, values, digits, wrt):
         out += [f"## {title}", "", "$$", r"\begin{aligned}", " \\\\\n".join(rows), r"\end{aligned}", "$$", ""]

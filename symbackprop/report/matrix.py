@@ -10,7 +10,7 @@ import sympy
 from ..derive.matrix import MatrixDerivation
 from ..entries.layers.base import param_tex
 from ..entries.registry import a, y, z
-from ..writers.document import tex_escape
+from ..writers.document import tex_escape, tex_prose
 from ..writers.latexdoc import LINE_PT, width
 from ..writers.sigfig import significant
 from ..writers.textprint import text
@@ -81,7 +81,7 @@ def _sections(md: MatrixDerivation) -> list[tuple[str, list[str]]]:
             rules.append(rf"{f.tex}(z) = {_fmt_latex(f.expr, {})}")
         if not f.elementwise:
             rules.append(rf"\frac{{\partial a_j}}{{\partial z_k}} = a_j\left(\delta_{{jk}} - a_k\right) "
-                         rf"\quad\text{{({_tex_text(f.activation)}: not element-wise)}}")
+                         rf"\quad\text{{({tex_escape(f.activation)}: not element-wise)}}")
         elif f.output_form is not None and f.output_form != f.derivative:
             rules.append(rf"{f.tex}'(z) = {_fmt_latex(f.derivative, {})} = {_fmt_latex(f.output_form, {})}")
         else:
@@ -95,7 +95,7 @@ def _sections(md: MatrixDerivation) -> list[tuple[str, list[str]]]:
         back.append(rf"{top} = \nabla_a C = {_fmt_latex(out.loss_gradient, names)}")
     elif out.kind == "fused":
         back.append(rf"{top} = {_fmt_latex(out.delta, names)} "
-                    rf"\quad\text{{({_tex_text(last.activation)} + {_tex_text(md.loss)}, fused; proven by SymPy)}}")
+                    rf"\quad\text{{({tex_escape(last.activation)} + {tex_escape(md.loss)}, fused; proven by SymPy)}}")
     elif out.kind == "elementwise":
         back.append(rf"{top} = \nabla_{{a}} C \odot {last.tex}'\left(z^{{({L})}}\right) = {_fmt_latex(out.delta, names)}")
     else:
@@ -107,7 +107,7 @@ def _sections(md: MatrixDerivation) -> list[tuple[str, list[str]]]:
         if l != L:
             total = " + ".join(incoming.pop(l))
             if layer.has_z and f.elementwise and f.factor == 1:
-                back.append(rf"\delta^{{({l})}} = {total} \quad (\text{{{_tex_text(f.activation)}}}' = 1)")
+                back.append(rf"\delta^{{({l})}} = {total} \quad (\text{{{tex_escape(f.activation)}}}' = 1)")
             elif layer.has_z:
                 back.append(rf"\delta^{{({l})}} = {total} \odot {f.tex}'\left(z^{{({l})}}\right)"
                             + (rf" = {total} \odot \left({_fmt_latex(f.factor, _tex_names(l))}\right)" if f.elementwise else ""))
@@ -134,11 +134,6 @@ def _sections(md: MatrixDerivation) -> list[tuple[str, list[str]]]:
 
 def _tex_names(l: int) -> dict:
     return {a: f"a^{{({l})}}", y: "y", z: f"z^{{({l})}}"}
-
-
-def _tex_text(text: str) -> str:
-    """A name inside ``\text{}``: every character TeX acts on escaped."""
-    return tex_escape(text)
 
 
 def _title(md: MatrixDerivation) -> str:
@@ -222,7 +217,7 @@ def _render_tex(md: MatrixDerivation, sections, markdown: bool) -> str:
             f"\\begin{{align*}}\n{body}\n\\end{{align*}}"
 
     def prose(notes):
-        return [note if markdown else _tex_prose(note) for note in notes]
+        return [note if markdown else tex_prose(note) for note in notes]
 
     layout = f"Layout: {_layout(md)}, $a^{{(0)}} = x$."
     title = _title(md).replace("_", " ")
@@ -290,13 +285,6 @@ def _top_level_equals(text: str) -> int | None:
     return None
 
 
-def _tex_prose(text: str) -> str:
-    """Prose with $math$ for a LaTeX document: the math kept, the rest escaped."""
-    special = {"&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-    return "".join(p if p.startswith("$") else "".join(special.get(c, c) for c in p)
-                   for p in re.split(r"(\$[^$]+\$)", text))
-
-
 def prose_text(text: str) -> str:
     """Prose with $math$ as plain text."""
     return "".join(tex_to_text(p[1:-1]) if p.startswith("$") else p for p in re.split(r"(\$[^$]+\$)", text))
@@ -342,7 +330,7 @@ def _kernels(value):
 
 def where_numbers(seed: int | None, fmt: str, too_many: bool) -> str:
     """Where the numbers are, for an output that does not print them."""
-    origin = f"drawn by --init {seed}" if seed is not None else "the spec's"
+    origin = f"drawn by `--init {seed}`" if seed is not None else "the spec's"
     flags = "" if seed is None else f" --init {seed}"
     what = ("The parameters (" + origin + "), the loss and every gradient are in "
             f"`derive --format json{flags}`" + ("" if too_many else f" and, as tables, `derive --format text{flags}`")
@@ -350,5 +338,5 @@ def where_numbers(seed: int | None, fmt: str, too_many: bool) -> str:
     if fmt == "text":
         return "\n" + what.replace("`", "") + "\n"
     if fmt == "latex":
-        return "\n\\paragraph{Numbers.} " + _tex_prose(what.replace("`", "").replace("--", "-{}-")) + "\n"
+        return "\n\\paragraph{Numbers.} " + tex_prose(what) + "\n"   # `code` in typewriter: -- stays two hyphens
     return "\n## Numbers\n\n" + what + "\n"

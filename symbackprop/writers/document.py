@@ -108,11 +108,11 @@ def to_markdown(blocks) -> str:
             out.append("$$\n" + _display_tex(b.lines) + "\n$$")
         elif isinstance(b, Table):
             rows = [b.header, tuple("---" for _ in b.header), *b.rows]
-            out.append("\n".join("| " + " | ".join(map(_md_cell, r)) + " |" for r in rows))
+            out.append("\n".join("| " + " | ".join(map(md_cell, r)) + " |" for r in rows))
     return "\n\n".join(out) + "\n"
 
 
-def _md_cell(text: str) -> str:
+def md_cell(text: str) -> str:
     """A Markdown table cell: one line, its | escaped (a bare one would end the cell), as prose."""
     return _md_text(" ".join(text.split()).replace("|", r"\|"))
 
@@ -151,7 +151,7 @@ _TEX_SPECIAL.update({"⋯": r"$\cdots$", "⋮": r"$\vdots$", "⋱": r"$\ddots$",
 _PIECES = re.compile("(\ue000[^\ue000\ue001]*\ue001|\\$[^$\ue000\ue001]+\\$|`[^`\ue000\ue001]+`)")
 
 
-def _tex_text(text: str) -> str:
+def tex_prose(text: str) -> str:
     """Prose for LaTeX: math kept as it is, `code` in typewriter, special characters escaped; user
     text (:func:`user_text`) as text, its ``$`` and every other special character escaped."""
 
@@ -188,18 +188,18 @@ def to_latex(blocks, title: str, fragment: bool = False) -> str:
     for b in blocks:
         if isinstance(b, Heading):
             if b.level > 1:
-                out.append(f"\\{'sub' * (b.level - 2)}section*{{{_tex_text(b.text)}}}")
+                out.append(f"\\{'sub' * (b.level - 2)}section*{{{tex_prose(b.text)}}}")
         elif isinstance(b, Para):
-            out.append(_tex_text(b.text))
+            out.append(tex_prose(b.text))
         elif isinstance(b, Display):
             out.append(latexdoc.display(b.lines, aligned=len(b.lines) > 1 or _aligned(b.lines[0])))
         elif isinstance(b, Table):
-            header = tuple(_tex_text(c) for c in b.header)
-            rows = [tuple(_tex_text(c) for c in r) for r in b.rows]
+            header = tuple(tex_prose(c) for c in b.header)
+            rows = [tuple(tex_prose(c) for c in r) for r in b.rows]
             for group in latexdoc.column_groups(header, rows):
                 out.append(latexdoc.table([header[c] for c in group], [[r[c] for c in group] for r in rows]))
     body = "\n\n".join(out) + "\n"
-    return body if fragment else latexdoc.document(body, _tex_text(title))
+    return body if fragment else latexdoc.document(body, tex_prose(title))
 
 
 def to_html(blocks) -> str:
