@@ -55,7 +55,9 @@ def render_text(results, notes=(), spec="the spec") -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = [f"checked against {printable(spec)}" + (":" if notes else "")] + [f"  {note}" for note in notes]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths + [0])).rstrip() for row in rows]
-    counts = {status: sum(r.status == status for r in results) for status in ("ok", "wrong", "carried")}
+    counts = {status: sum(r.status == status for r in results) for status in ("ok", "wrong", "carried", "missing")}
+    if not counts["missing"]:
+        del counts["missing"]
     lines.append(f"{len(results)} numbers: " + ", ".join(f"{n} {status}" for status, n in counts.items()))
     return "\n".join(lines)
 
