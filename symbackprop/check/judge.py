@@ -211,8 +211,7 @@ class _Checker:
             truth = self.values.true_values()     # saturated steps: float intervals only bound them
             if truth is not None:
                 exact = {s: Interval.point(v) if math.isfinite(v) else exact[s] for s, v in truth.items()}
-        wide = {s for s, r in exact.items() if math.isfinite(r.lo) and math.isfinite(r.hi)
-                and r.hi - r.lo > max(1e-9 * max(abs(r.lo), abs(r.hi)), 1e-12)}
+        wide = wide_nodes(exact)
         shown = truth or self._points(wide)
         ties = Ties(g, self.values) if wide else None
         broken, tightened = set(), False
@@ -350,6 +349,13 @@ class _Checker:
             return text
         return f"{text} (in the {self.graph.labels[target]} used here)" if target in given else \
             f"{text} (in {self.graph.labels[target]})"
+
+
+def wide_nodes(exact: dict) -> set:
+    """The nodes whose exact range is wider than float rounding although the spec's numbers are
+    exact: a tie (a max-pool window's shared maximum) or a kink (relu at 0) leaves them open."""
+    return {s for s, r in exact.items() if math.isfinite(r.lo) and math.isfinite(r.hi)
+            and r.hi - r.lo > max(1e-9 * max(abs(r.lo), abs(r.hi)), 1e-12)}
 
 
 def _expected(point, exact: Interval) -> float:
