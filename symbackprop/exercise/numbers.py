@@ -3,7 +3,7 @@ drawn from a seed.
 
 ``friendly`` (the default) draws numbers a person can work by hand: weights of one decimal
 (±0.1 to ±0.9, fewer digits for a layer with many inputs), biases and batch norm's β of one decimal
-from −0.5 to 0.5, γ from 0.5 to 1.5, integer inputs from −3 to 3, and targets in the loss's domain
+from −0.5 to 0.5, γ from 0.5 to 1.5, integer inputs from −2 to 2, and targets in the loss's domain
 (one-hot rows for cross-entropy, 0 or 1 for a target in [0, 1], else one decimal from 0 to 1). A
 relu or identity layer fed such numbers gives numbers of one or two decimals. One example, or
 two where a layer normalises over the batch. ``any`` draws as ``--init`` does (a generated
@@ -104,7 +104,7 @@ def _friendly_parameters(network, rng) -> dict:
 
 def _friendly_sample(network, rng):
     n = 2 if any(layer.kind.couples_batch for layer in network.graph) else 1
-    x = rng.integers(-3, 4, (n, *network.input)).astype(np.float64)
+    x = rng.integers(-2, 3, (n, *network.input)).astype(np.float64)
     outputs = network.output_size
     low, high = network.loss.targets
     if network.loss.name == "cross_entropy":
