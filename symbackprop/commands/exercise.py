@@ -64,7 +64,7 @@ def run(args) -> int:
     if args.choices is not None:
         if fmt != "moodle":
             raise SpecError("--choices", "is for a Moodle quiz (--format moodle, or -o FILE.xml)")
-        choices = _int(args.choices, "--choices", 2, 10)
+        choices = _int(args.choices, "--choices", 2, 26)
     if count is not None and seed + count - 1 > SEED_MAX:
         raise SpecError("--count", f"seeds {seed} to {seed + count - 1} pass the largest seed, {SEED_MAX}")
     from ..spec.document import read_spec

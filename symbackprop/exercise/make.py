@@ -11,7 +11,7 @@ file, the Moodle quiz.
 """
 from dataclasses import dataclass, field
 
-from ..errors import SpecError
+from ..errors import SpecError, shown
 from ..spec.network import Network
 from ..writers.sigfig import significant
 from . import tomlout
@@ -117,6 +117,9 @@ def build(data: dict, source: str, seed: int = 0, mode: str = "friendly", optimi
     table = data.get("optimizer", {})
     if not isinstance(table, dict):
         raise SpecError("optimizer", "expected a table")
+    from ..entries.optimizers import OPTIMIZERS
+    if optimizer is not None and optimizer not in OPTIMIZERS:
+        raise SpecError("--optimizer", f"unknown optimizer {shown(optimizer)} (known: {', '.join(OPTIMIZERS)})")
     name = optimizer or table.get("name", "sgd")
     data = {k: v for k, v in data.items() if not redraw or k not in ("parameters", "sample", "masks")}
     data["optimizer"] = {**table, "name": name}
