@@ -32,7 +32,8 @@ class Exercise:
     asked: list[str]
     digits: int = DIGITS
     source: str = "spec"
-    files: dict = field(default_factory=dict)   # role -> the file name the documents cite
+    # role -> the file name the documents cite (the command sets them from -o)
+    files: dict = field(default_factory=lambda: {"spec": "SPEC", "hand": "HAND", "key_hand": "KEY"})
     _explanation: object = None
 
     @property
@@ -79,13 +80,13 @@ class Exercise:
     def skeleton(self) -> str:
         """The hand file to fill in: every asked quantity, each number blank ("")."""
         header = (f"Your numbers for {self.title}.\nFill in each \"\" (a number, or a string such as \"0.50\" to keep "
-                  f"its zero), then\n  symbackprop check {self.files.get('spec', 'SPEC')} THIS-FILE\nIndices count "
+                  f"its zero), then\n  symbackprop check {self.files['spec']} THIS-FILE\nIndices count "
                   "from 1; a number left blank is reported missing.")
         return tomlout.hand_text({n: self._nested(n, lambda v: "") for n in self.asked}, header)
 
     def key_hand(self) -> str:
         """The filled hand file: every asked number to :meth:`written`'s digits."""
-        header = (f"The answer key of {self.title}:\n  symbackprop check {self.files.get('spec', 'SPEC')} THIS-FILE\n"
+        header = (f"The answer key of {self.title}:\n  symbackprop check {self.files['spec']} THIS-FILE\n"
                   "reports every number ok.")
         return tomlout.hand_text({n: self._nested(n, lambda v: tomlout.Raw(self.written(v))) for n in self.asked},
                                  header)

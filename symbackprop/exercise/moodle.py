@@ -70,11 +70,12 @@ def tolerance(value: float, digits: int) -> float:
 
 def _wrong(found, value, digits) -> list[tuple[str, float]]:
     """The catalogued wrong values that differ from the answer, and from each other, at ``digits``."""
-    seen, out = {shown(value, digits)}, []
+    def label(v):                     # the number the digits shown say (0.3 and 0.300 are one)
+        return float(f"{v:.{digits}g}")
+    seen, out = {label(value)}, []
     for _, text, wrong in found:
-        label = shown(wrong, digits)
-        if label not in seen:
-            seen.add(label)
+        if label(wrong) not in seen:
+            seen.add(label(wrong))
             out.append((text, wrong))
     return out
 
