@@ -197,3 +197,14 @@ def test_the_latex_worksheet_and_key_compile(tmp_path, capsys):
             proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", name], cwd=tmp_path,
                                   capture_output=True, text=True, timeout=180)
             assert proc.returncode == 0, (spec, name, proc.stdout[-2000:])
+
+
+def test_the_bundled_example_is_what_the_command_writes(tmp_path, capsys):
+    """examples/exercise/ (regenerate: symbackprop exercise examples/seed.toml --key -o examples/exercise/seed.md --force)."""
+    code, _, err = _run(capsys, "examples/seed.toml", "--key", "-o", str(tmp_path / "seed.md"))
+    assert code == 0, err
+    from pathlib import Path
+    bundled = sorted(Path("examples/exercise").glob("seed.*"))
+    assert [p.name for p in bundled] == sorted(p.name for p in tmp_path.iterdir())
+    for path in bundled:
+        assert path.read_bytes() == (tmp_path / path.name).read_bytes(), path
