@@ -12,6 +12,7 @@ file, the Moodle quiz.
 from dataclasses import dataclass, field
 
 from ..errors import SpecError, shown
+from ..check.hand import usable
 from ..spec.network import Network
 from ..writers.sigfig import significant
 from . import tomlout
@@ -21,6 +22,8 @@ from .step import Step
 DIGITS = 3             # significant digits asked by default
 KEY_DIGITS = 6         # the key's digits (at least two more than asked)
 SEED_MAX = 2**32 - 1
+TRIES = 60             # friendly draws tried for a step without ties or kinks (then the last is kept)
+SMALL = 200            # parameters up to which all of them are tried; a bigger network gets 3
 
 
 @dataclass
@@ -126,10 +129,12 @@ def build(data: dict, source: str, seed: int = 0, mode: str = "friendly", optimi
     data["optimizer"] = {**table, "name": name}
     _check_size(data)
     step = network = drawn = None
-    for drawn in draws(data, seed, mode):
+    tries = TRIES if _bare(data).parameter_count <= SMALL else 3      # a big step takes a while to build
+    for attempt, drawn in enumerate(draws(data, seed, mode), 1):
         network = Network.from_dict(drawn, source=source)
+        usable(network)
         step = Step(network, name)
-        if step.clean():
+        if attempt >= tries or step.clean():
             break
     asked = step.select(ask)
     return Exercise(network, drawn, seed, step, asked, digits, source)
@@ -147,8 +152,8 @@ def _bare(data: dict) -> Network:
 
 def _check_size(data: dict) -> None:
     """SpecError before any drawing for a network too big to work by hand (check's limit)."""
-    from ..check.hand import MAX_PARAMETERS
+    from ..explain.example import MAX_PARAMETERS
     bare = _bare(data)
     if bare.parameter_count > MAX_PARAMETERS:
         raise SpecError(bare.size_field, f"an exercise is worked by hand: at most {MAX_PARAMETERS} parameters "
-                                         f"(check's limit), this network has {bare.parameter_count}")
+                                         f"(explain's limit), this network has {bare.parameter_count}")

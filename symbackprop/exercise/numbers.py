@@ -28,7 +28,7 @@ from ..spec.initial import draw_parameters, draw_sample, rules
 from ..spec.network import Network
 
 MODES = ("friendly", "any")
-TRIES = 60          # friendly draws tried for a step without ties or kinks; then the last is kept
+DRAWS = 60          # friendly draws offered, one after another
 PROVIDED = ("x", "y")
 
 
@@ -50,7 +50,7 @@ def draws(data: dict, seed: int, mode: str):
         yield _filled(data, bare, given, sample, params, x, y, seed)
         return
     rng = np.random.default_rng([seed, 23])
-    for _ in range(TRIES):
+    for _ in range(DRAWS):
         params, (x, y) = _friendly_parameters(bare, rng), _friendly_sample(bare, rng)
         yield _filled(data, bare, given, sample, params, x, y, seed)
 
