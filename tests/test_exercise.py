@@ -208,3 +208,17 @@ def test_the_bundled_example_is_what_the_command_writes(tmp_path, capsys):
     assert [p.name for p in bundled] == sorted(p.name for p in tmp_path.iterdir())
     for path in bundled:
         assert path.read_bytes() == (tmp_path / path.name).read_bytes(), path
+
+
+def test_a_dropout_exercise_gives_its_masks_and_its_key_passes(tmp_path, capsys):
+    spec = tmp_path / "drop.toml"
+    spec.write_text('[network]\ninput = [3]\nloss = "squared_error"\n[[layer]]\ntype = "dense"\nunits = 3\n'
+                    'activation = "relu"\n[[layer]]\ntype = "dropout"\nrate = 0.5\n[[layer]]\ntype = "dense"\n'
+                    'units = 1\nactivation = "identity"\n')
+    code, _, err = _run(capsys, str(spec), "--seed", "2", "--key", "-o", str(tmp_path / "d.md"))
+    assert code == 0, err
+    network = load(tmp_path / "d.spec.toml")
+    mask = network.masks["M2"][0]
+    assert f"\\text{{M2}} &= \\begin{{bmatrix}} {' & '.join(f'{v:g}' for v in mask)} \\end{{bmatrix}}" in \
+        (tmp_path / "d.md").read_text()
+    assert {r.status for r in check(network, tmp_path / "d.key.toml")} == {"ok"}

@@ -8,7 +8,7 @@ A builder: it formats the numbers :class:`~symbackprop.exercise.make.Exercise` c
 computes none.
 """
 from ..entries.optimizers import OPTIMIZERS
-from ..writers.document import Figure, Heading, Para, Table
+from ..writers.document import Display, Figure, Heading, Para, Table
 from .step import stage_of
 
 SECTIONS = {"forward": "Forward pass", "loss": "Loss", "backward": "Backward pass",
@@ -50,6 +50,12 @@ def _setting(ex) -> list:
     from ..explain.worked import Work, setting
     work = Work(ex.explanation())
     out = [b for b in setting.build(work) if not isinstance(b, Figure)]
+    if ex.network.masks:               # the masks' values: a person cannot work dropout without them
+        lines = tuple(f"\\text{{{name}}} &= {work.n.matrix(m.reshape(m.shape[0], -1))}"
+                      for name, m in ex.network.masks.items())
+        out.append(Para("The keep-masks (1 keeps an element, 0 drops it; a row per example, the elements in "
+                        "PyTorch's order):"))
+        out.append(Display(lines))
     out.append(Figure(_drawing(ex.network), "The layers, from the input down: each box is a layer with the "
                                             "shape of its output."))
     return out + [Para(_step_text(ex))]
