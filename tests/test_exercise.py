@@ -97,6 +97,7 @@ def test_friendly_numbers_have_at_most_two_decimals(spec):
         numbers = [*ex.data["parameters"].values(), ex.data["sample"]["x"], ex.data["sample"]["y"]]
         assert all(friendly_enough(v) for v in numbers), (seed, numbers)
         assert ex.step.clean()                   # no tie, no kink: every number has one right value
+        assert ex.step.mild()                    # pre-activations within ±3: no saturated sigmoid
     assert decimals(0.05) == 2 and decimals(0.123) == 3 and not friendly_enough([[0.1, 0.125]])
 
 

@@ -134,7 +134,8 @@ def build(data: dict, source: str, seed: int = 0, mode: str = "friendly", optimi
         network = Network.from_dict(drawn, source=source)
         usable(network)
         step = Step(network, name)
-        if attempt >= tries or step.clean():
+        # the first half of the tries also asks for pre-activations of a friendly size
+        if attempt >= tries or step.clean() and (step.mild() or 2 * attempt > tries):
             break
     asked = step.select(ask)
     return Exercise(network, drawn, seed, step, asked, digits, source)

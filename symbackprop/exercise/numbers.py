@@ -10,7 +10,8 @@ two where a layer normalises over the batch. ``any`` draws as ``--init`` does (a
 trainer's ``init_params(seed)``, a seeded normal sample).
 
 A draw is one of a sequence (:func:`draws`): the exercise takes the first whose step has no tie
-and no kink (:mod:`symbackprop.exercise.step`), so that every asked number has one right value.
+and no kink (:mod:`symbackprop.exercise.step`), so that every asked number has one right value, and
+— in the first half of the tries — whose pre-activations stay within ±3 (no saturated sigmoid).
 
 >>> from symbackprop.spec.document import read_spec
 >>> data, _ = read_spec("examples/seed.toml")

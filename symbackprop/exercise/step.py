@@ -25,6 +25,7 @@ from ..errors import SpecError, shown
 
 STAGES = ("forward", "loss", "backward", "update", "new")
 MAX_ASKED = 64       # names in one --ask
+MILD = 3.0           # |z| a friendly draw keeps within, where it can
 
 
 def stage_of(name: str) -> str:
@@ -111,6 +112,12 @@ class Step:
     def elements(self, name: str) -> list[tuple]:
         """The 0-based indices of ``name``'s numbers, in order."""
         return sorted(index for (n, index) in self.graph.named if n == name)
+
+    def mild(self, bound: float = MILD) -> bool:
+        """Whether every pre-activation (``z``) is within ±``bound``: a sigmoid or tanh far from
+        saturation, numbers of a size a person works with."""
+        return all(abs(v) <= bound for (n, _), v in self.answers().items()
+                   if stage_of(n) == "forward" and n.rstrip("0123456789") == "z")
 
     def clean(self) -> bool:
         """Whether every number of the step has one right value (no max-pool tie, no activation at
