@@ -11,7 +11,7 @@ import sys
 
 from .errors import SpecError, one_line
 
-COMMANDS = ("derive", "gradcheck", "generate", "explain", "check")
+COMMANDS = ("derive", "gradcheck", "generate", "explain", "check", "exercise")
 
 
 class _Parser(argparse.ArgumentParser):

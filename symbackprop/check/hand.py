@@ -6,7 +6,9 @@ A ``[values]`` table names quantities as the network's own: ``z1``, ``a1`` (laye
 (``sgd.W2``, ``adam.m.W2``) and the forward pass after it (``new.z2``, ``new.loss``). A value is a
 number or a nested list in the quantity's shape — with a batch, per-example quantities have the
 example first — or one element, ``"a1[2][3]"`` (example 2, element 3): indices count from 1, as
-the math does. A written number stands for the interval its digits allow.
+the math does. A written number stands for the interval its digits allow. A number left blank — an
+empty string, ``""`` for a whole quantity or for one element (``grad.W2 = [["", 0.3]]``), as the
+skeletons ``symbackprop exercise`` writes have them — is *missing*: asked for, not answered.
 """
 import difflib
 import math
@@ -100,6 +102,7 @@ class Hand:
     optimizer: dict = field(default_factory=dict)
     source: str = "<hand>"
     notes: tuple = ()         # what the person should know about how the file was read
+    missing: tuple = ()       # (quantity, index) of each number left blank (""): asked, not answered
 
     def __repr__(self) -> str:
         return f"<Hand {self.source}: {len(self.values)} numbers>"
@@ -224,7 +227,7 @@ def parse_hand(data: dict, network, source: str = "<hand>") -> Hand:
     # whose hand files counted from 0: it is read that way, with a note (deprecated)
     base = 0 if any(0 in index for _, _, index, _ in entries) else 1
     notes = () if base else (DEPRECATED_ZERO_BASED,)
-    values, keys = {}, {}
+    values, keys, missing = {}, {}, []
     for key, name, written, raw in entries:
         where = f"values.{key}"
         index = tuple(i - base for i in written)
@@ -234,14 +237,17 @@ def parse_hand(data: dict, network, source: str = "<hand>") -> Hand:
                                    f"(indices count from {base})")
         for element, number in _elements(raw, shape[len(index):], where):
             full = index + element
-            if (name, full) in values:
+            if (name, full) in keys:
                 raise SpecError(where, f"{name}{index_text(full)} given twice "
                                        f"(also in values.{keys[(name, full)]})")
-            values[(name, full)] = number
+            if number is None:
+                missing.append((name, full))
+            else:
+                values[(name, full)] = number
             keys[(name, full)] = key
-    if not values:
+    if not keys:
         raise SpecError("values", "no numbers given")
-    return Hand(values, keys, table, source, notes)
+    return Hand(values, keys, table, source, notes, tuple(missing))
 
 
 def _flatten(table, prefix=""):
@@ -255,14 +261,18 @@ def _flatten(table, prefix=""):
 
 def _elements(raw, shape, where):
     """(index, Written) for every number of ``raw``, which must have ``shape`` (a quantity with a
-    single element may be given as a bare number)."""
+    single element may be given as a bare number); (index, None) for each element left blank (a
+    blank string, for the whole quantity or for the element)."""
+    if _blank(raw):
+        return [(index, None) for index in _indices(shape)]
     if not isinstance(raw, list) and math.prod(shape) == 1:
         return [((0,) * len(shape), Written.parse(raw, where))]
     out = []
 
     def walk(value, dims, index):
         if not dims:
-            out.append((index, Written.parse(value, f"{where}{index_text(index)}" if index else where)))
+            number = None if _blank(value) else Written.parse(value, f"{where}{index_text(index)}" if index else where)
+            out.append((index, number))
             return
         if not isinstance(value, list) or len(value) != dims[0]:
             got = f"{len(value)} entries" if isinstance(value, list) else _show(value)
@@ -272,6 +282,17 @@ def _elements(raw, shape, where):
             walk(item, dims[1:], index + (i,))
     walk(raw, shape, ())
     return out
+
+
+def _blank(raw) -> bool:
+    """Whether ``raw`` is a number left blank: a string of nothing but spaces (never a TOML float,
+    which always holds digits)."""
+    return isinstance(raw, str) and not isinstance(raw, _TomlFloat) and not raw.strip()
+
+
+def _indices(shape):
+    import itertools
+    return list(itertools.product(*(range(n) for n in shape)))
 
 
 # other names people (and LaTeX) give batch norm's quantities -> the one name every output uses

@@ -7,7 +7,8 @@ one status:
 * ``ok``: it matches the exact value within the precision it was written with, or it follows from
   the person's own earlier numbers, which were right but rounded;
 * ``wrong``: it does not follow from the person's own earlier numbers — where an error enters;
-* ``carried``: it follows from earlier numbers of theirs that were wrong.
+* ``carried``: it follows from earlier numbers of theirs that were wrong;
+* ``missing``: it was left blank (``""``, as in the skeletons ``symbackprop exercise`` writes).
 
 How. Every quantity is a node with a small local SymPy expression: the model's z = Wa + b and
 a = f(z), the loss, the derivation's backward steps (∂C/∂a, ∂a/∂z, δ, ∂C/∂W = a·δ), the optimizer's
@@ -81,7 +82,7 @@ from ..spec.network import Network
 __all__ = ["DEPRECATED_ZERO_BASED", "MAX_PARAMETERS", "MAX_VALUES", "Hand", "Result", "Written", "check",
            "conventions", "load_hand", "parse_hand", "quantities", "show_infinite", "usable"]
 
-STATUSES = ("ok", "wrong", "carried")
+STATUSES = ("ok", "wrong", "carried", "missing")
 SLACK = 1e-9          # relative: float noise, never a person's rounding
 MAX_MATCHES = 2       # diagnoses named per number
 ZERO_WIDTH = 1e-12    # an exact range this narrow around 0 is float rounding of an exact 0
@@ -136,8 +137,8 @@ def conventions(network: Network, hand: Hand) -> list[str]:
     the step."""
     table = effective_optimizer(network, hand)
     settings = Settings.of({k: val for k, val in table.items() if k != "name"})
-    used = list(dict.fromkeys(n.split(".")[0] for n, _ in hand.values if n.split(".")[0] in OPTIMIZERS))
-    wants_new = any(n.startswith("new.") for n, _ in hand.values)
+    used = list(dict.fromkeys(n.split(".")[0] for n, _ in hand.keys if n.split(".")[0] in OPTIMIZERS))
+    wants_new = any(n.startswith("new.") for n, _ in hand.keys)
     if wants_new and table.get("name") in OPTIMIZERS and table["name"] not in used:
         used.append(table["name"])
     lines = []
@@ -180,11 +181,11 @@ def check(network, hand) -> list[Result]:
         raise SpecError("hand", f"expected a hand file's path, a dict or a Hand, got {type(hand).__name__}")
     usable(network)
     table = effective_optimizer(network, hand)
-    names = [n.split(".")[0] for n, _ in hand.values if n.split(".")[0] in OPTIMIZERS]
-    wants_new = any(n.startswith("new.") for n, _ in hand.values)
+    names = [n.split(".")[0] for n, _ in hand.keys if n.split(".")[0] in OPTIMIZERS]
+    wants_new = any(n.startswith("new.") for n, _ in hand.keys)
     if wants_new:
         name = table.get("name")
-        where = "values." + next(hand.keys[k] for k in hand.values if k[0].startswith("new."))
+        where = "values." + next(hand.keys[k] for k in hand.keys if k[0].startswith("new."))
         if name is None:
             raise SpecError(where, "new.* is the forward pass after one optimizer step: name the "
                                    "optimizer in an [optimizer] table (in the spec or the hand file)")
@@ -210,8 +211,7 @@ class _Checker:
             truth = self.values.true_values()     # saturated steps: float intervals only bound them
             if truth is not None:
                 exact = {s: Interval.point(v) if math.isfinite(v) else exact[s] for s, v in truth.items()}
-        wide = {s for s, r in exact.items() if math.isfinite(r.lo) and math.isfinite(r.hi)
-                and r.hi - r.lo > max(1e-9 * max(abs(r.lo), abs(r.hi)), 1e-12)}
+        wide = wide_nodes(exact)
         shown = truth or self._points(wide)
         ties = Ties(g, self.values) if wide else None
         broken, tightened = set(), False
@@ -272,7 +272,10 @@ class _Checker:
                 diagnosis = "at a tie (a window's shared maximum, or a kink) any choice between the sides is right; expected: PyTorch's convention"
             results.append(Result(name, index, written.text, written.value, _expected(shown.get(sym), exact[sym]),
                                   status[sym], diagnosis))
-        return results
+        for name, index in hand.missing:       # asked and left blank: neither right nor wrong
+            sym = g.named[(name, index)]
+            results.append(Result(name, index, "", math.nan, _expected(shown.get(sym), exact[sym]), "missing"))
+        return sorted(results, key=lambda r: (g.nodes[g.named[(r.name, r.index)]].order, r.index))
 
     def _kinks_are_ties(self, wide: set, ties) -> bool:
         """Whether every number made wide by a kink of its own (its inputs thin) is a tied
@@ -346,6 +349,13 @@ class _Checker:
             return text
         return f"{text} (in the {self.graph.labels[target]} used here)" if target in given else \
             f"{text} (in {self.graph.labels[target]})"
+
+
+def wide_nodes(exact: dict) -> set:
+    """The nodes whose exact range is wider than float rounding although the spec's numbers are
+    exact: a tie (a max-pool window's shared maximum) or a kink (relu at 0) leaves them open."""
+    return {s for s, r in exact.items() if math.isfinite(r.lo) and math.isfinite(r.hi)
+            and r.hi - r.lo > max(1e-9 * max(abs(r.lo), abs(r.hi)), 1e-12)}
 
 
 def _expected(point, exact: Interval) -> float:

@@ -3,7 +3,7 @@ import json
 import math
 import sys
 
-from ..errors import printable
+from ..errors import SpecError, printable
 
 FORMATS = ("text", "json")
 
@@ -20,7 +20,10 @@ def add_parser(subparsers):
                     "from wrong earlier numbers). Exit status 0 when nothing is wrong, 1 when something "
                     "is, 2 for bad input.")
     p.add_argument("spec", help="the network spec (.toml or .json), with [parameters] and [sample]")
-    p.add_argument("hand", help="the hand calculation (.toml)")
+    p.add_argument("hand", nargs="+", help="the hand calculation (.toml); several files or a folder of them grade a class: "
+                                           "one line per file (ok, carried, wrong, missing), exit status 0")
+    p.add_argument("-o", "--output", metavar="FILE", help="grading: write grades.csv, a row per file and a column per quantity")
+    p.add_argument("--force", action="store_true", help="overwrite -o's file")
     p.add_argument("--init", type=int, metavar="SEED",
                    help="draw the parameters and sample the spec lacks: a trainer's init_params(SEED) and a seeded sample")
     p.add_argument("--format", choices=FORMATS, default="text")
@@ -37,7 +40,10 @@ def run(args) -> int:
         network, note = numbers(network, args.init, "check")
     if note:
         print(f"symbackprop check: note: {note} (--init {args.init})", file=sys.stderr)
-    hand = load_hand(args.hand, network)
+    from pathlib import Path
+    if len(args.hand) > 1 or Path(args.hand[0]).is_dir() or args.output is not None:
+        return _grade(network, args)
+    hand = load_hand(args.hand[0], network)
     results = check(network, hand)
     if args.format == "json":
         for note in hand.notes:
@@ -48,6 +54,29 @@ def run(args) -> int:
     return 1 if any(r.status == "wrong" for r in results) else 0
 
 
+def _grade(network, args) -> int:
+    """A class: every hand file checked, one line each, and with -o a CSV of grades. Exit 0."""
+    from ..check.grade import csv_text, grade
+    from ..check.judge import usable
+    from ..writers.output import writable, write_text
+    if args.format != "text":
+        raise SpecError("--format", "grading several hand files writes text lines and, with -o, a CSV")
+    if args.output is not None:
+        if not args.output.lower().endswith(".csv"):
+            raise SpecError("-o", f"{printable(args.output)}: name a .csv file for the grades")
+        writable(args.output, args.force)
+    usable(network)
+    graded = grade(network, args.hand)
+    for g in graded:
+        print(g.line())
+    errors = sum(g.error is not None for g in graded)
+    print(f"graded {len(graded)} hand file{'s' if len(graded) != 1 else ''} against {printable(args.spec)}"
+          + (f" ({errors} could not be read)" if errors else ""))
+    if args.output is not None:
+        write_text(csv_text(graded), args.output, args.force)
+    return 0
+
+
 def render_text(results, notes=(), spec="the spec") -> str:
     """A table of the results with a summary line."""
     rows = [("quantity", "given", "expected", "status", "diagnosis")]
@@ -55,7 +84,9 @@ def render_text(results, notes=(), spec="the spec") -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = [f"checked against {printable(spec)}" + (":" if notes else "")] + [f"  {note}" for note in notes]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths + [0])).rstrip() for row in rows]
-    counts = {status: sum(r.status == status for r in results) for status in ("ok", "wrong", "carried")}
+    counts = {status: sum(r.status == status for r in results) for status in ("ok", "wrong", "carried", "missing")}
+    if not counts["missing"]:
+        del counts["missing"]
     lines.append(f"{len(results)} numbers: " + ", ".join(f"{n} {status}" for status, n in counts.items()))
     return "\n".join(lines)
 

@@ -92,7 +92,7 @@ def writable(path: str, force: bool = False, ours=None, field: str = "-o"):
 
 # what each extension of -o means; a command writes the formats it has
 EXTENSIONS = {".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "markdown",
-              ".tex": "latex", ".json": "json", ".html": "html", ".htm": "html"}
+              ".tex": "latex", ".json": "json", ".html": "html", ".htm": "html", ".xml": "moodle"}
 
 
 def output_format(path: str | None, given: str | None, formats: tuple, default: str, command: str) -> str:
