@@ -153,6 +153,7 @@ def formula(expr, symbols: dict, constants: dict | None = None) -> str:
     """``[natural(e), repeated]``: what ``bound`` evaluates — the natural extension, and for each symbol
     occurring more than once (where it may jump, none) its place and derivative, as
     :func:`~symbackprop.check.intervals._derivative` takes it (of a sum, the terms holding it)."""
+    expr = sympy.sympify(expr)
     natural = js(expr, symbols, constants)
     repeated = []
     for s in _repeated(expr):

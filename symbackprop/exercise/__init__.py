@@ -1,0 +1,1 @@
+"""Exercises: worksheets, answer keys and the interactive page, from one network and seed."""
