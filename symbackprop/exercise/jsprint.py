@@ -15,7 +15,7 @@ symbol that occurs more than once (the mean-value form), ``null`` where one cann
 >>> import sympy
 >>> a, b = sympy.symbols("a b", real=True)
 >>> js(a * (1 - a) + sympy.Rational(1, 3), {a: 0})
-'I.sum([I.cw(0.3333333333333333), I.prod([e[0], I.sum([I.c(1.0), I.neg(e[0])])])])'
+'I.sum([I.cw(0.3333333333333333), I.prod([e[0], I.sum([I.c(1.0), I.prod([I.c(-1.0), e[0]])])])])'
 """
 import sympy
 from sympy.printing.jscode import JavascriptCodePrinter
