@@ -9,7 +9,7 @@ import symbackprop
 PACKAGE = Path(symbackprop.__file__).parent
 # earliest first; a stage may import its own modules and every stage before it
 STAGES = (("errors", "_lazy"), ("writers",), ("entries",), ("spec",), ("derive",), ("report",), ("codegen",),
-          ("numeric",), ("explain",), ("check",), ("commands", "api", "cli", "__init__", "__main__"))
+          ("numeric",), ("explain",), ("check",), ("exercise",), ("commands", "api", "cli", "__init__", "__main__"))
 RANK = {name: i for i, names in enumerate(STAGES) for name in names}
 
 
