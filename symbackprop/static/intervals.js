@@ -5,7 +5,7 @@
 // symbackprop/exercise/jsprint.py; tests/test_intervals_js.py runs this file against the Python rules.
 "use strict";
 var I = (function () {
-  var INF = Infinity;
+  var INF = Infinity, ERF_ERROR = 1e-13;
   var buf = new DataView(new ArrayBuffer(8));
 
   function next(x, up) {   // math.nextafter(x, +-inf)
@@ -126,7 +126,10 @@ var I = (function () {
   }
   function clamp1(r) { return new Iv(Math.max(r.lo, -1), Math.min(r.hi, 1)); }
   function tanh(x) { return clamp1(monotone(Math.tanh, x)); }
-  function erf(x) { return clamp1(monotone(erf1, x)); }
+  function erf(x) {          // erf1 is good to 1e-13, not to a float step: widened by that
+    var r = monotone(erf1, x);
+    return isEmpty(r) ? r : clamp1(widen(r, ERF_ERROR * Math.max(Math.abs(r.lo), Math.abs(r.hi))));
+  }
   function abs(x) {
     if (isEmpty(x)) return EMPTY;
     if (x.lo >= 0) return x;
@@ -246,9 +249,14 @@ var I = (function () {
   }
 
   // a written number: the interval its digits allow (check/hand.py's Written.parse) --------------
-  var NUMBER = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
+  var NUMBER = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/, DIGIT = /\p{Nd}/u, DIGITS = /\p{Nd}/gu;
+  function ascii(d) {        // a decimal digit of any script as 0-9, as Python reads it (each script's run 0-9 is consecutive)
+    var cp = d.codePointAt(0), start = cp;
+    while (DIGIT.test(String.fromCodePoint(start - 1))) start--;
+    return String((cp - start) % 10);
+  }
   function written(raw) {    // {text, value, interval}, or null for what is not a number
-    var text = String(raw).trim().replace(/\u2212/g, "-");
+    var text = String(raw).trim().replace(/\u2212/g, "-").replace(DIGITS, ascii);
     if (text.length > 400 || !NUMBER.test(text)) return null;
     var value = Number(text);
     if (!isFinite(value)) return null;
