@@ -15,6 +15,7 @@ import json
 import os
 import re
 import sys
+from collections import Counter
 
 import pytest
 
@@ -103,7 +104,7 @@ def test_every_typed_number_is_judged_as_check_judges_it(tmp_path, sheets):
     assert found and found.group(1) != "running", dom[-2000:]
     results = json.loads(html.unescape(found.group(1)))
     assert len(results) == len(sheets)
-    compared, differ = 0, []
+    compared, differ, seen = 0, [], Counter()
     for sheet, page in zip(sheets, results):
         assert "error" not in page, (sheet.name, page["error"])
         assert not page["missing"] and page["answers"] == "", sheet.name     # nothing shown unasked
@@ -113,11 +114,24 @@ def test_every_typed_number_is_judged_as_check_judges_it(tmp_path, sheets):
             assert set(verdicts) == {r.label for r in results_py}, (sheet.name, hand_id)
             for r in results_py:
                 compared += 1
+                seen.update(feature for feature, holds in _features(hand_id, r).items() if holds)
                 if verdicts[r.label] != [r.status, r.diagnosis]:
                     differ.append((sheet.name, hand_id, r.label, r.status, r.diagnosis, verdicts[r.label]))
         _export_reads_back(sheet, page, tmp_path)
     assert not differ, differ[:10]
     assert compared > 4000
+    assert set(seen) == set(_features("", None)), seen     # check's subtler rules all came up
+
+
+def _features(hand_id, r) -> dict:
+    """Which of check's subtler rules a result shows."""
+    d = (r.diagnosis or "") if r else ""
+    return {"carried": r and r.status == "carried", "a pair of mistakes": ", and " in d,
+            "a mistake in an unwritten intermediate": bool(re.search(r"\(in [^)]*\)$", d)) and "used here" not in d,
+            "a mistake in a written input as used": "used here" in d, "in every element": "every element" in d,
+            "two mistakes fit": " or " in d, "a tie's convention": "at a tie" in d,
+            "a broken split at a tie": r and hand_id in ("tie both", "tie double") and r.status == "wrong",
+            "wrong, no mistake fits": r and r.status == "wrong" and not d}
 
 
 def _export_reads_back(sheet, page, tmp_path):
