@@ -10,7 +10,9 @@ pressed, and its export is a hand file ``check`` reads back to the same numbers.
 CI installs Debian's chromium (.ci/install-chromium.sh); elsewhere the test is skipped when no
 chromium is on PATH.
 """
+import contextlib
 import html
+import io
 import json
 import os
 import re
@@ -25,6 +27,7 @@ from browser import chromium_binary, chromium_dom  # noqa: E402
 from symbackprop.check.graph import index_text  # noqa: E402
 from symbackprop.check.hand import Hand, Written, load_hand  # noqa: E402
 from symbackprop.check.judge import check  # noqa: E402
+from symbackprop.cli import main  # noqa: E402
 from symbackprop.exercise.page import render  # noqa: E402
 
 pytestmark = pytest.mark.skipif(chromium_binary() is None,
@@ -111,16 +114,27 @@ def test_every_typed_number_is_judged_as_check_judges_it(tmp_path, sheets):
         for (hand_id, hand), verdicts in zip(sheet.hands, page["hands"]):
             written = {key: Written.parse(text, _key(*key)) for key, text in hand.items()}
             results_py = check(sheet.network, Hand(written, {key: _key(*key) for key in written}))
-            assert set(verdicts) == {r.label for r in results_py}, (sheet.name, hand_id)
-            for r in results_py:
+            rows = [r.to_json() for r in results_py]          # what check --format json prints
+            if hand_id.startswith("examples/"):               # ... and does print, for the example files
+                rows = _cli_json(sheet.spec, hand_id)
+            assert [row["label"] for row in rows] == [r.label for r in results_py]
+            assert set(verdicts) == {row["label"] for row in rows}, (sheet.name, hand_id)
+            for r, row in zip(results_py, rows):
                 compared += 1
                 seen.update(feature for feature, holds in _features(hand_id, r).items() if holds)
-                if verdicts[r.label] != [r.status, r.diagnosis]:
-                    differ.append((sheet.name, hand_id, r.label, r.status, r.diagnosis, verdicts[r.label]))
+                if verdicts[row["label"]] != [row["status"], row["diagnosis"]]:
+                    differ.append((sheet.name, hand_id, row["label"], row["status"], row["diagnosis"], verdicts[row["label"]]))
         _export_reads_back(sheet, page, tmp_path)
     assert not differ, differ[:10]
     assert compared > 4000
     assert set(seen) == set(_features("", None)), seen     # check's subtler rules all came up
+
+
+def _cli_json(spec: str, hand: str) -> list:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(["check", spec, hand, "--format", "json"])
+    return json.loads(out.getvalue())
 
 
 def _features(hand_id, r) -> dict:

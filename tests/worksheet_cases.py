@@ -29,6 +29,7 @@ class Sheet:
     name: str
     network: Network
     hands: list = field(default_factory=list)      # (id, {(quantity, index): text})
+    spec: str | None = None                         # the spec's path, where the network is a file's
 
     def asked(self) -> list[str]:
         """Every quantity a hand names, in the order hand files list them."""
@@ -88,6 +89,7 @@ def sheets() -> list[Sheet]:
         net = with_optimizer(spec, table)
         values = tomllib.loads((HERE.parent / hand_path).read_text(), parse_float=str)["values"]
         s = sheet((spec, str(table)), net, f"{spec} + {hand_path}")
+        s.spec = spec
         s.hands.append((hand_path, hand_of(net, values)))
     # test_check's plants on the seed network and Mazur's
     for p in tc._plants():
