@@ -57,6 +57,7 @@ function run(k) {
           if (one) b.querySelector("input").dispatchEvent(new win.Event("input"));
         });
         if (!one && last) last.querySelector("input").dispatchEvent(new win.Event("input"));
+        win.worksheet.update();      // a big page waits for a pause in the typing: judge now
         var verdicts = {};
         Object.keys(boxes).forEach(function (key) {
           var b = boxes[key];

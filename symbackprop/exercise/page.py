@@ -22,6 +22,8 @@ import importlib.resources
 
 import numpy as np
 
+from ..check.hand import Hand
+from ..check.judge import conventions
 from ..errors import SpecError
 from ..writers.html import standalone_page
 from .judging import as_script, judging
@@ -113,6 +115,10 @@ def render(network, asked: list[str], *, title: str) -> str:
             "mistake where a catalogued one reproduces it) or <b>carried</b> (wrong only because it follows "
             "from your own earlier numbers). The digits you write count: 0.29 stands for any value from "
             "0.285 to 0.295. <i>show</i> reveals one expected value.</p>", _given(network), "<h2>Find</h2>"]
+    lines = conventions(network, Hand({(name, ()): None for name in asked}, {}))
+    if lines:
+        body.append("<p>The numbers are checked with these conventions:</p><ul>"
+                    + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>")
     body += [_quantity(name, shape, elements) for name, shape, elements in quantities]
     body.append('<div class="summary"><span id="counts">nothing typed yet</span> · '
                 '<a id="export" download="hand.toml" href="#">export as a hand file (TOML)</a></div>')

@@ -70,8 +70,16 @@
     document.getElementById("export").href = "data:application/toml;charset=utf-8," + encodeURIComponent(toml(typed));
   }
 
+  // judging a big page with many wrong numbers takes a while: then wait for a pause in the typing
+  var slow = false, pending = null;
+  function typed() {
+    if (pending !== null) clearTimeout(pending);
+    pending = null;
+    if (!slow) { var t = Date.now(); update(); slow = Date.now() - t > 60; return; }
+    pending = setTimeout(function () { pending = null; var t = Date.now(); update(); slow = Date.now() - t > 60; }, 250);
+  }
   boxes.forEach(function (b) {
-    b.querySelector("input").addEventListener("input", update);
+    b.querySelector("input").addEventListener("input", typed);
     b.querySelector(".show").addEventListener("click", function () {
       b.querySelector(".answer").textContent = "= " + shown(judge.expected(Number(b.dataset.node)));
     });
