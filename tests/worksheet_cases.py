@@ -110,6 +110,15 @@ def sheets() -> list[Sheet]:
     for name, rows in [("first", [[g, 0], [0, 0]]), ("second", [[0, g], [0, 0]]), ("split", [[g / 2, g / 2], [0, 0]]),
                        ("both", [[g, g], [0, 0]]), ("double", [[2 * g, 0], [0, 0]])]:
         s.hands.append((f"tie {name}", hand_of(net, {"dC/da1": [[[t(v) for v in row] for row in rows]]})))
+    # a saturated step: float intervals only bound it (1 − σ(1000) is 0 in floats), check's exact
+    # values come from arbitrary precision, and what no number of the person's feeds is exact
+    net = Network.from_dict({"network": {"layers": [1, 2, 1], "activations": ["relu", "sigmoid"],
+                                         "loss": "binary_cross_entropy"},
+                             "parameters": {"W1": [[2.0], [-1.0]], "b1": [0.5, 0.5], "W2": [[400.0, 3.0]], "b2": [0.0]},
+                             "sample": {"x": [1], "y": [0]}, "optimizer": {"name": "sgd", "learning_rate": 0.001}})
+    s = sheet("saturated", net, "saturated sigmoid")
+    s.hands.append(("saturated loss", hand_of(net, {"z2": "1000", "loss": "1000", "grad.W2": [["2.5", "0"]],
+                                                    "sgd.W2": [["399.9975", "3"]], "new.loss": "999.99"})))
     for s in out.values():
         asked = s.asked()
         _true_hands(s, asked, rng)
