@@ -41,9 +41,10 @@ def _run(html_path, extra: list[str]) -> str:
     return proc.stdout
 
 
-def chromium_dom(html_path) -> str:
-    """The serialized DOM of the page at html_path after its scripts ran."""
-    return _run(html_path, ["--dump-dom"])
+def chromium_dom(html_path, extra: tuple = ()) -> str:
+    """The serialized DOM of the page at html_path after its scripts ran (``extra``: more flags,
+    e.g. a longer --virtual-time-budget, which overrides the one above)."""
+    return _run(html_path, ["--dump-dom", *extra])
 
 
 def chromium_screenshot(html_path, png_path, size: str = "1200,900") -> None:

@@ -196,15 +196,28 @@ def check(network, hand) -> list[Result]:
 
 
 # statuses and diagnoses ---------------------------------------------------------------------------
+@dataclass
+class Baseline:
+    """What :meth:`_Checker.baseline` finds from the spec's numbers alone."""
+    exact: dict               # node -> its exact range
+    truth: dict | None        # node -> its arbitrary-precision value, where float ranges were unbounded
+    wide: set                 # nodes whose exact range is wide: a tie or a kink at the spec's numbers
+    shown: dict               # node -> the value shown as expected where its range is wide
+    ties: Ties | None
+    tightened: bool           # the wide ranges were cut to the valid splits of the ties
+
+
 class _Checker:
     def __init__(self, graph: CheckGraph):
         self.graph = graph
         self.values = Evaluator(graph)
         self.catalogue = Catalogue(graph)
 
-    def check(self, hand: Hand) -> list[Result]:
+    def baseline(self) -> "Baseline":
+        """What the spec's numbers alone decide, whatever the person wrote: each node's exact range
+        (cut, at max-pool ties, to the valid splits), the arbitrary-precision values where float
+        intervals only bound them, the nodes a tie or kink makes wide, and the tied windows."""
         g = self.graph
-        given = {g.named[key]: w.interval for key, w in hand.values.items()}
         exact, _ = self.values.ranges({})
         truth = None
         if not all(math.isfinite(r.lo) and math.isfinite(r.hi) for r in exact.values()):
@@ -214,15 +227,22 @@ class _Checker:
         wide = wide_nodes(exact)
         shown = truth or self._points(wide)
         ties = Ties(g, self.values) if wide else None
-        broken, tightened = set(), False
-        if ties:                        # max-pool ties: the tied gradients are shares of one whole
-            broken = ties.broken(given)
-            if self._kinks_are_ties(wide, ties):
-                tightened = True
-                for s in wide:
-                    tight = ties.tight(s)
-                    if tight is not None:
-                        exact[s] = exact[s].intersect(tight) or tight
+        tightened = False
+        if ties and self._kinks_are_ties(wide, ties):    # max-pool ties: the tied gradients are shares of one whole
+            tightened = True
+            for s in wide:
+                tight = ties.tight(s)
+                if tight is not None:
+                    exact[s] = exact[s].intersect(tight) or tight
+        return Baseline(exact, truth, wide, shown, ties, tightened)
+
+    def check(self, hand: Hand) -> list[Result]:
+        g = self.graph
+        given = {g.named[key]: w.interval for key, w in hand.values.items()}
+        base = self.baseline()
+        exact, truth, wide, shown, ties, tightened = (base.exact, base.truth, base.wide, base.shown, base.ties,
+                                                      base.tightened)
+        broken = ties.broken(given) if ties else set()
         derived, env = self.values.ranges(given, exact, {g.named[key]: w.value for key, w in hand.values.items()})
         if truth is not None or tightened:     # what none of the person's numbers feeds is the exact value
             fed = set(given)
