@@ -201,9 +201,17 @@ def test_the_latex_worksheet_and_key_compile(tmp_path, capsys):
 
 
 def test_the_bundled_example_is_what_the_command_writes(tmp_path, capsys):
-    """examples/exercise/ (regenerate: symbackprop exercise examples/seed.toml --key -o examples/exercise/seed.md --force)."""
+    """examples/exercise/, the worksheet, key and skeleton, and the interactive page of the same seed
+    (regenerate: symbackprop exercise examples/seed.toml --key -o examples/exercise/seed.md --force,
+    then the same with -o examples/exercise/seed.html --force, without --key)."""
     code, _, err = _run(capsys, "examples/seed.toml", "--key", "-o", str(tmp_path / "seed.md"))
     assert code == 0, err
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    code, _, err = _run(capsys, "examples/seed.toml", "--force", "-o", str(tmp_path / "seed.html"))
+    assert code == 0, err
+    for name in ("seed.hand.toml", "seed.spec.toml"):        # the page's run writes the same skeleton and spec
+        assert (tmp_path / name).read_bytes() == before[name], name
+    assert (tmp_path / "seed.html").read_bytes().count(b'class="box"') == 67
     from pathlib import Path
     bundled = sorted(Path("examples/exercise").glob("seed.*"))
     assert [p.name for p in bundled] == sorted(p.name for p in tmp_path.iterdir())
