@@ -271,7 +271,8 @@ def _graph(input_shape, tables):
                                                  f"position, 0 to {i - 1} (0 is the network input)")
         in_shapes = tuple(shapes[s] for s in sources)
         _ids_read(kind, i, where, sources, input_shape, tables)
-        in_seq = tuple(steps[s] for s in sources)
+        # a (T, D) network input is a sequence to the kinds that need one (an rnn reading features)
+        in_seq = tuple(steps[s] or s == 0 and kind.sequence_input and len(input_shape) == 2 for s in sources)
         try:
             kind.check_sequence(options, in_shapes, in_seq)
             kind.check(options, in_shapes)

@@ -69,11 +69,11 @@ def rnn_deltas(dh, h, W_hh, relu, out=None):
     plus W_hhᵀ δ_{t+1} from step t + 1) ⊙ f′(s_t), with f′ = 1 − h_t² (tanh) or [h_t > 0] (relu).
     ``dh`` (N, hidden) is the gradient of h_T alone (return = "last")."""
     steps = h.shape[1]
-    D = np.empty_like(h) if out is None else out
+    D = np.empty(h.shape, dtype=np.result_type(dh, h)) if out is None else out
     for t in range(steps - 1, -1, -1):
         own = dh[:, t] if dh.ndim == 3 else dh if t == steps - 1 else 0 * h[:, t]
         g = own if t == steps - 1 else own + D[:, t + 1] @ W_hh
-        D[:, t] = g * (h[:, t] > 0) if relu else g * (1 - h[:, t] * h[:, t])
+        D[:, t] = np.where(h[:, t] > 0, g, 0 * g) if relu else g * (1 - h[:, t] * h[:, t])
     return D
 
 
