@@ -250,10 +250,11 @@ def _graph(input_shape, tables):
         layer_type(kind_name, i, LAYERS)
         kind = LAYERS[kind_name]
         where = f"layer {i} ({kind_name})"
-        names = [f.name for f in kind.fields]
+        names = ["activation"] * kind.takes_activation + [f.name for f in kind.fields]
         for key in table:
-            if key not in ("type", "activation", *names):
-                raise SpecError(f"{where}.{key}", f"unknown field (expected {', '.join(['activation', *names])})")
+            if key not in ("type", *names):
+                hint = " (a recurrent layer's nonlinearity is its own)" if key == "activation" else ""
+                raise SpecError(f"{where}.{key}", f"unknown field (expected {', '.join(names)}){hint}")
         options = {}
         for f in kind.fields:
             raw = table.get(f.name, f.default)

@@ -183,6 +183,7 @@ def last_step(h):
 class Recurrent(RecurrentText, LayerKind):
     params = ("W_ih", "W_hh", "b_ih", "b_hh")
     sequence_input = True
+    takes_activation = False
 
     def __init__(self, name: str, gates: int, doc: str):
         self.name, self.gates, self.doc = name, gates, doc
