@@ -12,6 +12,7 @@ import sympy
 
 from ..arrayops import Indicator, Kernel
 from ...writers.document import Display, Para
+from . import sequence_text
 from .base import Backward, Field, LayerError, LayerKind, kernel, positive_int, shape_text
 
 
@@ -113,8 +114,13 @@ class Embedding(LayerKind):
                         (rf"A repeated id adds its positions' gradients into its row (a scatter-add); a row no id reads gets 0.",))
 
     def explain_forward(self, lm, sheet):
+        ids = sheet.inputs(lm)[0].astype(int).ravel()
         return [Display((self.latex_forward(lm.layer, sheet.out_tex(lm), [sheet.input_tex(lm)]),)),
-                Para("Each id picks its row of the table.")]
+                Para(f"Each id picks its row of the table (row v + 1 for id v): example 1's ids "
+                     f"{', '.join(map(str, ids))} give the rows below.")]
+
+    def explain_backward(self, lm, sheet, wanted):
+        return sequence_text.embedding_backward(lm, sheet, wanted)
 
 
 EMBEDDING = Embedding()

@@ -5,12 +5,14 @@ mistakes, each a rewrite of the entry's own definitions. Mixed into
 import numpy as np
 import sympy
 
-from .base import Backward, Slip
+from . import sequence_text
+from .base import Backward, Slip, param_tex
+
+STAGES = {"rnn": ("s", "h"), "lstm": ("i", "f", "g", "o", "c", "h"), "gru": ("r", "z", "n", "h")}
 
 
 def _p(name: str, l: int) -> str:
-    head, _, tail = name.partition("_")
-    return f"{head}_{{{tail}}}^{{({l})}}"
+    return param_tex(f"{name}{l}")
 
 
 def _grad(name: str, l: int) -> str:
@@ -78,6 +80,27 @@ class RecurrentText:
                  "The weights are shared by every step: their gradients are sums of per-step terms, and "
                  "W_hh's pairs δ_t with h_{t−1} (h_0 = 0 adds nothing).")
         return Backward(grads, (rf"\left({_p('W_ih', l)}\right)^\top {di}",), notes)
+
+    # ---- explain
+    def explain_forward(self, lm, sheet):
+        from ...writers.document import Display
+        rule = Display((self.latex_forward(lm.layer, sheet.out_tex(lm), [sheet.input_tex(lm)]),))
+        return [rule] + sequence_text.forward_steps(lm, sheet, STAGES[self.name],
+                                                    "Step by step from $h_0 = 0$" + (", $c_0 = 0$" if self.name == "lstm" else "")
+                                                    + ": each step reads the previous step's values by their names.")
+
+    def explain_backward(self, lm, sheet, wanted):
+        l = lm.index
+        intro = (f"From the last step back. $\partial C/\partial h^{{({l})}}_t$ has two parts: the gradient from step "
+                 f"$t$'s own output, and the one from step $t + 1$, which reads $h_t$ through $W_{{hh}}$"
+                 + (" (and, for the GRU, directly through $z_{t+1} \odot h_t$)" if self.name == "gru" else "")
+                 + (" — the last step has only the first"
+                    + ('; with return = "last" the other steps have only the second' if lm.layer.opt["return"] == "last" else "")
+                    + ".")
+                 + (" The cell's gradient likewise adds $\partial C/\partial c_{t+1} \odot f_{t+1}$."
+                    if self.name == "lstm" else ""))
+        names = tuple(reversed(STAGES[self.name]))
+        return sequence_text.backward_steps(lm, sheet, wanted, names, intro)
 
     # ---- check: the catalogued mistakes, rewrites of the entry's own definitions
     def slips(self, layer, ctx):

@@ -146,7 +146,7 @@ def activation(work, lm) -> list:
                                 sheet.array(sheet.step_symbols(z, "da/dz")), None)
     if not act.elementwise:
         out.append(Para(f"Each output of {act.name} depends on every $z^{{({l})}}_i$ "
-                        f"(${sheet.names[lm.stage('a').symbols[0][0]]} = {sheet.model.latex(lm.stage('a').defs[0][0])}$, "
+                        f"(${sheet.names[lm.stage('a').symbols[0].ravel()[0]]} = {sheet.model.latex(lm.stage('a').defs[0].ravel()[0])}$, "
                         f"...), so the error signal $\\delta^{{({l})}}_i$ sums over the outputs $j$; SymPy's derivative "
                         f"$\\partial a^{{({l})}}_j / \\partial z^{{({l})}}_i$ equals "
                         f"$a^{{({l})}}_j ([i = j] - a^{{({l})}}_i)$:"))

@@ -40,9 +40,11 @@ def activation(work, sheet, lm) -> list:
         return [Para(f"No activation: $a^{{({l})}} = z^{{({l})}}$.")]
     z, a = lm.stage("z"), lm.stage("a")
     if not act.elementwise:
+        row = a.symbols[0].shape[-1]          # a sequence's: each step's row, the first written out
         lines = [f"{sheet.names[s]} &= {sheet.model.latex(d)} = {sheet.plug(d, 0, wrap=False)} {n.eq(sheet.val(s))}"
-                 for s, d in zip(a.symbols[0], a.defs[0])]
-        return [Para(f"Then the activation ({act.name}), on the whole layer:"), Display(tuple(lines))]
+                 for s, d in zip(a.symbols[0].ravel()[:row], a.defs[0].ravel()[:row])]
+        where = "over each step's row (the first step written out)" if layer.sequence else "on the whole layer"
+        return [Para(f"Then the activation ({act.name}), {where}:"), Display(tuple(lines))]
     pairs = list(zip(a.symbols[0, ...].ravel(), z.symbols[0, ...].ravel()))
     shown = pairs if len(pairs) <= WRITE_ALL else pairs[:1]
     lines = [f"{sheet.names[s]} &= {act.latex}({sheet.names[t]}) = {act.latex}({n.tex(sheet.val(t))}) {n.eq(sheet.val(s))}"
