@@ -23,19 +23,23 @@ class RecurrentText:
     # ---- forward
     def latex_step(self, layer, x: str) -> str:
         """The forward rule of one step, for the kernel's statement (h_0 = 0, c_0 = 0)."""
+        return r",\ ".join(self.latex_step_lines(layer, x))
+
+    def latex_step_lines(self, layer, x: str) -> list[str]:
+        """The forward rule of one step as its equations, each short enough for a line."""
         l = layer.index
         W_ih, W_hh, b_ih, b_hh = (_p(n, l) for n in ("W_ih", "W_hh", "b_ih", "b_hh"))
         lin = rf"{W_ih} {x}_t + {b_ih} + {W_hh} h^{{({l})}}_{{t-1}} + {b_hh}"
         if self.name == "rnn":
             f = r"\tanh" if layer.opt["nonlinearity"] == "tanh" else r"\operatorname{relu}"
-            return rf"h^{{({l})}}_t = {f}\left(s^{{({l})}}_t\right),\ s^{{({l})}}_t = {lin},\ h^{{({l})}}_0 = 0"
+            return [rf"s^{{({l})}}_t = {lin}", rf"h^{{({l})}}_t = {f}\left(s^{{({l})}}_t\right),\ h^{{({l})}}_0 = 0"]
         if self.name == "lstm":
-            return (rf"\begin{{pmatrix}} i_t \\ f_t \\ g_t \\ o_t \end{{pmatrix}} = \begin{{pmatrix}} \sigma \\ \sigma \\ "
-                    rf"\tanh \\ \sigma \end{{pmatrix}}\left({lin}\right),\ c_t = f_t \odot c_{{t-1}} + i_t \odot g_t,\ "
-                    rf"h^{{({l})}}_t = o_t \odot \tanh c_t")
-        return (rf"\begin{{pmatrix}} r_t \\ z_t \end{{pmatrix}} = \sigma\left({lin}\right)_{{r,z}},\ "
-                rf"n_t = \tanh\left((W_{{ih}} {x}_t + b_{{ih}})_n + r_t \odot (W_{{hh}} h_{{t-1}} + b_{{hh}})_n\right),\ "
-                rf"h^{{({l})}}_t = (1 - z_t) \odot n_t + z_t \odot h^{{({l})}}_{{t-1}}")
+            return [rf"\begin{{pmatrix}} i_t \\ f_t \\ g_t \\ o_t \end{{pmatrix}} = \begin{{pmatrix}} \sigma \\ \sigma \\ "
+                    rf"\tanh \\ \sigma \end{{pmatrix}}\left({lin}\right)",
+                    rf"c_t = f_t \odot c_{{t-1}} + i_t \odot g_t,\ h^{{({l})}}_t = o_t \odot \tanh c_t,\ h_0 = c_0 = 0"]
+        return [rf"\begin{{pmatrix}} r_t \\ z_t \end{{pmatrix}} = \sigma\left({lin}\right)_{{r,z}}",
+                rf"n_t = \tanh\left((W_{{ih}} {x}_t + b_{{ih}})_n + r_t \odot (W_{{hh}} h_{{t-1}} + b_{{hh}})_n\right)",
+                rf"h^{{({l})}}_t = (1 - z_t) \odot n_t + z_t \odot h^{{({l})}}_{{t-1}},\ h_0 = 0"]
 
     def latex_forward(self, layer, out, ins):
         step = self.latex_step(layer, ins[0])
@@ -84,20 +88,22 @@ class RecurrentText:
     # ---- explain
     def explain_forward(self, lm, sheet):
         from ...writers.document import Display
-        rule = Display((self.latex_forward(lm.layer, sheet.out_tex(lm), [sheet.input_tex(lm)]),))
+        l, out = lm.index, sheet.out_tex(lm)
+        seq = rf"h^{{({l})}}_T" if lm.layer.opt["return"] == "last" else rf"(h^{{({l})}}_1, \dots, h^{{({l})}}_T)"
+        rule = Display((*self.latex_step_lines(lm.layer, sheet.input_tex(lm)), f"{out} = {seq}"))
         return [rule] + sequence_text.forward_steps(lm, sheet, STAGES[self.name],
                                                     "Step by step from $h_0 = 0$" + (", $c_0 = 0$" if self.name == "lstm" else "")
                                                     + ": each step reads the previous step's values by their names.")
 
     def explain_backward(self, lm, sheet, wanted):
         l = lm.index
-        intro = (f"From the last step back. $\partial C/\partial h^{{({l})}}_t$ has two parts: the gradient from step "
+        intro = (f"From the last step back. $\\partial C/\\partial h^{{({l})}}_t$ has two parts: the gradient from step "
                  f"$t$'s own output, and the one from step $t + 1$, which reads $h_t$ through $W_{{hh}}$"
-                 + (" (and, for the GRU, directly through $z_{t+1} \odot h_t$)" if self.name == "gru" else "")
+                 + (" (and, for the GRU, directly through $z_{t+1} \\odot h_t$)" if self.name == "gru" else "")
                  + (" — the last step has only the first"
                     + ('; with return = "last" the other steps have only the second' if lm.layer.opt["return"] == "last" else "")
                     + ".")
-                 + (" The cell's gradient likewise adds $\partial C/\partial c_{t+1} \odot f_{t+1}$."
+                 + (" The cell's gradient likewise adds $\\partial C/\\partial c_{t+1} \\odot f_{t+1}$."
                     if self.name == "lstm" else ""))
         names = tuple(reversed(STAGES[self.name]))
         return sequence_text.backward_steps(lm, sheet, wanted, names, intro)

@@ -5,6 +5,7 @@ derivation's own step (its chain-rule terms with their numbers), so a recurrent 
 shows both of its parts — from step t's own output and from step t + 1 — and a shared weight's
 gradient its sum of per-step terms; an embedding row's gradient sums the positions of its id."""
 import numpy as np
+import sympy
 
 STEPS_WRITTEN = 4        # a sequence this long is written out step by step; a longer one its first 2
 UNITS_WRITTEN = 4        # units of a step written out (the first 2 past this)
@@ -20,10 +21,26 @@ def _units(k: int) -> list[int]:
 
 
 def stage_lines(sheet, symbol, definition) -> list[str]:
-    """name = formula ≈ value, or the sum written out with its numbers where it is a plain sum."""
+    """name = formula ≈ value; the sum written out with its numbers where it is a plain sum; a gate
+    σ or tanh of a long pre-activation u as f(u) with u's value (its sum is the layer's rule above)."""
     if definition.is_Add and all(len(t.free_symbols) <= 2 for t in definition.args):
         return sheet.written_sum(symbol)
-    return [f"{sheet.names[symbol]} &= {sheet.sym(definition)} {sheet.n.eq(sheet.val(symbol))}"]
+    f, u = _squashed(definition)
+    n = sheet.n
+    if u is not None and len(u.free_symbols) > 3:
+        return [f"{sheet.names[symbol]} &= {f}(u) = {f}\\left({n.tex(sheet.val(u))}\\right) {n.eq(sheet.val(symbol))}"]
+    return [f"{sheet.names[symbol]} &= {sheet.sym(definition)} = {sheet.plug(definition)} {n.eq(sheet.val(symbol))}"]
+
+
+def _squashed(definition):
+    """(LaTeX of f, u) where the definition is tanh(u) or σ(u) = 1/(1 + e^{−u}); else (None, None)."""
+    if isinstance(definition, sympy.tanh):
+        return r"\tanh", definition.args[0]
+    if definition.is_Pow and definition.exp == -1 and definition.base.is_Add:
+        exps = [t for t in definition.base.args if isinstance(t, sympy.exp)]
+        if len(exps) == 1 and definition.base - exps[0] == 1:
+            return r"\sigma", -exps[0].args[0]
+    return None, None
 
 
 def forward_steps(lm, sheet, names, intro) -> list:
@@ -32,7 +49,7 @@ def forward_steps(lm, sheet, names, intro) -> list:
     from ...writers.document import Display, Para
     stages = [lm.stage(name) for name in names]
     T, k = stages[-1].symbols.shape[1], stages[-1].symbols.shape[2]
-    out = [Para(intro)]
+    out = [Para(intro + " Here $u$ is a gate's pre-activation, its row of the rule above.")]
     for t in _steps(T):
         lines = []
         for st in stages:
@@ -80,13 +97,12 @@ def parameter_sums(lm, sheet, wanted) -> list:
     for name in names:
         steps = [st for st in sheet.d.gradients() if st.param == name][:GRADS_WRITTEN]
         lines += [line for st in steps for line in sheet.step_lines(st)]
-    g, n = sheet.values.gradients, sheet.n
-    mats = [f"\\frac{{\\partial C}}{{\\partial {_tex(p)}}} = {n.matrix(g[p]) if g[p].ndim == 2 else n.column(g[p])}"
-            for p in names]
-    return [Para("The parameters are shared by every step, so each gradient is a sum of per-step terms "
-                 f"(the first {GRADS_WRITTEN} elements of each written out):"), Display(tuple(lines)),
-            Para("Every element, each in its parameter's shape" + (" (means over the batch)" if sheet.N > 1 else "") + ":"),
-            Display((r", \qquad ".join(mats),))]
+    out = [Para("The parameters are shared by every step, so each gradient is a sum of per-step terms "
+                f"(the first {GRADS_WRITTEN} elements of each written out):"), Display(tuple(lines)),
+           Para("Every element, each in its parameter's shape" + (" (means over the batch)" if sheet.N > 1 else "") + ":")]
+    for p in names:
+        out += sheet.tables(f"\\partial C/\\partial {_tex(p)}", sheet.values.gradients[p], f"grad.{p}", per_example=False)
+    return out
 
 
 def _tex(name: str) -> str:
@@ -112,9 +128,8 @@ def embedding_backward(lm, sheet, wanted) -> list:
     steps = [st for st in sheet.d.gradients() if st.param == name and st.index[0] in order[:1]]
     from ...writers.document import Display
     out.append(Display(tuple(line for st in steps[:GRADS_WRITTEN] for line in sheet.step_lines(st))))
-    g, n = sheet.values.gradients, sheet.n
-    return out + [Para("Every row" + (" (means over the batch)" if sheet.N > 1 else "") + ":"),
-                  Display((f"\\frac{{\\partial C}}{{\\partial {_tex(name)}}} = {n.matrix(g[name])}",))]
+    return out + [Para("Every row" + (" (means over the batch)" if sheet.N > 1 else "") + ":")] + sheet.tables(
+        f"\\partial C/\\partial {_tex(name)}", sheet.values.gradients[name], f"grad.{name}", per_example=False)
 
 
 def dense_forward(lm, sheet) -> list:
