@@ -110,32 +110,69 @@ class RecurrentText:
 
     # ---- check: the catalogued mistakes, rewrites of the entry's own definitions
     def slips(self, layer, ctx):
-        out = [self._dropped_future(layer, ctx)]
-        if self.name == "rnn" and layer.opt["nonlinearity"] == "tanh":
-            out.append(self._tanh_slip(layer, ctx, ctx.stages["s"][0]))
+        l = layer.index
+        out = [self._one_step(layer, ctx)]
+        if self.name == "rnn":        # its pre-activation s is staged: the recurrence's rewrites stay linear
+            out.append(self._dropped_future(layer, ctx))
+            (s, s_defs), h = ctx.stages["s"], ctx.stages["h"][0]
+            what = f"h_t used in place of h_(t−1) in ∂C/∂W_hh (layer {l})"
+            W_hh = ctx.params["W_hh"]
+            own = {(t, j): sympy.Add(*[a for a in sympy.Add.make_args(d) if not a.has(*W_hh.ravel())],
+                                     *[W_hh[j, m] * h[t, m] for m in range(h.shape[1])])
+                   for (t, j), d in np.ndenumerate(s_defs)}
+            out.append(Slip({"params": (19, what)}, lambda own=own: {"s": own}, generic=True))
+            if layer.opt["nonlinearity"] == "tanh":
+                what = f"tanh′ written as 1 − s² (the pre-activation squared, not h²) in layer {l}"
+                out.append(Slip({"inputs": (21, what), "params": (21, what)},
+                                lambda: {"h": {idx: s[idx] - s[idx] ** 3 / 3 for idx in np.ndindex(*s.shape)}}))
+        if self.name == "lstm":
+            swap = self._permuted(ctx, (0, 1, 3, 2))
+            out.append(ctx.slip({"forward": (23, f"the gates g and o in another order (i, f, o, g) in layer {l}; "
+                                                 "PyTorch stacks i, f, g, o")}, params=swap, stages=("g", "o", "c", "h")))
         if self.name == "gru":
-            out.append(Slip({"inputs": (22, f"the GRU's z and 1 − z swapped in layer {layer.index}"),
-                             "params": (22, f"the GRU's z and 1 − z swapped in layer {layer.index}")},
-                            lambda: {"h": self._gru_swapped(ctx)}))
+            what = f"the GRU's z and 1 − z swapped in layer {l}"
+            out.append(Slip({"forward": (22, what), "inputs": (22, what)}, lambda: {"h": self._gru_swapped(ctx)}))
+        for gate in {"lstm": ("i", "f", "o"), "gru": ("r", "z")}.get(self.name, ()):
+            out.append(self._no_sigmoid(layer, ctx, gate))
         return out
 
     def _dropped_future(self, layer, ctx) -> Slip:
-        """The gradient from step t + 1 dropped: each step's h_{t−1} taken as a constant."""
+        """The gradient from step t + 1 dropped: the definitions of step t + 1 read h_t as a
+        constant, so ∂C/∂h_t keeps only its own output's part."""
         hs = ctx.stages["h"][0]
 
         def defs():
-            found = {}
             frozen = {h: sympy.Symbol(f"{h.name}_const", real=True) for h in hs.ravel()}
-            for name, (symbols, definitions) in ctx.stages.items():
-                found[name] = {idx: d.xreplace(frozen) for idx, d in np.ndenumerate(definitions)}
-            return found
-        what = f"the gradient from step t + 1 dropped (δh_t from its own output only) in layer {layer.index}"
-        return Slip({"inputs": (18, what), "params": (18, what)}, defs)
+            return {"s": {idx: d.xreplace(frozen) for idx, d in np.ndenumerate(ctx.stages["s"][1])}}
+        what = f"the gradient from step t + 1 dropped (∂C/∂h_t from its own output only) in layer {layer.index}"
+        return Slip({"inputs": (18, what)}, defs)
 
-    def _tanh_slip(self, layer, ctx, s) -> Slip:
-        what = f"tanh′ written as 1 − s² (the pre-activation squared, not h²) in layer {layer.index}"
-        return Slip({"inputs": (21, what), "params": (21, what)},
-                    lambda: {"h": {idx: s[idx] - s[idx] ** 3 / 3 for idx in np.ndindex(*s.shape)}})
+    def _one_step(self, layer, ctx) -> Slip:
+        """A shared weight's gradient taken from the last step alone (assigned in the loop over the
+        steps, not added): the steps before it read the parameters as constants."""
+        frozen = {p: sympy.Symbol(f"{p.name}_const", real=True)
+                  for arr in ctx.params.values() for p in arr.ravel()}
+        T = ctx.stages["h"][0].shape[0]
+
+        def defs():
+            return {name: {idx: d.xreplace(frozen) for idx, d in np.ndenumerate(definitions) if idx[0] < T - 1}
+                    for name, (symbols, definitions) in ctx.stages.items() if name != "h" or self.name == "gru"}
+        what = f"the shared weights' gradients taken from the last step alone (assigned, not summed over the steps) in layer {layer.index}"
+        return Slip({"params": (17, what)}, defs)
+
+    def _no_sigmoid(self, layer, ctx, gate) -> Slip:
+        """Gate ``gate``'s σ′ left out: its definition σ(u) read as u."""
+        symbols, definitions = ctx.stages[gate]
+
+        def defs():
+            return {gate: {idx: sequence_text._squashed(d)[1] for idx, d in np.ndenumerate(definitions)}}
+        what = f"the sigmoid derivative of gate {gate} left out in layer {layer.index}"
+        return Slip({"inputs": (24, what), "params": (24, what)}, defs)
+
+    def _permuted(self, ctx, order) -> dict:
+        k = ctx.params["W_hh"].shape[1]
+        rows = [r for block in order for r in range(block * k, (block + 1) * k)]
+        return {name: ctx.params[name][rows] for name in ("W_ih", "W_hh", "b_ih", "b_hh")}
 
     def _gru_swapped(self, ctx) -> dict:
         z, n, h = ctx.stages["z"][0], ctx.stages["n"][0], ctx.stages["h"][0]
