@@ -301,9 +301,21 @@ def _sequence_plants():
            "grad.b_ih2", "the sigmoid derivative of gate i left out", [], T)
 
 
+def _embedding_plant():
+    net = build(*GRAPHS["embedding"])                    # the first id repeated at the last position
+    T, P = truth(net), net.parameters
+    ids, grad = net.x[0].astype(int), np.zeros_like(P["E1"])
+    for t, v in enumerate(ids):
+        grad[v] = T["dC/da1"][t]                         # assigned: a repeated id keeps its last position's
+    assert ids[0] == ids[-1]
+    yield ("embedding repeated id overwritten", net, {"dC/da1": T["dC/da1"], "grad.E1": grad},
+           "grad.E1", "a repeated id's row overwritten instead of summed", [], T)
+
+
 def _plants():
     for case in [*_conv_plants(None), *_conv_plants(2), *_pool_plants(None), *_pool_plants(2), *_norm_plants(),
-                 *_dropout_add_plants(None), *_dropout_add_plants(2), *_batch_mean_plant(), *_sequence_plants()]:
+                 *_dropout_add_plants(None), *_dropout_add_plants(2), *_batch_mean_plant(), *_sequence_plants(),
+                 *_embedding_plant()]:
         yield pytest.param(*case[1:], id=case[0] + (" (batch)" if case[1].batched else ""))
 
 
