@@ -55,10 +55,13 @@
 # The update (momentum), element-wise on each trained parameter theta with gradient g, step t = 1, 2, ...:
 #   v ← momentum*v + g
 #   theta ← theta - learning_rate*v
+# With --clip-norm C (off by default), the gradients are first clipped together by their global norm,
+# as torch.nn.utils.clip_grad_norm_ does (clip_norm = C):
+#   g ← g*min(1, clip_norm/(grad_norm + 1.0e-6)), grad_norm = sqrt(sum of g**2 over every trained parameter)
 #
 # Usage:
 #   python THIS_FILE [train] --data FILE [--val-data FILE | --val-fraction F] [--patience K] [--epochs N]
-#          [--batch-size B] [--learning-rate LR] [--seed S] [--max-iters N] [--loss-below T] [--min-delta D]
+#          [--batch-size B] [--learning-rate LR] [--clip-norm C] [--seed S] [--max-iters N] [--loss-below T] [--min-delta D]
 #          [--save CKPT.npz] [--save-every K] [--resume CKPT.npz] [--log LOSS.csv] [--plot LOSS.svg] [--force]
 #          [--quiet]
 #   python THIS_FILE predict --params CKPT.npz --data FILE [-o PREDICTIONS.csv] [--force]
@@ -120,6 +123,7 @@ OPTIMIZER = "momentum"
 TRAINED = ['W1', 'b1', 'W2', 'b2', 'W4', 'b4', 'W6', 'b6']  # the parameters the update changes
 STATE = ['v']  # the optimizer's state arrays, one of each per parameter
 NONNEGATIVE_STATE = []  # state that sums squared gradients: never below 0
+CLIP_NORM = None  # --clip-norm's default: the spec's [optimizer] clip_norm, or None (no clipping)
 LOSS = "binary_cross_entropy"
 TARGETS = (0.0, 1.0)  # the targets the loss is defined for
 ACCURACY = "threshold"  # how predictions are counted right: "argmax", "threshold" (at 0.5) or None (no classes)
@@ -684,9 +688,21 @@ def evaluate(params, state, X, Y):
 _STEP = threading.local()
 
 
-def step(params, state, X, Y, learning_rate=learning_rate, count=False):
+def clip_gradients(grads, clip_norm, scale=1.0):
+    """Clip the trained parameters' gradients together, in place: g ← g*min(1, C/(grad_norm + 1e-6)),
+    grad_norm their global 2-norm, C = ``clip_norm`` (torch.nn.utils.clip_grad_norm_). ``scale``: the
+    gradients came out times it. Returns (grad_norm, the factor)."""
+    grad_norm = math.sqrt(sum(float(np.vdot(grads[name], grads[name])) for name in TRAINED)) / scale
+    factor = min(1, clip_norm/(grad_norm + 1e-06))
+    for name in TRAINED:
+        grads[name] *= factor
+    return grad_norm, factor
+
+
+def step(params, state, X, Y, learning_rate=learning_rate, count=False, clip_norm=CLIP_NORM):
     """One momentum update of ``params`` and ``state`` in place, from the gradients of the batch
-    X, Y (all gradients first, then every update: simultaneous). Returns the loss before it
+    X, Y (all gradients first, then every update: simultaneous); with
+    ``clip_norm``, the gradients clipped first (clip_gradients()). Returns the loss before it
     (with ``count``: the loss and how many of the predictions before it are right, correct())."""
     _check_step(params, X, Y)
     grads = getattr(_STEP, "grads", None)
@@ -695,6 +711,8 @@ def step(params, state, X, Y, learning_rate=learning_rate, count=False):
     outputs = {} if count else None
     C, grads = _loss_and_gradients(params, X, Y, grads, outputs=outputs)
     right = correct(outputs["a6"], Y) if count else None
+    if clip_norm is not None:
+        clip_gradients(grads, clip_norm)
     state["t"] = t = state["t"] + 1
     for name in TRAINED:
         theta, g = params[name], grads[name]
@@ -748,7 +766,7 @@ def new_run(params, seed=0):
 
 def train(params, X, Y, epochs=100, batch_size=32, learning_rate=learning_rate, seed=0, max_iters=None,
           loss_below=None, min_delta=None, run=None, on_epoch=None, should_stop=None, checkpoint=None,
-          validation=None, patience=None, on_batch=None):
+          validation=None, patience=None, on_batch=None, clip_norm=CLIP_NORM):
     """Train ``params`` in place on X (N, 2) and Y (N, 1); returns (reason, run).
 
     The batches of an epoch are a permutation of the rows drawn from the run's generator (no
@@ -756,7 +774,8 @@ def train(params, X, Y, epochs=100, batch_size=32, learning_rate=learning_rate, 
     (measure()). ``on_epoch(run, seconds)`` is called after each epoch (its numbers are
     ``run["history"][-1]``), ``on_batch(run, rows, seconds)`` after each update (rows trained on
     in the epoch since this call began it), ``checkpoint(run)`` when it asks for one,
-    ``should_stop()`` between updates. Given a ``run`` (from new_run or load_checkpoint), it continues
+    ``should_stop()`` between updates. ``clip_norm``: each step's gradients clipped by their global norm
+    (clip_gradients()), or None. Given a ``run`` (from new_run or load_checkpoint), it continues
     that run; ``params`` and ``seed`` are then not used. Returns why it stopped: "epochs",
     "max-iters", "loss-below", "min-delta", "patience" (``patience`` epochs without a validation
     loss below the lowest), "diverged" (a non-finite loss) or "interrupted". With ``patience``, a
@@ -787,7 +806,7 @@ def train(params, X, Y, epochs=100, batch_size=32, learning_rate=learning_rate, 
             else:
                 rows = run["order"][start:batch_end(start, batch_size, n)]
                 Xb, Yb = X[rows], Y[rows]
-            C, right = step(params, state, Xb, Yb, learning_rate, count=True)
+            C, right = step(params, state, Xb, Yb, learning_rate, count=True, clip_norm=clip_norm)
             if run["right"] is not None:   # (None: a checkpoint of an older trainer, mid-epoch)
                 run["right"] += right
             run["loss_sum"] += float(C)
@@ -1685,6 +1704,9 @@ def build_parser():
     parser.add_argument("--batch-size", type=_positive_int, default=32, help="rows per update (default 32)")
     parser.add_argument("--learning-rate", type=_positive, default=learning_rate,
                         help=f"default {learning_rate}")
+    parser.add_argument("--clip-norm", type=_positive, default=CLIP_NORM, metavar="C",
+                        help="clip each step's gradients together to global 2-norm C, as torch.nn.utils.clip_grad_norm_ "
+                             + (f"(default {CLIP_NORM}, the spec's)" if CLIP_NORM is not None else "(default: no clipping)"))
     parser.add_argument("--seed", type=int, default=0,
                         help="seeds the initialisation, the shuffling and --val-fraction's split "
                              "(a checkpoint brings its own)")
@@ -1831,7 +1853,7 @@ def _main(args):
 
     with np.errstate(all="ignore"):  # a diverging run is reported below, once
         reason, run = train(run["params"], X, Y, epochs=args.epochs, batch_size=args.batch_size,
-                            learning_rate=args.learning_rate, max_iters=args.max_iters,
+                            learning_rate=args.learning_rate, max_iters=args.max_iters, clip_norm=args.clip_norm,
                             loss_below=args.loss_below, min_delta=args.min_delta, run=run,
                             on_epoch=on_epoch, should_stop=lambda: bool(interrupted), checkpoint=checkpoint,
                             validation=validation, patience=args.patience,

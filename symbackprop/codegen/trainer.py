@@ -30,8 +30,8 @@ import numpy as np
 import sympy
 
 from . import compiled as codegen
-from .updates import (array_update, gradient_scale, optimizer_settings, scalar_code, scalar_update,
-                      update_formulas)
+from .updates import (array_code, array_update, clip_formula, gradient_scale, optimizer_settings, scalar_code,
+                      scalar_update, update_formulas)
 from ..writers import curve
 from ..spec import initial, limits
 from ..entries import optimizers as opt
@@ -201,6 +201,10 @@ def render(network: Network, optimizer: str | None = None, learning_rate: float 
         "state_names": list(optimizer_.state),
         "trained": [p for p in network.parameter_shapes() if settings.trains(p)],
         "update_formulas": update_formulas(optimizer_, settings),
+        "clip_norm": repr(settings.clip_norm) if settings.clip_norm is not None else "None",
+        "clip_formula": clip_formula(),
+        "clip_factor": (array_code(opt.CLIP.factor(), backend="torch") if backend == "torch"
+                        else scalar_code(opt.CLIP.factor())),
     }
     if form == "array":
         context.update(array_context(network, dtype, backend))
