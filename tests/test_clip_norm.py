@@ -149,3 +149,12 @@ def test_spec_clip_norm_is_the_trainers_default_and_explain_shows_it(tmp_path):
 def test_bad_clip_norm_is_one_line_naming_it(value):
     with pytest.raises(SpecError, match=r"optimizer\.clip_norm: expected a number greater than 0"):
         Network.from_dict({**DENSE, "optimizer": {"clip_norm": value}})
+
+
+def test_check_refuses_a_clipped_update_in_one_line(tmp_path, capsys):
+    from symbackprop.cli import main
+    hand = tmp_path / "hand.toml"
+    hand.write_text(open("examples/seed-hand.toml").read().replace("train = ", "clip_norm = 0.1\ntrain = ", 1))
+    assert main(["check", "examples/seed.toml", str(hand)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "optimizer.clip_norm" in err[0]
