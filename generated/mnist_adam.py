@@ -115,6 +115,7 @@ STATE = ['m', 'v']  # the optimizer's state arrays, one of each per parameter
 NONNEGATIVE_STATE = ['v']  # state that sums squared gradients: never below 0
 CLIP_NORM = None  # --clip-norm's default: the spec's [optimizer] clip_norm, or None (no clipping)
 LOSS = "cross_entropy"
+Y_SHAPE = (10,)  # one example's targets as data files hold them
 TARGETS = (0.0, math.inf)  # the targets the loss is defined for
 ACCURACY = "argmax"  # how predictions are counted right: "argmax", "threshold" (at 0.5) or None (no classes)
 COUNTED = 1  # predictions counted per example
@@ -835,7 +836,7 @@ def _load_npz(path, targets=True, limit=None):
         raise
     except Exception as err:  # a damaged file: zipfile, pickle refusal, format errors
         raise TrainerError(f"{path}: not a readable .npz file ({err})") from None
-    for name, array, shape in (("X", X, INPUT), ("Y", Y, (10,))):
+    for name, array, shape in (("X", X, INPUT), ("Y", Y, Y_SHAPE)):
         if array is None:
             continue
         if array.shape[1:] != shape:
@@ -916,7 +917,7 @@ def _load_csv(path, targets=True, limit=None, names=None):
         raise TrainerError(f"{path}: not a UTF-8 text file") from None
     table = np.array(rows, dtype=np.float64).reshape(-1, len(rows[0]) if rows else widths[0])
     X = table[:, :784].reshape(-1, *INPUT)
-    return X, table[:, 784:] if table.shape[1] > 784 else None, lines
+    return X, table[:, 784:].reshape(-1, *Y_SHAPE) if table.shape[1] > 784 else None, lines
 
 
 def _class_names(names):

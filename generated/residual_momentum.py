@@ -125,6 +125,7 @@ STATE = ['v']  # the optimizer's state arrays, one of each per parameter
 NONNEGATIVE_STATE = []  # state that sums squared gradients: never below 0
 CLIP_NORM = None  # --clip-norm's default: the spec's [optimizer] clip_norm, or None (no clipping)
 LOSS = "binary_cross_entropy"
+Y_SHAPE = (1,)  # one example's targets as data files hold them
 TARGETS = (0.0, 1.0)  # the targets the loss is defined for
 ACCURACY = "threshold"  # how predictions are counted right: "argmax", "threshold" (at 0.5) or None (no classes)
 COUNTED = 1  # predictions counted per example
@@ -1002,7 +1003,7 @@ def _load_npz(path, targets=True, limit=None):
         raise TrainerError(f"{path}: not a readable .npz file ({err})") from None
     if Y is not None and Y.ndim == 1:
         Y = Y.reshape(-1, 1)
-    for name, array, shape in (("X", X, INPUT), ("Y", Y, (1,))):
+    for name, array, shape in (("X", X, INPUT), ("Y", Y, Y_SHAPE)):
         if array is None:
             continue
         if array.shape[1:] != shape:
@@ -1081,7 +1082,7 @@ def _load_csv(path, targets=True, limit=None, names=None):
         raise TrainerError(f"{path}: not a UTF-8 text file") from None
     table = np.array(rows, dtype=np.float64).reshape(-1, len(rows[0]) if rows else widths[0])
     X = table[:, :2].reshape(-1, *INPUT)
-    return X, table[:, 2:] if table.shape[1] > 2 else None, lines
+    return X, table[:, 2:].reshape(-1, *Y_SHAPE) if table.shape[1] > 2 else None, lines
 
 
 def _class_names(names):

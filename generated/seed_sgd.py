@@ -104,6 +104,7 @@ STATE = []  # the optimizer's state arrays, one of each per parameter
 NONNEGATIVE_STATE = []  # state that sums squared gradients: never below 0
 CLIP_NORM = None  # --clip-norm's default: the spec's [optimizer] clip_norm, or None (no clipping)
 LOSS = "squared_error"
+Y_SHAPE = (1,)  # one example's targets as data files hold them
 TARGETS = None  # the targets the loss is defined for
 ACCURACY = None  # how predictions are counted right: "argmax", "threshold" (at 0.5) or None (no classes)
 COUNTED = 1  # predictions counted per example
@@ -579,7 +580,7 @@ def _load_npz(path, targets=True, limit=None):
         raise TrainerError(f"{path}: not a readable .npz file ({err})") from None
     if Y is not None and Y.ndim == 1:
         Y = Y.reshape(-1, 1)
-    for name, array, shape in (("X", X, INPUT), ("Y", Y, (1,))):
+    for name, array, shape in (("X", X, INPUT), ("Y", Y, Y_SHAPE)):
         if array is None:
             continue
         if array.shape[1:] != shape:
@@ -658,7 +659,7 @@ def _load_csv(path, targets=True, limit=None, names=None):
         raise TrainerError(f"{path}: not a UTF-8 text file") from None
     table = np.array(rows, dtype=np.float64).reshape(-1, len(rows[0]) if rows else widths[0])
     X = table[:, :3].reshape(-1, *INPUT)
-    return X, table[:, 3:] if table.shape[1] > 3 else None, lines
+    return X, table[:, 3:].reshape(-1, *Y_SHAPE) if table.shape[1] > 3 else None, lines
 
 
 def _class_names(names):
@@ -1351,7 +1352,7 @@ def _data(args, limit=None, names=None):
     """X, Y: --data, or the spec's sample; ``names`` receives --data's target names (load_data())."""
     if args.data is None:
         return (np.array([[2.0, 3.0, -1.0]], dtype=DTYPE).reshape(-1, *INPUT),
-                np.array([[1.0]], dtype=DTYPE).reshape(-1, 1))
+                np.array([[1.0]], dtype=DTYPE).reshape(-1, *Y_SHAPE))
     return load_data(args.data, limit=limit, names=names)
 
 

@@ -191,6 +191,7 @@ def render(network: Network, optimizer: str | None = None, learning_rate: float 
                                                          for v in network.parameters.values()),
         "init": initial.rules(network),
         **sample_context(network),
+        **data_context(network),
         "loss": network.loss.name,
         **targets_context(network.loss),
         "nonnegative_state": nonnegative_state(optimizer_),
@@ -241,6 +242,21 @@ ACCURACY = {("softmax", "cross_entropy"): "argmax",            # the largest out
 def accuracy_rule(network: Network) -> str | None:
     """"argmax", "threshold" or None: how a trainer of ``network`` measures accuracy, if it does."""
     return ACCURACY.get((network.graph[-1].activation.name, network.loss.name))
+
+
+def data_context(network: Network) -> dict:
+    """What a trainer's data files hold: ``vocab`` where the first layer reads integer ids (an
+    embedding: X holds ids in [0, vocab)); ``classes`` (V) where the targets are class indices —
+    cross-entropy after an embedding, one index per example of a (V,) output or per step of a
+    (T, V) one, as F.cross_entropy takes them; ``y_shape``, one example's targets as the files
+    hold them, and ``n_y``, their columns in a .csv row."""
+    first, out = network.graph[0], tuple(network.graph[-1].shape)
+    vocab = first.opt["vocab"] if getattr(first.kind, "reads_ids", False) else None
+    classes = out[-1] if vocab is not None and network.loss.name == "cross_entropy" else None
+    y_shape = out[:-1] if classes else (math.prod(out),)
+    return {"vocab": vocab, "classes": classes, "y_shape": y_shape, "n_y": math.prod(y_shape),
+            "y_text": "".join(f", {n}" for n in y_shape),
+            "steps": network.input[0] if vocab is not None and len(network.input) == 1 else None}
 
 
 def sample_context(network: Network) -> dict:
