@@ -113,7 +113,7 @@ class Model:
         self.examples = batch if any(l.kind.couples_batch for l in network.graph) else 1
         E = self.examples
         self.X = self._symbols("x", "x", (E, *network.input), per_example=True)
-        self.Y = self._symbols("y", "y", (E, network.output_size), per_example=True)
+        self.Y = self._symbols("y", "y", (E, *network.output_shape), per_example=True)
         self.layers: list[LayerModel] = []
         outputs = {0: self.X}
         for layer in network.graph:
@@ -125,7 +125,7 @@ class Model:
             self.layers.append(lm)
             outputs[layer.index] = lm.output
         self.output_array = outputs[network.graph[-1].index]
-        losses = [network.loss.total(list(self.output_array[n]), list(self.Y[n])) for n in range(E)]
+        losses = [network.example_loss(self.output_array[n], self.Y[n]) for n in range(E)]
         self.loss_def = losses[0] if E == 1 else sympy.Add(*losses) / E
         self.latex_names = self.names
 
@@ -177,8 +177,9 @@ class Model:
         if layer.has_z:
             z = stage("z", "z", pre)
             a_defs = np.empty(z.shape, dtype=object)
-            for n in range(E):
-                a_defs[n] = np.array(layer.activation.apply(list(z[n].ravel())), dtype=object).reshape(z.shape[1:])
+            for n in range(E):      # a vector activation (softmax) over the last axis: each step's row of a sequence
+                rows = z[n].reshape(-1, z.shape[-1]) if layer.sequence else z[n].reshape(1, -1)
+                a_defs[n] = np.array([layer.activation.apply(list(r)) for r in rows], dtype=object).reshape(z.shape[1:])
             stage("a", "a", a_defs)
         else:
             stage("a", "a", pre)

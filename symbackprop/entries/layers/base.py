@@ -168,6 +168,7 @@ class Layer:
     sources: tuple[int, ...]
     in_shapes: tuple[tuple[int, ...], ...]
     shape: tuple[int, ...]
+    sequence: bool = False              # its output is a sequence (T, D): one row per time step
 
     @cached_property
     def opt(self) -> dict:
@@ -228,6 +229,8 @@ class LayerKind:
     cancels_bias = False                # subtracts a per-channel mean that a bias before it shifts alike (batch norm)
     unrolls = False                     # the trainer's unrolled scalar form supports it
     vector_input = False                # needs a vector (one-axis) input
+    reads_ids = False                   # reads the network's integer ids (an embedding: the first layer)
+    sequence_input = False              # needs a sequence (T, D) input (a recurrent layer)
     kernels: tuple[str, ...] = ()       # kernel names its array form calls
 
     def default(self, name):
@@ -246,6 +249,15 @@ class LayerKind:
 
     def output_shape(self, options: dict, in_shapes) -> tuple[int, ...]:
         return tuple(in_shapes[0])
+
+    def check_sequence(self, options: dict, in_shapes, in_sequence: tuple[bool, ...]) -> None:
+        """LayerError when the kind needs a sequence (T, D) input and is given another shape, or
+        takes a (T, D) input per step only when it is a sequence (called before :meth:`check`)."""
+
+    def sequence_output(self, options: dict, in_sequence: tuple[bool, ...]) -> bool:
+        """Whether the output is a sequence (T, D), one row per time step: the shape-keeping kinds
+        pass their input's on (dropout), per-step and recurrent kinds say (dense, rnn)."""
+        return False
 
     def param_shapes(self, layer: Layer) -> dict[str, tuple[int, ...]]:
         return {}
