@@ -126,7 +126,7 @@ NONNEGATIVE_STATE = []  # state that sums squared gradients: never below 0
 CLIP_NORM = None  # --clip-norm's default: the spec's [optimizer] clip_norm, or None (no clipping)
 LOSS = "binary_cross_entropy"
 Y_SHAPE = (1,)  # one example's targets as data files hold them
-TARGETS = (0.0, 1.0)  # the targets the loss is defined for
+TARGET_DOMAIN = (0.0, 1.0)  # the targets the loss is defined for
 ACCURACY = "threshold"  # how predictions are counted right: "argmax", "threshold" (at 0.5) or None (no classes)
 COUNTED = 1  # predictions counted per example
 MIN_BATCH = 1  # the fewest rows an update trains on
@@ -977,13 +977,13 @@ def load_data(path, targets=True, limit=None, names=None):
         raise TrainerError(f"data file {path!r}: expected a .csv or .npz file")
     if len(X) == 0:
         raise TrainerError(f"data file {path!r} has no rows")
-    if TARGETS is not None and Y is not None:
-        outside = np.argwhere((Y < TARGETS[0]) | (Y > TARGETS[1]))
+    if TARGET_DOMAIN is not None and Y is not None:
+        outside = np.argwhere((Y < TARGET_DOMAIN[0]) | (Y > TARGET_DOMAIN[1]))
         if len(outside):
             row, column = outside[0]    # named as the other errors name them: a line of a .csv, a row of Y from 1
             where = f"{path}, line {lines[row]}" if lines else f"{path}: Y row {row + 1}"
-            raise TrainerError(f"{where}: target {column + 1} is {Y[row, column]}, outside [{TARGETS[0]:g}, "
-                               f"{TARGETS[1]:g}], the targets {LOSS} is defined for")
+            raise TrainerError(f"{where}: target {column + 1} is {Y[row, column]}, outside [{TARGET_DOMAIN[0]:g}, "
+                               f"{TARGET_DOMAIN[1]:g}], the targets {LOSS} is defined for")
     return X.astype(DTYPE), None if Y is None else Y.astype(DTYPE)
 
 
