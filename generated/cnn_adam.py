@@ -1548,7 +1548,7 @@ def _rule(key):
         return tuple(SHAPES[parts[2]]), "f"
     if len(parts) == 3 and parts[:2] == ["state", "running"] and parts[2] in RUNNING:
         return tuple(RUNNING[parts[2]][0]), "f"
-    if base in IDENTITY + TEXTS and not (best and base in IDENTITY + ("split", "classes")):
+    if base in IDENTITY + TEXTS and not (best and base in IDENTITY + ("split", "classes", "vocabulary")):
         return (), "U"
     if base in NUMBERS:
         return (), "biuf"
@@ -2132,8 +2132,8 @@ def _write_log(path, mode, text):
         raise TrainerError(f"cannot write --log {path!r}: {err.strerror or err}") from None
 
 
-def _data(args, limit=None, names=None):
-    """X, Y: --data, or the spec's sample; ``names`` receives --data's target names (load_data())."""
+def _data(args, limit=None, names=None, vocabulary=None):
+    """X, Y: --data or the spec's sample; ``names`` receives --data's target names (load_data())."""
     if args.data is None:
         raise TrainerError("--data FILE is required (.csv or .npz)")
     return load_data(args.data, limit=limit, names=names)
@@ -2175,8 +2175,8 @@ def _main(args):
     if args.patience is not None and args.val_data is None and args.val_fraction is None:
         raise TrainerError("--patience needs a validation set: --val-data FILE or --val-fraction F")
     limit = memory_limit(args.max_memory)
-    names = []
-    X, Y = _data(args, limit, names)
+    names, vocabulary = [], []
+    X, Y = _data(args, limit, names, vocabulary)
     for flag, rows in (("--data", len(X)), ("--batch-size", args.batch_size)):
         if rows < MIN_BATCH:
             raise TrainerError(f"{flag}: {rows} row(s) to a batch; batch norm normalises over each batch, which needs "

@@ -769,7 +769,7 @@ def _rule(key):
         return tuple(SHAPES[parts[1]]), "f"
     if len(parts) == 3 and parts[0] == "state" and parts[1] in STATE and parts[2] in SHAPES:
         return tuple(SHAPES[parts[2]]), "f"
-    if base in IDENTITY + TEXTS and not (best and base in IDENTITY + ("split", "classes")):
+    if base in IDENTITY + TEXTS and not (best and base in IDENTITY + ("split", "classes", "vocabulary")):
         return (), "U"
     if base in NUMBERS:
         return (), "biuf"
@@ -1348,8 +1348,8 @@ def _write_log(path, mode, text):
         raise TrainerError(f"cannot write --log {path!r}: {err.strerror or err}") from None
 
 
-def _data(args, limit=None, names=None):
-    """X, Y: --data, or the spec's sample; ``names`` receives --data's target names (load_data())."""
+def _data(args, limit=None, names=None, vocabulary=None):
+    """X, Y: --data or the spec's sample; ``names`` receives --data's target names (load_data())."""
     if args.data is None:
         return (np.array([[2.0, 3.0, -1.0]], dtype=DTYPE).reshape(-1, *INPUT),
                 np.array([[1.0]], dtype=DTYPE).reshape(-1, *Y_SHAPE))
@@ -1392,8 +1392,8 @@ def _main(args):
     if args.patience is not None and args.val_data is None and args.val_fraction is None:
         raise TrainerError("--patience needs a validation set: --val-data FILE or --val-fraction F")
     limit = memory_limit(args.max_memory)
-    names = []
-    X, Y = _data(args, limit, names)
+    names, vocabulary = [], []
+    X, Y = _data(args, limit, names, vocabulary)
     run = load_checkpoint(args.resume) if args.resume else None
     split = _split_of(args, run, len(X))
     X, Y, validation = _validation(args, X, Y, split, limit)

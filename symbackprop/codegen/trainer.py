@@ -254,9 +254,10 @@ def data_context(network: Network) -> dict:
     vocab = first.opt["vocab"] if getattr(first.kind, "reads_ids", False) else None
     classes = out[-1] if vocab is not None and network.loss.name == "cross_entropy" else None
     y_shape = out[:-1] if classes else (math.prod(out),)
+    steps = network.input[0] if vocab is not None and len(network.input) == 1 else None
     return {"vocab": vocab, "classes": classes, "y_shape": y_shape, "n_y": math.prod(y_shape),
-            "y_text": "".join(f", {n}" for n in y_shape),
-            "steps": network.input[0] if vocab is not None and len(network.input) == 1 else None}
+            "y_text": "".join(f", {n}" for n in y_shape), "steps": steps,
+            "text": bool(classes and steps and classes == vocab)}   # a character LM: --text, sample
 
 
 def sample_context(network: Network) -> dict:
