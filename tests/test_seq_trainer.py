@@ -160,3 +160,49 @@ def test_text_and_data_exclude_each_other_and_a_missing_text_is_named(tmp_path, 
     trainer, folder = per_step
     one_line_error(call(trainer, "--text", folder / "corpus.txt", "--data", folder / "d.csv"), "not allowed with")
     one_line_error(call(trainer, "--text", tmp_path / "nowhere.txt"), "text file", "nowhere.txt", "not found")
+
+
+# ------------------------------------------------------------------------------------------ sample
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, per_step):
+    trainer, folder = per_step
+    ckpt = tmp_path_factory.mktemp("lm") / "lm.npz"
+    assert call(trainer, "--text", folder / "corpus.txt", "--epochs", 30, "--save", ckpt, "--quiet").returncode == 0
+    return trainer, ckpt
+
+
+def test_sample_is_reproducible_with_a_seed_and_decodes_with_the_vocabulary(trained):
+    trainer, ckpt = trained
+    first = call(trainer, "sample", "--params", ckpt, "--start", "the ", "--length", 40, "--seed", 3)
+    again = call(trainer, "sample", "--params", ckpt, "--start", "the ", "--length", 40, "--seed", 3)
+    other = call(trainer, "sample", "--params", ckpt, "--start", "the ", "--length", 40, "--seed", 4)
+    assert first.returncode == 0 and first.stdout == again.stdout != other.stdout
+    text = first.stdout.rstrip("\n")
+    assert text.startswith("the ") and len(text) == 44 and set(text) <= set(TEXT)
+
+
+def test_sample_draws_from_the_models_distribution(trained):
+    """The drawn characters follow the model's probabilities: with temperature 1, the next character's
+    frequencies over many seeds match the model's output; a low temperature picks its most likely one."""
+    trainer, ckpt = trained
+    module = module_of(trainer)
+    run = module.load_checkpoint(str(ckpt))
+    vocabulary = run["vocabulary"]
+    window = np.zeros((1, 6))
+    window[0, :4] = module.encode("the ", vocabulary, "x")
+    p = module.predict(run["params"], run["state"], window)[0, 3, :len(vocabulary)]
+    draws = [module.sample(run["params"], run["state"], vocabulary, "the ", 1, 1.0, seed)[-1] for seed in range(600)]
+    freq = np.array([draws.count(c) for c in vocabulary]) / len(draws)
+    assert np.abs(freq - p / p.sum()).max() < 0.07
+    cold = module.sample(run["params"], run["state"], vocabulary, "the ", 1, 0.01, 0)[-1]
+    assert cold == vocabulary[int(np.argmax(p))]
+
+
+def test_sample_refuses_in_one_line(tmp_path, trained, per_step):
+    trainer, ckpt = trained
+    one_line_error(call(trainer, "sample", "--params", ckpt, "--start", "thE"), "--start: character 3, 'E', is not in the vocabulary")
+    one_line_error(call(trainer, "sample", "--params", ckpt, "--temperature", "0"), "--temperature", "positive")
+    plain = tmp_path / "plain.npz"
+    assert call(trainer, "--data", per_step[1] / "d.csv", "--epochs", 1, "--save", plain, "--quiet").returncode == 0
+    one_line_error(call(trainer, "sample", "--params", plain), "holds no vocabulary", "not trained with --text")
