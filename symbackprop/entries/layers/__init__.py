@@ -6,6 +6,7 @@ from .conv import CONV1D, CONV2D
 from .dense import DENSE
 from .dropout import DROPOUT
 from .embedding import EMBEDDING
+from .recurrent import GRU, LSTM, RNN
 from .merge import ADD
 from .norm import BATCHNORM, LAYERNORM
 from .pool import AVGPOOL1D, AVGPOOL2D, MAXPOOL1D, MAXPOOL2D
@@ -13,7 +14,7 @@ from .shape import FLATTEN
 
 LAYERS: dict[str, LayerKind] = {kind.name: kind for kind in (
     DENSE, CONV1D, CONV2D, MAXPOOL1D, MAXPOOL2D, AVGPOOL1D, AVGPOOL2D, FLATTEN, BATCHNORM, LAYERNORM,
-    DROPOUT, ADD, EMBEDDING)}
+    DROPOUT, ADD, EMBEDDING, RNN, LSTM, GRU)}
 
 __all__ = ["KERNELS", "TORCH_KERNELS", "LAYERS", "Field", "Layer", "LayerError", "LayerKind", "Slip", "SlipContext",
            "kernel_sources"]

@@ -284,7 +284,9 @@ class LayerKind:
         ``inputs`` (object arrays in the input shapes), ``params`` and ``data`` (prefix -> object
         array); for a kind that ``couples_batch``, of the whole batch (a leading example axis).
         ``stage(name, latex, defs, per_example=True)`` names an intermediate array (batch norm's
-        mean) and returns its symbols, for later expressions to use."""
+        mean) and returns its symbols, for later expressions to use; ``step=(t, T)`` names row t of
+        a (T, ...) array filled one time step at a time (a recurrent layer's h_t, which step t + 1
+        reads by its symbols: the recurrence is never expanded into one formula)."""
         raise NotImplementedError
 
     # ---- arrays
@@ -381,6 +383,8 @@ def param_tex(name: str) -> str:
     """A parameter's or mask's LaTeX name: ``W2`` -> ``W^{(2)}``, ``gamma2`` -> ``\\gamma^{(2)}``."""
     head = name.rstrip("0123456789")
     base = {"gamma": r"\gamma", "beta": r"\beta"}.get(head, head)
+    if "_" in base:                  # a recurrent layer's W_ih, b_hh: W_{ih}
+        base = base.replace("_", "_{", 1) + "}"
     return f"{base}^{{({name[len(head):]})}}"
 
 
@@ -436,7 +440,11 @@ class SlipContext:
         symbols of the stages before them."""
         found = {}
 
-        def stage(name, tex, defs, per_example=True):
+        def stage(name, tex, defs, per_example=True, step=None):
+            if step is not None:
+                defs = np.asarray(defs, dtype=object)
+                found.setdefault(name, np.empty((step[1], *defs.shape), dtype=object))[step[0]] = defs
+                return self.stages[name][0][step[0]]
             found[name] = np.asarray(defs, dtype=object)
             return self.stages[name][0]
         layer = layer or self.layer
