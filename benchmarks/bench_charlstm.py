@@ -84,7 +84,7 @@ class Eager(torch.nn.Module):
 def eager_step(params, X, Y):
     model = Eager(params)
     opt = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
-    X, Y = torch.from_numpy(X), torch.from_numpy(Y)
+    X, Y = torch.from_numpy(X).long(), torch.from_numpy(Y).long()
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -97,7 +97,7 @@ def eager_step(params, X, Y):
 
 def eager_loss_and_grads(params, X, Y):
     model = Eager(params)
-    loss = F.cross_entropy(model(torch.from_numpy(X)).reshape(-1, V), torch.from_numpy(Y).reshape(-1))
+    loss = F.cross_entropy(model(torch.from_numpy(X).long()).reshape(-1, V), torch.from_numpy(Y).long().reshape(-1))
     loss.backward()
     g = {"E1": model.embedding.weight.grad, "W_ih2": model.lstm.weight_ih_l0.grad,
          "W_hh2": model.lstm.weight_hh_l0.grad, "b_ih2": model.lstm.bias_ih_l0.grad,
@@ -157,7 +157,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     rounds = args.rounds or (5 if args.quick else 21)
     started, load_before = time.gmtime(), os.getloadavg()
-    params, (X, Y) = reference_params(), batch()
+    params, (ids, targets) = reference_params(), batch()
+    X, Y = ids.astype(np.float32), targets.astype(np.float32)   # the trainers hold ids as DTYPE
     contenders, notes = {"eager": eager_step(params, X, Y)[0]}, []
     for backend in ("numpy", "torch"):
         module, why = generated(backend)
@@ -174,8 +175,8 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as folder:
         gen = cold([sys.executable, "-m", "symbackprop", "generate", str(SPEC), "--dtype", "float32", "-o",
                     str(Path(folder) / "t.py")], runs) if "numpy" in contenders else None
-        der = cold([sys.executable, "-m", "symbackprop", "derive", str(SPEC), "--form", "matrix", "-o",
-                    str(Path(folder) / "d.md")], runs) if "numpy" in contenders else None
+        der = cold([sys.executable, "-m", "symbackprop", "derive", str(SPEC), "--form", "matrix"], runs) \
+            if "numpy" in contenders else None   # (to standard output, as a person reads it)
     load_after = os.getloadavg()
     command = "python benchmarks/bench_charlstm.py" + (" --quick" if args.quick else "") + (
         f" --rounds {args.rounds}" if args.rounds else "")
