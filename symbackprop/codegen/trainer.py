@@ -178,6 +178,7 @@ def render(network: Network, optimizer: str | None = None, learning_rate: float 
         "n_out": network.layers[-1],
         "input_text": ", ".join(map(str, network.input)),
         "masks": any(layer.data for layer in network.graph),
+        "carried": [name for layer in network.graph if (name := layer.kind.carry_name(layer))],
         "running": any(layer.kind.couples_batch for layer in network.graph),
         "min_batch": 2 if any(layer.kind.couples_batch for layer in network.graph) else 1,
         "accuracy": accuracy_rule(network),
