@@ -171,7 +171,7 @@ SHAPES = {
     "b5": (3,),
 }
 INPUT = (1, 8, 8)  # the shape of one example
-TARGETS = ((3,),)  # the shapes of one example's Y
+Y_SHAPES = ((3,),)  # the shapes of one example's Y
 # The batch statistics a trainer keeps running averages of (as PyTorch: the unbiased variance):
 # name -> (shape, values per example it is over, unbiased, momentum)
 RUNNING = {
@@ -650,8 +650,8 @@ def _check_params(params):
 def _check_data(X, Y, minimum=2):
     if not isinstance(X, np.ndarray) or X.shape[1:] != INPUT or X.shape[0] < minimum or X.dtype != _DT:
         raise _bad("X", X, f"(N, 1, 8, 8) with N >= {minimum} (batch norm needs 2 values per channel)")
-    if Y is not None and (not isinstance(Y, np.ndarray) or Y.shape[:1] != X.shape[:1] or Y.shape[1:] not in TARGETS or Y.dtype != _DT):
-        raise _bad("Y", Y, " or ".join(str((X.shape[0], *shape)) for shape in TARGETS))
+    if Y is not None and (not isinstance(Y, np.ndarray) or Y.shape[:1] != X.shape[:1] or Y.shape[1:] not in Y_SHAPES or Y.dtype != _DT):
+        raise _bad("Y", Y, " or ".join(str((X.shape[0], *shape)) for shape in Y_SHAPES))
 
 
 _CHECKED = ((), ())  # the ids of the arrays _check_step last passed, and those arrays (held, so no other takes an id)

@@ -175,7 +175,7 @@ SHAPES = {
     "b2": (10,),
 }
 INPUT = (784,)  # the shape of one example
-TARGETS = ((10,),)  # the shapes of one example's Y
+Y_SHAPES = ((10,),)  # the shapes of one example's Y
 
 
 def _softmax(z, out=None):
@@ -231,8 +231,8 @@ def _check(params, X, Y=None, out=None, masks=None, minimum=1):
         raise _bad("X", X, f"(N, 784) with N >= {minimum}", device)
     if Y is not None:
         Y = _tensor("Y", Y, None, device)
-        if tuple(Y.shape[:1]) != tuple(X.shape[:1]) or tuple(Y.shape[1:]) not in TARGETS:
-            raise _bad("Y", Y, " or ".join(str((X.shape[0], *shape)) for shape in TARGETS), device)
+        if tuple(Y.shape[:1]) != tuple(X.shape[:1]) or tuple(Y.shape[1:]) not in Y_SHAPES:
+            raise _bad("Y", Y, " or ".join(str((X.shape[0], *shape)) for shape in Y_SHAPES), device)
     if out is not None:
         if not isinstance(out, dict):
             raise ValueError(f"out: expected a dict of tensors {', '.join(SHAPES)}, got {type(out).__name__}")

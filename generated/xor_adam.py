@@ -156,7 +156,7 @@ SHAPES = {
     "b2": (1,),
 }
 INPUT = (2,)  # the shape of one example
-TARGETS = ((1,),)  # the shapes of one example's Y
+Y_SHAPES = ((1,),)  # the shapes of one example's Y
 
 
 class _Constants(dict):
@@ -266,8 +266,8 @@ def _check_params(params):
 def _check_data(X, Y, minimum=1):
     if not isinstance(X, np.ndarray) or X.shape[1:] != INPUT or X.shape[0] < minimum or X.dtype != _DT:
         raise _bad("X", X, f"(N, 2) with N >= {minimum}")
-    if Y is not None and (not isinstance(Y, np.ndarray) or Y.shape[:1] != X.shape[:1] or Y.shape[1:] not in TARGETS or Y.dtype != _DT):
-        raise _bad("Y", Y, " or ".join(str((X.shape[0], *shape)) for shape in TARGETS))
+    if Y is not None and (not isinstance(Y, np.ndarray) or Y.shape[:1] != X.shape[:1] or Y.shape[1:] not in Y_SHAPES or Y.dtype != _DT):
+        raise _bad("Y", Y, " or ".join(str((X.shape[0], *shape)) for shape in Y_SHAPES))
 
 
 _CHECKED = ((), ())  # the ids of the arrays _check_step last passed, and those arrays (held, so no other takes an id)

@@ -86,8 +86,27 @@ GRAPHS = {
                   dict(type="add", **{"from": 1}), dict(type="dense", units=2)], "mse"),
     "add-input": ([3], [dict(type="dense", units=3, activation="relu"), dict(type="add", **{"from": 0}),
                         dict(type="dense", units=2, activation="softmax")], "cross_entropy"),
+    # sequences: integer ids (a repeated id in every example), per-step outputs, class-index targets
+    "embedding": ([3], [dict(type="embedding", vocab=4, dim=3), dict(type="dense", units=4, activation="softmax")],
+                  "cross_entropy"),
+    "embedding-flat": ([3], [dict(type="embedding", vocab=5, dim=2), dict(type="flatten"),
+                             dict(type="dense", units=3, activation="tanh"), dict(type="dense", units=5,
+                                                                                   activation="softmax")], "cross_entropy"),
+    "rnn": ([3], [dict(type="embedding", vocab=4, dim=2), dict(type="rnn", hidden=3),
+                  dict(type="dense", units=4, activation="softmax")], "cross_entropy"),
+    "rnn-relu-last": ([3, 2], [dict(type="rnn", hidden=2, nonlinearity="relu", **{"return": "last"}),
+                               dict(type="dense", units=2)], "mse"),
+    "lstm": ([3], [dict(type="embedding", vocab=4, dim=2), dict(type="lstm", hidden=2),
+                   dict(type="dense", units=4, activation="softmax")], "cross_entropy"),
+    "lstm-last": ([3], [dict(type="embedding", vocab=3, dim=2), dict(type="lstm", hidden=2, **{"return": "last"}),
+                        dict(type="dense", units=3, activation="softmax")], "cross_entropy"),
+    "gru": ([3], [dict(type="embedding", vocab=4, dim=2), dict(type="gru", hidden=2),
+                  dict(type="dense", units=4, activation="softmax")], "cross_entropy"),
+    "gru-last": ([3, 2], [dict(type="gru", hidden=3, **{"return": "last"}), dict(type="dense", units=2)],
+                 "half_squared_error"),
 }
 BATCH_ONLY = {"batchnorm", "batchnorm-conv"}
+SEQUENCES = {"embedding", "embedding-flat", "rnn", "rnn-relu-last", "lstm", "lstm-last", "gru", "gru-last"}
 
 
 def graph(name, batch=None, seed=0, scale=0.6) -> Network:
@@ -105,7 +124,16 @@ def graph_spec(name, batch=None, seed=0, scale=0.6) -> dict:
     for pname, pshape in bare.parameter_shapes().items():
         base = 1.0 if pname.startswith("gamma") else 0.0
         spec["parameters"][pname] = (base + rng.normal(scale=scale, size=pshape)).tolist()
-    x = rng.normal(size=(batch or 1, *shape)).tolist()
-    y = targets(loss, rng, (batch or 1, bare.output_size)).tolist()
+    if bare.reads_ids:                       # ids, the first one repeated in every example
+        vocab = bare.graph[0].opt["vocab"]
+        ids = rng.integers(0, vocab, size=(batch or 1, *shape))
+        ids[..., -1] = ids[..., 0]
+        x = ids.tolist()
+    else:
+        x = rng.normal(size=(batch or 1, *shape)).tolist()
+    if loss == "cross_entropy" and bare.graph[-1].sequence or bare.reads_ids and loss == "cross_entropy":
+        y = rng.integers(0, bare.output_size, size=(batch or 1, *bare.output_shape[:-1])).tolist()
+    else:
+        y = targets(loss, rng, (batch or 1, *bare.output_shape)).tolist()
     spec["sample"] = {"x": x if batch else x[0], "y": y if batch else y[0], "seed": seed}
     return spec

@@ -59,11 +59,57 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("name,old,new,field", CASES, ids=[c[0] for c in CASES])
-@pytest.mark.parametrize("suffix", [".toml", ".json"])
-def test_bad_spec_is_one_line_naming_the_field(tmp_path, capsys, name, old, new, field, suffix):
-    assert old in GOOD
-    text = GOOD.replace(old, new)
+SEQUENCE = """
+[network]
+input = [3]
+loss = "cross_entropy"
+
+[[layer]]
+type = "embedding"
+vocab = 4
+dim = 2
+
+[[layer]]
+type = "rnn"
+hidden = 2
+
+[[layer]]
+type = "dense"
+units = 4
+activation = "softmax"
+
+[sample]
+x = [[1, 2, 1], [3, 0, 3]]
+y = [[0, 1, 2], [3, 3, 0]]
+"""
+
+# the sequence kinds' bad input: each names the layer (position and type), the example and position
+SEQUENCE_CASES = [
+    ("unknown field", "hidden = 2", "hidden = 2\nunits = 3", "layer 2 (rnn).units"),
+    ("hidden size 0", "hidden = 2", "hidden = 0", "layer 2 (rnn).hidden"),
+    ("activation on a recurrent layer", "hidden = 2", 'hidden = 2\nactivation = "tanh"', "layer 2 (rnn).activation"),
+    ("unknown nonlinearity", "hidden = 2", 'hidden = 2\nnonlinearity = "sigmoid"', "layer 2 (rnn).nonlinearity"),
+    ("id outside the vocabulary", "x = [[1, 2, 1]", "x = [[1, 4, 1]", "sample.x[0][1]: id 4 is outside the vocabulary [0, 4) of layer 1 (embedding) (example 1, position 2)"),
+    ("negative id", "x = [[1, 2, 1]", "x = [[1, 2, -1]", "(example 1, position 3)"),
+    ("non-integer id", "[3, 0, 3]]", "[3, 0.5, 3]]", "sample.x[1][1]: expected an integer id, got 0.5 (example 2, position 2)"),
+    ("class outside the outputs", "[3, 3, 0]]", "[3, 9, 0]]", "sample.y[1][1]: class 9 is outside [0, 4) (example 2, position 2)"),
+    ("a sequence layer given a vector", 'type = "rnn"', 'type = "dense"\nunits = 2\n[[layer]]\ntype = "flatten"\n[[layer]]\ntype = "rnn"',
+     "layer 4 (rnn).type: rnn needs a sequence input"),
+    ('return = "last" followed by a sequence layer', "hidden = 2", 'hidden = 2\nreturn = "last"\n[[layer]]\ntype = "gru"\nhidden = 2',
+     'layer 3 (gru).type: gru needs a sequence input (T, D), got shape (2,) (layer 2 (rnn) has return = "last"'),
+    ("unknown return", "hidden = 2", 'hidden = 2\nreturn = "first"', "layer 2 (rnn).return"),
+    ("embedding not first", 'type = "rnn"\nhidden = 2', 'type = "embedding"\nvocab = 2\ndim = 2', "layer 2 (embedding)"),
+    ("ignore_index not an integer", 'loss = "cross_entropy"', 'loss = "cross_entropy"\nignore_index = 0.5', "network.ignore_index"),
+    ("every target ignored", 'loss = "cross_entropy"', 'loss = "cross_entropy"\nignore_index = 3',
+     "sample.y: every target is ignore_index 3"),
+]
+
+
+def _refused(tmp_path, capsys, good, old, new, field, suffix):
+    assert old in good
+    text = good.replace(old, new)
+    if "every target is ignore_index" in field:
+        text = text.replace("[[1, 2, 1], [3, 0, 3]]\ny = [[0, 1, 2], [3, 3, 0]]", "[[1, 2, 1]]\ny = [[3, 3, 3]]")
     if suffix == ".json":
         import tomllib
         try:
@@ -76,6 +122,18 @@ def test_bad_spec_is_one_line_naming_the_field(tmp_path, capsys, name, old, new,
     assert main(["derive", str(spec)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and field in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("name,old,new,field", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("suffix", [".toml", ".json"])
+def test_bad_spec_is_one_line_naming_the_field(tmp_path, capsys, name, old, new, field, suffix):
+    _refused(tmp_path, capsys, GOOD, old, new, field, suffix)
+
+
+@pytest.mark.parametrize("name,old,new,field", SEQUENCE_CASES, ids=[c[0] for c in SEQUENCE_CASES])
+@pytest.mark.parametrize("suffix", [".toml", ".json"])
+def test_bad_sequence_spec_is_one_line_naming_the_layer(tmp_path, capsys, name, old, new, field, suffix):
+    _refused(tmp_path, capsys, SEQUENCE, old, new, field, suffix)
 
 
 def test_missing_file(capsys):

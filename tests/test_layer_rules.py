@@ -32,7 +32,7 @@ def symbols(name, shape):
     return out
 
 
-def inline(name, tex, defs, per_example=True):
+def inline(name, tex, defs, per_example=True, step=None):
     return defs          # intermediate arrays written out: expressions in the inputs alone
 
 

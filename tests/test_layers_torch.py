@@ -14,10 +14,11 @@ F = torch.nn.functional
 ACTIVATIONS = {"identity": lambda z: z, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": F.relu,
                "leaky_relu": lambda z: F.leaky_relu(z, 0.01), "softplus": F.softplus, "elu": F.elu,
                "silu": F.silu, "gelu": F.gelu, "softmax": lambda z: torch.softmax(z, dim=1)}
-LOSSES = {"squared_error": lambda a, y: ((a - y) ** 2).sum(1), "half_squared_error": lambda a, y: 0.5 * ((a - y) ** 2).sum(1),
-          "mse": lambda a, y: ((a - y) ** 2).mean(1),
-          "binary_cross_entropy": lambda a, y: -(y * torch.log(a) + (1 - y) * torch.log(1 - a)).sum(1),
-          "cross_entropy": lambda a, y: -(y * torch.log(a)).sum(1)}
+LOSSES = {"squared_error": lambda a, y: ((a - y) ** 2).sum(-1), "half_squared_error": lambda a, y: 0.5 * ((a - y) ** 2).sum(-1),
+          "mse": lambda a, y: ((a - y) ** 2).mean(-1),
+          "binary_cross_entropy": lambda a, y: -(y * torch.log(a) + (1 - y) * torch.log(1 - a)).sum(-1),
+          "cross_entropy": lambda a, y: -(y * torch.log(a)).sum(-1)}
+RECURRENT = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
 
 
 def torch_layer(layer, x, p, masks, values):
@@ -41,6 +42,17 @@ def torch_layer(layer, x, p, masks, values):
         return x * torch.tensor(masks[f"M{i}"]) / (1 - opt["rate"])
     if kind == "add":
         return x + values[opt["from"]]
+    if kind == "embedding":
+        return torch.nn.functional.embedding(x.long(), p[f"E{i}"])
+    if kind in RECURRENT:       # PyTorch's module, its parameters the spec's (autograd reaches them through the copies)
+        extra = {"nonlinearity": opt["nonlinearity"]} if kind == "rnn" else {}
+        module = RECURRENT[kind](x.shape[-1], opt["hidden"], batch_first=True, **extra).double()
+        for ours, theirs in (("W_ih", "weight_ih_l0"), ("W_hh", "weight_hh_l0"), ("b_ih", "bias_ih_l0"), ("b_hh", "bias_hh_l0")):
+            delattr(module, theirs)
+            setattr(module, theirs, p[f"{ours}{i}"])
+        module._flat_weights = [getattr(module, name) for name in module._flat_weights_names]
+        h = module(x)[0]
+        return h if opt["return"] == "sequence" else h[:, -1]
     raise AssertionError(kind)
 
 
@@ -48,9 +60,13 @@ def torch_loss_and_grads(net, params, X, Y, masks):
     p = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
     values = {0: torch.tensor(X)}
     for layer in net.graph:
-        values[layer.index] = ACTIVATIONS[layer.activation.name](
-            torch_layer(layer, values[layer.sources[0]], p, masks, values))
-    loss = LOSSES[net.loss.name](values[net.depth], torch.tensor(Y)).mean()
+        z = torch_layer(layer, values[layer.sources[0]], p, masks, values)
+        values[layer.index] = ACTIVATIONS[layer.activation.name](z)
+    if net.targets is not None:       # class indices: F.cross_entropy on the flattened (N·T, V) logits
+        loss = F.cross_entropy(z.reshape(-1, z.shape[-1]), torch.tensor(net.targets).reshape(-1),
+                               ignore_index=-100 if net.ignore_index is None else net.ignore_index)
+    else:
+        loss = LOSSES[net.loss.name](values[net.depth], torch.tensor(Y)).mean()
     loss.backward()
     return float(loss.detach()), {k: v.grad.numpy() for k, v in p.items()}, {k: v.detach().numpy() for k, v in values.items()}
 
@@ -62,11 +78,13 @@ CASES = [(name, batch) for name in GRAPHS for batch in ((4,) if name in BATCH_ON
 def test_every_layer_kind_agrees_with_pytorch(name, batch):
     net = graph(name, batch, seed=3)
     masks = {"masks": net.masks} if net.masks else {}
-    C, grads = net.compile().loss_and_gradients(net.parameters, net.x, net.y, **masks)
     loss, theirs, _ = torch_loss_and_grads(net, net.parameters, net.x, net.y, net.masks or {})
-    assert float(C) == pytest.approx(loss, rel=1e-12)
-    for pname, g in grads.items():
-        np.testing.assert_allclose(g, theirs[pname], rtol=1e-9, atol=1e-13, err_msg=pname)
+    targets = [net.y] if net.targets is None else [net.y, net.targets.astype(np.float64)]   # one-hot rows, and the indices
+    for Y in targets:
+        C, grads = net.compile().loss_and_gradients(net.parameters, net.x, Y, **masks)
+        assert float(C) == pytest.approx(loss, rel=1e-12)
+        for pname, g in grads.items():
+            np.testing.assert_allclose(g, theirs[pname], rtol=1e-9, atol=1e-13, err_msg=pname)
 
 
 def _conv_net(d, channels, size, out_channels, kernel, stride, padding, pool):

@@ -256,8 +256,9 @@ def data_context(network: Network) -> dict:
     classes = out[-1] if vocab is not None and network.loss.name == "cross_entropy" else None
     y_shape = out[:-1] if classes else (math.prod(out),)
     steps = network.input[0] if vocab is not None and len(network.input) == 1 else None
+    ignore = getattr(network, "ignore_index", None) if classes else None
     return {"vocab": vocab, "classes": classes, "y_shape": y_shape, "n_y": math.prod(y_shape),
-            "y_text": "".join(f", {n}" for n in y_shape), "steps": steps,
+            "y_text": "".join(f", {n}" for n in y_shape), "steps": steps, "ignore_index": ignore,
             "text": bool(classes and steps and classes == vocab)}   # a character LM: --text, sample
 
 
@@ -268,8 +269,16 @@ def sample_context(network: Network) -> dict:
     if network.x is None:
         return {"sample": None, "sample_note": "", "sample_note_short": ""}
     count = network.x.size + network.y.size
+    y = network.y
+    if data_context(network)["classes"]:          # class indices, as the trainer's data files hold them
+        y = network.targets
+        if y is None and np.all((network.y == 0) | (network.y == 1)) and np.all(network.y.sum(-1) == 1):
+            y = network.y.argmax(-1)               # one-hot rows given: their classes
+        if y is None:
+            return {"sample": None, "sample_note": "The spec's sample gives probability targets; this trainer reads class "
+                    "indices: pass --data.", "sample_note_short": "the spec's sample has no class indices"}
     if count <= limits.SAMPLE_EMBEDDED:
-        return {"sample": (_literal(network.x), _literal(network.y)), "sample_note": "", "sample_note_short": ""}
+        return {"sample": (_literal(network.x), _literal(y)), "sample_note": "", "sample_note_short": ""}
     return {"sample": None,
             "sample_note": (f"The spec's sample ({len(network.x)} examples, {count} numbers) is not embedded: "
                             f"a trainer embeds at most {limits.SAMPLE_EMBEDDED} numbers. Pass it with --data."),

@@ -44,8 +44,9 @@ def _elementwise_function(activation):
     return stable_function([u], activation.apply([u]))
 
 
-def _activate(activation, z):
-    flat = z.reshape(len(z), -1)
+def _activate(activation, z, sequence=False):
+    """f(z) for a batch; a vector activation (softmax) over each example's output, or each step's row of a sequence."""
+    flat = z.reshape(-1, z.shape[-1]) if sequence else z.reshape(len(z), -1)
     if activation.shift_invariant:          # softmax(z) = softmax(z - max z): no exp overflows
         flat = flat - flat.max(axis=1, keepdims=True)
     if activation.elementwise:              # one function of one element, on the whole array at once
@@ -68,7 +69,7 @@ def forward_pass(network: Network, params: dict, X, masks: dict | None = None) -
                                  strip({k: params[k] for k in layer.params}), strip({k: masks[k] for k in layer.data}))
         if layer.has_z:
             out[f"z{i}"] = pre
-            pre = _activate(layer.activation, pre)
+            pre = _activate(layer.activation, pre, layer.sequence)
         out[f"a{i}"] = values[i] = pre
     return out
 
@@ -82,13 +83,14 @@ def loss_function(network: Network):
     last, width = network.graph[-1], network.output_size
     us, ys = [sympy.Symbol(f"u{j}", real=True) for j in range(width)], [sympy.Symbol(f"y{j}", real=True) for j in range(width)]
     outputs = last.activation.apply(us) if last.has_z else us
-    per_example = stable_function(us + ys, [network.loss.total(outputs, ys)])
+    per_row = stable_function(us + ys, [network.loss.total(outputs, ys)])
+    weight = float(network.target_weight)        # a sequence's: each example's mean over its steps, ignored ones left out
 
     def loss(params, X, Y):
         values = forward_pass(network, params, X)
         out = values[f"z{network.depth}" if last.has_z else f"a{network.depth}"]
-        Y = np.asarray(Y, np.float64)
-        return float(np.mean(per_example(*out.T, *Y.T)[0]))
+        rows, Y = out.reshape(-1, width), np.asarray(Y, np.float64).reshape(-1, width)
+        return float(np.mean(per_row(*rows.T, *Y.T)[0]) * weight)
     return loss
 
 

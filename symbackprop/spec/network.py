@@ -250,10 +250,11 @@ def _graph(input_shape, tables):
         layer_type(kind_name, i, LAYERS)
         kind = LAYERS[kind_name]
         where = f"layer {i} ({kind_name})"
-        names = [f.name for f in kind.fields]
+        names = ["activation"] * kind.takes_activation + [f.name for f in kind.fields]
         for key in table:
-            if key not in ("type", "activation", *names):
-                raise SpecError(f"{where}.{key}", f"unknown field (expected {', '.join(['activation', *names])})")
+            if key not in ("type", *names):
+                hint = " (a recurrent layer's nonlinearity is its own)" if key == "activation" else ""
+                raise SpecError(f"{where}.{key}", f"unknown field (expected {', '.join(names)}){hint}")
         options = {}
         for f in kind.fields:
             raw = table.get(f.name, f.default)
@@ -271,7 +272,8 @@ def _graph(input_shape, tables):
                                                  f"position, 0 to {i - 1} (0 is the network input)")
         in_shapes = tuple(shapes[s] for s in sources)
         _ids_read(kind, i, where, sources, input_shape, tables)
-        in_seq = tuple(steps[s] for s in sources)
+        # a (T, D) network input is a sequence to the kinds that need one (an rnn reading features)
+        in_seq = tuple(steps[s] or s == 0 and kind.sequence_input and len(input_shape) == 2 for s in sources)
         try:
             kind.check_sequence(options, in_shapes, in_seq)
             kind.check(options, in_shapes)

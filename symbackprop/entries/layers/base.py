@@ -231,6 +231,7 @@ class LayerKind:
     vector_input = False                # needs a vector (one-axis) input
     reads_ids = False                   # reads the network's integer ids (an embedding: the first layer)
     sequence_input = False              # needs a sequence (T, D) input (a recurrent layer)
+    takes_activation = True             # an ``activation`` field may follow it (not a recurrent layer: its own)
     kernels: tuple[str, ...] = ()       # kernel names its array form calls
 
     def default(self, name):

@@ -84,11 +84,11 @@ def rnn_deltas(dh, h, W_hh, relu, out=None, ws=None):
     ``dh`` (N, hidden) is the gradient of h_T alone (return = "last"). A carried h_0 is a constant
     (detached, as truncated BPTT has it): nothing flows back into it."""
     steps = h.shape[1]
-    D = np.empty_like(h) if out is None else out
+    D = np.empty(h.shape, dtype=np.result_type(dh, h)) if out is None else out
     for t in range(steps - 1, -1, -1):
         own = dh[:, t] if dh.ndim == 3 else dh if t == steps - 1 else 0 * h[:, t]
         g = own if t == steps - 1 else own + D[:, t + 1] @ W_hh
-        D[:, t] = g * (h[:, t] > 0) if relu else g * (1 - h[:, t] * h[:, t])
+        D[:, t] = np.where(h[:, t] > 0, g, 0 * g) if relu else g * (1 - h[:, t] * h[:, t])
     return D
 
 
@@ -254,6 +254,7 @@ def last_step(h):
 class Recurrent(RecurrentText, LayerKind):
     params = ("W_ih", "W_hh", "b_ih", "b_hh")
     sequence_input = True
+    takes_activation = False
 
     def __init__(self, name: str, gates: int, doc: str):
         self.name, self.gates, self.doc = name, gates, doc
