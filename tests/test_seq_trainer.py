@@ -206,3 +206,16 @@ def test_sample_refuses_in_one_line(tmp_path, trained, per_step):
     plain = tmp_path / "plain.npz"
     assert call(trainer, "--data", per_step[1] / "d.csv", "--epochs", 1, "--save", plain, "--quiet").returncode == 0
     one_line_error(call(trainer, "sample", "--params", plain), "holds no vocabulary", "not trained with --text")
+
+
+def test_the_torch_trainer_samples_the_same_text_from_the_same_checkpoint(tmp_path, trained):
+    """Both backends read one checkpoint layout: a NumPy run's checkpoint samples the same text in the
+    torch trainer (the model's probabilities agree to rounding; the draws come from the same generator)."""
+    pytest.importorskip("torch")
+    trainer, ckpt = trained
+    torch_trainer = trainer_file(tmp_path, PER_STEP, "per_step_torch", backend="torch")
+    ours = call(trainer, "sample", "--params", ckpt, "--start", "the ", "--length", 30, "--seed", 5)
+    theirs = call(torch_trainer, "sample", "--params", ckpt, "--start", "the ", "--length", 30, "--seed", 5,
+                  "--device", "cpu", "--threads", 1)
+    assert theirs.returncode == 0, theirs.stderr
+    assert theirs.stdout == ours.stdout

@@ -230,7 +230,8 @@ def wrote_note(network: Network, path: str | None, optimizer: str | None = None,
     if path in (None, "-"):
         return f"wrote {what} to standard output; save it as a .py file and run python3 FILE --help"
     shown = printable(path)
-    data = "" if sample_context(network)["sample"] is not None else " --data TRAIN.csv"
+    data = "" if sample_context(network)["sample"] is not None else (
+        " --text CORPUS.txt" if data_context(network)["text"] else " --data TRAIN.csv")
     run = f"python3 {shown}{data}" + (" (without --data it trains on the spec's sample)" if not data else "")
     return f"wrote {shown}, {what}. Run it: {run}; python3 {shown} --help lists every flag"
 
