@@ -30,8 +30,8 @@ import numpy as np
 import sympy
 
 from . import compiled as codegen
-from .updates import (array_update, gradient_scale, optimizer_settings, scalar_code, scalar_update,
-                      update_formulas)
+from .updates import (array_code, array_update, clip_formula, gradient_scale, optimizer_settings, scalar_code,
+                      scalar_update, update_formulas)
 from ..writers import curve
 from ..spec import initial, limits
 from ..entries import optimizers as opt
@@ -178,6 +178,7 @@ def render(network: Network, optimizer: str | None = None, learning_rate: float 
         "n_out": network.layers[-1],
         "input_text": ", ".join(map(str, network.input)),
         "masks": any(layer.data for layer in network.graph),
+        "carried": [name for layer in network.graph if (name := layer.kind.carry_name(layer))],
         "running": any(layer.kind.couples_batch for layer in network.graph),
         "min_batch": 2 if any(layer.kind.couples_batch for layer in network.graph) else 1,
         "accuracy": accuracy_rule(network),
@@ -191,6 +192,7 @@ def render(network: Network, optimizer: str | None = None, learning_rate: float 
                                                          for v in network.parameters.values()),
         "init": initial.rules(network),
         **sample_context(network),
+        **data_context(network),
         "loss": network.loss.name,
         **targets_context(network.loss),
         "nonnegative_state": nonnegative_state(optimizer_),
@@ -201,6 +203,10 @@ def render(network: Network, optimizer: str | None = None, learning_rate: float 
         "state_names": list(optimizer_.state),
         "trained": [p for p in network.parameter_shapes() if settings.trains(p)],
         "update_formulas": update_formulas(optimizer_, settings),
+        "clip_norm": repr(settings.clip_norm) if settings.clip_norm is not None else "None",
+        "clip_formula": clip_formula(),
+        "clip_factor": (array_code(opt.CLIP.factor(), backend="torch") if backend == "torch"
+                        else scalar_code(opt.CLIP.factor())),
     }
     if form == "array":
         context.update(array_context(network, dtype, backend))
@@ -224,7 +230,8 @@ def wrote_note(network: Network, path: str | None, optimizer: str | None = None,
     if path in (None, "-"):
         return f"wrote {what} to standard output; save it as a .py file and run python3 FILE --help"
     shown = printable(path)
-    data = "" if sample_context(network)["sample"] is not None else " --data TRAIN.csv"
+    data = "" if sample_context(network)["sample"] is not None else (
+        " --text CORPUS.txt" if data_context(network)["text"] else " --data TRAIN.csv")
     run = f"python3 {shown}{data}" + (" (without --data it trains on the spec's sample)" if not data else "")
     return f"wrote {shown}, {what}. Run it: {run}; python3 {shown} --help lists every flag"
 
@@ -239,6 +246,23 @@ def accuracy_rule(network: Network) -> str | None:
     return ACCURACY.get((network.graph[-1].activation.name, network.loss.name))
 
 
+def data_context(network: Network) -> dict:
+    """What a trainer's data files hold: ``vocab`` where the first layer reads integer ids (an
+    embedding: X holds ids in [0, vocab)); ``classes`` (V) where the targets are class indices —
+    cross-entropy after an embedding, one index per example of a (V,) output or per step of a
+    (T, V) one, as F.cross_entropy takes them; ``y_shape``, one example's targets as the files
+    hold them, and ``n_y``, their columns in a .csv row."""
+    first, out = network.graph[0], tuple(network.graph[-1].shape)
+    vocab = first.opt["vocab"] if getattr(first.kind, "reads_ids", False) else None
+    classes = out[-1] if vocab is not None and network.loss.name == "cross_entropy" else None
+    y_shape = out[:-1] if classes else (math.prod(out),)
+    steps = network.input[0] if vocab is not None and len(network.input) == 1 else None
+    ignore = getattr(network, "ignore_index", None) if classes else None
+    return {"vocab": vocab, "classes": classes, "y_shape": y_shape, "n_y": math.prod(y_shape),
+            "y_text": "".join(f", {n}" for n in y_shape), "steps": steps, "ignore_index": ignore,
+            "text": bool(classes and steps and classes == vocab)}   # a character LM: --text, sample
+
+
 def sample_context(network: Network) -> dict:
     """The spec's sample, embedded when it has at most :data:`limits.SAMPLE_EMBEDDED
     <symbackprop.spec.limits.SAMPLE_EMBEDDED>` numbers; a larger one would make the trainer a file
@@ -246,8 +270,16 @@ def sample_context(network: Network) -> dict:
     if network.x is None:
         return {"sample": None, "sample_note": "", "sample_note_short": ""}
     count = network.x.size + network.y.size
+    y = network.y
+    if data_context(network)["classes"]:          # class indices, as the trainer's data files hold them
+        y = network.targets
+        if y is None and np.all((network.y == 0) | (network.y == 1)) and np.all(network.y.sum(-1) == 1):
+            y = network.y.argmax(-1)               # one-hot rows given: their classes
+        if y is None:
+            return {"sample": None, "sample_note": "The spec's sample gives probability targets; this trainer reads class "
+                    "indices: pass --data.", "sample_note_short": "the spec's sample has no class indices"}
     if count <= limits.SAMPLE_EMBEDDED:
-        return {"sample": (_literal(network.x), _literal(network.y)), "sample_note": "", "sample_note_short": ""}
+        return {"sample": (_literal(network.x), _literal(y)), "sample_note": "", "sample_note_short": ""}
     return {"sample": None,
             "sample_note": (f"The spec's sample ({len(network.x)} examples, {count} numbers) is not embedded: "
                             f"a trainer embeds at most {limits.SAMPLE_EMBEDDED} numbers. Pass it with --data."),

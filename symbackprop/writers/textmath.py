@@ -19,7 +19,8 @@ _WORDS = {r"\delta": "δ", r"\mu": "μ", r"\gamma": "γ", r"\beta": "β", r"\eps
           r"\Bigr": "", r"\bigl": "", r"\bigr": "", r"\displaystyle": "", r"\lambda": "λ", r"\eta": "η",
           r"\theta": "θ", r"\rho": "ρ", r"\alpha": "α", r"\tau": "τ", r"\log": "log", r"\exp": "exp",
           r"\sqrt": "√", r"\{": "{", r"\}": "}", r"\$": "$", r"\&": "&", r"\#": "#", r"\Sigma": "Σ",
-          r"\surd": "√", r"\lfloor": "⌊", r"\rfloor": "⌋", r"\dagger": "†", r"\circ": "∘", r"\ell": "ℓ"}
+          r"\surd": "√", r"\lfloor": "⌊", r"\rfloor": "⌋", r"\dagger": "†", r"\circ": "∘", r"\ell": "ℓ",
+          r"\lVert": "‖", r"\rVert": "‖", r"\leftarrow": "←"}
 _WORDS_LONGEST_FIRST = sorted(_WORDS, key=len, reverse=True)   # every one starts with a backslash
 _ACCENTS = {"hat": "\u0302", "tilde": "\u0303", "bar": "\u0304"}
 

@@ -260,6 +260,11 @@ class LayerKind:
         pass their input's on (dropout), per-step and recurrent kinds say (dense, rnn)."""
         return False
 
+    def carry_name(self, layer: Layer) -> str | None:
+        """The workspace dict in which the layer's kernels take the state a batch starts from and
+        leave the one it ends with (a recurrent layer; what truncated BPTT carries), or None."""
+        return None
+
     def param_shapes(self, layer: Layer) -> dict[str, tuple[int, ...]]:
         return {}
 
