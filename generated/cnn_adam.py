@@ -555,12 +555,11 @@ def norm_input_grad(delta, xhat, rstd, gamma, axes, out=None):
     """∂C/∂x = rstd · (g − mean(g) − x̂ · mean(g·x̂)), g = γ·δ, means over ``axes``: the two mean
     terms come from μ's and var's own dependence on x. Where γ is constant along ``axes`` (batch
     norm: one γ per channel), γ comes out of the means: rstd·γ·(δ − mean(δ) − x̂·mean(δ·x̂))."""
-    shape, stat = (1,) + gamma.shape + (1,) * (delta.ndim - 1 - gamma.ndim), kept(delta.shape, axes)
-    count = delta.size // rstd.size
-    if 1 not in axes:
-        g, scale = delta, rstd.reshape(stat) * gamma.reshape(shape)
-    else:
-        g, scale = delta * gamma.reshape(shape), rstd.reshape(stat)
+    stat, count = kept(delta.shape, axes), delta.size // rstd.size
+    if 0 in axes:           # batch norm: γ per channel (axis 1)
+        g, scale = delta, rstd.reshape(stat) * gamma.reshape((1,) + gamma.shape + (1,) * (delta.ndim - 1 - gamma.ndim))
+    else:                   # layer norm: γ over the normalised axes, the last ones
+        g, scale = delta * gamma.reshape((1,) * (delta.ndim - gamma.ndim) + gamma.shape), rstd.reshape(stat)
     out = np.multiply(g, xhat, out=out)                              # g·x̂, for its mean
     mean_gx = axis_sum(out, axes).reshape(stat) / count
     mean_g = axis_sum(g, axes).reshape(stat) / count

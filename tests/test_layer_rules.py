@@ -126,20 +126,22 @@ def test_max_pooling_breaks_ties_as_pytorch():
     assert out.tolist() == [[[[0.0, 1.0], [0.0, 0.0]]]]
 
 
-NORMS = [("batchnorm", (3, 1)), ("batchnorm", (2, 1, 1, 2)), ("layernorm", (1, 3)), ("layernorm", (1, 1, 2, 2))]
+NORMS = [("batchnorm", (3, 1), {}), ("batchnorm", (2, 1, 1, 2), {}), ("layernorm", (1, 3), {}),
+         ("layernorm", (1, 1, 2, 2), {}), ("layernorm", (2, 2, 3), dict(over="last")),
+         ("layernorm", (1, 3, 2), dict(over="last"))]
 
 
-@pytest.mark.parametrize("kind, shape", NORMS, ids=str)
-def test_normalization_rules(kind, shape):
+@pytest.mark.parametrize("kind, shape, fields", NORMS, ids=str)
+def test_normalization_rules(kind, shape, fields):
     """The compact backward — (g − mean g − x̂ mean(g x̂))/√(var + ε), Σ δ x̂, Σ δ — against
     sympy.diff of the element expressions with μ and var written out in x. √(var + ε) becomes a
     symbol s and the difference is reduced modulo s² − (var + ε): it must vanish identically."""
-    layer = layer_of(shape[1:], dict(type=kind))
+    layer = layer_of(shape[1:], dict(type=kind, **fields))
     batch = layer.kind.couples_batch
     x = symbols("x", shape)
     gamma, beta = symbols("g", layer.params["gamma1"]), symbols("be", layer.params["beta1"])
     z = elements(layer, x, {"gamma": gamma, "beta": beta}, batch=batch)
-    axes = layer.kind.stat_axes(len(shape))
+    axes, p_axes = layer.kind.axes_of(layer)
     eps = sympy.Rational(1, 100000)
     mean = x.sum(axis=axes) / int(np.prod([shape[a] for a in axes]))
     var = ((x - np.expand_dims(mean, axes)) ** 2).sum(axis=axes) / int(np.prod([shape[a] for a in axes]))
@@ -147,8 +149,8 @@ def test_normalization_rules(kind, shape):
     xhat = (x - np.expand_dims(mean, axes)) * np.expand_dims(rstd, axes)
     delta = symbols("d", z.shape)
     got = {"x": norm.norm_input_grad(delta, xhat, rstd, gamma, axes),
-           "gamma": norm.product_sum(delta, xhat, layer.kind.param_axes(len(shape))),
-           "beta": norm.axis_sum(delta, layer.kind.param_axes(len(shape)))}
+           "gamma": norm.product_sum(delta, xhat, p_axes),
+           "beta": norm.axis_sum(delta, p_axes)}
     want = {"x": vjp(z, delta, x), "gamma": vjp(z, delta, gamma), "beta": vjp(z, delta, beta)}
     bases = {v + eps for v in var.ravel()}
     for key in got:

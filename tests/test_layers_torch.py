@@ -36,7 +36,8 @@ def torch_layer(layer, x, p, masks, values):
     if kind == "batchnorm":
         return F.batch_norm(x, None, None, p[f"gamma{i}"], p[f"beta{i}"], training=True, eps=opt["eps"])
     if kind == "layernorm":
-        return F.layer_norm(x, x.shape[1:], p[f"gamma{i}"], p[f"beta{i}"], eps=opt["eps"])
+        return F.layer_norm(x, x.shape[-1:] if opt["over"] == "last" else x.shape[1:], p[f"gamma{i}"], p[f"beta{i}"],
+                            eps=opt["eps"])
     if kind == "dropout":
         return x * torch.tensor(masks[f"M{i}"]) / (1 - opt["rate"])
     if kind == "add":

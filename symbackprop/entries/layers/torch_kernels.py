@@ -200,8 +200,12 @@ def product_sum(delta, xhat, axes, out=None):
 @kernel(backend="torch")
 def norm_input_grad(delta, xhat, rstd, gamma, axes, out=None):
     """∂C/∂x = rstd · (g − mean(g) − x̂ · mean(g·x̂)), g = γ·δ, means over ``axes``: the two mean
-    terms come from μ's and var's own dependence on x."""
-    shape = (1,) + tuple(gamma.shape) + (1,) * (delta.dim() - 1 - gamma.dim())
+    terms come from μ's and var's own dependence on x. γ per channel (axis 1) for batch norm (whose
+    ``axes`` hold the examples'), over the normalised last axes for layer norm."""
+    if 0 in axes:
+        shape = (1,) + tuple(gamma.shape) + (1,) * (delta.dim() - 1 - gamma.dim())
+    else:
+        shape = (1,) * (delta.dim() - gamma.dim()) + tuple(gamma.shape)
     g = delta * gamma.reshape(shape)
     out = torch.sub(g, g.mean(dim=axes, keepdim=True), out=out)
     out -= xhat * (g * xhat).mean(dim=axes, keepdim=True)
