@@ -42,7 +42,34 @@ def torch_layer(layer, x, p, masks, values):
         return x * torch.tensor(masks[f"M{i}"]) / (1 - opt["rate"])
     if kind == "add":
         return x + values[opt["from"]]
+    if kind == "posembed":
+        return x + p[f"P{i}"][:x.shape[1]]
+    if kind == "attention":
+        return torch_attention(x, opt, {s: p.get(f"{s}{i}") for s in ("Wq", "Wk", "Wv", "Wo", "bq", "bk", "bv", "bo")})
     raise AssertionError(kind)
+
+
+def torch_attention(x, opt, p):
+    """nn.MultiheadAttention(d, heads, batch_first=True) with our weights copied into its layout
+    (in_proj_weight = Wq, Wk, Wv stacked; out_proj = Wo, bo), run functionally so that autograd
+    reaches our tensors; the causal mask as a boolean attn_mask (True: masked)."""
+    n, t, d = x.shape
+    mha = torch.nn.MultiheadAttention(d, opt["heads"], batch_first=True, bias=opt["bias"], dtype=torch.float64)
+    with torch.no_grad():           # the layout itself: our stacked weights load into the module
+        mha.in_proj_weight.copy_(torch.cat([p["Wq"], p["Wk"], p["Wv"]]))
+        mha.out_proj.weight.copy_(p["Wo"])
+        if opt["bias"]:
+            mha.in_proj_bias.copy_(torch.cat([p["bq"], p["bk"], p["bv"]]))
+            mha.out_proj.bias.copy_(p["bo"])
+    in_w = torch.cat([p["Wq"], p["Wk"], p["Wv"]])
+    in_b = torch.cat([p["bq"], p["bk"], p["bv"]]) if opt["bias"] else None
+    mask = torch.ones(t, t, dtype=torch.bool).triu(1) if opt["causal"] else None
+    xt = x.transpose(0, 1)
+    out, _ = F.multi_head_attention_forward(xt, xt, xt, d, opt["heads"], in_w, in_b, None, None, False, 0.0,
+                                            p["Wo"], p["bo"], training=False, attn_mask=mask, need_weights=False)
+    module_out, _ = mha(x.detach(), x.detach(), x.detach(), attn_mask=mask, need_weights=False)
+    np.testing.assert_allclose(module_out.detach().numpy(), out.transpose(0, 1).detach().numpy(), rtol=1e-12, atol=1e-12)
+    return out.transpose(0, 1)
 
 
 def torch_loss_and_grads(net, params, X, Y, masks):

@@ -131,6 +131,7 @@ class Program:
     running: tuple[str, ...]     # the running statistics predict reads
     statements: tuple[Statement, ...] = ()  # every statement built, in order: what printing walks
     min_batch: int = 1           # batch norm needs 2 values per channel
+    rows_first: bool = False     # a layer's kernels want every buffer with the examples outermost (attention)
     # filled in by print_program, for one backend:
     backend: str = ""            # "numpy" or "torch"; "" while the statements hold expressions only
     buffers: dict = field(default_factory=dict)  # workspace array name -> its shape as code, e.g. "(N, 128)"
@@ -351,7 +352,8 @@ def _program(network: Network, md: MatrixDerivation) -> Program:
         output=aL.name, predict_output=psyms[L].name,
         cost="C", grads=grads, notes=tuple(notes), masks=masks, stats=stats,
         running=tuple(dict.fromkeys(b.reads)), statements=tuple(b.statements),
-        min_batch=2 if any(layer.kind.couples_batch for layer in graph) else 1)
+        min_batch=2 if any(layer.kind.couples_batch for layer in graph) else 1,
+        rows_first=any(layer.kind.rows_first for layer in graph))
 
 
 def _needed(statements: list[Statement], wanted: set[str]) -> tuple[Statement, ...]:
@@ -389,7 +391,8 @@ def print_program(program: Program, backend: str) -> Program:
     # NumPy: an image array (N, C, *S) is stored as (C, *S, N), the examples innermost, so that the
     # layer kernels copy and add long runs (each kernel offset's window: S_out[-1]·N values a row)
     images = {s.name for s in program.statements if s.shape[:1] == ("N",) and len(s.shape) >= 3}
-    batch_last = tuple(name for name in buffers if backend == "numpy" and (name in images or name.rsplit("_s", 1)[0] in images))
+    batch_last = tuple(name for name in buffers if backend == "numpy" and not program.rows_first
+                       and (name in images or name.rsplit("_s", 1)[0] in images))
     return replace(program, batch_last=batch_last, forward=again(program.forward), loss=again(program.loss),
                    loss_and_gradients=again(program.loss_and_gradients), predict=again(program.predict),
                    evaluate=again(program.evaluate),

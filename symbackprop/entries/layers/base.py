@@ -228,6 +228,8 @@ class LayerKind:
     cancels_bias = False                # subtracts a per-channel mean that a bias before it shifts alike (batch norm)
     unrolls = False                     # the trainer's unrolled scalar form supports it
     vector_input = False                # needs a vector (one-axis) input
+    rows_first = False                  # its kernels want (N, T, d) arrays stored row-major, the examples outermost
+                                        # (batched matmuls), not the images' layout with the examples innermost
     kernels: tuple[str, ...] = ()       # kernel names its array form calls
 
     def default(self, name):
@@ -347,10 +349,12 @@ class Backward:
     """A layer's backward rules in LaTeX: ``grads`` maps a parameter to its line
     (``\\frac{\\partial C}{\\partial W^{(2)}} = ...``), ``inputs`` holds the gradient passed to each
     input as an expression, ``notes`` say what a reader needs (stride, padding, ties), as prose
-    with ``$math$``."""
+    with ``$math$``; ``steps`` are the rules of the layer's own intermediate gradients, in the order
+    they are computed (attention's dV, dA, dS, dQ, dK), each a full line."""
     grads: dict = field(default_factory=dict)
     inputs: tuple = ()
     notes: tuple = ()
+    steps: tuple = ()
 
 
 def rule_and_tables(kind, lm, sheet, k, part, notes=True) -> list:
@@ -369,6 +373,8 @@ def param_tex(name: str) -> str:
     """A parameter's or mask's LaTeX name: ``W2`` -> ``W^{(2)}``, ``gamma2`` -> ``\\gamma^{(2)}``."""
     head = name.rstrip("0123456789")
     base = {"gamma": r"\gamma", "beta": r"\beta"}.get(head, head)
+    if len(head) == 2 and head[0] in "Wb" and head[1] in "qkvo":     # attention's projections: W_q, b_o
+        base = f"{head[0]}_{head[1]}"
     return f"{base}^{{({name[len(head):]})}}"
 
 
