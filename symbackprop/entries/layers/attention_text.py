@@ -8,6 +8,7 @@ import numpy as np
 import sympy
 
 from ..arrayops import Frozen
+from ...writers.document import Display, Para
 from .attention_explain import AttentionExplain
 from .base import Backward, Slip
 from .dense import grad_tex, sup
@@ -64,7 +65,7 @@ class AttentionText(AttentionExplain):
                  rf"{n['S']}_h = {m['A']}_h \odot \left({n['A']}_h - \operatorname{{rowsum}}\left({m['A']}_h \odot {n['A']}_h\right)\right)",
                  rf"{n['q']}_h = {n['S']}_h {m['k']}_h / \sqrt{{{dk}}}",
                  rf"{n['k']}_h = \left({n['S']}_h\right)^\top {m['q']}_h / \sqrt{{{dk}}}")
-        grads = {layer.param("Wo"): rf"{grad_tex(sup('W_o', i))} = \textstyle\sum_{{n,t}} {delta}^\top {m['o']}"}
+        grads = {layer.param("Wo"): rf"{grad_tex(sup('W_o', i))} = \textstyle\sum_{{n,t}} \left({delta}\right)^\top {m['o']}"}
         if layer.opt["bias"]:
             grads[layer.param("bo")] = rf"{grad_tex(sup('b_o', i))} = \textstyle\sum_{{n,t}} {delta}"
         for p in "qkv":
@@ -180,3 +181,11 @@ class PosEmbedText:
         return Backward({layer.param("P"): rf"\left({grad_tex(sup('P', i))}\right)_t = \textstyle\sum_n {delta}_t{rest}"},
                         (delta,), (f"each position's row of $P$ gets that position's gradient, summed over the examples"
                                    + (f"; rows {t + 1} to {length} are unused and get 0" if length > t else "") + ".",))
+
+    def explain_backward(self, lm, sheet, wanted):
+        name = lm.layer.param("P")
+        if name not in wanted:
+            return []
+        rule = self.latex_backward(lm.layer, sheet.grad_tex(lm), [sheet.input_tex(lm)])
+        return [Display((rule.grads[name],)), Para(rule.notes[0][0].upper() + rule.notes[0][1:])] + sheet.tables(
+            rf"\partial C/\partial {sup('P', lm.index)}", sheet.values.gradients[name], f"grad.{name}", per_example=False)
