@@ -56,7 +56,10 @@ def softmax_rows(scores, causal: bool, mask=None):
         keys = [s for s in range(scores.shape[2]) if mask(t, s)]
         den = sympy.Add(*[sympy.exp(scores[h, t, s]) for s in keys])
         for s in range(scores.shape[2]):
-            out[h, t, s] = sympy.exp(scores[h, t, s]) / den if s in keys else sympy.Integer(0)
+            # a row of one key keeps e^S / e^S as written (SymPy would make it 1 and forget that it reads S)
+            out[h, t, s] = (sympy.Mul(sympy.exp(scores[h, t, s]), sympy.Pow(den, -1, evaluate=False), evaluate=False)
+                            if len(keys) == 1 and s in keys else
+                            sympy.exp(scores[h, t, s]) / den if s in keys else sympy.Integer(0))
     return out
 
 
