@@ -23,6 +23,7 @@ import numpy as np
 import sympy
 
 from ..arrayops import Kernel
+from ...errors import shown
 from .attention_kernels import attn_mix, attn_weights, pos_add, project  # noqa: F401  (registers the kernels)
 from .attention_text import AttentionText, PosEmbedText
 from .base import Field, LayerError, LayerKind, index_tuples, positive_int, shape_text
@@ -33,7 +34,7 @@ PROJECTIONS = ("q", "k", "v", "o")
 
 def boolean(value):
     if not isinstance(value, bool):
-        raise ValueError(f"expected true or false, got {value!r}")
+        raise ValueError(f"expected true or false, got {shown(value)}")
     return value
 
 
@@ -151,11 +152,11 @@ class Attention(AttentionText, LayerKind):
         rows, tex = ("N", t, d), self.latex_backward(layer, b.tex(delta), [b.tex(x)])
         q, k, v, a, o = (b.symbol(f"{p}{i}") for p in ("q", "k", "v", "weights", "o"))
         scale = sympy.Float(1 / math.sqrt(dk), 17)
-        steps = dict(zip(("dv", "da", "ds", "dq", "dk"), tex.steps))
+        steps = dict(zip(("do", "dv", "da", "ds", "dq", "dk"), tex.steps))
         b.grad(layer.param("Wo"), Kernel("project_weight_grad", delta, o), tex.grads[layer.param("Wo")])
         if layer.opt["bias"]:
             b.grad(layer.param("bo"), Kernel("axis_sum", delta, (0, 1)), tex.grads[layer.param("bo")])
-        do = b.add(f"do{i}", Kernel("project_input_grad", delta, params["Wo"]), self.tex_do(layer, b.tex(delta)), rows)
+        do = b.add(f"do{i}", Kernel("project_input_grad", delta, params["Wo"]), steps["do"], rows)
         dv = b.add(f"dv{i}", Kernel("attn_value_grad", a, do, h), steps["dv"], rows)
         ds = b.add(f"dscores{i}", Kernel("attn_score_grad", a, do, v, h), steps["da"] + r",\ " + steps["ds"], ("N", h, t, t))
         dq = b.add(f"dq{i}", Kernel("attn_query_grad", ds, k, h, scale), steps["dq"], rows)

@@ -108,7 +108,7 @@ class AttentionExplain:
         dnames = {p: f"\\mathrm{{d}}{s}" for p, s in names.items()}
         out = [Para("Backward through the attention, in the order the rules run (" + " ".join(rule.notes[:1]) + "):"),
                Display(tuple(_aligned(line) for line in rule.steps))]
-        out += [Para(f"The gradient of the heads' joined output, ${dnames['o']} = {sheet.grad_tex(lm)} W_o^{{({l})}}$:")]
+        out += [Para(f"First the gradient of the heads' joined output, ${dnames['o']} = {sheet.grad_tex(lm)} W_o^{{({l})}}$:")]
         out += sheet.tables(dnames["o"], sheet.grad(lm, "o"), None)
         out += [Para(f"${dnames['v']} = A^\\top \\mathrm{{d}}o$ per head:")] + sheet.tables(dnames["v"], sheet.grad(lm, "v"), None)
         out += [Para(f"${dnames['A']} = \\mathrm{{d}}o\\, v^\\top$ per head:")]

@@ -60,7 +60,8 @@ class AttentionText(AttentionExplain):
         i, (t, d, h, dk) = layer.index, self.sizes(layer)
         n = {p: _d(s) for p, s in self.names(i).items()}
         m = self.names(i)
-        steps = (rf"{n['v']}_h = \left({m['A']}_h\right)^\top {n['o']}_h",
+        steps = (self.tex_do(layer, delta),
+                 rf"{n['v']}_h = \left({m['A']}_h\right)^\top {n['o']}_h",
                  rf"{n['A']}_h = {n['o']}_h \left({m['v']}_h\right)^\top",
                  rf"{n['S']}_h = {m['A']}_h \odot \left({n['A']}_h - \operatorname{{rowsum}}\left({m['A']}_h \odot {n['A']}_h\right)\right)",
                  rf"{n['q']}_h = {n['S']}_h {m['k']}_h / \sqrt{{{dk}}}",
@@ -73,7 +74,7 @@ class AttentionText(AttentionExplain):
             if layer.opt["bias"]:
                 grads[layer.param(f"b{p}")] = rf"{grad_tex(sup(f'b_{p}', i))} = \textstyle\sum_{{n,t}} {n[p]}"
         notes = [rf"$\mathrm{{d}}X$ is $\partial C/\partial X$; $X_h$ is head $h$'s $d_k = {dk}$ columns of $X$ "
-                 rf"(split before the products, joined after them); ${n['o']} = {delta} {sup('W_o', i)}$ first."]
+                 r"(split before the products, joined after them)."]
         if layer.opt["causal"]:
             notes.append(r"A masked weight is exactly 0, so its $\mathrm{d}S$ (a multiple of it) is exactly 0: no "
                          r"gradient reaches a future key.")
