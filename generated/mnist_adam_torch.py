@@ -170,16 +170,18 @@ SHAPES = {
     "b2": (10,),
 }
 INPUT = (784,)  # the shape of one example
+TARGETS = ((10,),)  # the shapes of one example's Y
 
 
 def _softmax(z, out=None):
-    """Row-wise softmax: torch's own, which subtracts each row's maximum first (no overflow)."""
-    return torch.softmax(z, 1) if out is None else torch.ops.aten._softmax.out(z, 1, False, out=out)
+    """Row-wise softmax (over the last axis: each step's, for a sequence): torch's own, which
+    subtracts each row's maximum first (no overflow)."""
+    return torch.softmax(z, -1) if out is None else torch.ops.aten._softmax.out(z, -1, False, out=out)
 
 
 def _logsumexp(z):
-    """Row-wise log(sum(exp(z))), shape (N, 1): torch's own, stable in the same way."""
-    return torch.logsumexp(z, 1, keepdim=True)
+    """Row-wise log(sum(exp(z))) over the last axis, shape (N, 1) or (N, T, 1): torch's own, stable in the same way."""
+    return torch.logsumexp(z, -1, keepdim=True)
 
 
 def _gate(u, x, c, out=None):
@@ -223,7 +225,9 @@ def _check(params, X, Y=None, out=None, masks=None, minimum=1):
     if tuple(X.shape[1:]) != INPUT or X.shape[0] < minimum:
         raise _bad("X", X, f"(N, 784) with N >= {minimum}", device)
     if Y is not None:
-        Y = _tensor("Y", Y, (X.shape[0], 10), device)
+        Y = _tensor("Y", Y, None, device)
+        if tuple(Y.shape[:1]) != tuple(X.shape[:1]) or tuple(Y.shape[1:]) not in TARGETS:
+            raise _bad("Y", Y, " or ".join(str((X.shape[0], *shape)) for shape in TARGETS), device)
     if out is not None:
         if not isinstance(out, dict):
             raise ValueError(f"out: expected a dict of tensors {', '.join(SHAPES)}, got {type(out).__name__}")
@@ -361,7 +365,7 @@ def loss_and_gradients(params, X, Y, out=None, outputs=None):
     # ---- backward pass, reusing the forward values
     # \delta^{(2)} = \frac{1}{N}\left(a^{(2)} \textstyle\sum_j y - y\right)
     delta2 = _ws["delta2"]
-    torch.mul(a2, Y.sum(dim=1, keepdim=True), out=delta2)
+    torch.mul(a2, Y.sum(dim=-1, keepdim=True), out=delta2)
     torch.sub(delta2, Y, out=delta2)
     torch.div(delta2, N, out=delta2)
     # \frac{\partial C}{\partial W^{(2)}} = \delta^{(2)} \left(a^{(1)}\right)^\top

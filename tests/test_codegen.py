@@ -206,7 +206,7 @@ def test_fused_softmax_cross_entropy_program():
                                          "loss": "cross_entropy"}})
     p = array_program(net)
     code = {s.name: s.code for s in p.loss_and_gradients}
-    assert code["delta2"].replace(" ", "") == "(a2*Y.sum(axis=1,keepdims=True)-Y)/N"
+    assert code["delta2"].replace(" ", "") == "(a2*Y.sum(axis=-1,keepdims=True)-Y)/N"
     assert "(a1 > 0)" in code["delta1"]
     assert "_logsumexp(z2)" in next(s.code for s in p.loss if s.name == "C")
     assert "delta2 = a*RowSum(y) - y (fused)" in p.notes

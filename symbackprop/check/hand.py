@@ -135,9 +135,10 @@ def quantities(network: Network) -> dict[str, tuple[int, ...]]:
     q["loss"] = ()
     for lm in reversed(model.layers):
         for stage in reversed(lm.stages):
-            kind = "delta" if stage.name == "z" else f"dC/d{stage.name}"
+            pre = stage.name == "z" and lm.layer.has_z      # a GRU's update gate z is not a pre-activation
+            kind = "delta" if pre else f"dC/d{stage.name}"
             q[step_quantity(kind, lm.index)] = forward[stage.quantity]
-            if stage.name == "z" and lm.layer.activation.elementwise:
+            if pre and lm.layer.activation.elementwise:
                 q[step_quantity("da/dz", lm.index)] = forward[stage.quantity]
     shapes = network.parameter_shapes()
     for p, s in shapes.items():

@@ -131,7 +131,10 @@ class Program:
     running: tuple[str, ...]     # the running statistics predict reads
     statements: tuple[Statement, ...] = ()  # every statement built, in order: what printing walks
     min_batch: int = 1           # batch norm needs 2 values per channel
-    rows_first: bool = False     # a layer's kernels want every buffer with the examples outermost (attention)
+    out_shape: tuple = ()        # one example's output: (n_out,), or (T, n_out) for a sequence
+    targets: tuple = ()          # the shapes one example's Y may have: the output's, and for class indices its less the last axis
+    ids: bool = False            # X holds integer ids (an embedding reads them)
+    steps: bool = False          # some arrays are sequences (N, T, D), never stored batch-last as images are
     # filled in by print_program, for one backend:
     backend: str = ""            # "numpy" or "torch"; "" while the statements hold expressions only
     buffers: dict = field(default_factory=dict)  # workspace array name -> its shape as code, e.g. "(N, 128)"
@@ -166,9 +169,9 @@ class _Builder:
     add theirs through
     :meth:`add`, :meth:`grad`, :meth:`stat` and :meth:`running`."""
 
-    def __init__(self, names, n_out):
+    def __init__(self, names, out_shape):
         self.names = names
-        self.n_out = n_out
+        self.out_shape = tuple(out_shape)
         self.statements: list[Statement] = []
         self.section = "forward pass"
         self.grads: dict[str, str] = {}
@@ -184,7 +187,7 @@ class _Builder:
         if isinstance(expr, Kernel) and expr.view:
             shape = None                  # a view of its argument: no array of its own
         temps, (expr,) = sympy.cse(expr, symbols=(_sym(f"{name}_{i}") for i in range(1000)))
-        temp_shape = shape if shape and shape[:1] == ("N",) else ("N", self.n_out) if shape == () else None
+        temp_shape = shape if shape and shape[:1] == ("N",) else ("N", *self.out_shape) if shape == () else None
         for sym, sub in temps:
             self.names[sym] = sym.name.replace("_", r"\_")
             self._statement(sym.name, sub, f"{self.names[sym]} = {_tex(sub, self.names)}", temp_shape)
@@ -236,7 +239,7 @@ def array_program(network: Network, backend: str | None = "numpy") -> Program:
 def _program(network: Network, md: MatrixDerivation) -> Program:
     names = dict(_LATEX)
     graph, L = network.graph, network.depth
-    b = _Builder(names, network.output_size)
+    b = _Builder(names, network.output_shape)
     b.params = network.parameter_shapes()
     rows = lambda layer: ("N", *layer.shape)
     P, D = {}, {}
@@ -272,12 +275,18 @@ def _program(network: Network, md: MatrixDerivation) -> Program:
     b.section = "loss"
     loss_start = len(b.statements)
     term = md.loss_term
+    Yv, targets = Y, (network.output_shape,)
+    if _class_targets(network):         # class indices (or one-hot rows) -> rows scaled by N·P/M
+        ignore = () if network.ignore_index is None else (network.ignore_index,)
+        targets += (network.output_shape[:-1],)
+        Yv = b.add("Yt", Kernel("class_targets", Y, network.output_size, ignore, len(network.output_shape) + 1),
+                   r"Y_t = \operatorname{onehot}(Y)" + (r" \cdot \frac{NP}{M}" if ignore else ""), None)
     if md.output.kind == "fused":
         out_value = form_L.expr.xreplace({Z_: zL}) if form_L.elementwise else Softmax(zL)
-        per_output = term.xreplace({A_: out_value, Y_: Y})
+        per_output = term.xreplace({A_: out_value, Y_: Yv})
         notes.append(f"{form_L.activation} + {md.loss}: the loss is computed from z{L} (stable form)")
     else:
-        per_output = term.xreplace({A_: log_domain(term, A_), Y_: Y}).xreplace({A_: aL})
+        per_output = term.xreplace({A_: log_domain(term, A_), Y_: Yv}).xreplace({A_: aL})
     total = md.loss_scale * Total(per_output)
     b.add("C", total / N, rf"C = \frac{{1}}{{N}} {_tex(stabilize(total), names)}", ())
     loss_statements = b.statements[loss_start:]
@@ -288,11 +297,11 @@ def _program(network: Network, md: MatrixDerivation) -> Program:
     out = md.output
     if out.kind == "fused":
         notes.append(f"delta{L} = {sympy.sstr(out.delta)} (fused)")
-        delta = b.add(f"delta{L}", out.delta.xreplace({A_: aL, Y_: Y}) / N,
+        delta = b.add(f"delta{L}", out.delta.xreplace({A_: aL, Y_: Yv}) / N,
                       rf"\delta^{{({L})}} = \frac{{1}}{{N}}\left({_tex(out.delta, {A_: f'a^{{({L})}}', Y_: 'y'})}\right)", rows(last))
     else:
         guard = log_domain(term, A_)
-        g = out.loss_gradient.xreplace({A_: guard}).xreplace({A_: aL, Y_: Y})
+        g = out.loss_gradient.xreplace({A_: guard}).xreplace({A_: aL, Y_: Yv})
         if not last.has_z:
             delta = b.add(f"da{L}", g / N, rf"\frac{{\partial C}}{{\partial a^{{({L})}}}} = \frac{{1}}{{N}} \nabla_a C", rows(last))
         elif out.kind == "elementwise":
@@ -353,7 +362,16 @@ def _program(network: Network, md: MatrixDerivation) -> Program:
         cost="C", grads=grads, notes=tuple(notes), masks=masks, stats=stats,
         running=tuple(dict.fromkeys(b.reads)), statements=tuple(b.statements),
         min_batch=2 if any(layer.kind.couples_batch for layer in graph) else 1,
-        rows_first=any(layer.kind.rows_first for layer in graph))
+        out_shape=network.output_shape, targets=targets, ids=network.reads_ids,
+        steps=any(layer.sequence or any(len(shape) == 2 for shape in layer.in_shapes) and layer.kind.sequence_input
+                  for layer in graph))
+
+
+def _class_targets(network: Network) -> bool:
+    """Whether the compiled functions take class indices for Y (and read Y through class_targets):
+    cross-entropy on a sequence network (ids in, or a per-step output), or with ignore_index."""
+    return network.loss.name == "cross_entropy" and (
+        network.reads_ids or len(network.output_shape) > 1 or network.ignore_index is not None)
 
 
 def _needed(statements: list[Statement], wanted: set[str]) -> tuple[Statement, ...]:
@@ -385,14 +403,13 @@ def print_program(program: Program, backend: str) -> Program:
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
     buffers: dict[str, str] = {}
-    printed = {id(s): _print_statement(s, backend, buffers, program.n_out) for s in program.statements}
+    printed = {id(s): _print_statement(s, backend, buffers, program.out_shape) for s in program.statements}
     again = lambda statements: tuple(printed[id(s)] for s in statements)
     names = {e.kernel for s in program.statements for e in sympy.preorder_traversal(s.expr) if isinstance(e, Kernel)}
     # NumPy: an image array (N, C, *S) is stored as (C, *S, N), the examples innermost, so that the
     # layer kernels copy and add long runs (each kernel offset's window: S_out[-1]·N values a row)
-    images = {s.name for s in program.statements if s.shape[:1] == ("N",) and len(s.shape) >= 3}
-    batch_last = tuple(name for name in buffers if backend == "numpy" and not program.rows_first
-                       and (name in images or name.rsplit("_s", 1)[0] in images))
+    images = {s.name for s in program.statements if s.shape[:1] == ("N",) and len(s.shape) >= 3 and not program.steps}
+    batch_last = tuple(name for name in buffers if backend == "numpy" and (name in images or name.rsplit("_s", 1)[0] in images))
     return replace(program, batch_last=batch_last, forward=again(program.forward), loss=again(program.loss),
                    loss_and_gradients=again(program.loss_and_gradients), predict=again(program.predict),
                    evaluate=again(program.evaluate),
@@ -400,11 +417,11 @@ def print_program(program: Program, backend: str) -> Program:
                    kernels=tuple(kernel_sources(names, backend)))
 
 
-def _print_statement(s: Statement, backend: str, buffers: dict, n_out: int) -> Statement:
+def _print_statement(s: Statement, backend: str, buffers: dict, out_shape: tuple) -> Statement:
     lines = ()
     scalar = s.shape == () and not s.output      # the loss: a sum over arrays of the output's shape
     if s.has_inplace or scalar:
-        text = _shape_code(("N", n_out) if scalar else s.shape)
+        text = _shape_code(("N", *out_shape) if scalar else s.shape)
         if not s.output and not scalar:
             buffers[s.name] = text
         count = iter(range(1000))
@@ -481,7 +498,7 @@ class CompiledNetwork:
 
 @functools.lru_cache(maxsize=256)
 def _compiled(key, dtype_name: str, backend: str = "numpy") -> CompiledNetwork:
-    net = Network(*key)
+    net = Network(*key[:3], ignore_index=key[3])
     program = array_program(net, backend)
     source = render_source(program, dtype_name, backend)
     digest = hashlib.sha1(source.encode()).hexdigest()[:12]
@@ -513,4 +530,4 @@ def compile_network(network: Network, dtype=np.float64, backend: str = "numpy") 
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
-    return _compiled((network.input, network.graph, network.loss), _dtype_name(dtype), backend)
+    return _compiled((network.input, network.graph, network.loss, network.ignore_index), _dtype_name(dtype), backend)

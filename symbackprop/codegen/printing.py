@@ -123,6 +123,9 @@ class StablePrinter(NumPyPrinter):
         half = self._print(expr.args[1]) if len(expr.args) > 1 else "0.5"
         return f"np.heaviside({u}, DTYPE({half}))"
 
+    def _print_Indicator(self, expr):
+        return f"np.where({self._print(expr.args[0])} == {self._print(expr.args[1])}, 1.0, 0.0)"
+
     def _print_Dot(self, expr):
         return f"({self._print(expr.args[0])} @ {self._print(expr.args[1])})"
 
@@ -136,7 +139,7 @@ class StablePrinter(NumPyPrinter):
         return text if arg.is_Symbol or text.startswith("(") and text.endswith(")") and _balanced(text[1:-1]) else f"({text})"
 
     def _print_RowSum(self, expr):
-        return f"{self._summand(expr.args[0])}.sum(axis=1, keepdims=True)"
+        return f"{self._summand(expr.args[0])}.sum(axis=-1, keepdims=True)"
 
     def _print_ColSum(self, expr):
         return f"{self._summand(expr.args[0])}.sum(axis=0)"
@@ -253,7 +256,7 @@ class TorchPrinter(StablePrinter):
         return f"torch.heaviside({u}, torch.full_like({u}, {half}))"
 
     def _print_RowSum(self, expr):
-        return f"{self._summand(expr.args[0])}.sum(dim=1, keepdim=True)"
+        return f"{self._summand(expr.args[0])}.sum(dim=-1, keepdim=True)"
 
     def _print_ColSum(self, expr):
         return f"{self._summand(expr.args[0])}.sum(dim=0)"

@@ -149,8 +149,8 @@ class Derivation:
     def _layer(self, lm):
         names, layer = self.model.latex_names, lm.layer
         grads: dict[sympy.Symbol, list] = {}
-        for stage in reversed(lm.stages):
-            if stage.name == "z" and layer.activation.elementwise:
+        for stage, symbols, definitions in reversed(lm.chunks()):
+            if stage.name == "z" and layer.has_z and layer.activation.elementwise:
                 a = lm.stage("a")
                 da_dz = [self._add(f"da{lm.index}_dz{lm.index}" + _suffix(self._index(s)),
                                    partial(names[a_], names[s]), "da/dz", s,
@@ -160,15 +160,16 @@ class Derivation:
                                     ((self._as_factor(d), self._as_factor(self._of[a_])),))
                           for s, a_, d in zip(stage.symbols.ravel(), a.symbols.ravel(), da_dz)]
             else:
-                kind = "delta" if stage.name == "z" else f"dC/d{stage.name}"
-                for s in stage.symbols.ravel():
-                    label = _delta(names[s]) if stage.name == "z" else partial("C", names[s])
+                pre = stage.name == "z" and layer.has_z      # a GRU's update gate z is not a pre-activation
+                kind = "delta" if pre else f"dC/d{stage.name}"
+                for s in symbols:
+                    label = _delta(names[s]) if pre else partial("C", names[s])
                     found = self._terms.pop(s, ())
                     self._add(self._step_name(kind, s), label, kind, s, tuple(t for t, _ in found) or _ZERO,
                               sources=tuple(src for _, src in found) or (None,))
             if stage.name == "a" and layer.has_z and layer.activation.elementwise:
                 continue          # a = f(z) element by element: δ above takes ∂a/∂z · ∂C/∂a
-            for s, definition in zip(stage.symbols.ravel(), stage.defs.ravel()):
+            for s, definition in zip(symbols, definitions):
                 step = self._of[s]
                 terms = _terms_by_symbol(definition)
                 for u in sorted(definition.free_symbols, key=_key):

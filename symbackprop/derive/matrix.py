@@ -145,7 +145,9 @@ def derive_matrix(network: Network) -> MatrixDerivation:
                                 act.expr, act.derivative if act.elementwise else sympy.S.NaN,
                                 act.output_form, act.elementwise, act.note, layer))
     loss = network.loss
-    scale = loss.scale.xreplace({n: sizes[-1]})
+    # n is each row's size; a sequence's loss is the mean over its P steps (r of ignore_index: in the targets)
+    steps = math.prod(network.output_shape[:-1])
+    scale = loss.scale.xreplace({n: network.output_size}) / steps
     g = scale * loss.derivative
     out = layers[-1]
     fusion = _FUSION.get((out.activation, loss.name)) if out.layer.has_z else None

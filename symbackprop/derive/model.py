@@ -48,6 +48,7 @@ class Stage:
     defs: np.ndarray
     quantity: str
     per_example: bool = True
+    stepped: bool = False       # filled one time step at a time (axis 1, after the example's): a recurrence
 
 
 @dataclass
@@ -70,6 +71,19 @@ class LayerModel:
 
     def stage(self, name: str) -> Stage | None:
         return next((s for s in self.stages if s.name == name), None)
+
+    def chunks(self) -> list[tuple[Stage, np.ndarray, np.ndarray]]:
+        """(stage, symbols, definitions) in the order of computation: a whole stage at a time, but
+        the stages filled step by step (a recurrent layer's) interleaved by step — every stage's row
+        t, then row t + 1 — since step t + 1 reads step t's symbols."""
+        out, stepped = [], [st for st in self.stages if st.stepped]
+        for st in self.stages:
+            if not st.stepped:
+                out.append((st, st.symbols.ravel(), st.defs.ravel()))
+            elif st is stepped[0]:
+                out += [(s, s.symbols[:, t].ravel(), s.defs[:, t].ravel())
+                        for t in range(st.symbols.shape[1]) for s in stepped]
+        return out
 
     # the flat views explain and check use for dense stacks (one example, vectors)
     @property
@@ -113,7 +127,7 @@ class Model:
         self.examples = batch if any(l.kind.couples_batch for l in network.graph) else 1
         E = self.examples
         self.X = self._symbols("x", "x", (E, *network.input), per_example=True)
-        self.Y = self._symbols("y", "y", (E, network.output_size), per_example=True)
+        self.Y = self._symbols("y", "y", (E, *network.output_shape), per_example=True)
         self.layers: list[LayerModel] = []
         outputs = {0: self.X}
         for layer in network.graph:
@@ -125,7 +139,7 @@ class Model:
             self.layers.append(lm)
             outputs[layer.index] = lm.output
         self.output_array = outputs[network.graph[-1].index]
-        losses = [network.loss.total(list(self.output_array[n]), list(self.Y[n])) for n in range(E)]
+        losses = [network.example_loss(self.output_array[n], self.Y[n]) for n in range(E)]
         self.loss_def = losses[0] if E == 1 else sympy.Add(*losses) / E
         self.latex_names = self.names
 
@@ -149,9 +163,21 @@ class Model:
         prefix = lambda name: {k[: -len(str(i))]: v for k, v in name.items()}
         params, data = prefix(lm.params), prefix(lm.data)
         pending: dict[str, list] = {}
+        stepped: set[str] = set()
 
-        def stage(name, tex, defs, per_example=True, example=None):
+        def stage(name, tex, defs, per_example=True, example=None, step=None):
             defs = np.asarray(defs, dtype=object) if not isinstance(defs, np.ndarray) else defs
+            if step is not None:           # row t of T of a stage filled step by step (a recurrent layer's h_t)
+                t, steps = step
+                entry = pending.get(name)
+                if entry is None:
+                    symbols = self._symbols(f"{name}{i}", f"{tex}^{{({i})}}", (E, steps, *defs.shape), per_example=True)
+                    entry = pending[name] = [tex, symbols, [np.empty((steps, *defs.shape), dtype=object) for _ in range(E)]]
+                    stepped.add(name)
+                entry[2][example][t] = defs
+                mine = np.empty(defs.shape, dtype=object)
+                mine[...] = entry[1][example, t]
+                return mine
             if example is None:            # the whole batch (a kind that couples it), or a batch statistic
                 shape = defs.shape
                 symbols = self._symbols(f"{name}{i}", f"{tex}^{{({i})}}", shape, per_example=per_example)
@@ -168,17 +194,18 @@ class Model:
         else:
             rows = []
             for n in range(E):
-                at = lambda name, tex, defs, per_example=True, n=n: stage(name, tex, defs, per_example, example=n)
+                at = lambda name, tex, defs, per_example=True, step=None, n=n: stage(name, tex, defs, per_example, n, step)
                 rows.append(layer.kind.elements(layer, [s[n] for s in lm.sources], params,
                                                 {k: v[n] for k, v in data.items()}, at))
             for name, (tex, symbols, defs) in pending.items():
-                lm.stages.append(Stage(name, tex, symbols, _stack(defs), f"{name}{i}"))
+                lm.stages.append(Stage(name, tex, symbols, _stack(defs), f"{name}{i}", stepped=name in stepped))
             pre = _stack(rows)
         if layer.has_z:
             z = stage("z", "z", pre)
             a_defs = np.empty(z.shape, dtype=object)
-            for n in range(E):
-                a_defs[n] = np.array(layer.activation.apply(list(z[n].ravel())), dtype=object).reshape(z.shape[1:])
+            for n in range(E):      # a vector activation (softmax) over the last axis: each step's row of a sequence
+                rows = z[n].reshape(-1, z.shape[-1]) if layer.sequence else z[n].reshape(1, -1)
+                a_defs[n] = np.array([layer.activation.apply(list(r)) for r in rows], dtype=object).reshape(z.shape[1:])
             stage("a", "a", a_defs)
         else:
             stage("a", "a", pre)
@@ -219,8 +246,9 @@ class Model:
     def definitions(self) -> dict[sympy.Symbol, sympy.Expr]:
         """Every intermediate symbol mapped to its local definition, in the order of computation."""
         defs = {}
-        for stage in self.stages():
-            defs.update(zip(stage.symbols.ravel(), stage.defs.ravel()))
+        for lm in self.layers:
+            for _, symbols, definitions in lm.chunks():
+                defs.update(zip(symbols, definitions))
         return defs
 
     def expand(self, expr: sympy.Expr, extra: dict | None = None) -> sympy.Expr:

@@ -1,5 +1,6 @@
 """SymPy functions for what the matrix form and the generated code share: stable primitives
-(:class:`Sigmoid`, :class:`Softplus`, :class:`Clip`) and whole-array operations, rows being examples
+(:class:`Sigmoid`, :class:`Softplus`, :class:`Clip`), the indicator of an id (:class:`Indicator`, what an
+embedding's element expressions read their row with) and whole-array operations, rows being examples
 (:class:`Dot`, :class:`T`, :class:`RowSum`, :class:`ColSum`, :class:`Total`, :class:`Softmax`,
 :class:`LogSumExp`). Each knows its LaTeX; how each prints as NumPy is :mod:`symbackprop.codegen.printing`'s
 business. Nothing differentiates them: derivatives are taken before they are introduced.
@@ -35,6 +36,33 @@ class Clip(Function):
 
     def _latex(self, printer):
         return rf"\operatorname{{clip}}\left({printer._print(self.args[0])}\right)"
+
+
+class Indicator(Function):
+    """``Indicator(x, v)``: 1 where the integer id x equals v, else 0 (Iverson's [x = v]). An
+    embedding's element e_{t,d} = Σ_v [x_t = v] E_{v,d}: linear in E, so ``sympy.diff`` by E_{v,d}
+    gives [x_t = v], and a gradient sums δ over the steps whose id is v (the scatter-add). Ids are
+    data, not differentiated: its derivative in x is 0.
+
+    >>> x = sympy.Symbol("x", real=True)
+    >>> Indicator(3, 3), Indicator(2, 3), sympy.diff(Indicator(x, 3), x)
+    (1, 0, 0)
+    """
+    nargs = 2
+
+    @classmethod
+    def eval(cls, x, v):
+        if x.is_number and v.is_number:
+            return sympy.S.One if sympy.Eq(x, v) == sympy.true else sympy.S.Zero
+
+    def fdiff(self, argindex=1):
+        return sympy.S.Zero
+
+    def _latex(self, printer):
+        return rf"\left[{printer._print(self.args[0])} = {printer._print(self.args[1])}\right]"
+
+    def _mpmathcode(self, printer):
+        return f"(1 if {printer._print(self.args[0])} == {printer._print(self.args[1])} else 0)"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from ..errors import SpecError, shown
 
 TABLES = {"network", "parameters", "sample", "optimizer", "layer", "masks"}
 NETWORK_KEYS = {"layers", "activations", "loss"}          # the dense-stack form
-GRAPH_KEYS = {"input", "loss"}                             # with a [[layer]] list
+GRAPH_KEYS = {"input", "loss", "ignore_index"}             # with a [[layer]] list
 OPTIMIZER_KEYS = {"name", "learning_rate", "beta1", "beta2", "eps", "momentum", "weight_decay",
                   "bias_correction", "train_biases", "train", "rho",
                   "max_iters", "loss_below", "min_delta"}  # the training loop's stopping conditions
@@ -31,7 +31,7 @@ ACTIVATION_NAMES = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softpl
                     "softmax")
 LOSS_NAMES = ("squared_error", "half_squared_error", "mse", "binary_cross_entropy", "cross_entropy")
 LAYER_NAMES = ("dense", "conv1d", "conv2d", "maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d", "flatten",
-               "batchnorm", "layernorm", "dropout", "add", "attention", "posembed")
+               "batchnorm", "layernorm", "dropout", "add", "embedding", "rnn", "lstm", "gru", "attention", "posembed")
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam", "adamw")
 
 
@@ -58,7 +58,7 @@ def network_table(data) -> dict:
     for key in net:
         if graph and key not in GRAPH_KEYS:
             hint = " (a [[layer]] list replaces layers and activations)" if key in NETWORK_KEYS else ""
-            raise SpecError(f"network.{key}", f"unknown key (expected input, loss){hint}")
+            raise SpecError(f"network.{key}", f"unknown key (expected input, loss, ignore_index){hint}")
         if not graph and key not in NETWORK_KEYS:
             raise SpecError(f"network.{key}", "unknown key (expected layers, activations, loss; "
                                               "or input and loss with a [[layer]] list)")
@@ -214,10 +214,11 @@ def _layers(value):
     return value
 
 
-def _input_shape(value):
-    if not isinstance(value, list) or not 1 <= len(value) <= 3:
+def _input_shape(value, empty=True):
+    """The shape of one example; ``[]`` (one id an example, for an embedding) where ``empty``."""
+    if not isinstance(value, list) or not (0 if empty else 1) <= len(value) <= 3:
         raise SpecError("network.input", "expected the shape of one example: [features], [channels, length] "
-                                         "or [channels, height, width]")
+                                         "or [channels, height, width] ([T] or [] of ids for an embedding)")
     for i, size in enumerate(value):
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
             raise SpecError(f"network.input[{i}]", f"expected a positive integer, got {shown(size)}")

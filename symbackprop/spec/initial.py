@@ -4,7 +4,9 @@ numbers to the last bit — and a sample from the loss's target domain.
 
 Each layer kind says which of its parameters are weights (``LayerKind.init``): He normal,
 √(2/fan_in), before relu-like activations; Glorot uniform, √(6/(fan_in + fan_out)), before the
-others (fans from the entry); biases and β are 0, γ is 1.
+others (fans from the entry); biases and β are 0, γ is 1; an embedding's table standard normal
+(``normal``, as nn.Embedding) and a recurrent layer's weights and biases uniform in ±1/√hidden
+(``uniform``, as nn.RNN/LSTM/GRU), the scale from the entry's ``init_scale``.
 
 >>> from symbackprop.spec.network import load
 >>> net = with_numbers(load("examples/xor.toml"), seed=0)
@@ -37,6 +39,8 @@ def rules(network) -> list[dict]:
                 he = layer.activation.name in HE_INIT
                 rule.update(scheme="he" if he else "glorot",
                             scale=repr(math.sqrt(2.0 / fan_in)) if he else repr(math.sqrt(6.0 / (fan_in + fan_out))))
+            elif scheme in ("normal", "uniform"):
+                rule["scale"] = repr(float(layer.kind.init_scale(layer)))
             out.append(rule)
     return out
 
@@ -47,9 +51,9 @@ def draw_parameters(network, seed: int = 0) -> dict[str, np.ndarray]:
     out = {}
     for rule in rules(network):
         shape, scale = rule["shape"], float(rule["scale"])
-        if rule["scheme"] == "he":
+        if rule["scheme"] in ("he", "normal"):
             out[rule["name"]] = rng.standard_normal(shape) * scale
-        elif rule["scheme"] == "glorot":
+        elif rule["scheme"] in ("glorot", "uniform"):
             out[rule["name"]] = rng.uniform(-scale, scale, shape)
         else:
             out[rule["name"]] = (np.ones if rule["scheme"] == "ones" else np.zeros)(shape)
@@ -60,15 +64,19 @@ def draw_sample(network, seed: int = 0, size: int = SAMPLE_SIZE) -> tuple[np.nda
     """``size`` inputs from a standard normal and targets from the loss's domain: one-hot rows for
     cross-entropy, 0s and 1s for binary cross-entropy, standard normal otherwise."""
     rng = np.random.default_rng([seed, 1])          # a stream of its own, apart from the parameters'
-    x = rng.standard_normal((size, *network.input))
-    n = network.output_size
+    first = network.graph[0]
+    if first.kind.reads_ids:                        # ids, uniform over the vocabulary
+        x = rng.integers(0, first.opt["vocab"], (size, *network.input)).astype(np.float64)
+    else:
+        x = rng.standard_normal((size, *network.input))
+    n, shape = network.output_size, network.output_shape
     low, high = network.loss.targets
     if network.loss.name == "cross_entropy":
-        y = np.eye(n)[rng.integers(0, n, size)]
+        y = np.eye(n)[rng.integers(0, n, (size, *shape[:-1]))]
     elif (low, high) == (0.0, 1.0):
-        y = rng.integers(0, 2, (size, n)).astype(np.float64)
+        y = rng.integers(0, 2, (size, *shape)).astype(np.float64)
     else:
-        y = rng.standard_normal((size, n))
+        y = rng.standard_normal((size, *shape))
     return x, y
 
 

@@ -7,6 +7,7 @@
 """
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from .document import (GRAPH_KEYS, NETWORK_KEYS, OPTIMIZER_KEYS, TABLES, _input_
                        activation_name, layer_type, loss_name, optimizer_name, parse_document, read_input,
                        read_spec)
 from .formula import parse_formula
+from . import sequence
 
 
 
@@ -50,6 +52,8 @@ class Network:
     masks: dict[str, np.ndarray] | None = None
     mask_source: str = ""
     layer_list: bool = False          # whether the spec gave a [[layer]] list (not network.layers)
+    ignore_index: int | None = None   # cross-entropy: the class index whose steps the mean leaves out
+    targets: np.ndarray | None = None  # class-index targets (N, *output_shape[:-1]) where the sample gave them
 
     @classmethod
     def stack(cls, layers, activations, loss, **numbers) -> "Network":
@@ -85,7 +89,39 @@ class Network:
 
     @property
     def output_size(self) -> int:
-        return self.graph[-1].shape[0]
+        """The loss's n: the size of the output's last axis (of each step's, for a sequence)."""
+        return self.graph[-1].shape[-1]
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """One example's output: (n,), or (T, n) for a sequence (one row per step)."""
+        return self.graph[-1].shape
+
+    @property
+    def reads_ids(self) -> bool:
+        """Whether the input holds integer ids (the first layer is an embedding)."""
+        return self.graph[0].kind.reads_ids
+
+    @property
+    def target_weight(self) -> Fraction:
+        """r = N·P / M: what each example's mean over its P steps is scaled by so that the batch mean
+        is over the M steps that count (1 unless ``ignore_index`` leaves some out)."""
+        if self.targets is None or self.ignore_index is None:
+            return Fraction(1)
+        P = sequence.positions(self.output_shape)
+        return Fraction(len(self.targets) * P, sequence.kept_count(self.targets, self.ignore_index, P, len(self.targets)))
+
+    def example_loss(self, outputs, targets):
+        """C of one example (SymPy) from its output and target arrays, of the output's shape: the
+        loss of each step's row, their mean over the P steps, times :attr:`target_weight`."""
+        outputs, targets = np.asarray(outputs, dtype=object), np.asarray(targets, dtype=object)
+        if outputs.ndim == 1:
+            return self.loss.total(list(outputs), list(targets)) * self.target_weight
+        rows = [self.loss.total(list(o), list(t)) for o, t in zip(outputs.reshape(-1, outputs.shape[-1]),
+                                                                  targets.reshape(-1, targets.shape[-1]))]
+        weight = self.target_weight / len(rows)
+        import sympy
+        return sympy.Rational(weight.numerator, weight.denominator) * sympy.Add(*rows)
 
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
         """W1, b1, W2, b2, ... in order, each with its shape."""
@@ -118,7 +154,7 @@ class Network:
         """Validate the spec's data; SpecError names the first bad field."""
         net = network_table(data)
         if "layer" in data:
-            input_shape = _input_shape(net.get("input"))
+            input_shape = _input_shape(net.get("input"), empty=True)
             graph = _graph(input_shape, data["layer"])
         else:
             layers = _layers(net.get("layers"))
@@ -126,6 +162,7 @@ class Network:
             input_shape, graph = (layers[0],), cls.stack(layers, acts, None).graph
         limits.check_sizes(input_shape, graph, limits.sample_rows(data.get("sample"), input_shape))  # before any array
         loss = _loss(net.get("loss"))
+        ignore = sequence.ignore_index(net, loss.name)
         shapes = {name: shape for layer in graph for name, shape in layer.params.items()}
         if not shapes:
             raise SpecError("layer", "no layer has parameters: there is no gradient to derive and nothing to train")
@@ -142,12 +179,12 @@ class Network:
                     raise SpecError(f"parameters.{name}", f"missing (expected shape {shape_text(shape)})")
                 parameters[name] = _array(params[name], shape, f"parameters.{name}")
                 exact[name] = params[name]
-        x = y = None
+        x = y = targets = None
         batched = False
         masks, mask_source = None, ""
         if "sample" in data:
             sample = _table(data, "sample")
-            x, y, batched, exact["x"], exact["y"] = _sample(sample, input_shape, graph[-1].shape[0])
+            x, y, batched, exact["x"], exact["y"], targets = _sample(sample, input_shape, graph, loss, ignore)
             low, high = loss.targets
             if np.any(y < low) or np.any(y > high):
                 raise SpecError("sample.y", f"{loss.name} needs targets in [{low:g}, {high:g}]")
@@ -158,7 +195,7 @@ class Network:
         optimizer = optimizer_table(data.get("optimizer", {}))
         trained_names(optimizer, shapes)
         return cls(tuple(input_shape), tuple(graph), loss, parameters, x, y, batched, optimizer, exact, source,
-                   masks, mask_source, "layer" in data)
+                   masks, mask_source, "layer" in data, ignore, targets)
 
 
 def load(path: str | Path, cls: type = Network) -> Network:
@@ -205,7 +242,7 @@ def _graph(input_shape, tables):
     if not isinstance(tables, list) or not tables:
         raise SpecError("layer", "expected a list of [[layer]] tables")
     limits.check_count(len(tables), "layer", "[[layer]] tables")
-    shapes, graph = {0: tuple(input_shape)}, []
+    shapes, graph, steps = {0: tuple(input_shape)}, [], {0: False}
     for i, table in enumerate(tables, start=1):
         if not isinstance(table, dict):
             raise SpecError(f"layer {i}", f"expected a table (type = ..., and its fields), got {shown(table)}")
@@ -233,21 +270,45 @@ def _graph(input_shape, tables):
                 raise SpecError(f"{where}.from", f"{s} points forward or at this layer: expected an earlier "
                                                  f"position, 0 to {i - 1} (0 is the network input)")
         in_shapes = tuple(shapes[s] for s in sources)
+        _ids_read(kind, i, where, sources, input_shape, tables)
+        in_seq = tuple(steps[s] for s in sources)
         try:
+            kind.check_sequence(options, in_shapes, in_seq)
             kind.check(options, in_shapes)
         except LayerError as err:
-            raise SpecError(f"{where}.{err.field}", err.problem) from None
+            raise SpecError(f"{where}.{err.field}", _after_last(err.problem, sources, graph)) from None
         shape = tuple(kind.output_shape(options, in_shapes))
+        steps[i] = kind.sequence_output(options, in_seq)
         act = _activation(table.get("activation", "identity"), f"{where}.activation")
-        if not act.elementwise and (i != len(tables) or len(shape) != 1):
-            raise SpecError(f"{where}.activation", f"{act.name} is allowed only on the last layer, with a vector output")
-        graph.append(Layer(i, kind, tuple(options.items()), act, sources, in_shapes, shape))
+        if not act.elementwise and (i != len(tables) or not (len(shape) == 1 or len(shape) == 2 and steps[i])):
+            raise SpecError(f"{where}.activation", f"{act.name} is allowed only on the last layer, with a vector "
+                                                   "output (or a sequence's: over each step's last axis)")
+        graph.append(Layer(i, kind, tuple(options.items()), act, sources, in_shapes, shape, steps[i]))
         shapes[i] = shape
-    if len(shapes[len(tables)]) != 1:
+    if len(shapes[len(tables)]) != 1 and not (len(shapes[len(tables)]) == 2 and steps[len(tables)]):
         raise SpecError(f"layer {len(tables)} ({graph[-1].kind.name})",
                         f"the loss needs a vector output, this layer's is {shape_text(shapes[len(tables)])} "
                         "(end with flatten and dense)")
     return tuple(graph)
+
+
+def _ids_read(kind, i, where, sources, input_shape, tables):
+    """An embedding is the first layer and reads the network's ids; no other layer reads them."""
+    first_ids = isinstance(tables[0], dict) and tables[0].get("type") in LAYERS and LAYERS[tables[0]["type"]].reads_ids
+    if kind.reads_ids and (i != 1 or sources != (0,)):
+        raise SpecError(where, "an embedding reads the network's integer ids: it must be the first layer")
+    if first_ids and i > 1 and 0 in sources:
+        raise SpecError(f"{where}.from", "the network input holds integer ids, which only the embedding reads")
+    if not input_shape and not kind.reads_ids and i == 1:
+        raise SpecError("network.input", "an empty shape [] is one id an example: the first layer must be an embedding")
+
+
+def _after_last(problem: str, sources, graph) -> str:
+    """A sequence layer given the vector of a recurrent layer with return = "last" says why."""
+    before = next((l for l in graph if l.index == sources[0]), None) if sources else None
+    if "needs a sequence" in problem and before is not None and before.opt.get("return") == "last":
+        return problem + f' (layer {before.index} ({before.kind.name}) has return = "last": its output is h_T alone)'
+    return problem
 
 
 def _loss(value):
@@ -291,7 +352,7 @@ def _nesting(value) -> int:
     return depth
 
 
-def _sample(sample, input_shape, n_out):
+def _sample(sample, input_shape, graph, loss, ignore):
     for key in sample:
         if key not in ("x", "y", "seed"):
             raise SpecError(f"sample.{key}", "unknown key (expected x, y, seed)")
@@ -302,16 +363,27 @@ def _sample(sample, input_shape, n_out):
     batched = isinstance(xv, list) and _nesting(xv) > len(input_shape)
     if input_shape == (1,) and isinstance(xv, list) and len(xv) > 1 and not batched:
         xv, batched = [[v] for v in xv], True     # one input per example: a flat list is a batch
+    if not input_shape and isinstance(xv, list):
+        batched = True
     rows = xv if batched else [xv]
     if batched and not rows:
         raise SpecError("sample.x", "empty batch")
-    x = _array(rows, (len(rows), *input_shape), "sample.x")
-    yrows = _as_rows(sample["y"], batched, n_out)
+    first, out_shape = graph[0], graph[-1].shape
+    if first.kind.reads_ids:
+        x = sequence.ids(rows, input_shape, first.opt["vocab"], "sample.x")
+    else:
+        x = _array(rows, (len(rows), *input_shape), "sample.x")
+    if loss.name == "cross_entropy" and out_shape[-1] > 1 and sequence.class_indices(sample["y"], batched, out_shape):
+        targets, y = sequence.targets(sample["y"], batched, len(rows), out_shape, ignore)
+        if ignore is not None and not np.any(targets != ignore):
+            raise SpecError("sample.y", f"every target is ignore_index {ignore}: no step counts in the mean")
+        return x, y, batched, rows, y.tolist(), targets
+    yrows = _as_rows(sample["y"], batched, out_shape[0] if len(out_shape) == 1 else -1)
     if not isinstance(yrows, list) or len(yrows) != len(rows):
         count = len(yrows) if isinstance(yrows, list) else 1
         raise SpecError("sample.y", f"{count} targets for {len(rows)} inputs")
-    y = _array(yrows, (len(rows), n_out), "sample.y")
-    return x, y, batched, rows, yrows
+    y = _array(yrows, (len(rows), *out_shape), "sample.y")
+    return x, y, batched, rows, yrows, None
 
 
 def _batch_sizes(graph, batch: int):

@@ -113,6 +113,9 @@ class TextPrinter(StrPrinter):
     def _print_Softplus(self, expr):
         return f"softplus({self._print(expr.args[0])})"
 
+    def _print_Indicator(self, expr):
+        return f"[{self._print(expr.args[0])} = {self._print(expr.args[1])}]"
+
 
 def _limit(limit):
     return (limit[0], limit[1], limit[2]) if len(limit) == 3 else (limit[0], None, None)

@@ -38,7 +38,7 @@ def boolean(value):
     return value
 
 
-def sequence_input(kind: str, in_shape) -> None:
+def needs_sequence(kind: str, in_shape) -> None:
     if len(in_shape) != 2:
         raise LayerError("type", f"{kind} needs a (T, d) sequence input, got shape {shape_text(in_shape)}")
 
@@ -72,14 +72,14 @@ class Attention(AttentionText, LayerKind):
               Field("causal", boolean, False, "default false; true: each position attends to itself and earlier ones"),
               Field("bias", boolean, True, "default true; false: no bq, bk, bv, bo"))
     affine = True
-    rows_first = True
+    sequence_input = True
     kernels = ("project", "project_weight_grad", "project_input_grad", "attn_weights", "attn_mix", "attn_value_grad",
                "attn_score_grad", "attn_query_grad", "attn_key_grad", "attn_input_grad", "axis_sum")
 
     params = tuple(f"W{p}" for p in PROJECTIONS) + tuple(f"b{p}" for p in PROJECTIONS)
 
     def check(self, options, in_shapes):
-        sequence_input("attention", in_shapes[0])
+        needs_sequence("attention", in_shapes[0])
         d = in_shapes[0][1]
         if d % options["heads"]:
             raise LayerError("heads", f"the input's d = {d} is not divisible by heads = {options['heads']}")
@@ -203,11 +203,11 @@ class PosEmbed(PosEmbedText, LayerKind):
     doc = "a learned positional embedding P (length, d): a (T, d) input gets P's first T rows added (T <= length)"
     fields = (Field("length", positive_int, doc="the longest sequence it embeds"),)
     params = ("P",)
-    rows_first = True
+    sequence_input = True
     kernels = ("pos_add", "pos_grad")
 
     def check(self, options, in_shapes):
-        sequence_input("posembed", in_shapes[0])
+        needs_sequence("posembed", in_shapes[0])
         if in_shapes[0][0] > options["length"]:
             raise LayerError("length", f"the input has T = {in_shapes[0][0]} positions, more than length = "
                                        f"{options['length']}")

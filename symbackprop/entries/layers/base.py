@@ -168,6 +168,7 @@ class Layer:
     sources: tuple[int, ...]
     in_shapes: tuple[tuple[int, ...], ...]
     shape: tuple[int, ...]
+    sequence: bool = False              # its output is a sequence (T, D): one row per time step
 
     @cached_property
     def opt(self) -> dict:
@@ -228,8 +229,8 @@ class LayerKind:
     cancels_bias = False                # subtracts a per-channel mean that a bias before it shifts alike (batch norm)
     unrolls = False                     # the trainer's unrolled scalar form supports it
     vector_input = False                # needs a vector (one-axis) input
-    rows_first = False                  # its kernels want (N, T, d) arrays stored row-major, the examples outermost
-                                        # (batched matmuls), not the images' layout with the examples innermost
+    reads_ids = False                   # reads the network's integer ids (an embedding: the first layer)
+    sequence_input = False              # needs a sequence (T, D) input (a recurrent layer)
     kernels: tuple[str, ...] = ()       # kernel names its array form calls
 
     def default(self, name):
@@ -248,6 +249,15 @@ class LayerKind:
 
     def output_shape(self, options: dict, in_shapes) -> tuple[int, ...]:
         return tuple(in_shapes[0])
+
+    def check_sequence(self, options: dict, in_shapes, in_sequence: tuple[bool, ...]) -> None:
+        """LayerError when the kind needs a sequence (T, D) input and is given another shape, or
+        takes a (T, D) input per step only when it is a sequence (called before :meth:`check`)."""
+
+    def sequence_output(self, options: dict, in_sequence: tuple[bool, ...]) -> bool:
+        """Whether the output is a sequence (T, D), one row per time step: the shape-keeping kinds
+        pass their input's on (dropout), per-step and recurrent kinds say (dense, rnn)."""
+        return False
 
     def param_shapes(self, layer: Layer) -> dict[str, tuple[int, ...]]:
         return {}
@@ -274,7 +284,9 @@ class LayerKind:
         ``inputs`` (object arrays in the input shapes), ``params`` and ``data`` (prefix -> object
         array); for a kind that ``couples_batch``, of the whole batch (a leading example axis).
         ``stage(name, latex, defs, per_example=True)`` names an intermediate array (batch norm's
-        mean) and returns its symbols, for later expressions to use."""
+        mean) and returns its symbols, for later expressions to use; ``step=(t, T)`` names row t of
+        a (T, ...) array filled one time step at a time (a recurrent layer's h_t, which step t + 1
+        reads by its symbols: the recurrence is never expanded into one formula)."""
         raise NotImplementedError
 
     # ---- arrays
@@ -375,6 +387,8 @@ def param_tex(name: str) -> str:
     base = {"gamma": r"\gamma", "beta": r"\beta"}.get(head, head)
     if len(head) == 2 and head[0] in "Wb" and head[1] in "qkvo":     # attention's projections: W_q, b_o
         base = f"{head[0]}_{head[1]}"
+    if "_" in base:                  # a recurrent layer's W_ih, b_hh: W_{ih}
+        base = base.replace("_", "_{", 1) + "}"
     return f"{base}^{{({name[len(head):]})}}"
 
 
@@ -430,7 +444,11 @@ class SlipContext:
         symbols of the stages before them."""
         found = {}
 
-        def stage(name, tex, defs, per_example=True):
+        def stage(name, tex, defs, per_example=True, step=None):
+            if step is not None:
+                defs = np.asarray(defs, dtype=object)
+                found.setdefault(name, np.empty((step[1], *defs.shape), dtype=object))[step[0]] = defs
+                return self.stages[name][0][step[0]]
             found[name] = np.asarray(defs, dtype=object)
             return self.stages[name][0]
         layer = layer or self.layer

@@ -1,10 +1,15 @@
-"""``dense``: z = W a + b on a vector input (``torch.nn.Linear``). W<i> is (units, inputs), b<i> (units,)."""
+"""``dense``: z = W a + b on a vector input (``torch.nn.Linear``). W<i> is (units, inputs), b<i> (units,).
+
+On a sequence (T, D) (an embedding's or a recurrent layer's output) it is applied to each step's
+row, over the last axis, as ``nn.Linear`` is: z_t = W a_t + b, the same W and b at every step, so
+∂C/∂W = Σ_t δ_t a_tᵀ and ∂C/∂b = Σ_t δ_t (over the examples too) and ∂C/∂a_t = Wᵀ δ_t.
+"""
 import numpy as np
 import sympy
 
-from ..arrayops import ColSum, Dot, T
+from ..arrayops import ColSum, Dot, Kernel, T
 from ...writers.document import Display, Para
-from .base import Backward, Field, LayerError, LayerKind, positive_int, shape_text
+from .base import Backward, Field, LayerError, LayerKind, kernel, positive_int, shape_text
 
 PAIRWISE_MAX = 16   # slips pairing two rows or two inputs are tried in layers up to this size
 SUMS_WRITTEN = 16   # neurons whose weighted sums a worked example writes out (the first 3 past this)
@@ -21,6 +26,41 @@ def sup(prefix: str, index: int) -> str:
 
 
 
+@kernel()
+def step_linear(x, W, b, out=None):
+    """z_t = W x_t + b at every step: x (N, T, D) -> (N, T, units)."""
+    n, t, d = x.shape
+    z = np.dot(x.reshape(n * t, d), W.T).reshape(n, t, -1)
+    z += b
+    if out is None:
+        return z
+    out[...] = z
+    return out
+
+
+@kernel()
+def step_weight_grad(delta, x, out=None):
+    """∂C/∂W = Σ over examples and steps of δ_t x_tᵀ: (units, D)."""
+    return np.dot(delta.reshape(-1, delta.shape[-1]).T, x.reshape(-1, x.shape[-1]), out=out)
+
+
+@kernel()
+def step_bias_grad(delta, out=None):
+    """∂C/∂b = Σ over examples and steps of δ_t: (units,)."""
+    return np.dot(np.ones(delta[..., 0].size, delta.dtype), delta.reshape(-1, delta.shape[-1]), out=out)
+
+
+@kernel()
+def step_input_grad(delta, W, out=None):
+    """∂C/∂x_t = Wᵀ δ_t at every step: (N, T, D)."""
+    n, t, u = delta.shape
+    g = np.dot(delta.reshape(n * t, u), W).reshape(n, t, -1)
+    if out is None:
+        return g
+    out[...] = g
+    return out
+
+
 class Dense(LayerKind):
     name = "dense"
     doc = "z = W a + b on a vector input, as torch.nn.Linear; W (units, inputs), b (units,)"
@@ -29,36 +69,48 @@ class Dense(LayerKind):
     affine = True
     unrolls = True
     vector_input = True
+    kernels = ("step_linear", "step_weight_grad", "step_bias_grad", "step_input_grad")
 
-    def check(self, options, in_shapes):
-        if len(in_shapes[0]) != 1:
-            raise LayerError("type", f"dense needs a vector input, got shape {shape_text(in_shapes[0])} "
-                                     "(add a flatten layer before it)")
+    def check_sequence(self, options, in_shapes, in_sequence):
+        if len(in_shapes[0]) != 1 and not (len(in_shapes[0]) == 2 and in_sequence[0]):
+            raise LayerError("type", f"dense needs a vector input (or a sequence's (T, D), per step), got shape "
+                                     f"{shape_text(in_shapes[0])} (add a flatten layer before it)")
+
+    def sequence_output(self, options, in_sequence):
+        return in_sequence[0]
 
     def output_shape(self, options, in_shapes):
-        return (options["units"],)
+        return (*in_shapes[0][:-1], options["units"])
 
     def param_shapes(self, layer):
-        return {"W": (layer.shape[0], layer.in_shapes[0][0]), "b": layer.shape}
+        return {"W": (layer.shape[-1], layer.in_shapes[0][-1]), "b": layer.shape[-1:]}
 
     def fans(self, layer):
-        return layer.in_shapes[0][0], layer.shape[0]
+        return layer.in_shapes[0][-1], layer.shape[-1]
 
     def init(self, layer, prefix):
         return "weight" if prefix == "W" else "zeros"
 
     def elements(self, layer, inputs, params, data, stage):
         (x,), W, b = inputs, params["W"], params["b"]
+        if x.ndim == 2:               # a sequence: the same rule at every step
+            return np.array([self.elements(layer, [row], params, data, stage) for row in x], dtype=object)
         return np.array([sympy.Add(*[W[j, k] * x[k] for k in range(len(x))], b[j]) for j in range(len(b))], dtype=object)
 
     def forward(self, layer, inputs, params, data):
         return inputs[0] @ params["W"].T + params["b"]
 
     def array_forward(self, layer, b, inputs, params, data, mode):
+        if layer.sequence:
+            return Kernel("step_linear", inputs[0], params["W"], params["b"]), None
         return Dot(inputs[0], T(params["W"])) + params["b"], None
 
     def array_backward(self, layer, b, delta, inputs, params, data, need):
         (x,), tex = inputs, self.latex_backward(layer, b.tex(delta), [b.tex(inputs[0])])
+        if layer.sequence:
+            b.grad(layer.param("W"), Kernel("step_weight_grad", delta, x), tex.grads[layer.param("W")])
+            b.grad(layer.param("b"), Kernel("step_bias_grad", delta), tex.grads[layer.param("b")])
+            return [(Kernel("step_input_grad", delta, params["W"]), tex.inputs[0]) if need[0] else None]
         b.grad(layer.param("W"), Dot(T(delta), x), tex.grads[layer.param("W")])
         b.grad(layer.param("b"), ColSum(delta), tex.grads[layer.param("b")])
         return [(Dot(delta, params["W"]), tex.inputs[0]) if need[0] else None]
@@ -115,6 +167,8 @@ class Dense(LayerKind):
         return out
 
     def slips(self, layer, ctx):
+        if layer.sequence:
+            return []             # the per-step rule's slips: not catalogued yet
         l, (x,), W, b = layer.index, ctx.inputs, ctx.params["W"], ctx.params["b"]
         n_out, n_in = W.shape
         out = [ctx.rewrite({"forward": (30, f"the bias {ctx.label(b[j])} left out")}, {b[j]: 0}, element=(j,))
@@ -147,10 +201,17 @@ class Dense(LayerKind):
 
     def latex_forward(self, layer, out, ins):
         l = layer.index
+        if layer.sequence:
+            return rf"{out}_t = {sup('W', l)} {ins[0]}_t + {sup('b', l)} \quad \text{{at every step }} t"
         return rf"{out} = {sup('W', l)} {ins[0]} + {sup('b', l)}"
 
     def latex_backward(self, layer, delta, ins):
         l = layer.index
+        if layer.sequence:
+            return Backward({layer.param("W"): rf"{grad_tex(sup('W', l))} = \sum_t {delta}_t \left({ins[0]}_t\right)^\top",
+                             layer.param("b"): rf"{grad_tex(sup('b', l))} = \sum_t {delta}_t"},
+                            (rf"\left({sup('W', l)}\right)^\top {delta}_t",),
+                            ("The same W and b at every step: their gradients sum over the steps.",))
         return Backward({layer.param("W"): rf"{grad_tex(sup('W', l))} = {delta} \left({ins[0]}\right)^\top",
                          layer.param("b"): rf"{grad_tex(sup('b', l))} = {delta}"},
                         (rf"\left({sup('W', l)}\right)^\top {delta}",))

@@ -18,6 +18,9 @@ class Dropout(LayerKind):
     doc = "inverted dropout: kept values times 1/(1 - p), as F.dropout(training=True)"
     fields = (Field("rate", rate, doc="the probability p of dropping a value, 0 <= p < 1"),)
 
+    def sequence_output(self, options, in_sequence):
+        return in_sequence[0]
+
     def data_shapes(self, layer):
         return {"M": layer.shape}
 
