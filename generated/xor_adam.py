@@ -44,10 +44,13 @@
 #   m_hat = m/(1 - beta1**t)
 #   v_hat = v/(1 - beta2**t)
 #   theta ← theta - learning_rate*m_hat/(sqrt(v_hat) + eps)
+# With --clip-norm C (off by default), the gradients are first clipped together by their global norm,
+# as torch.nn.utils.clip_grad_norm_ does (clip_norm = C):
+#   g ← g*min(1, clip_norm/(grad_norm + 1.0e-6)), grad_norm = sqrt(sum of g**2 over every trained parameter)
 #
 # Usage:
 #   python THIS_FILE [train] --data FILE [--val-data FILE | --val-fraction F] [--patience K] [--epochs N]
-#          [--batch-size B] [--learning-rate LR] [--seed S] [--max-iters N] [--loss-below T] [--min-delta D]
+#          [--batch-size B] [--learning-rate LR] [--clip-norm C] [--seed S] [--max-iters N] [--loss-below T] [--min-delta D]
 #          [--save CKPT.npz] [--save-every K] [--resume CKPT.npz] [--log LOSS.csv] [--plot LOSS.svg] [--force]
 #          [--quiet]
 #   python THIS_FILE predict --params CKPT.npz --data FILE [-o PREDICTIONS.csv] [--force]
@@ -110,8 +113,10 @@ OPTIMIZER = "adam"
 TRAINED = ['W1', 'b1', 'W2', 'b2']  # the parameters the update changes
 STATE = ['m', 'v']  # the optimizer's state arrays, one of each per parameter
 NONNEGATIVE_STATE = ['v']  # state that sums squared gradients: never below 0
+CLIP_NORM = None  # --clip-norm's default: the spec's [optimizer] clip_norm, or None (no clipping)
 LOSS = "binary_cross_entropy"
-TARGETS = (0.0, 1.0)  # the targets the loss is defined for
+Y_SHAPE = (1,)  # one example's targets as data files hold them
+TARGET_DOMAIN = (0.0, 1.0)  # the targets the loss is defined for
 ACCURACY = "threshold"  # how predictions are counted right: "argmax", "threshold" (at 0.5) or None (no classes)
 COUNTED = 1  # predictions counted per example
 MIN_BATCH = 1  # the fewest rows an update trains on
@@ -535,9 +540,21 @@ def evaluate(params, state, X, Y):
 _STEP = threading.local()
 
 
-def step(params, state, X, Y, learning_rate=learning_rate, count=False):
+def clip_gradients(grads, clip_norm, scale=1.0):
+    """Clip the trained parameters' gradients together, in place: g ← g*min(1, C/(grad_norm + 1e-6)),
+    grad_norm their global 2-norm, C = ``clip_norm`` (torch.nn.utils.clip_grad_norm_). ``scale``: the
+    gradients came out times it. Returns (grad_norm, the factor)."""
+    grad_norm = math.sqrt(sum(float(np.vdot(grads[name], grads[name])) for name in TRAINED)) / scale
+    factor = min(1, clip_norm/(grad_norm + 1e-06))
+    for name in TRAINED:
+        grads[name] *= factor
+    return grad_norm, factor
+
+
+def step(params, state, X, Y, learning_rate=learning_rate, count=False, clip_norm=CLIP_NORM):
     """One adam update of ``params`` and ``state`` in place, from the gradients of the batch
-    X, Y (all gradients first, then every update: simultaneous). Returns the loss before it
+    X, Y (all gradients first, then every update: simultaneous); with
+    ``clip_norm``, the gradients clipped first (clip_gradients()). Returns the loss before it
     (with ``count``: the loss and how many of the predictions before it are right, correct())."""
     _check_step(params, X, Y)
     grads = getattr(_STEP, "grads", None)
@@ -546,6 +563,8 @@ def step(params, state, X, Y, learning_rate=learning_rate, count=False):
     outputs = {} if count else None
     C, grads = _loss_and_gradients(params, X, Y, grads, outputs=outputs)
     right = correct(outputs["a2"], Y) if count else None
+    if clip_norm is not None:
+        clip_gradients(grads, clip_norm)
     state["t"] = t = state["t"] + 1
     for name in TRAINED:
         theta, g = params[name], grads[name]
@@ -601,7 +620,7 @@ def new_run(params, seed=0):
 
 def train(params, X, Y, epochs=100, batch_size=32, learning_rate=learning_rate, seed=0, max_iters=None,
           loss_below=None, min_delta=None, run=None, on_epoch=None, should_stop=None, checkpoint=None,
-          validation=None, patience=None, on_batch=None):
+          validation=None, patience=None, on_batch=None, clip_norm=CLIP_NORM):
     """Train ``params`` in place on X (N, 2) and Y (N, 1); returns (reason, run).
 
     The batches of an epoch are a permutation of the rows drawn from the run's generator (no
@@ -609,7 +628,8 @@ def train(params, X, Y, epochs=100, batch_size=32, learning_rate=learning_rate, 
     (measure()). ``on_epoch(run, seconds)`` is called after each epoch (its numbers are
     ``run["history"][-1]``), ``on_batch(run, rows, seconds)`` after each update (rows trained on
     in the epoch since this call began it), ``checkpoint(run)`` when it asks for one,
-    ``should_stop()`` between updates. Given a ``run`` (from new_run or load_checkpoint), it continues
+    ``should_stop()`` between updates. ``clip_norm``: each step's gradients clipped by their global norm
+    (clip_gradients()), or None. Given a ``run`` (from new_run or load_checkpoint), it continues
     that run; ``params`` and ``seed`` are then not used. Returns why it stopped: "epochs",
     "max-iters", "loss-below", "min-delta", "patience" (``patience`` epochs without a validation
     loss below the lowest), "diverged" (a non-finite loss) or "interrupted". With ``patience``, a
@@ -640,7 +660,7 @@ def train(params, X, Y, epochs=100, batch_size=32, learning_rate=learning_rate, 
             else:
                 rows = run["order"][start:batch_end(start, batch_size, n)]
                 Xb, Yb = X[rows], Y[rows]
-            C, right = step(params, state, Xb, Yb, learning_rate, count=True)
+            C, right = step(params, state, Xb, Yb, learning_rate, count=True, clip_norm=clip_norm)
             if run["right"] is not None:   # (None: a checkpoint of an older trainer, mid-epoch)
                 run["right"] += right
             run["loss_sum"] += float(C)
@@ -807,13 +827,13 @@ def load_data(path, targets=True, limit=None, names=None):
         raise TrainerError(f"data file {path!r}: expected a .csv or .npz file")
     if len(X) == 0:
         raise TrainerError(f"data file {path!r} has no rows")
-    if TARGETS is not None and Y is not None:
-        outside = np.argwhere((Y < TARGETS[0]) | (Y > TARGETS[1]))
+    if TARGET_DOMAIN is not None and Y is not None:
+        outside = np.argwhere((Y < TARGET_DOMAIN[0]) | (Y > TARGET_DOMAIN[1]))
         if len(outside):
             row, column = outside[0]    # named as the other errors name them: a line of a .csv, a row of Y from 1
             where = f"{path}, line {lines[row]}" if lines else f"{path}: Y row {row + 1}"
-            raise TrainerError(f"{where}: target {column + 1} is {Y[row, column]}, outside [{TARGETS[0]:g}, "
-                               f"{TARGETS[1]:g}], the targets {LOSS} is defined for")
+            raise TrainerError(f"{where}: target {column + 1} is {Y[row, column]}, outside [{TARGET_DOMAIN[0]:g}, "
+                               f"{TARGET_DOMAIN[1]:g}], the targets {LOSS} is defined for")
     return X.astype(DTYPE), None if Y is None else Y.astype(DTYPE)
 
 
@@ -836,7 +856,7 @@ def _load_npz(path, targets=True, limit=None):
         raise TrainerError(f"{path}: not a readable .npz file ({err})") from None
     if Y is not None and Y.ndim == 1:
         Y = Y.reshape(-1, 1)
-    for name, array, shape in (("X", X, INPUT), ("Y", Y, (1,))):
+    for name, array, shape in (("X", X, INPUT), ("Y", Y, Y_SHAPE)):
         if array is None:
             continue
         if array.shape[1:] != shape:
@@ -915,7 +935,7 @@ def _load_csv(path, targets=True, limit=None, names=None):
         raise TrainerError(f"{path}: not a UTF-8 text file") from None
     table = np.array(rows, dtype=np.float64).reshape(-1, len(rows[0]) if rows else widths[0])
     X = table[:, :2].reshape(-1, *INPUT)
-    return X, table[:, 2:] if table.shape[1] > 2 else None, lines
+    return X, table[:, 2:].reshape(-1, *Y_SHAPE) if table.shape[1] > 2 else None, lines
 
 
 def _class_names(names):
@@ -1025,7 +1045,7 @@ def _rule(key):
         return tuple(SHAPES[parts[1]]), "f"
     if len(parts) == 3 and parts[0] == "state" and parts[1] in STATE and parts[2] in SHAPES:
         return tuple(SHAPES[parts[2]]), "f"
-    if base in IDENTITY + TEXTS and not (best and base in IDENTITY + ("split", "classes")):
+    if base in IDENTITY + TEXTS and not (best and base in IDENTITY + ("split", "classes", "vocabulary")):
         return (), "U"
     if base in NUMBERS:
         return (), "biuf"
@@ -1538,6 +1558,9 @@ def build_parser():
     parser.add_argument("--batch-size", type=_positive_int, default=32, help="rows per update (default 32)")
     parser.add_argument("--learning-rate", type=_positive, default=learning_rate,
                         help=f"default {learning_rate}")
+    parser.add_argument("--clip-norm", type=_positive, default=CLIP_NORM, metavar="C",
+                        help="clip each step's gradients together to global 2-norm C, as torch.nn.utils.clip_grad_norm_ "
+                             + (f"(default {CLIP_NORM}, the spec's)" if CLIP_NORM is not None else "(default: no clipping)"))
     parser.add_argument("--seed", type=int, default=0,
                         help="seeds the initialisation, the shuffling and --val-fraction's split "
                              "(a checkpoint brings its own)")
@@ -1602,11 +1625,11 @@ def _write_log(path, mode, text):
         raise TrainerError(f"cannot write --log {path!r}: {err.strerror or err}") from None
 
 
-def _data(args, limit=None, names=None):
-    """X, Y: --data, or the spec's sample; ``names`` receives --data's target names (load_data())."""
+def _data(args, limit=None, names=None, vocabulary=None):
+    """X, Y: --data or the spec's sample; ``names`` receives --data's target names (load_data())."""
     if args.data is None:
         return (np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], dtype=DTYPE).reshape(-1, *INPUT),
-                np.array([[0.0], [1.0], [1.0], [0.0]], dtype=DTYPE).reshape(-1, 1))
+                np.array([[0.0], [1.0], [1.0], [0.0]], dtype=DTYPE).reshape(-1, *Y_SHAPE))
     return load_data(args.data, limit=limit, names=names)
 
 
@@ -1646,8 +1669,8 @@ def _main(args):
     if args.patience is not None and args.val_data is None and args.val_fraction is None:
         raise TrainerError("--patience needs a validation set: --val-data FILE or --val-fraction F")
     limit = memory_limit(args.max_memory)
-    names = []
-    X, Y = _data(args, limit, names)
+    names, vocabulary = [], []
+    X, Y = _data(args, limit, names, vocabulary)
     run = load_checkpoint(args.resume) if args.resume else None
     split = _split_of(args, run, len(X))
     X, Y, validation = _validation(args, X, Y, split, limit)
@@ -1685,7 +1708,7 @@ def _main(args):
 
     with np.errstate(all="ignore"):  # a diverging run is reported below, once
         reason, run = train(run["params"], X, Y, epochs=args.epochs, batch_size=args.batch_size,
-                            learning_rate=args.learning_rate, max_iters=args.max_iters,
+                            learning_rate=args.learning_rate, max_iters=args.max_iters, clip_norm=args.clip_norm,
                             loss_below=args.loss_below, min_delta=args.min_delta, run=run,
                             on_epoch=on_epoch, should_stop=lambda: bool(interrupted), checkpoint=checkpoint,
                             validation=validation, patience=args.patience,

@@ -23,6 +23,7 @@ from ..derive.derivation import Derivation
 from .intervals import Interval
 from ..derive.model import Model
 from ..entries.optimizers import Settings
+from ..errors import SpecError
 
 STEP_NAMES = {"dC/da": "dC/da{l}", "da/dz": "da{l}/dz{l}", "delta": "delta{l}"}
 
@@ -60,6 +61,9 @@ class CheckGraph:
         self.model = model = model or Model(network)
         self.derivation = Derivation(model)
         self.settings = Settings.of({k: val for k, val in table.items() if k != "name"})
+        if self.settings.clip_norm is not None and optimizers:
+            raise SpecError("optimizer.clip_norm", "check does not work the clipped update by hand yet: leave "
+                                                   "clip_norm out of the table check reads (explain shows the clipped step)")
         self.N = network.x.shape[0]
         self.renamed = model.examples == 1 and self.N > 1
         self.nodes: dict[sympy.Symbol, Node] = {}

@@ -30,8 +30,8 @@ import numpy as np
 import sympy
 
 from . import compiled as codegen
-from .updates import (array_update, gradient_scale, optimizer_settings, scalar_code, scalar_update,
-                      update_formulas)
+from .updates import (array_code, array_update, clip_formula, gradient_scale, optimizer_settings, scalar_code,
+                      scalar_update, update_formulas)
 from ..writers import curve
 from ..spec import initial, limits
 from ..entries import optimizers as opt
@@ -191,6 +191,7 @@ def render(network: Network, optimizer: str | None = None, learning_rate: float 
                                                          for v in network.parameters.values()),
         "init": initial.rules(network),
         **sample_context(network),
+        **data_context(network),
         "loss": network.loss.name,
         **targets_context(network.loss),
         "nonnegative_state": nonnegative_state(optimizer_),
@@ -201,6 +202,10 @@ def render(network: Network, optimizer: str | None = None, learning_rate: float 
         "state_names": list(optimizer_.state),
         "trained": [p for p in network.parameter_shapes() if settings.trains(p)],
         "update_formulas": update_formulas(optimizer_, settings),
+        "clip_norm": repr(settings.clip_norm) if settings.clip_norm is not None else "None",
+        "clip_formula": clip_formula(),
+        "clip_factor": (array_code(opt.CLIP.factor(), backend="torch") if backend == "torch"
+                        else scalar_code(opt.CLIP.factor())),
     }
     if form == "array":
         context.update(array_context(network, dtype, backend))
@@ -237,6 +242,22 @@ ACCURACY = {("softmax", "cross_entropy"): "argmax",            # the largest out
 def accuracy_rule(network: Network) -> str | None:
     """"argmax", "threshold" or None: how a trainer of ``network`` measures accuracy, if it does."""
     return ACCURACY.get((network.graph[-1].activation.name, network.loss.name))
+
+
+def data_context(network: Network) -> dict:
+    """What a trainer's data files hold: ``vocab`` where the first layer reads integer ids (an
+    embedding: X holds ids in [0, vocab)); ``classes`` (V) where the targets are class indices —
+    cross-entropy after an embedding, one index per example of a (V,) output or per step of a
+    (T, V) one, as F.cross_entropy takes them; ``y_shape``, one example's targets as the files
+    hold them, and ``n_y``, their columns in a .csv row."""
+    first, out = network.graph[0], tuple(network.graph[-1].shape)
+    vocab = first.opt["vocab"] if getattr(first.kind, "reads_ids", False) else None
+    classes = out[-1] if vocab is not None and network.loss.name == "cross_entropy" else None
+    y_shape = out[:-1] if classes else (math.prod(out),)
+    steps = network.input[0] if vocab is not None and len(network.input) == 1 else None
+    return {"vocab": vocab, "classes": classes, "y_shape": y_shape, "n_y": math.prod(y_shape),
+            "y_text": "".join(f", {n}" for n in y_shape), "steps": steps,
+            "text": bool(classes and steps and classes == vocab)}   # a character LM: --text, sample
 
 
 def sample_context(network: Network) -> dict:

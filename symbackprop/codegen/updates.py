@@ -116,6 +116,12 @@ def _rule_text(target, expr) -> str:
     return f"{target.name} {arrow} {sympy.sstr(opt.textbook_order(expr, target), order='none')}"
 
 
+def clip_formula() -> str:
+    """The clipping rule (:data:`~symbackprop.entries.optimizers.CLIP`) as text for comments."""
+    factor = sympy.sstr(opt.CLIP.factor(shown=True), order="none").replace("Min(", "min(")
+    return f"g ← g*{factor}, grad_norm = sqrt(sum of g**2 over every trained parameter)"
+
+
 def update_formulas(optimizer, settings) -> list[str]:
     """The optimizer's rules as text for comments: ``m ← beta1*m + g*(1 - beta1)``."""
     return [_rule_text(target, expr) for target, expr in optimizer.assignments(settings)]

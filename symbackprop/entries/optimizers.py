@@ -160,6 +160,59 @@ OPTIMIZERS = {opt.name: opt for opt in [
 _HYPER_SYMBOLS = frozenset(HYPER.values())
 
 
+@dataclass(frozen=True)
+class Clip:
+    """Gradient clipping by global norm, applied to the gradients before any optimizer's rules:
+    ``g ← g · min(1, C / (‖g‖ + ε))`` where ‖g‖ is the 2-norm of every trained parameter's gradient
+    together (one number per step, not per parameter) and ε = 1e-6 — ``torch.nn.utils.clip_grad_norm_``
+    exactly (it too always multiplies, by 1 when the norm is below C). ``C`` is ``clip_norm`` in the
+    spec's ``[optimizer]`` table or a trainer's ``--clip-norm``. From this one definition come the
+    factor the trainers compute (:meth:`factor`, printed as code), the lines ``explain`` prints
+    (:meth:`latex`) and the numbers of :func:`step`.
+
+    >>> float(CLIP.factor().subs({CLIP.norm: 10.0, CLIP.limit: 1.0}))  # doctest: +ELLIPSIS
+    0.0999999990...
+    """
+    hyper: Hyper = Hyper("clip_norm", "C", low_open=True)
+    eps: float = 1e-6
+    norm: Symbol = Symbol("grad_norm", nonnegative=True)  # ‖g‖ over all trained parameters
+    limit: Symbol = Symbol("clip_norm", positive=True)
+
+    def factor(self, shown: bool = False) -> sympy.Expr:
+        """The number every gradient is multiplied by: min(1, C / (‖g‖ + ε)); ``shown``: unevaluated,
+        in the order it is written, for printing only."""
+        if shown:
+            return sympy.Min(1, self.limit / sympy.Add(self.norm, sympy.Float(self.eps), evaluate=False), evaluate=False)
+        return sympy.Min(1, self.limit / (self.norm + sympy.Float(self.eps)))
+
+    def rule(self) -> tuple[Symbol, sympy.Expr]:
+        return g, g * self.factor()
+
+    def norm_latex(self) -> str:
+        return r"\lVert g \rVert &= \sqrt{\textstyle\sum_{\theta} \sum_k g_{\theta,k}^2}"
+
+    def factor_latex(self, names: dict | None = None) -> str:
+        """min(1, C / (‖g‖ + 10⁻⁶)) as LaTeX; ``names`` may map :attr:`norm` and :attr:`limit` to numbers."""
+        eps = sympy.Symbol("epsilon_clip")
+        expr = sympy.Min(1, self.limit / sympy.Add(self.norm, eps, evaluate=False), evaluate=False)
+        names = {self.norm: r"\lVert g \rVert", self.limit: "C", eps: "10^{-6}", **(names or {})}
+        return sympy.latex(expr, symbol_names=names, order="none")
+
+    def latex(self) -> list[str]:
+        """The two lines explain prints before the optimizer's: the global norm, then the scaling."""
+        return [self.norm_latex(), f"g &\\leftarrow g \\cdot {self.factor_latex()}"]
+
+    def apply(self, grads: dict, names, limit: float) -> tuple[dict, float, float]:
+        """The clipped gradients of ``names`` (new arrays; the others as given), the global norm and
+        the factor, in float64 as clip_grad_norm_ computes them."""
+        norm = math.sqrt(sum(float(np.sum(np.square(np.asarray(grads[k], dtype=np.float64)))) for k in names))
+        coef = min(1.0, limit / (norm + self.eps))
+        return {k: (np.asarray(val) * coef if k in names else val) for k, val in grads.items()}, norm, coef
+
+
+CLIP = Clip()
+
+
 def textbook_order(expr: sympy.Expr, target: sympy.Symbol) -> sympy.Expr:
     """An update rule in the order textbooks write it, unevaluated for ``latex(order="none")``:
     the assigned quantity's old value first (θ − η g, β₁ m + (1 − β₁) g), hyper-parameters before
@@ -205,6 +258,7 @@ class Settings:
     bias_correction: bool = True
     train_biases: bool = True
     train: tuple[str, ...] | None = None
+    clip_norm: float | None = None   # C of :data:`CLIP`, or None: no clipping
 
     @classmethod
     def of(cls, table: dict) -> "Settings":
@@ -212,7 +266,8 @@ class Settings:
         domain (:data:`HYPERS`)."""
         given = tuple(sorted((k, HYPERS[k].check(val, f"optimizer.{k}")) for k, val in table.items() if k in HYPERS))
         train = tuple(table["train"]) if table.get("train") is not None else None
-        return cls(given, table.get("bias_correction", True), table.get("train_biases", True), train)
+        clip = CLIP.hyper.check(table["clip_norm"], "optimizer.clip_norm") if table.get("clip_norm") is not None else None
+        return cls(given, table.get("bias_correction", True), table.get("train_biases", True), train, clip)
 
     def trains(self, name: str) -> bool:
         """Whether an update changes parameter ``name``."""
@@ -241,7 +296,14 @@ def step(optimizer: Optimizer, settings: Settings, params: dict, grads: dict, st
          names=None, record: dict | None = None):
     """One simultaneous update of every parameter: new arrays for params and state, the inputs
     untouched. Parameters ``settings`` does not train (:meth:`Settings.trains`) keep their values and state.
-    With ``record``, ``record[name]`` gets each assignment's value in order ({"m": ..., "theta": ...})."""
+    With ``record``, ``record[name]`` gets each assignment's value in order ({"m": ..., "theta": ...}).
+    With ``settings.clip_norm``, the trained parameters' gradients are first clipped together (:data:`CLIP`);
+    ``record["clip"]`` then gets (‖g‖, factor)."""
+    if settings.clip_norm is not None:
+        trained = [k for k in (names or params) if settings.trains(k)]
+        grads, norm, coef = CLIP.apply(grads, trained, settings.clip_norm)
+        if record is not None:
+            record["clip"] = (norm, coef)
     new_params = dict(params)
     new_state = {k: dict(val) for k, val in state.items()}
     for name in names or params:

@@ -47,7 +47,7 @@ class Trace:
     name: str                                   # "W2"
     frozen: bool                                # not trained (train, train_biases = false)
     theta: np.ndarray                           # before the step
-    grad: np.ndarray
+    grad: np.ndarray                            # the g the rules read: clipped with clip_norm
     state_before: dict[str, np.ndarray]         # "m", "v", ...
     assigned: tuple[tuple[sympy.Symbol, sympy.Expr, np.ndarray], ...]  # target, rule, value
     theta_after: np.ndarray
@@ -62,6 +62,7 @@ class Update:
     traces: tuple[Trace, ...]
     params: dict[str, np.ndarray]               # after the step
     state: dict[str, dict[str, np.ndarray]]     # after the step
+    clip: tuple[float, float] | None = None     # with clip_norm: the gradients' global norm and the factor
 
 
 @dataclass(frozen=True)
@@ -258,10 +259,12 @@ def _update(opt: Optimizer, settings: Settings, params, grads, state, t: int) ->
     record = {}
     new_params, new_state = opt_step(opt, settings, params, grads, state, t, record=record)
     rules = opt.assignments(settings)
+    clip = record.pop("clip", None)
     traces = []
     for name in params:
         frozen = name not in record
         assigned = () if frozen else tuple((target, rule, record[name][target.name]) for target, rule in rules)
-        traces.append(Trace(name, frozen, params[name], grads[name], {k: state[k][name] for k in state},
+        grad = grads[name] * clip[1] if clip is not None and not frozen else grads[name]
+        traces.append(Trace(name, frozen, params[name], grad, {k: state[k][name] for k in state},
                             assigned, new_params[name], {k: new_state[k][name] for k in state}))
-    return Update(opt, settings, t, tuple(traces), new_params, new_state)
+    return Update(opt, settings, t, tuple(traces), new_params, new_state, clip)

@@ -25,6 +25,7 @@ NETWORK_KEYS = {"layers", "activations", "loss"}          # the dense-stack form
 GRAPH_KEYS = {"input", "loss", "ignore_index"}             # with a [[layer]] list
 OPTIMIZER_KEYS = {"name", "learning_rate", "beta1", "beta2", "eps", "momentum", "weight_decay",
                   "bias_correction", "train_biases", "train", "rho",
+                  "clip_norm",                             # gradient clipping by global norm (entries.optimizers.CLIP)
                   "max_iters", "loss_below", "min_delta"}  # the training loop's stopping conditions
 # the registries' names in their order (entries.registry, entries.layers, entries.optimizers)
 ACTIVATION_NAMES = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softplus", "elu", "silu", "gelu",

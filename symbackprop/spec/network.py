@@ -17,7 +17,7 @@ from ..errors import SpecError, shown
 from ..entries.layers import LAYERS, Layer, LayerError
 from ..entries.layers.base import REQUIRED, shape_text
 from ..entries.layers.dense import DENSE
-from ..entries.optimizers import HYPERS, OPTIMIZERS, Settings
+from ..entries.optimizers import CLIP, HYPERS, OPTIMIZERS, Settings
 from ..entries.registry import ACTIVATIONS, LOSSES, Activation, Loss, z
 from .document import (GRAPH_KEYS, NETWORK_KEYS, OPTIMIZER_KEYS, TABLES, _input_shape, _layers, _table,  # noqa: F401
                        network_table,
@@ -453,6 +453,8 @@ def optimizer_table(table) -> dict:
             optimizer_name(value, where, OPTIMIZERS)
         elif key in HYPERS:
             HYPERS[key].check(value, where)      # each hyper-parameter's domain, declared once
+        elif key == "clip_norm":
+            CLIP.hyper.check(value, where)
         elif key in ("bias_correction", "train_biases"):
             if not isinstance(value, bool):
                 raise SpecError(where, f"expected true or false, got {shown(value)}")

@@ -52,22 +52,37 @@ def sigmoid(u):
 
 
 @kernel()
-def rnn_forward(x, W_ih, b_ih, W_hh, b_hh, relu, out=None):
-    """h (N, T, hidden): h_t = f(x_t W_ihᵀ + b_ih + h_{t−1} W_hhᵀ + b_hh), h_0 = 0, f tanh (relu)."""
+def carried(ws, count):
+    """The state a recurrent layer starts from: ``ws["initial"]`` — (h_0,) or (h_0, c_0), arrays
+    (N, hidden) that truncated BPTT carries over from the previous chunk — or Nones (zeros: h_0 =
+    c_0 = 0, as PyTorch without hx). Whether the caller asked for the final state back."""
+    got = None if ws is None else ws.get("initial")
+    return (tuple(got) if got is not None else (None,) * count), ws is not None and "initial" in ws
+
+
+@kernel(carried)
+def rnn_forward(x, W_ih, b_ih, W_hh, b_hh, relu, out=None, ws=None):
+    """h (N, T, hidden): h_t = f(x_t W_ihᵀ + b_ih + h_{t−1} W_hhᵀ + b_hh), f tanh (relu); h_0 = 0 or
+    the carried ``ws["initial"]`` (then ``ws["final"]`` receives (h_T,))."""
     n, steps, d = x.shape
+    (h0,), back = carried(ws, 1)
     pre = (x.reshape(n * steps, d) @ W_ih.T).reshape(n, steps, -1) + (b_ih + b_hh)
     h = np.empty_like(pre) if out is None else out
     for t in range(steps):
-        u = pre[:, t] if t == 0 else pre[:, t] + h[:, t - 1] @ W_hh.T
+        prev = h[:, t - 1] if t else h0
+        u = pre[:, t] if prev is None else pre[:, t] + prev @ W_hh.T
         h[:, t] = np.maximum(u, 0) if relu else np.tanh(u)
+    if back:
+        ws["final"] = (h[:, -1].copy(),)
     return h
 
 
 @kernel()
-def rnn_deltas(dh, h, W_hh, relu, out=None):
+def rnn_deltas(dh, h, W_hh, relu, out=None, ws=None):
     """δ_t = ∂C/∂s_t (N, T, hidden), from the last step back: (∂C/∂h_t from step t's own output, dh,
     plus W_hhᵀ δ_{t+1} from step t + 1) ⊙ f′(s_t), with f′ = 1 − h_t² (tanh) or [h_t > 0] (relu).
-    ``dh`` (N, hidden) is the gradient of h_T alone (return = "last")."""
+    ``dh`` (N, hidden) is the gradient of h_T alone (return = "last"). A carried h_0 is a constant
+    (detached, as truncated BPTT has it): nothing flows back into it."""
     steps = h.shape[1]
     D = np.empty_like(h) if out is None else out
     for t in range(steps - 1, -1, -1):
@@ -77,78 +92,129 @@ def rnn_deltas(dh, h, W_hh, relu, out=None):
     return D
 
 
-@kernel(sigmoid)
-def lstm_forward(x, W_ih, b_ih, W_hh, b_hh, out=None):
-    """Each step's i, f, g, o, c, h, stacked on the last axis: (N, T, 6·hidden)."""
+@kernel(carried)
+def lstm_forward(x, W_ih, b_ih, W_hh, b_hh, out=None, ws=None):
+    """Each step's i, f, g, o, c, h, stacked on the last axis: (N, T, 6·hidden); h_0 = c_0 = 0 or the
+    carried ``ws["initial"]`` (then ``ws["final"]`` receives (h_T, c_T)). The input side's products
+    for every step at once; per step one product with W_hh and the four gates from one tanh:
+    σ(u) = ½ + ½ tanh(u/2) on the i, f, o blocks, tanh(u) on g's."""
     n, steps, d = x.shape
     k = W_hh.shape[1]
-    pre = (x.reshape(n * steps, d) @ W_ih.T).reshape(n, steps, -1) + (b_ih + b_hh)
+    (h0, c0), back = carried(ws, 2)
+    pre = (x.reshape(n * steps, d) @ W_ih.T).reshape(n, steps, 4 * k)
+    pre += b_ih + b_hh
     S = np.empty((n, steps, 6 * k), dtype=pre.dtype) if out is None else out
+    scale = np.full(4 * k, 0.5, dtype=pre.dtype)
+    scale[2 * k:3 * k] = 1                      # tanh(u/2) for the sigmoids, tanh(u) for g
+    shift = 0.5 * (scale == 0.5)                # then ½ t + ½ on σ's blocks, t as it is on g's
+    u, fc = np.empty((n, 4 * k), dtype=pre.dtype), np.empty((n, k), dtype=pre.dtype)
+    W_hhT = np.ascontiguousarray(W_hh.T)        # (a transposed view multiplies 1.3x slower)
     for t in range(steps):
-        u = pre[:, t] if t == 0 else pre[:, t] + S[:, t - 1, 5 * k:] @ W_hh.T
-        i, f, g, o = sigmoid(u[:, :k]), sigmoid(u[:, k:2 * k]), np.tanh(u[:, 2 * k:3 * k]), sigmoid(u[:, 3 * k:])
-        c = i * g if t == 0 else f * S[:, t - 1, 4 * k:5 * k] + i * g
-        S[:, t, :k], S[:, t, k:2 * k], S[:, t, 2 * k:3 * k], S[:, t, 3 * k:4 * k] = i, f, g, o
-        S[:, t, 4 * k:5 * k], S[:, t, 5 * k:] = c, o * np.tanh(c)
+        prev = S[:, t - 1, 5 * k:] if t else h0
+        if prev is None:
+            np.multiply(pre[:, t], scale, out=u)
+        else:
+            np.matmul(prev, W_hhT, out=u)
+            u += pre[:, t]
+            u *= scale
+        gates = S[:, t, :4 * k]
+        np.tanh(u, out=gates)
+        gates *= scale
+        gates += shift
+        c = S[:, t, 4 * k:5 * k]
+        np.multiply(gates[:, :k], gates[:, 2 * k:3 * k], out=c)            # i ⊙ g
+        c_prev = S[:, t - 1, 4 * k:5 * k] if t else c0
+        if c_prev is not None:
+            c += np.multiply(gates[:, k:2 * k], c_prev, out=fc)            # + f ⊙ c_{t−1}
+        h = S[:, t, 5 * k:]
+        np.tanh(c, out=h)
+        h *= gates[:, 3 * k:]
+    if back:
+        ws["final"] = (S[:, -1, 5 * k:].copy(), S[:, -1, 4 * k:5 * k].copy())
     return S
 
 
-@kernel()
-def lstm_deltas(dh, S, W_hh, out=None):
+@kernel(carried)
+def lstm_deltas(dh, S, W_hh, out=None, ws=None):
     """The gates' pre-activation gradients (N, T, 4·hidden), i f g o, from the last step back:
     δh_t = dh_t + W_hhᵀ δ_{t+1}; δc_t = δh_t ⊙ o_t ⊙ (1 − tanh² c_t) + δc_{t+1} ⊙ f_{t+1};
     then δi = δc ⊙ g ⊙ i(1 − i), δf = δc ⊙ c_{t−1} ⊙ f(1 − f), δg = δc ⊙ i ⊙ (1 − g²),
-    δo = δh ⊙ tanh c_t ⊙ o(1 − o)."""
+    δo = δh ⊙ tanh c_t ⊙ o(1 − o) (c_0 = 0, or the carried one, a constant). The factors that do not
+    depend on δ are computed for every step at once; the loop does a product and four products
+    of arrays a step."""
     n, steps, six = S.shape
     k = six // 6
+    (_, c0), _ = carried(ws, 2)
     D = np.empty((n, steps, 4 * k), dtype=np.result_type(dh, S)) if out is None else out
-    dc_next = None
+    i, f, g, o, c = (S[:, :, m * k:(m + 1) * k] for m in range(5))
+    tc = np.tanh(c)
+    A = o * (1 - tc * tc)                                   # δc_t = δh_t ⊙ A_t + δc_{t+1} ⊙ f_{t+1}
+    P = np.empty((n, steps, 3, k), dtype=D.dtype)           # δi, δf, δg = δc_t ⊙ P_t
+    np.multiply(g * i, 1 - i, out=P[:, :, 0])
+    P[:, 1:, 1] = c[:, :-1]
+    if c0 is None:
+        P[:, 0, 1] = 0
+    else:
+        P[:, 0, 1] = c0
+    P[:, :, 1] *= f * (1 - f)
+    np.multiply(i, 1 - g * g, out=P[:, :, 2])
+    Po = tc * o * (1 - o)                                   # δo = δh_t ⊙ Po_t
+    D4 = D.reshape(n, steps, 4, k)
+    gh, dc, carry = (np.empty((n, k), dtype=D.dtype) for _ in range(3))
     for t in range(steps - 1, -1, -1):
-        i, f, g, o, c = S[:, t, :k], S[:, t, k:2 * k], S[:, t, 2 * k:3 * k], S[:, t, 3 * k:4 * k], S[:, t, 4 * k:5 * k]
-        own = dh[:, t] if dh.ndim == 3 else dh if t == steps - 1 else 0 * c
-        gh = own if t == steps - 1 else own + D[:, t + 1] @ W_hh
-        tc = np.tanh(c)
-        dc = gh * o * (1 - tc * tc)
-        if dc_next is not None:
-            dc = dc + dc_next * S[:, t + 1, k:2 * k]
-        prev = S[:, t - 1, 4 * k:5 * k] if t > 0 else 0 * c
-        D[:, t, :k], D[:, t, k:2 * k] = dc * g * i * (1 - i), dc * prev * f * (1 - f)
-        D[:, t, 2 * k:3 * k], D[:, t, 3 * k:] = dc * i * (1 - g * g), gh * tc * o * (1 - o)
-        dc_next = dc
+        if t == steps - 1:
+            gh[...] = dh[:, t] if dh.ndim == 3 else dh
+        else:
+            np.matmul(D[:, t + 1], W_hh, out=gh)
+            if dh.ndim == 3:
+                gh += dh[:, t]
+        np.multiply(gh, A[:, t], out=dc)
+        if t < steps - 1:
+            dc += np.multiply(carry, f[:, t + 1], out=carry)
+        np.multiply(P[:, t], dc[:, None, :], out=D4[:, t, :3])
+        np.multiply(gh, Po[:, t], out=D4[:, t, 3])
+        dc, carry = carry, dc
     return D
 
 
-@kernel(sigmoid)
-def gru_forward(x, W_ih, b_ih, W_hh, b_hh, out=None):
-    """Each step's r, z, n, h and W_hn h_{t−1} + b_hn, stacked on the last axis: (N, T, 5·hidden)."""
+@kernel(sigmoid, carried)
+def gru_forward(x, W_ih, b_ih, W_hh, b_hh, out=None, ws=None):
+    """Each step's r, z, n, h and W_hn h_{t−1} + b_hn, stacked on the last axis: (N, T, 5·hidden);
+    h_0 = 0 or the carried ``ws["initial"]`` (then ``ws["final"]`` receives (h_T,))."""
     n, steps, d = x.shape
     k = W_hh.shape[1]
+    (h0,), back = carried(ws, 1)
     gi = (x.reshape(n * steps, d) @ W_ih.T).reshape(n, steps, -1) + b_ih
     S = np.empty((n, steps, 5 * k), dtype=gi.dtype) if out is None else out
     for t in range(steps):
-        gh = b_hh + 0 * gi[:, t] if t == 0 else S[:, t - 1, 3 * k:4 * k] @ W_hh.T + b_hh
+        prev = S[:, t - 1, 3 * k:4 * k] if t else h0
+        gh = b_hh + 0 * gi[:, t] if prev is None else prev @ W_hh.T + b_hh
         r, z = sigmoid(gi[:, t, :k] + gh[:, :k]), sigmoid(gi[:, t, k:2 * k] + gh[:, k:2 * k])
         nn = np.tanh(gi[:, t, 2 * k:] + r * gh[:, 2 * k:])
-        h = (1 - z) * nn if t == 0 else (1 - z) * nn + z * S[:, t - 1, 3 * k:4 * k]
+        h = (1 - z) * nn if prev is None else (1 - z) * nn + z * prev
         S[:, t, :k], S[:, t, k:2 * k], S[:, t, 2 * k:3 * k], S[:, t, 3 * k:4 * k], S[:, t, 4 * k:] = r, z, nn, h, gh[:, 2 * k:]
+    if back:
+        ws["final"] = (S[:, -1, 3 * k:4 * k].copy(),)
     return S
 
 
-@kernel()
-def gru_deltas(dh, S, W_hh, out=None):
+@kernel(carried)
+def gru_deltas(dh, S, W_hh, out=None, ws=None):
     """The pre-activation gradients (N, T, 6·hidden), from the last step back: the input side's r z n
     blocks (what W_ih and b_ih see), then the hidden side's (W_hh, b_hh: the n block times r).
     δh_t = dh_t + (from t + 1: δh_{t+1} ⊙ z_{t+1} + W_hhᵀ δ^hidden_{t+1}); δn = δh ⊙ (1 − z) ⊙ (1 − n²),
-    δz = δh ⊙ (h_{t−1} − n) ⊙ z(1 − z), δr = δn ⊙ (W_hn h_{t−1} + b_hn) ⊙ r(1 − r)."""
+    δz = δh ⊙ (h_{t−1} − n) ⊙ z(1 − z), δr = δn ⊙ (W_hn h_{t−1} + b_hn) ⊙ r(1 − r); h_0 = 0 or the
+    carried one (a constant)."""
     n, steps, five = S.shape
     k = five // 5
+    (h0,), _ = carried(ws, 1)
     D = np.empty((n, steps, 6 * k), dtype=np.result_type(dh, S)) if out is None else out
     carry = None
     for t in range(steps - 1, -1, -1):
         r, z, nn, hn = S[:, t, :k], S[:, t, k:2 * k], S[:, t, 2 * k:3 * k], S[:, t, 4 * k:]
         own = dh[:, t] if dh.ndim == 3 else dh if t == steps - 1 else 0 * nn
         gh = own if carry is None else own + carry
-        prev = S[:, t - 1, 3 * k:4 * k] if t > 0 else 0 * nn
+        prev = S[:, t - 1, 3 * k:4 * k] if t > 0 else (0 * nn if h0 is None else h0)
         dn = gh * (1 - z) * (1 - nn * nn)
         dz = gh * (prev - nn) * z * (1 - z)
         dr = dn * hn * r * (1 - r)
@@ -158,11 +224,16 @@ def gru_deltas(dh, S, W_hh, out=None):
     return D
 
 
-@kernel()
-def prev_weight_grad(D, h, out=None):
-    """∂C/∂W_hh = Σ over examples and steps t ≥ 2 of δ_t h_{t−1}ᵀ (h_0 = 0 adds nothing)."""
-    g = D.shape[-1]
-    return np.dot(D[:, 1:].reshape(-1, g).T, h[:, :-1].reshape(-1, h.shape[-1]), out=out)
+@kernel(carried)
+def prev_weight_grad(D, h, out=None, ws=None):
+    """∂C/∂W_hh = Σ over examples and steps of δ_t h_{t−1}ᵀ: from step 2 on, and at step 1 with the
+    carried h_0 where there is one (h_0 = 0 adds nothing)."""
+    n, steps, g = D.shape
+    (h0, *_), _ = carried(ws, 2)
+    prev = np.empty(h.shape, dtype=h.dtype)     # h_{t−1} at step t: one copy of h, not of the larger D
+    prev[:, 1:] = h[:, :-1]
+    prev[:, 0] = 0 if h0 is None else h0
+    return np.dot(D.reshape(n * steps, g).T, prev.reshape(n * steps, -1), out=out)
 
 
 @kernel(view=True)
@@ -263,6 +334,11 @@ class Recurrent(RecurrentText, LayerKind):
             return rnn_forward(x, *p, layer.opt["nonlinearity"] == "relu")
         return (lstm_forward if self.name == "lstm" else gru_forward)(x, *p)
 
+    def carry_name(self, layer) -> str:
+        """The workspace dict its kernels share (``ws=``): where truncated BPTT puts the state a batch
+        starts from (``"initial"``) and finds the one it ends with (``"final"``)."""
+        return f"{self.name}{layer.index}"
+
     def h_block(self, layer) -> tuple[int, int]:
         """Where h lies on the last axis of the forward kernel's output."""
         k = layer.opt["hidden"]
@@ -278,7 +354,7 @@ class Recurrent(RecurrentText, LayerKind):
         extra = (int(layer.opt["nonlinearity"] == "relu"),) if self.name == "rnn" else ()
         width = {"rnn": 1, "lstm": 6, "gru": 5}[self.name] * k
         name = f"h{i}" if self.name == "rnn" else f"steps{i}"
-        S = b.add(name, Kernel(f"{self.name}_forward", inputs[0], *p, *extra), self.latex_step(layer, b.tex(inputs[0])),
+        S = b.add(name, Kernel(f"{self.name}_forward", inputs[0], *p, *extra, state=self.carry_name(layer)), self.latex_step(layer, b.tex(inputs[0])),
                   ("N", steps, width))
         h = S if self.name == "rnn" else b.add(f"h{i}", Kernel("seq_part", S, *self.h_block(layer)),
                                                rf"h^{{({i})}} = (h^{{({i})}}_1, \dots, h^{{({i})}}_T)", None)
@@ -292,19 +368,19 @@ class Recurrent(RecurrentText, LayerKind):
         tex = self.latex_backward(layer, b.tex(delta), [b.tex(x)])
         G = self.gates * k
         if self.name == "rnn":
-            D = b.add(f"D{i}", Kernel("rnn_deltas", delta, h, params["W_hh"], int(layer.opt["nonlinearity"] == "relu")),
+            D = b.add(f"D{i}", Kernel("rnn_deltas", delta, h, params["W_hh"], int(layer.opt["nonlinearity"] == "relu"), state=self.carry_name(layer)),
                       self.latex_deltas(layer), ("N", steps, G))
             Di = Dh = D
         elif self.name == "lstm":
-            Di = Dh = b.add(f"D{i}", Kernel("lstm_deltas", delta, b.symbol(f"steps{i}"), params["W_hh"]),
+            Di = Dh = b.add(f"D{i}", Kernel("lstm_deltas", delta, b.symbol(f"steps{i}"), params["W_hh"], state=self.carry_name(layer)),
                             self.latex_deltas(layer), ("N", steps, G))
         else:
-            D = b.add(f"D{i}", Kernel("gru_deltas", delta, b.symbol(f"steps{i}"), params["W_hh"]),
+            D = b.add(f"D{i}", Kernel("gru_deltas", delta, b.symbol(f"steps{i}"), params["W_hh"], state=self.carry_name(layer)),
                       self.latex_deltas(layer), ("N", steps, 2 * G))
             Di = b.add(f"Di{i}", Kernel("seq_part", D, 0, G), rf"\delta^{{({i})}}_{{ih}}", None)
             Dh = b.add(f"Dh{i}", Kernel("seq_part", D, G, 2 * G), rf"\delta^{{({i})}}_{{hh}}", None)
         b.grad(layer.param("W_ih"), Kernel("step_weight_grad", Di, x), tex.grads[layer.param("W_ih")])
-        b.grad(layer.param("W_hh"), Kernel("prev_weight_grad", Dh, h), tex.grads[layer.param("W_hh")])
+        b.grad(layer.param("W_hh"), Kernel("prev_weight_grad", Dh, h, state=self.carry_name(layer)), tex.grads[layer.param("W_hh")])
         b.grad(layer.param("b_ih"), Kernel("step_bias_grad", Di), tex.grads[layer.param("b_ih")])
         b.grad(layer.param("b_hh"), Kernel("step_bias_grad", Dh), tex.grads[layer.param("b_hh")])
         return [(Kernel("step_input_grad", Di, params["W_ih"]), tex.inputs[0]) if need[0] else None]

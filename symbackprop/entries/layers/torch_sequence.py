@@ -100,18 +100,30 @@ def sigmoid(u):
 
 
 @kernel(backend="torch")
-def rnn_forward(x, W_ih, b_ih, W_hh, b_hh, relu, out=None):
-    """h (N, T, hidden): h_t = f(x_t W_ihᵀ + b_ih + h_{t−1} W_hhᵀ + b_hh), h_0 = 0."""
+def carried(ws, count):
+    """The carried state (h_0,) or (h_0, c_0) in ``ws["initial"]``, or Nones (zeros); whether the
+    caller asked for the final state back (see recurrent.py)."""
+    got = None if ws is None else ws.get("initial")
+    return (tuple(got) if got is not None else (None,) * count), ws is not None and "initial" in ws
+
+
+@kernel(carried, backend="torch")
+def rnn_forward(x, W_ih, b_ih, W_hh, b_hh, relu, out=None, ws=None):
+    """h (N, T, hidden): h_t = f(x_t W_ihᵀ + b_ih + h_{t−1} W_hhᵀ + b_hh), h_0 = 0 or carried."""
+    (h0,), back = carried(ws, 1)
     pre = torch.addmm(b_ih + b_hh, x.reshape(-1, x.shape[-1]), W_ih.T).reshape(x.shape[0], x.shape[1], -1)
     h = torch.empty_like(pre) if out is None else out
     for t in range(x.shape[1]):
-        u = pre[:, t] if t == 0 else torch.addmm(pre[:, t], h[:, t - 1], W_hh.T)
+        prev = h[:, t - 1] if t else h0
+        u = pre[:, t] if prev is None else torch.addmm(pre[:, t], prev, W_hh.T)
         h[:, t] = torch.relu(u) if relu else torch.tanh(u)
+    if back:
+        ws["final"] = (h[:, -1].clone(),)
     return h
 
 
 @kernel(backend="torch")
-def rnn_deltas(dh, h, W_hh, relu, out=None):
+def rnn_deltas(dh, h, W_hh, relu, out=None, ws=None):
     """δ_t = (dh_t + W_hhᵀ δ_{t+1}) ⊙ f′(s_t), from the last step back (dh (N, hidden): h_T's alone)."""
     steps = h.shape[1]
     D = torch.empty_like(h) if out is None else out
@@ -123,69 +135,100 @@ def rnn_deltas(dh, h, W_hh, relu, out=None):
 
 
 @kernel(backend="torch")
-def lstm_forward(x, W_ih, b_ih, W_hh, b_hh, out=None):
-    """Each step's i, f, g, o, c, h, stacked on the last axis: (N, T, 6·hidden)."""
+def tanh_by_sigmoid(u):
+    """tanh(u) = 2σ(2u) − 1: torch's sigmoid is vectorised on every CPU, its tanh not on all (on an
+    AVX-512 build here, float32 tanh ran 12x slower than sigmoid)."""
+    return torch.sigmoid(2 * u).mul_(2).sub_(1)
+
+
+@kernel(carried, tanh_by_sigmoid, backend="torch")
+def lstm_forward(x, W_ih, b_ih, W_hh, b_hh, out=None, ws=None):
+    """Each step's i, f, g, o, c, h, stacked on the last axis: (N, T, 6·hidden); h_0 = c_0 = 0 or
+    carried. The gates of a step from one sigmoid: σ(u) on i, f, o; tanh(u) = 2σ(2u) − 1 on g."""
     n, steps, k = x.shape[0], x.shape[1], W_hh.shape[1]
+    (h0, c0), back = carried(ws, 2)
     pre = torch.addmm(b_ih + b_hh, x.reshape(-1, x.shape[-1]), W_ih.T).reshape(n, steps, -1)
     S = pre.new_empty((n, steps, 6 * k)) if out is None else out
+    scale = pre.new_ones((4 * k,))
+    scale[2 * k:3 * k] = 2
+    shift = 1 - scale                     # σ as it is on i, f, o; 2σ − 1 on g
+    W_hhT = W_hh.T.contiguous()
     for t in range(steps):
-        u = pre[:, t] if t == 0 else torch.addmm(pre[:, t], S[:, t - 1, 5 * k:], W_hh.T)
-        i, f, g, o = torch.sigmoid(u[:, :k]), torch.sigmoid(u[:, k:2 * k]), torch.tanh(u[:, 2 * k:3 * k]), torch.sigmoid(u[:, 3 * k:])
-        c = i * g if t == 0 else f * S[:, t - 1, 4 * k:5 * k] + i * g
-        S[:, t, :k], S[:, t, k:2 * k], S[:, t, 2 * k:3 * k], S[:, t, 3 * k:4 * k] = i, f, g, o
-        S[:, t, 4 * k:5 * k], S[:, t, 5 * k:] = c, o * torch.tanh(c)
+        prev = S[:, t - 1, 5 * k:] if t else h0
+        u = pre[:, t] * scale if prev is None else torch.addmm(pre[:, t], prev, W_hhT).mul_(scale)
+        gates = torch.addcmul(shift, torch.sigmoid(u), scale)
+        S[:, t, :4 * k] = gates
+        c_prev = S[:, t - 1, 4 * k:5 * k] if t else c0
+        c = gates[:, :k] * gates[:, 2 * k:3 * k]
+        if c_prev is not None:
+            c.addcmul_(gates[:, k:2 * k], c_prev)
+        S[:, t, 4 * k:5 * k] = c
+        S[:, t, 5 * k:] = tanh_by_sigmoid(c).mul_(gates[:, 3 * k:])
+    if back:
+        ws["final"] = (S[:, -1, 5 * k:].clone(), S[:, -1, 4 * k:5 * k].clone())
     return S
 
 
-@kernel(backend="torch")
-def lstm_deltas(dh, S, W_hh, out=None):
+@kernel(carried, tanh_by_sigmoid, backend="torch")
+def lstm_deltas(dh, S, W_hh, out=None, ws=None):
     """The gates' pre-activation gradients (N, T, 4·hidden), i f g o, from the last step back, the
-    cell's gradient carried: δc_t = δh_t ⊙ o_t ⊙ (1 − tanh² c_t) + δc_{t+1} ⊙ f_{t+1}."""
+    cell's gradient carried: δc_t = δh_t ⊙ o_t ⊙ (1 − tanh² c_t) + δc_{t+1} ⊙ f_{t+1} (c_0 = 0 or
+    carried). The factors free of δ for every step at once, then a product and four products a step."""
     n, steps, k = S.shape[0], S.shape[1], S.shape[2] // 6
+    (_, c0), _ = carried(ws, 2)
     D = S.new_empty((n, steps, 4 * k)) if out is None else out
-    dc_next = None
+    i, f, g, o, c = (S[:, :, m * k:(m + 1) * k] for m in range(5))
+    tc = tanh_by_sigmoid(c)
+    A = o * (1 - tc * tc)
+    prev = torch.cat([(torch.zeros_like(c[:, :1]) if c0 is None else c0.unsqueeze(1)), c[:, :-1]], dim=1)
+    P = torch.stack([g * i * (1 - i), prev * f * (1 - f), i * (1 - g * g)], dim=2)
+    Po = tc * o * (1 - o)
+    D4 = D.view(n, steps, 4, k)
+    dc = None
     for t in range(steps - 1, -1, -1):
-        i, f, g, o, c = S[:, t, :k], S[:, t, k:2 * k], S[:, t, 2 * k:3 * k], S[:, t, 3 * k:4 * k], S[:, t, 4 * k:5 * k]
-        own = dh[:, t] if dh.dim() == 3 else dh if t == steps - 1 else torch.zeros_like(c)
-        gh = own if t == steps - 1 else torch.addmm(own, D[:, t + 1], W_hh)
-        tc = torch.tanh(c)
-        dc = gh * o * (1 - tc * tc)
-        if dc_next is not None:
-            dc = dc + dc_next * S[:, t + 1, k:2 * k]
-        prev = S[:, t - 1, 4 * k:5 * k] if t > 0 else torch.zeros_like(c)
-        D[:, t, :k], D[:, t, k:2 * k] = dc * g * i * (1 - i), dc * prev * f * (1 - f)
-        D[:, t, 2 * k:3 * k], D[:, t, 3 * k:] = dc * i * (1 - g * g), gh * tc * o * (1 - o)
-        dc_next = dc
+        if t == steps - 1:
+            gh = dh[:, t] if dh.dim() == 3 else dh
+        else:
+            gh = torch.addmm(dh[:, t], D[:, t + 1], W_hh) if dh.dim() == 3 else torch.mm(D[:, t + 1], W_hh)
+        dc = gh * A[:, t] if dc is None else torch.addcmul(gh * A[:, t], dc, f[:, t + 1])
+        torch.mul(P[:, t], dc.unsqueeze(1), out=D4[:, t, :3])
+        torch.mul(gh, Po[:, t], out=D4[:, t, 3])
     return D
 
 
-@kernel(backend="torch")
-def gru_forward(x, W_ih, b_ih, W_hh, b_hh, out=None):
-    """Each step's r, z, n, h and W_hn h_{t−1} + b_hn, stacked on the last axis: (N, T, 5·hidden)."""
+@kernel(carried, backend="torch")
+def gru_forward(x, W_ih, b_ih, W_hh, b_hh, out=None, ws=None):
+    """Each step's r, z, n, h and W_hn h_{t−1} + b_hn, stacked on the last axis: (N, T, 5·hidden);
+    h_0 = 0 or carried."""
     n, steps, k = x.shape[0], x.shape[1], W_hh.shape[1]
+    (h0,), back = carried(ws, 1)
     gi = torch.addmm(b_ih, x.reshape(-1, x.shape[-1]), W_ih.T).reshape(n, steps, -1)
     S = gi.new_empty((n, steps, 5 * k)) if out is None else out
     for t in range(steps):
-        gh = b_hh.expand(n, -1) if t == 0 else torch.addmm(b_hh, S[:, t - 1, 3 * k:4 * k], W_hh.T)
+        prev = S[:, t - 1, 3 * k:4 * k] if t else h0
+        gh = b_hh.expand(n, -1) if prev is None else torch.addmm(b_hh, prev, W_hh.T)
         r, z = torch.sigmoid(gi[:, t, :k] + gh[:, :k]), torch.sigmoid(gi[:, t, k:2 * k] + gh[:, k:2 * k])
         nn = torch.tanh(gi[:, t, 2 * k:] + r * gh[:, 2 * k:])
-        h = (1 - z) * nn if t == 0 else (1 - z) * nn + z * S[:, t - 1, 3 * k:4 * k]
+        h = (1 - z) * nn if prev is None else (1 - z) * nn + z * prev
         S[:, t, :k], S[:, t, k:2 * k], S[:, t, 2 * k:3 * k], S[:, t, 3 * k:4 * k], S[:, t, 4 * k:] = r, z, nn, h, gh[:, 2 * k:]
+    if back:
+        ws["final"] = (S[:, -1, 3 * k:4 * k].clone(),)
     return S
 
 
-@kernel(backend="torch")
-def gru_deltas(dh, S, W_hh, out=None):
+@kernel(carried, backend="torch")
+def gru_deltas(dh, S, W_hh, out=None, ws=None):
     """The pre-activation gradients (N, T, 6·hidden), from the last step back: the input side's r z n
-    blocks, then the hidden side's (the n block times r)."""
+    blocks, then the hidden side's (the n block times r); h_0 = 0 or carried."""
     n, steps, k = S.shape[0], S.shape[1], S.shape[2] // 5
+    (h0,), _ = carried(ws, 1)
     D = S.new_empty((n, steps, 6 * k)) if out is None else out
     carry = None
     for t in range(steps - 1, -1, -1):
         r, z, nn, hn = S[:, t, :k], S[:, t, k:2 * k], S[:, t, 2 * k:3 * k], S[:, t, 4 * k:]
         own = dh[:, t] if dh.dim() == 3 else dh if t == steps - 1 else torch.zeros_like(nn)
         gh = own if carry is None else own + carry
-        prev = S[:, t - 1, 3 * k:4 * k] if t > 0 else torch.zeros_like(nn)
+        prev = S[:, t - 1, 3 * k:4 * k] if t > 0 else (torch.zeros_like(nn) if h0 is None else h0)
         dn = gh * (1 - z) * (1 - nn * nn)
         dz = gh * (prev - nn) * z * (1 - z)
         dr = dn * hn * r * (1 - r)
@@ -195,10 +238,15 @@ def gru_deltas(dh, S, W_hh, out=None):
     return D
 
 
-@kernel(backend="torch")
-def prev_weight_grad(D, h, out=None):
-    """∂C/∂W_hh = Σ over examples and steps t ≥ 2 of δ_t h_{t−1}ᵀ."""
-    return torch.mm(D[:, 1:].reshape(-1, D.shape[-1]).T, h[:, :-1].reshape(-1, h.shape[-1]), out=out)
+@kernel(carried, backend="torch")
+def prev_weight_grad(D, h, out=None, ws=None):
+    """∂C/∂W_hh = Σ over examples and steps of δ_t h_{t−1}ᵀ: from step 2 on, and at step 1 with a
+    carried h_0."""
+    (h0, *_), _ = carried(ws, 2)
+    prev = torch.empty_like(h)                  # h_{t−1} at step t: one copy of h, not of the larger D
+    prev[:, 1:] = h[:, :-1]
+    prev[:, 0] = 0 if h0 is None else h0
+    return torch.mm(D.reshape(-1, D.shape[-1]).T, prev.reshape(-1, h.shape[-1]), out=out)
 
 
 @kernel(view=True, backend="torch")

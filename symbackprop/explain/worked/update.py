@@ -5,7 +5,7 @@ import sympy
 
 from ...writers.document import Curve, Display, Para, Table
 from ...entries.layers.base import param_tex
-from ...entries.optimizers import HYPER, LATEX_NAMES, rule_latex
+from ...entries.optimizers import CLIP, HYPER, LATEX_NAMES, rule_latex
 from ..worksheet import code_names
 
 WRITTEN_PER_PARAMETER = 12   # elements of one parameter array whose update is written out
@@ -27,6 +27,7 @@ def build(work) -> list:
                 f"until the step is complete. This is step $t = {u.t}$"
                 + ("; the optimizer's state starts at zero." if opt.state else "."))]
     rules = [rule_latex(opt, target, expr) for target, expr in opt.assignments(settings)]
+    out += clipping(work, u)
     out += [Para(f"The {opt.name} rule, element by element, for a parameter $\\theta$ with gradient $g$"
                  + (f" ({code_names(opt.note)})" if opt.note else "") + ":"), Display(tuple(rules))]
     given = dict(settings.given)
@@ -51,6 +52,24 @@ def build(work) -> list:
     out.append(Para(" ".join(notes)))
     out += [Display(block) for block in update_lines(work, u)]
     return out + update_table(work)
+
+
+def clipping(work, u) -> list:
+    """The global-norm clipping before the rule (``clip_norm``), from its one definition
+    (:data:`~symbackprop.entries.optimizers.CLIP`), with this step's numbers."""
+    if u.clip is None:
+        return []
+    n, (norm, coef) = work.n, u.clip
+    limit = u.settings.clip_norm
+    verdict = ("the norm is above $C$, so every gradient is scaled down by the same factor"
+               if coef < 1 else "the norm is at most $C$ less $10^{-6}$: the factor is 1 and the gradients keep their values")
+    return [Para(f"First the gradients are clipped by their global norm (`clip_norm` $C = {n.tex(limit)}$), as "
+                 "`torch.nn.utils.clip_grad_norm_` does: the 2-norm of every trained parameter's gradient together, "
+                 "and one factor for all of them:"),
+            Display(tuple(CLIP.latex())),
+            Display((f"\\lVert g \\rVert &= {n.tex(norm)}",
+                     f"{CLIP.factor_latex({CLIP.norm: n.tex(norm), CLIP.limit: n.tex(limit)})} &= {n.tex(coef)}")),
+            Para(f"Here {verdict}; the rule below reads the clipped $g$.")]
 
 
 def _frozen_notes(u) -> list[str]:
