@@ -78,6 +78,9 @@ class Attention(AttentionText, LayerKind):
 
     params = tuple(f"W{p}" for p in PROJECTIONS) + tuple(f"b{p}" for p in PROJECTIONS)
 
+    def sequence_output(self, options, in_sequence):
+        return True         # (T, d): one row per position, whatever the input was marked
+
     def check(self, options, in_shapes):
         needs_sequence("attention", in_shapes[0])
         d = in_shapes[0][1]
@@ -205,6 +208,9 @@ class PosEmbed(PosEmbedText, LayerKind):
     params = ("P",)
     sequence_input = True
     kernels = ("pos_add", "pos_grad")
+
+    def sequence_output(self, options, in_sequence):
+        return True
 
     def check(self, options, in_shapes):
         needs_sequence("posembed", in_shapes[0])

@@ -178,6 +178,9 @@ class Norm(NormText, LayerKind):
             return tuple(idx[1:2])
         return tuple(idx[-1:]) if self.last(layer) else tuple(idx)
 
+    def sequence_output(self, options, in_sequence):
+        return in_sequence[0] and not self.couples_batch      # a layer norm keeps a sequence's steps
+
     def check(self, options, in_shapes):
         if not self.couples_batch and options.get("over") == "last" and in_shapes[0][-1] == 1:
             raise LayerError("over", "layernorm over the last axis of size 1 normalises every value to 0; "
