@@ -180,7 +180,7 @@ def check_agreement(module, params, X, Y, backend):
     assert set(grads) == set(g_ref), set(grads) ^ set(g_ref)
     for name, g in grads.items():
         g = g.numpy() if backend == "torch" else g
-        scale = float(np.abs(g_ref[name]).max()) + 1e-6
+        scale = max(float(np.abs(g_ref[name]).max()), 1e-3)    # b_k's gradient is 0: float32 noise on both sides
         assert float(np.abs(g - g_ref[name]).max()) <= 2e-3 * scale, name
 
 
