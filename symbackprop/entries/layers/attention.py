@@ -121,6 +121,19 @@ class Attention(AttentionText, LayerKind):
         o = stage("o", "o", mix(weights, v, h))
         return linear(o, params["Wo"], bias("o"))
 
+    def local_form(self, lm, stage, derivative):
+        """∂A_ts/∂S_ts' in the weights: e^{S}/Σ e^{S} is A, so A(1 − A) and −A_ts A_ts' (the softmax's
+        Jacobian), not ratios of exponentials. Each e^{c S_ts} becomes (A_ts Z)^c with Z the row's
+        normaliser, which then cancels; where it would not, the derivative is kept as it was."""
+        if stage != "weights" or not derivative.has(sympy.exp):
+            return derivative
+        rows, exps = _softmax_symbols(lm)
+        found = derivative.xreplace(rows)
+        found = found.replace(lambda e: isinstance(e, sympy.exp) and _score_of(e, exps) is not None,
+                              lambda e: (exps[_score_of(e, exps)[0]] ** _score_of(e, exps)[1]))
+        found = sympy.factor_terms(found)
+        return derivative if found.has(sympy.exp) or found.free_symbols & set(rows.values()) else found
+
     def flat(self, layer, arr):
         """A (heads, T, T) array as the stage holds it: (T, T) for one head."""
         return arr[0] if layer.opt["heads"] == 1 else arr
@@ -171,6 +184,36 @@ class Attention(AttentionText, LayerKind):
         if not need[0]:
             return [None]
         return [(Kernel("attn_input_grad", dq, dk_, dv, params["Wq"], params["Wk"], params["Wv"]), tex.inputs[0])]
+
+
+_SOFTMAX_SYMBOLS: dict = {}       # id(LayerModel) -> (the model, its rows' normalisers, e^S -> A Z)
+
+
+def _softmax_symbols(lm):
+    """For the weights stage of ``lm``: each row's normaliser Σ e^{S} -> a symbol Z of its own, and
+    each allowed score S -> A Z (its weight times that row's Z)."""
+    kept = _SOFTMAX_SYMBOLS.get(id(lm))
+    if kept is not None and kept[0] is lm:
+        return kept[1], kept[2]
+    weights, scores = lm.stage("weights"), lm.stage("scores")
+    rows, exps = {}, {}
+    for idx, (A, d) in enumerate(zip(weights.symbols.ravel(), weights.defs.ravel())):
+        S = scores.symbols.ravel()[idx]
+        if d == 0:
+            continue
+        num, den = d.as_numer_denom()
+        Z = rows.setdefault(den, sympy.Dummy("Z", positive=True))
+        exps[S] = A * Z
+    if len(_SOFTMAX_SYMBOLS) > 64:
+        _SOFTMAX_SYMBOLS.clear()
+    _SOFTMAX_SYMBOLS[id(lm)] = (lm, rows, exps)
+    return rows, exps
+
+
+def _score_of(e, exps):
+    """(S, c) where the exponential ``e`` is e^{c S} of a score S, else None."""
+    c, S = e.args[0].as_coeff_Mul()
+    return (S, c) if S in exps else None
 
 
 def linear(x, W, b=None):

@@ -316,6 +316,12 @@ class LayerKind:
 
     kink_note = ""
 
+    def local_form(self, lm, stage: str, derivative):
+        """A local derivative of the stage ``stage`` of the layer's model ``lm`` as people write it,
+        in the layer's own symbols (a softmax's ∂A/∂S as A(1 − A), not in exponentials): the
+        derivation's factors read better and equal the same numbers."""
+        return derivative
+
     # ---- text
     def latex_forward(self, layer: Layer, out: str, ins: list[str]) -> str:
         """The forward rule in tensor form, e.g. ``z^{(1)} = W^{(1)} x + b^{(1)}``."""
