@@ -166,7 +166,7 @@ def _cols(first: int, last: int) -> str:
 
 def _param_tex(name: str) -> str:
     head = name.rstrip("0123456789")
-    return sup(f"{head[0]}_{head[1]}", int(name[len(head):]))
+    return sup(f"{{{head[0]}_{head[1]}}}", int(name[len(head):]))     # {b_q}^{(2)}: room for an index
 
 
 def _aligned(line: str) -> str:

@@ -394,7 +394,7 @@ def param_tex(name: str) -> str:
     if len(head) == 2 and head[0] in "Wb" and head[1] in "qkvo":     # attention's projections: W_q, b_o
         base = f"{head[0]}_{head[1]}"
     if "_" in base:                  # a recurrent layer's W_ih, b_hh: W_{ih}
-        base = base.replace("_", "_{", 1) + "}"
+        base = "{" + base.replace("_", "_{", 1) + "}}"   # in braces: an element's index is a subscript of its own
     return f"{base}^{{({name[len(head):]})}}"
 
 
