@@ -199,9 +199,43 @@ def _rowmax(z):
     return np.maximum.reduce(z, axis=-1, keepdims=True)
 
 
+# erf's rational approximations from Cephes (ndtr.c, S. L. Moshier): erf(x) = x T(x²)/U(x²) for
+# |x| <= 1, else ±(1 - erfc(|x|)) with erfc(a) = e^(-a²) P(a)/Q(a) (a < 8; past 6, 1 - erfc rounds
+# to 1 in float64, so a is held at 6); in float64 within 3 units in the last place of math.erf over
+# [-30, 30] (tests/test_transformer.py)
+_ERF_T = (9.60497373987051638749e0, 9.00260197203842689217e1, 2.23200534594684319226e3, 7.00332514112805075473e3,
+          5.55923013010394962768e4)
+_ERF_U = (1.0, 3.35617141647503099647e1, 5.21357949780152679795e2, 4.59432382970980127987e3, 2.26290000613890934246e4,
+          4.92673942608635921086e4)
+_ERFC_P = (2.46196981473530512524e-10, 5.64189564831068821977e-1, 7.46321056442269912687e0, 4.86371970985681366614e1,
+           1.96520832956077098242e2, 5.26445194995477358631e2, 9.34528527171957607540e2, 1.02755188689515710272e3,
+           5.57535335369399327526e2)
+_ERFC_Q = (1.0, 1.32281951154744992508e1, 8.67072140885989742329e1, 3.54937778887819891062e2, 9.75708501743205489753e2,
+           1.82390916687909736289e3, 2.24633760818710981792e3, 1.65666309194161350182e3, 5.57535340817727675546e2)
+
+
+def _horner(coefficients, x):
+    out = np.full_like(x, coefficients[0])
+    for c in coefficients[1:]:
+        out *= x
+        out += c
+    return out
+
+
 def _erf(x):
-    """erf element-wise (NumPy has none): math.erf on each entry, in x's dtype."""
-    return np.fromiter(map(math.erf, x.ravel().tolist()), dtype=x.dtype, count=x.size).reshape(x.shape)
+    """erf element-wise (NumPy has none), vectorised, in x's dtype (float32: within 2 of its units in
+    the last place): both branches over every entry, which is quicker than gathering each's own."""
+    z = x * x
+    a = np.clip(np.abs(x), 1.0, 6.0)
+    far = np.exp(-a * a)
+    far *= _horner(_ERFC_P, a)
+    far /= _horner(_ERFC_Q, a)
+    np.subtract(1.0, far, out=far)
+    np.copysign(far, x, out=far)
+    near = _horner(_ERF_T, z)
+    near /= _horner(_ERF_U, z)
+    near *= x
+    return np.where(z <= 1.0, near, far)
 
 
 def _softmax(z, out=None):

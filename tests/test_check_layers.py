@@ -312,10 +312,77 @@ def _embedding_plant():
            "grad.E1", "a repeated id's row overwritten instead of summed", [], T)
 
 
+ATTENTION = ([3, 4], [dict(type="attention", heads=2, causal=True), dict(type="flatten"), dict(type="dense", units=2)], "mse")
+
+
+def heads_of(x, h):
+    """(T, d) -> (h, T, d/h): head h's columns."""
+    t, d = x.shape
+    return x.reshape(t, h, d // h).transpose(1, 0, 2)
+
+
+def joined(x):
+    """(h, T, d_k) -> (T, h·d_k)."""
+    return x.transpose(1, 0, 2).reshape(x.shape[1], -1)
+
+
+def _attention_plants():
+    """Attention's catalogued mistakes, the mistaken numbers by the textbook's loops over heads and
+    positions (one example)."""
+    net = build(*ATTENTION)
+    T, h = truth(net), 2
+    q, k, v = (heads_of(T[p], h) for p in ("q1", "k1", "v1"))
+    A, dA, dO, S = T["weights1"], T["dC/dweights1"], heads_of(T["dC/do1"], h), T["scores1"]
+    x, (t, dk) = net.x[0], q.shape[1:]
+
+    def dS_of(rule):
+        out = np.zeros(A.shape)
+        for hh, a in np.ndindex(h, t):
+            total = sum(A[hh, a, s] * dA[hh, a, s] for s in range(t))
+            for b in range(t):
+                out[hh, a, b] = rule(A[hh, a, b], dA[hh, a, b], total)
+        return out
+
+    def products(left, right, transpose=False, scale=1 / np.sqrt(dk)):
+        """Σ_s left[h, t, s] right[h, s, j] (or left[h, s, t] when ``transpose``) · scale, joined."""
+        out = np.zeros(right.shape)
+        for hh, a, j in np.ndindex(*right.shape):
+            out[hh, a, j] = scale * sum((left[hh, s, a] if transpose else left[hh, a, s]) * right[hh, s, j] for s in range(t))
+        return joined(out)
+
+    def grads(p, dp, bias=True):
+        return {f"dC/d{p}1": dp, f"grad.W{p}1": dp.T @ x, **({f"grad.b{p}1": dp.sum(axis=0)} if bias else {})}
+    dS = T["dC/dscores1"]
+    for name, rule, phrase in [("no row-sum", lambda a, da, r: a * da, "without its row-sum term"),
+                               ("diagonal", lambda a, da, r: a * (1 - a) * da, "the Jacobian's diagonal only")]:
+        wrong = dS_of(rule)
+        yield (f"attention softmax {name}", net, {"dC/dweights1": dA, "dC/dscores1": wrong, "dC/dq1": products(wrong, k),
+                                                  "grad.Wq1": products(wrong, k).T @ x},
+               "dC/dscores1", phrase, ["dC/dq1", "grad.Wq1"], T)
+    # (b_k's gradient stays 0 with dK scaled: Σ_s dK_s = Σ_t q_t Σ_s dS_ts = 0, so it is left out there)
+    for name, planted, value, phrase, bias in [
+            ("no scale in dQ", "q", products(dS, k, scale=1), "left out of dQ", True),
+            ("no scale in dK", "k", products(dS, q, transpose=True, scale=1), "left out of dK", False),
+            ("scale twice", "q", products(dS, k, scale=1 / dk), "applied twice", True),
+            ("K and Q swapped", "q", products(dS, q), "K and Q swapped", True),
+            ("dS not transposed", "k", products(dS, q), "dSᵀ not transposed", True)]:
+        yield (f"attention {name}", net, {"dC/dscores1": dS, **grads(planted, value, bias)}, f"dC/d{planted}1", phrase,
+               [f"grad.W{planted}1"] + [f"grad.b{planted}1"] * bias, T)
+    yield ("attention A for Aᵀ in dV", net, {"dC/do1": T["dC/do1"], **grads("v", products(A, dO, scale=1))}, "dC/dv1",
+           "A used instead of Aᵀ", ["grad.Wv1", "grad.bv1"], T)
+    e = np.exp(S)
+    after = np.tril(e) / e.sum(axis=-1, keepdims=True)                     # masked after the softmax
+    upper = np.triu(e) / np.triu(e).sum(axis=-1, keepdims=True)           # the keys before each query masked
+    for name, wrong, phrase in [("mask after softmax", after, "applied after the softmax"),
+                                ("mask on the wrong axis", upper, "on the wrong axis")]:
+        yield (f"attention {name}", net, {"scores1": S, "weights1": wrong, "o1": products(wrong, v, scale=1)},
+               "weights1", phrase, ["o1"], T)
+
+
 def _plants():
     for case in [*_conv_plants(None), *_conv_plants(2), *_pool_plants(None), *_pool_plants(2), *_norm_plants(),
                  *_dropout_add_plants(None), *_dropout_add_plants(2), *_batch_mean_plant(), *_sequence_plants(),
-                 *_embedding_plant()]:
+                 *_embedding_plant(), *_attention_plants()]:
         yield pytest.param(*case[1:], id=case[0] + (" (batch)" if case[1].batched else ""))
 
 

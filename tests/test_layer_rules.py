@@ -126,20 +126,22 @@ def test_max_pooling_breaks_ties_as_pytorch():
     assert out.tolist() == [[[[0.0, 1.0], [0.0, 0.0]]]]
 
 
-NORMS = [("batchnorm", (3, 1)), ("batchnorm", (2, 1, 1, 2)), ("layernorm", (1, 3)), ("layernorm", (1, 1, 2, 2))]
+NORMS = [("batchnorm", (3, 1), {}), ("batchnorm", (2, 1, 1, 2), {}), ("layernorm", (1, 3), {}),
+         ("layernorm", (1, 1, 2, 2), {}), ("layernorm", (2, 2, 3), dict(over="last")),
+         ("layernorm", (1, 3, 2), dict(over="last"))]
 
 
-@pytest.mark.parametrize("kind, shape", NORMS, ids=str)
-def test_normalization_rules(kind, shape):
+@pytest.mark.parametrize("kind, shape, fields", NORMS, ids=str)
+def test_normalization_rules(kind, shape, fields):
     """The compact backward — (g − mean g − x̂ mean(g x̂))/√(var + ε), Σ δ x̂, Σ δ — against
     sympy.diff of the element expressions with μ and var written out in x. √(var + ε) becomes a
     symbol s and the difference is reduced modulo s² − (var + ε): it must vanish identically."""
-    layer = layer_of(shape[1:], dict(type=kind))
+    layer = layer_of(shape[1:], dict(type=kind, **fields))
     batch = layer.kind.couples_batch
     x = symbols("x", shape)
     gamma, beta = symbols("g", layer.params["gamma1"]), symbols("be", layer.params["beta1"])
     z = elements(layer, x, {"gamma": gamma, "beta": beta}, batch=batch)
-    axes = layer.kind.stat_axes(len(shape))
+    axes, p_axes = layer.kind.axes_of(layer)
     eps = sympy.Rational(1, 100000)
     mean = x.sum(axis=axes) / int(np.prod([shape[a] for a in axes]))
     var = ((x - np.expand_dims(mean, axes)) ** 2).sum(axis=axes) / int(np.prod([shape[a] for a in axes]))
@@ -147,8 +149,8 @@ def test_normalization_rules(kind, shape):
     xhat = (x - np.expand_dims(mean, axes)) * np.expand_dims(rstd, axes)
     delta = symbols("d", z.shape)
     got = {"x": norm.norm_input_grad(delta, xhat, rstd, gamma, axes),
-           "gamma": norm.product_sum(delta, xhat, layer.kind.param_axes(len(shape))),
-           "beta": norm.axis_sum(delta, layer.kind.param_axes(len(shape)))}
+           "gamma": norm.product_sum(delta, xhat, p_axes),
+           "beta": norm.axis_sum(delta, p_axes)}
     want = {"x": vjp(z, delta, x), "gamma": vjp(z, delta, gamma), "beta": vjp(z, delta, beta)}
     bases = {v + eps for v in var.ravel()}
     for key in got:
@@ -204,3 +206,106 @@ def test_the_proofs_catch_a_wrong_rule():
     unflipped = conv.conv_input_grad(dc, np.flip(W, axis=(2, 3)), (3, 3), (1, 1), (0, 0))
     with pytest.raises(AssertionError):
         same(unflipped, vjp(zc, dc, xs))
+
+
+# ---- attention: each rule against sympy.diff of the stage it inverts, stage by stage
+
+def _staged(layer, x, params):
+    """The layer's element expressions for one example with each stage a symbol of its own:
+    {stage: (symbols, definitions)}, and z in the o symbols."""
+    found = {}
+
+    def stage(name, tex, defs, per_example=True):
+        defs = np.asarray(defs, dtype=object)
+        found[name] = (symbols(name, defs.shape), defs)
+        return found[name][0]
+    z = layer.kind.elements(layer, [x], params, {}, stage)
+    return found, z
+
+
+def _exps_as_symbols(expr):
+    """e^(c₁u₁ + c₂u₂ + …) as E_u₁^c₁ E_u₂^c₂ …, each E_u a symbol: the softmax's expressions (in the
+    score symbols u) become rational functions, whose difference ``cancel`` decides exactly."""
+    def powers(e):
+        out = sympy.Integer(1)
+        for term in sympy.Add.make_args(sympy.expand(e.args[0])):
+            c, u = term.as_coeff_Mul()
+            out *= sympy.Symbol(f"E_{u}", positive=True) ** c
+        return out
+    return expr.replace(lambda e: isinstance(e, sympy.exp), powers)
+
+
+def same_rational(a, b):
+    diff = [sympy.cancel(_exps_as_symbols(p) - _exps_as_symbols(q)) for p, q in zip(np.ravel(a), np.ravel(b))]
+    assert all(d == 0 for d in diff), [d for d in diff if d != 0][:2]
+
+
+@pytest.mark.parametrize("heads, causal, bias", [(1, False, True), (1, True, False), (2, False, True), (2, True, True)],
+                         ids=str)
+def test_attention_rules(heads, causal, bias):
+    """T = 2, d = 2. Each kernel of attention's backward equals SymPy's vector-Jacobian product of
+    the stage it goes back through: dO = δ W_o (from z), dV = Aᵀ dO (from o), dS = A ⊙ (dA −
+    rowsum(A ⊙ dA)) with dA = dO Vᵀ (from o through A), dQ = dS K/√d_k and dK = dSᵀ Q/√d_k (from
+    the scores), each projection's weight and bias gradient and the input's (from q, k, v)."""
+    from symbackprop.entries.layers import attention_kernels as ak
+    from symbackprop.entries.layers.norm import axis_sum
+    layer = layer_of((2, 2), dict(type="attention", heads=heads, causal=causal, bias=bias))
+    x = symbols("x", (2, 2))
+    params = {p[:-1]: symbols(p[:-1], shape) for p, shape in layer.params.items()}
+    st, z = _staged(layer, x, params)
+    one = lambda arr: arr[None]                                                       # noqa: E731  (N = 1)
+    head = lambda arr: one(arr[None] if heads == 1 else arr)                          # noqa: E731
+    (o, o_def), (A, A_def), (S, S_def) = st["o"], st["weights"], st["scores"]
+    delta = symbols("d", z.shape)
+    dO = ak.project_input_grad(one(delta), params["Wo"])[0]
+    same(dO, vjp(z, delta, o))
+    same(ak.project_weight_grad(one(delta), one(o)), vjp(z, delta, params["Wo"]))
+    dOs = symbols("dO", o.shape)
+    v, k, q = st["v"][0], st["k"][0], st["q"][0]
+    same(ak.attn_value_grad(head(A), one(dOs), heads)[0], vjp(o_def, dOs, v))
+    dA = vjp(o_def, dOs, A)                                           # SymPy's dA: ∂C/∂A through o = A V
+    dS_sympy = vjp(A_def, dA, S)
+    dS_kernel = ak.attn_score_grad(head(A_def), one(dOs), one(v), heads)[0].reshape(dS_sympy.shape)
+    same_rational(dS_kernel, dS_sympy)
+    if causal:                                                        # the masked weight's: exactly 0, both ways
+        masked = (0, 1) if heads == 1 else (0, 0, 1)
+        assert dS_kernel[masked] == 0 and dS_sympy[masked] == 0
+    dSs = symbols("dS", S.shape)
+    scale = 1 / sympy.sqrt(2 // heads)
+    dQ = ak.attn_query_grad(head(dSs), one(k), heads, scale)[0]
+    dK = ak.attn_key_grad(head(dSs), one(q), heads, scale)[0]
+    same(dQ, vjp(S_def, dSs, q))
+    same(dK, vjp(S_def, dSs, k))
+    grads = {p: symbols(f"g{p}", (2, 2)) for p in "qkv"}
+    for p in "qkv":
+        same(ak.project_weight_grad(one(grads[p]), one(x)), vjp(st[p][1], grads[p], params[f"W{p}"]))
+        if bias:
+            same(axis_sum(one(grads[p]), (0, 1)), vjp(st[p][1], grads[p], params[f"b{p}"]))
+    dx = sum((vjp(st[p][1], grads[p], x) for p in "qkv"), np.zeros((2, 2), dtype=object))
+    same(ak.attn_input_grad(*(one(grads[p]) for p in "qkv"), params["Wq"], params["Wk"], params["Wv"])[0], dx)
+
+
+def test_attention_forward_kernels_are_the_element_expressions():
+    """The NumPy forward (batched over examples and heads, the causal mask as −∞) equals the element
+    expressions evaluated at random numbers."""
+    layer = layer_of((3, 4), dict(type="attention", heads=2, causal=True))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 3, 4))
+    params = {p[:-1]: rng.normal(size=shape) for p, shape in layer.params.items()}
+    z = elements(layer, np.array(x, dtype=object), {k: np.array(v, dtype=object) for k, v in params.items()})
+    np.testing.assert_allclose(z.astype(float), layer.kind.forward(layer, [x], params, {}), rtol=1e-12)
+
+
+def test_the_attention_proof_catches_a_wrong_rule():
+    """dS without its row-sum term is not SymPy's derivative."""
+    from symbackprop.entries.layers import attention_kernels as ak
+    layer = layer_of((2, 2), dict(type="attention", heads=1))
+    params = {p[:-1]: symbols(p[:-1], shape) for p, shape in layer.params.items()}
+    st, z = _staged(layer, symbols("x", (2, 2)), params)
+    (o, o_def), (A, A_def), (S, _) = st["o"], st["weights"], st["scores"]
+    dOs = symbols("dO", o.shape)
+    right = ak.attn_score_grad(A_def[None, None], dOs[None], st["v"][0][None], 1)[0, 0]
+    wrong = A_def * vjp(o_def, dOs, A)
+    same_rational(right, vjp(A_def, vjp(o_def, dOs, A), S))
+    with pytest.raises(AssertionError):
+        same_rational(wrong, vjp(A_def, vjp(o_def, dOs, A), S))

@@ -109,3 +109,36 @@ def test_masks_without_a_table_are_drawn_and_said_so():
     assert set(net.masks) == {"M2"} and net.masks["M2"].shape == (4, 5)
     assert "seeded with 0" in net.mask_source
     assert set(np.unique(net.masks["M2"])) <= {0.0, 1.0}
+
+
+SEQ = {"network": {"input": [5, 4], "loss": "mse"},
+       "layer": [dict(type="posembed", length=5), dict(type="attention", heads=2), dict(type="flatten"),
+                 dict(type="dense", units=1)]}
+SEQ_CASES = [
+    ("d not divisible by heads", lambda d: d["layer"][1].update(heads=3), "layer 2 (attention).heads:",
+     "d = 4 is not divisible by heads = 3"),
+    ("no heads", lambda d: d["layer"][1].update(heads=0), "layer 2 (attention).heads:", "positive"),
+    ("a sequence longer than posembed's length", lambda d: d["layer"][0].update(length=4), "layer 1 (posembed).length:",
+     "T = 5 positions, more than length = 4"),
+    ("attention on a vector input", lambda d: (d["network"].update(input=[20]), d["layer"].pop(0), d["layer"].pop(1)),
+     "layer 1 (attention).type:", "(T, d) sequence input, got shape (20,)"),
+    ("posembed on an image", lambda d: d["network"].update(input=[1, 5, 4]), "layer 1 (posembed).type:", "(T, d)"),
+    ("causal not a boolean", lambda d: d["layer"][1].update(causal="yes"), "layer 2 (attention).causal:", "true or false"),
+    ("layernorm over an unknown axis", lambda d: d["layer"].insert(1, dict(type="layernorm", over="first")),
+     "layer 2 (layernorm).over:", '"all" or "last"'),
+]
+
+
+@pytest.mark.parametrize("name, edit, start, word", SEQ_CASES, ids=[c[0] for c in SEQ_CASES])
+def test_bad_attention_specs_name_the_layer_and_exit_2(name, edit, start, word, tmp_path):
+    data = copy.deepcopy(SEQ)
+    edit(data)
+    with pytest.raises(SpecError) as err:
+        Network.from_dict(data)
+    message = str(err.value)
+    assert message.startswith(start) and word in message and "\n" not in message, message
+    spec = tmp_path / "bad.json"
+    spec.write_text(json.dumps(data))
+    run = subprocess.run([sys.executable, "-m", "symbackprop", "gradcheck", str(spec), "--init", "0"],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and run.stdout == "" and run.stderr.count("\n") == 1 and start in run.stderr

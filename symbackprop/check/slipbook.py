@@ -7,6 +7,7 @@ import numpy as np
 import sympy
 
 from .graph import index_text
+from ..entries.arrayops import unfreeze
 from ..entries.layers import Slip, SlipContext
 
 
@@ -81,7 +82,7 @@ class SlipBook:
         readers = self._readers(slip)
         kept = [(f, src, n) for f, src, n in node.meta["terms"]
                 if not (self.graph.where[src][0] is lm and self.graph.where[src][2] in touched.get(self.graph.where[src][1].name, {}))]
-        extra = [(sympy.diff(touched[st][idx], u), lm.stage(st).symbols[idx]) for st, idx in readers.get(u, ())]
+        extra = [(unfreeze(sympy.diff(touched[st][idx], u)), lm.stage(st).symbols[idx]) for st, idx in readers.get(u, ())]
         if not extra and len(kept) == len(node.meta["terms"]):
             return None
         if node.kind == "grad":

@@ -175,7 +175,8 @@ class Derivation:
                 for u in sorted(definition.free_symbols, key=_key):
                     if u not in self._params and u not in self._where:
                         continue      # an input, a target or a mask: no gradient wanted
-                    factor = Factor(partial(names[s], names[u]), _diff(definition, u, terms))
+                    factor = Factor(partial(names[s], names[u]), layer.kind.local_form(lm, stage.name,
+                                                                                     _diff(definition, u, terms)))
                     if u in self._params:
                         grads.setdefault(u, []).append((factor, step, s))
                     else:

@@ -179,3 +179,21 @@ class Kernel(Function):
         name = self.kernel.replace("_", r"\_")
         args = ", ".join(printer._print(a) for a in self.call_args)
         return rf"\operatorname{{{name}}}\left({args}\right)"
+
+
+class Frozen(Function):
+    """``Frozen(u)``: u's value with a zero derivative (a stop-gradient). Only a catalogued
+    mistake's definitions use it, for a slip made in one path of a product and not the other (the
+    1/√d_k left out of dQ but kept in dK); ``unfreeze`` takes it out once differentiated."""
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return sympy.S.Zero
+
+    def _latex(self, printer):
+        return printer._print(self.args[0])
+
+
+def unfreeze(expr):
+    """``expr`` with every ``Frozen(u)`` replaced by u."""
+    return expr.replace(Frozen, lambda u: u) if expr.has(Frozen) else expr

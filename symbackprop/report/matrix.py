@@ -115,6 +115,7 @@ def _sections(md: MatrixDerivation) -> list[tuple[str, list[str]]]:
                 back.append(rf"\frac{{\partial C}}{{\partial a^{{({l})}}}} = {total}")
         delta = rf"\delta^{{({l})}}" if layer.has_z else rf"\frac{{\partial C}}{{\partial a^{{({l})}}}}"
         rule = layer.kind.latex_backward(layer, delta, [_in_tex(md, s) for s in layer.sources])
+        back += list(rule.steps)
         for name, shape in layer.params.items():
             grads.append(rf"{rule.grads[name]} \in {_space(shape)}")
         for source, part in zip(layer.sources, rule.inputs):

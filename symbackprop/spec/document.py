@@ -32,7 +32,7 @@ ACTIVATION_NAMES = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softpl
                     "softmax")
 LOSS_NAMES = ("squared_error", "half_squared_error", "mse", "binary_cross_entropy", "cross_entropy")
 LAYER_NAMES = ("dense", "conv1d", "conv2d", "maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d", "flatten",
-               "batchnorm", "layernorm", "dropout", "add", "embedding", "rnn", "lstm", "gru")
+               "batchnorm", "layernorm", "dropout", "add", "embedding", "rnn", "lstm", "gru", "attention", "posembed")
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam", "adamw")
 
 

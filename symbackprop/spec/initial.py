@@ -30,6 +30,8 @@ def rules(network) -> list[dict]:
     out = []
     for layer in network.graph:
         for prefix in layer.kind.params:
+            if layer.param(prefix) not in layer.params:     # an attention without its biases
+                continue
             name, scheme = layer.param(prefix), layer.kind.init(layer, prefix)
             rule = {"name": name, "shape": layer.params[name], "scheme": scheme, "scale": "0.0"}
             if scheme == "weight":

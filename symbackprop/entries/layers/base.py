@@ -322,6 +322,12 @@ class LayerKind:
 
     kink_note = ""
 
+    def local_form(self, lm, stage: str, derivative):
+        """A local derivative of the stage ``stage`` of the layer's model ``lm`` as people write it,
+        in the layer's own symbols (a softmax's ∂A/∂S as A(1 − A), not in exponentials): the
+        derivation's factors read better and equal the same numbers."""
+        return derivative
+
     # ---- text
     def latex_forward(self, layer: Layer, out: str, ins: list[str]) -> str:
         """The forward rule in tensor form, e.g. ``z^{(1)} = W^{(1)} x + b^{(1)}``."""
@@ -367,10 +373,12 @@ class Backward:
     """A layer's backward rules in LaTeX: ``grads`` maps a parameter to its line
     (``\\frac{\\partial C}{\\partial W^{(2)}} = ...``), ``inputs`` holds the gradient passed to each
     input as an expression, ``notes`` say what a reader needs (stride, padding, ties), as prose
-    with ``$math$``."""
+    with ``$math$``; ``steps`` are the rules of the layer's own intermediate gradients, in the order
+    they are computed (attention's dV, dA, dS, dQ, dK), each a full line."""
     grads: dict = field(default_factory=dict)
     inputs: tuple = ()
     notes: tuple = ()
+    steps: tuple = ()
 
 
 def rule_and_tables(kind, lm, sheet, k, part, notes=True) -> list:
@@ -389,8 +397,10 @@ def param_tex(name: str) -> str:
     """A parameter's or mask's LaTeX name: ``W2`` -> ``W^{(2)}``, ``gamma2`` -> ``\\gamma^{(2)}``."""
     head = name.rstrip("0123456789")
     base = {"gamma": r"\gamma", "beta": r"\beta"}.get(head, head)
-    if "_" in base:                  # a recurrent layer's W_ih, b_hh: {W_{ih}}, a group an element's index can follow
-        base = "{" + base.replace("_", "_{", 1) + "}}"
+    if len(head) == 2 and head[0] in "Wb" and head[1] in "qkvo":     # attention's projections: W_q, b_o
+        base = f"{head[0]}_{head[1]}"
+    if "_" in base:                  # a recurrent layer's W_ih, b_hh: W_{ih}
+        base = "{" + base.replace("_", "_{", 1) + "}}"   # in braces: an element's index is a subscript of its own
     return f"{base}^{{({name[len(head):]})}}"
 
 

@@ -13,6 +13,9 @@ class Add(LayerKind):
     def sources(self, options, index):
         return (index - 1, options["from"])
 
+    def sequence_output(self, options, in_sequence):
+        return any(in_sequence)                                 # a residual around sequence layers
+
     def check(self, options, in_shapes):
         if in_shapes[0] != in_shapes[1]:
             raise LayerError("from", f"layer {options['from']}'s output has shape {shape_text(in_shapes[1])}, "

@@ -5,8 +5,11 @@
   (C,). Its outputs couple the examples of a batch, so it needs a batch of at least 2 examples. A
   trainer keeps running statistics (momentum 0.1, the UNBIASED variance, as PyTorch) for
   ``predict``, which normalises with them.
-* layernorm (``F.layer_norm(x, x.shape[1:])``): μ and var per example, over all its values; γ, β
-  of the input's shape.
+* layernorm, ``over = "all"`` (the default; ``F.layer_norm(x, x.shape[1:])``): μ and var per
+  example, over all its values; γ, β of the input's shape.
+* layernorm, ``over = "last"`` (``F.layer_norm(x, (d,))``, a transformer's): μ and var per position,
+  over the last axis (the d features of each step of a (T, d) input); γ, β of shape (d,), their
+  gradients summed over the examples and the positions.
 
 Backward in compact form (proven equal to SymPy's derivative of the element expressions, with μ
 and var depending on x, in tests/test_layer_rules.py), with g = γ·δ and means over the same axes:
@@ -19,7 +22,17 @@ import numpy as np
 import sympy
 
 from ..arrayops import Kernel
+from ...errors import shown
 from .base import Field, LayerError, LayerKind, Slip, fraction, index_tuples, kernel, positive_number, with_options
+
+
+def choice(*allowed):
+    """A field parser accepting one of the strings ``allowed``."""
+    def parse(value):
+        if value not in allowed:
+            raise ValueError("expected " + " or ".join(f'"{a}"' for a in allowed) + f", got {shown(value)}")
+        return value
+    return parse
 from .norm_text import NormText
 
 
@@ -102,12 +115,11 @@ def norm_input_grad(delta, xhat, rstd, gamma, axes, out=None):
     """∂C/∂x = rstd · (g − mean(g) − x̂ · mean(g·x̂)), g = γ·δ, means over ``axes``: the two mean
     terms come from μ's and var's own dependence on x. Where γ is constant along ``axes`` (batch
     norm: one γ per channel), γ comes out of the means: rstd·γ·(δ − mean(δ) − x̂·mean(δ·x̂))."""
-    shape, stat = (1,) + gamma.shape + (1,) * (delta.ndim - 1 - gamma.ndim), kept(delta.shape, axes)
-    count = delta.size // rstd.size
-    if 1 not in axes:
-        g, scale = delta, rstd.reshape(stat) * gamma.reshape(shape)
-    else:
-        g, scale = delta * gamma.reshape(shape), rstd.reshape(stat)
+    stat, count = kept(delta.shape, axes), delta.size // rstd.size
+    if 0 in axes:           # batch norm: γ per channel (axis 1)
+        g, scale = delta, rstd.reshape(stat) * gamma.reshape((1,) + gamma.shape + (1,) * (delta.ndim - 1 - gamma.ndim))
+    else:                   # layer norm: γ over the normalised axes, the last ones
+        g, scale = delta * gamma.reshape((1,) * (delta.ndim - gamma.ndim) + gamma.shape), rstd.reshape(stat)
     out = np.multiply(g, xhat, out=out)                              # g·x̂, for its mean
     mean_gx = axis_sum(out, axes).reshape(stat) / count
     mean_g = axis_sum(g, axes).reshape(stat) / count
@@ -128,26 +140,57 @@ class Norm(NormText, LayerKind):
         self.cancels_bias = batch           # the batch mean of each channel moves with its bias
         self.doc = ("training-mode batch normalization over the batch (and positions) per channel, biased "
                     "variance, as F.batch_norm(training=True); gamma, beta (C,)" if batch else
-                    "normalizes each example over all its values, as F.layer_norm; gamma, beta of the input's shape")
+                    "normalizes each example over all its values, as F.layer_norm(x, x.shape[1:]); gamma, beta of the "
+                    "input's shape; over = \"last\": each position over the last axis, as F.layer_norm(x, (d,)); "
+                    "gamma, beta (d,)")
         self.fields = (Field("eps", positive_number, 1e-5, "default 1e-5"),)
+        if not batch:   # over each example's values, or each position's features (a transformer's)
+            self.fields += (Field("over", choice("all", "last"), "all",
+                                  'default "all"; "last": per position over the last axis, gamma, beta (d,)'),)
         if batch:   # the weight of each batch in the running statistics a trainer keeps, as PyTorch's
             self.fields += (Field("momentum", fraction, 0.1, "default 0.1; 0 to 1"),)
 
-    def stat_axes(self, ndim: int) -> tuple[int, ...]:
+    @staticmethod
+    def last(layer) -> bool:
+        """Whether a layer norm normalises each position over the last axis (``over = "last"``)."""
+        return layer.opt.get("over") == "last"
+
+    def stat_axes(self, ndim: int, last: bool = False) -> tuple[int, ...]:
         """The axes of a batch array (N, *shape) that μ and var reduce."""
+        if last:
+            return (ndim - 1,)
         return (0, *range(2, ndim)) if self.couples_batch else tuple(range(1, ndim))
 
-    def param_axes(self, ndim: int) -> tuple[int, ...]:
+    def param_axes(self, ndim: int, last: bool = False) -> tuple[int, ...]:
         """The axes γ's and β's gradients sum over."""
+        if last:
+            return tuple(range(ndim - 1))
         return self.stat_axes(ndim) if self.couples_batch else (0,)
 
+    def axes_of(self, layer) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(statistics' axes, parameters' gradient axes) of a batch array of the layer."""
+        ndim = len(layer.shape) + 1
+        return self.stat_axes(ndim, self.last(layer)), self.param_axes(ndim, self.last(layer))
+
+    def gamma_index(self, layer, idx) -> tuple:
+        """The index into γ and β of the element ``idx`` of one example (of the batch, for batch norm)."""
+        if self.couples_batch:
+            return tuple(idx[1:2])
+        return tuple(idx[-1:]) if self.last(layer) else tuple(idx)
+
+    def sequence_output(self, options, in_sequence):
+        return in_sequence[0] and not self.couples_batch      # a layer norm keeps a sequence's steps
+
     def check(self, options, in_shapes):
+        if not self.couples_batch and options.get("over") == "last" and in_shapes[0][-1] == 1:
+            raise LayerError("over", "layernorm over the last axis of size 1 normalises every value to 0; "
+                                     "give that axis more than one value")
         if not self.couples_batch and math.prod(in_shapes[0]) == 1:
             raise LayerError("type", "layernorm of a single value per example normalises it to 0; "
                                      "give it more than one")
 
     def param_shapes(self, layer):
-        shape = layer.shape[:1] if self.couples_batch else layer.shape
+        shape = layer.shape[:1] if self.couples_batch else layer.shape[-1:] if self.last(layer) else layer.shape
         return {"gamma": shape, "beta": shape}
 
     def init(self, layer, prefix):
@@ -158,17 +201,20 @@ class Norm(NormText, LayerKind):
         eps = sympy.Rational(repr(layer.opt["eps"]))
         if self.couples_batch:                        # x is (E, C, ...): per channel over examples and positions
             groups = [x[:, c].ravel() for c in range(x.shape[1])]
-            per = lambda idx: idx[1]                  # the channel of element (n, c, ...)
+            per = lambda idx: idx[1:2]                # the channel of element (n, c, ...)
+            shape = (len(groups),)
+        elif self.last(layer):                        # x is one example: one group per position
+            shape = x.shape[:-1]
+            groups = [x[idx] for idx in index_tuples(shape)]
+            per = lambda idx: idx[:-1]                # the position of element (..., j)
         else:                                         # x is one example: one group
-            groups = [x.ravel()]
-            per = lambda idx: ()
+            groups, per, shape = [x.ravel()], (lambda idx: ()), ()
         count = len(groups[0])
-        shape = (len(groups),) if self.couples_batch else ()
         mean = stage("mean", r"\mu", np.array([sympy.Add(*g) / count for g in groups], dtype=object).reshape(shape),
                      per_example=not self.couples_batch)
         var = stage("var", r"\mathrm{var}",
-                    np.array([sympy.Add(*[(v - mean[(i,) if shape else ()]) ** 2 for v in g]) / count
-                              for i, g in enumerate(groups)], dtype=object).reshape(shape),
+                    np.array([sympy.Add(*[(v - m) ** 2 for v in g]) / count
+                              for g, m in zip(groups, mean.ravel())], dtype=object).reshape(shape),
                     per_example=not self.couples_batch)
         xhat_defs = np.empty(x.shape, dtype=object)
         for idx in index_tuples(x.shape):
@@ -177,22 +223,26 @@ class Norm(NormText, LayerKind):
         xhat = stage("xhat", r"\hat{x}", xhat_defs)
         z = np.empty(x.shape, dtype=object)
         for idx in index_tuples(x.shape):
-            p = idx[1:2] if self.couples_batch else idx
+            p = self.gamma_index(layer, idx)
             z[idx] = gamma[p] * xhat[idx] + beta[p]
         return z
 
     def forward(self, layer, inputs, params, data):
         x = inputs[0]
-        axes = self.stat_axes(x.ndim)
+        axes = self.axes_of(layer)[0]
         mean = norm_mean(x, axes)
         rstd = 1 / np.sqrt(norm_var(x, mean, axes) + layer.opt["eps"])
-        return scale_shift(norm_apply(x, mean, rstd, axes), params["gamma"], params["beta"])
+        xhat = norm_apply(x, mean, rstd, axes)
+        if self.last(layer):
+            return xhat * params["gamma"] + params["beta"]
+        return scale_shift(xhat, params["gamma"], params["beta"])
 
     def array_forward(self, layer, b, inputs, params, data, mode):
-        i, x, ndim = layer.index, inputs[0], len(layer.shape) + 1
-        axes, eps = self.stat_axes(ndim), sympy.Float(layer.opt["eps"])
-        stat = layer.shape[:1] if self.couples_batch else ("N",)
-        over = "the batch" + (" and positions" if ndim > 2 else "") if self.couples_batch else "each example"
+        i, x, ndim, last = layer.index, inputs[0], len(layer.shape) + 1, self.last(layer)
+        axes, eps = self.axes_of(layer)[0], sympy.Float(layer.opt["eps"])
+        stat = layer.shape[:1] if self.couples_batch else ("N", *layer.shape[:-1]) if last else ("N",)
+        over = ("the batch" + (" and positions" if ndim > 2 else "") if self.couples_batch
+                else "the last axis" if last else "each example")
         if mode == "eval" and self.couples_batch:
             mean, var = b.running(f"mean{i}", rf"\mu^{{({i})}}"), b.running(f"var{i}", rf"\mathrm{{var}}^{{({i})}}")
         else:
@@ -206,21 +256,25 @@ class Norm(NormText, LayerKind):
         rstd = b.add(f"rstd{i}", 1 / sympy.sqrt(var + eps), rf"r^{{({i})}} = 1 / \sqrt{{\mathrm{{var}}^{{({i})}} + \epsilon}}", stat)
         xhat = b.add(f"xhat{i}", Kernel("norm_apply", x, mean, rstd, axes),
                      rf"\hat{{x}}^{{({i})}} = \left({b.tex(x)} - \mu^{{({i})}}\right) r^{{({i})}}", ("N", *layer.shape))
+        if last:                # γ and β (d,) broadcast over the examples and positions as they are
+            return xhat * params["gamma"] + params["beta"], None
         return Kernel("scale_shift", xhat, params["gamma"], params["beta"]), None
 
     def array_backward(self, layer, b, delta, inputs, params, data, need):
-        i, ndim = layer.index, len(layer.shape) + 1
+        i = layer.index
         xhat, tex = b.symbol(f"xhat{i}"), self.latex_backward(layer, b.tex(delta), [b.tex(inputs[0])])
-        p_axes = self.param_axes(ndim)
+        s_axes, p_axes = self.axes_of(layer)
         b.grad(layer.param("gamma"), Kernel("product_sum", delta, xhat, p_axes), tex.grads[layer.param("gamma")])
         b.grad(layer.param("beta"), Kernel("axis_sum", delta, p_axes), tex.grads[layer.param("beta")])
         if not need[0]:
             return [None]
-        return [(Kernel("norm_input_grad", delta, xhat, b.symbol(f"rstd{i}"), params["gamma"], self.stat_axes(ndim)),
+        return [(Kernel("norm_input_grad", delta, xhat, b.symbol(f"rstd{i}"), params["gamma"], s_axes),
                  tex.inputs[0])]
 
     def count(self, layer) -> int:
         """How many values each mean and variance is over, for one example (batch norm: per channel)."""
+        if self.last(layer):
+            return layer.shape[-1]
         return math.prod(layer.shape[1:]) if self.couples_batch else math.prod(layer.shape)
 
     def slips(self, layer, ctx):

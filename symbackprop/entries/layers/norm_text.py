@@ -15,16 +15,19 @@ class NormText:
     def explain_forward(self, lm, sheet):
         layer, l, n = lm.layer, lm.index, sheet.n
         x = sheet.input_tex(lm)
+        last = self.last(layer)
         over = (f"per channel, over the batch's {sheet.N} examples" + (" and every position" if len(layer.shape) > 1 else "")
                 + ": the batch statistics, which couple the examples" if self.couples_batch
-                else "per example, over all its values")
+                else "per position, over its last axis" if last else "per example, over all its values")
         mean, var, xhat = (lm.stage(s).symbols for s in ("mean", "var", "xhat"))
         first = (0,) if self.couples_batch else ()
-        pick = (lambda arr: arr[first]) if self.couples_batch else (lambda arr: sheet.at(arr, 0))   # noqa: E731
+        pick = ((lambda arr: arr[first]) if self.couples_batch                                      # noqa: E731
+                else (lambda arr: sheet.at(arr, 0, (0,) * (len(layer.shape) - 1))) if last else (lambda arr: sheet.at(arr, 0)))
         stat = (lambda name: sheet.stage(lm, name))
         out = [Display((self.latex_forward(layer, f"z^{{({l})}}", [x]),)),
                Para(f"The mean $\\mu^{{({l})}}$ and the (biased) variance $\\mathrm{{var}}^{{({l})}}$, {over}"
-                    + (" (channel 1 written out):" if self.couples_batch else " (example 1 written out):")),
+                    + (" (channel 1 written out):" if self.couples_batch else " (example 1, position 1 written out):"
+                       if last else " (example 1 written out):")),
                Display(tuple(sheet.mean_lines(pick(mean)) + sheet.mean_lines(pick(var))))]
         per = self.couples_batch
         out += sheet.tables("\\mu^{(%d)}" % l, stat("mean"), f"mean{l}", per_example=not per)
@@ -39,7 +42,7 @@ class NormText:
                          f"{n.eq(sheet.val(e))}",))]
         out += sheet.tables("\\hat{x}^{(%d)}" % l, stat("xhat"), f"xhat{l}")
         z = sheet.at(lm.stage("z").symbols, 0, at0)
-        c = at0[:1] if self.couples_batch else at0
+        c = self.gamma_index(layer, (0, *at0) if self.couples_batch else at0)
         g, b = lm.params[layer.param("gamma")][c], lm.params[layer.param("beta")][c]
         out += [Para(r"and $z = \gamma \hat{x} + \beta$:"),
                 Display((f"{sheet.names[z]} &= {sheet.names[g]} {sheet.names[e]} + {sheet.names[b]} = "
@@ -61,7 +64,7 @@ class NormText:
         if out:
             out.insert(0, Para("The scale and shift: each gradient sums over "
                                + ("the batch" + (" and the positions" if len(layer.shape) > 1 else "") if self.couples_batch
-                                  else "the examples") + ":"))
+                                  else "the examples and positions" if self.last(layer) else "the examples") + ":"))
         return out
 
     def compact(self, lm, sheet):
@@ -70,8 +73,9 @@ class NormText:
         layer = lm.layer
         delta, xhat, var = sheet.grad(lm, "z"), sheet.stage(lm, "xhat"), sheet.stage(lm, "var")
         gamma = sheet.param(layer.param("gamma"))
-        axes = self.stat_axes(delta.ndim)
-        g = delta * gamma.reshape((1,) + gamma.shape + (1,) * (delta.ndim - 1 - gamma.ndim))
+        axes = self.axes_of(layer)[0]
+        g = delta * (gamma.reshape((1,) + gamma.shape + (1,) * (delta.ndim - 1 - gamma.ndim)) if self.couples_batch
+                     else gamma.reshape((1,) * (delta.ndim - gamma.ndim) + gamma.shape))
         gbar, gx = g.mean(axis=axes, keepdims=True), (g * xhat).mean(axis=axes, keepdims=True)
         rstd = 1 / np.sqrt(np.expand_dims(var, axes) + layer.opt["eps"])
         return g, gbar, gx, rstd * (g - gbar - xhat * gx)
@@ -92,7 +96,8 @@ class NormText:
         out = rule[:2] + [Para(r"In numbers, with $g = \gamma \odot \delta$: $\overline{g}$ and "
                                rf"$\overline{{g \odot \hat{{x}}}}$ are means like $\mu$'s, so {coupling}:")]
         for tex, arr in ((r"\overline{g}", gbar), (r"\overline{g \odot \hat{x}}", gx)):
-            arr = arr.reshape(arr.shape[1:2]) if self.couples_batch else arr.reshape(arr.shape[0])
+            arr = (arr.reshape(arr.shape[1:2]) if self.couples_batch else arr.reshape(arr.shape[:-1]) if self.last(layer)
+                   else arr.reshape(arr.shape[0]))
             out += sheet.tables(tex, arr, None, per_example=not self.couples_batch)
         out += [Para("The first element" + (" (example 1, channel 1)" if self.couples_batch else " (example 1)") + ":"),
                 Display((written,))]
@@ -102,7 +107,7 @@ class NormText:
         i = layer.index
         G, B = _gamma_beta(i)
         over = r"\text{over the batch" + (r" and positions}" if len(layer.shape) > 1 else "}") if self.couples_batch \
-            else r"\text{over each example}"
+            else r"\text{over the last axis, per position}" if self.last(layer) else r"\text{over each example}"
         return (rf"\hat{{x}}^{{({i})}} = \frac{{{ins[0]} - \mu^{{({i})}}}}{{\sqrt{{\mathrm{{var}}^{{({i})}} + \epsilon}}}},\ "
                 rf"{out} = {G} \odot \hat{{x}}^{{({i})}} + {B} \quad "
                 rf"(\mu, \mathrm{{var}}\ {over},\ \epsilon = {_tex_number(layer.opt['eps'])})")
@@ -110,7 +115,8 @@ class NormText:
     def latex_backward(self, layer, delta, ins):
         i = layer.index
         G, B = _gamma_beta(i)
-        over = "the batch" + (" and positions" if len(layer.shape) > 1 else "") if self.couples_batch else "each example"
+        over = ("the batch" + (" and positions" if len(layer.shape) > 1 else "") if self.couples_batch
+                else "the last axis (each position's features)" if self.last(layer) else "each example")
         return Backward(
             {layer.param("gamma"): rf"{grad_tex(G)} = \textstyle\sum {delta} \odot \hat{{x}}^{{({i})}}",
              layer.param("beta"): rf"{grad_tex(B)} = \textstyle\sum {delta}"},

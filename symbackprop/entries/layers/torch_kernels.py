@@ -200,8 +200,12 @@ def product_sum(delta, xhat, axes, out=None):
 @kernel(backend="torch")
 def norm_input_grad(delta, xhat, rstd, gamma, axes, out=None):
     """∂C/∂x = rstd · (g − mean(g) − x̂ · mean(g·x̂)), g = γ·δ, means over ``axes``: the two mean
-    terms come from μ's and var's own dependence on x."""
-    shape = (1,) + tuple(gamma.shape) + (1,) * (delta.dim() - 1 - gamma.dim())
+    terms come from μ's and var's own dependence on x. γ per channel (axis 1) for batch norm (whose
+    ``axes`` hold the examples'), over the normalised last axes for layer norm."""
+    if 0 in axes:
+        shape = (1,) + tuple(gamma.shape) + (1,) * (delta.dim() - 1 - gamma.dim())
+    else:
+        shape = (1,) * (delta.dim() - gamma.dim()) + tuple(gamma.shape)
     g = delta * gamma.reshape(shape)
     out = torch.sub(g, g.mean(dim=axes, keepdim=True), out=out)
     out -= xhat * (g * xhat).mean(dim=axes, keepdim=True)
@@ -221,3 +225,106 @@ def flatten(x):
 def unflatten(delta, shape):
     """The gradient of flatten: (N, C·…) -> (N, *shape), a view of delta."""
     return delta.reshape((delta.shape[0],) + tuple(shape))
+
+
+# ---------------------------------------------------------------------------------- attention
+
+
+@kernel(view=True, backend="torch")
+def split_heads(x, heads):
+    """(N, T, d) -> (N, heads, T, d/heads): a view, each head's columns."""
+    n, t, d = x.shape
+    return x.reshape(n, t, heads, d // heads).transpose(1, 2)
+
+
+@kernel(backend="torch")
+def project(x, W, b=None, out=None):
+    """x Wᵀ + b over the last axis of x (N, T, d_in)."""
+    res = F.linear(x, W, b)
+    return res if out is None else out.copy_(res)
+
+
+@kernel(backend="torch")
+def project_weight_grad(delta, x, out=None):
+    """Σ over the examples and positions of δ xᵀ: the (d_out, d_in) gradient of a projection's W."""
+    return torch.mm(delta.reshape(-1, delta.shape[-1]).t(), x.reshape(-1, x.shape[-1]), out=out)
+
+
+@kernel(backend="torch")
+def project_input_grad(delta, W, out=None):
+    """δ W: the gradient a projection passes back to its input (N, T, d_in)."""
+    return torch.matmul(delta, W, out=out)
+
+
+@kernel(split_heads, backend="torch")
+def attn_weights(q, k, heads, causal, scale, out=None):
+    """A = softmax(Q Kᵀ · scale) per head over the keys; ``causal``: later keys −∞ (weights exactly 0)."""
+    s = torch.matmul(split_heads(q, heads), split_heads(k, heads).transpose(-1, -2)).mul_(scale)
+    if causal:
+        t = s.shape[-1]
+        s.masked_fill_(torch.ones(t, t, dtype=torch.bool, device=s.device).triu_(1), float("-inf"))
+    s = torch.softmax(s, dim=-1)
+    return s if out is None else out.copy_(s)
+
+
+@kernel(split_heads, backend="torch")
+def attn_mix(a, v, heads, out=None):
+    """O = A V per head, the heads joined again: (N, T, d)."""
+    o = torch.matmul(a, split_heads(v, heads)).transpose(1, 2).reshape(v.shape)
+    return o if out is None else out.copy_(o)
+
+
+@kernel(split_heads, backend="torch")
+def attn_value_grad(a, dout, heads, out=None):
+    """dV = Aᵀ dO per head, joined: (N, T, d)."""
+    dv = torch.matmul(a.transpose(-1, -2), split_heads(dout, heads)).transpose(1, 2).reshape(dout.shape)
+    return dv if out is None else out.copy_(dv)
+
+
+@kernel(split_heads, backend="torch")
+def attn_score_grad(a, dout, v, heads, out=None):
+    """dS = A ⊙ (dA − rowsum(A ⊙ dA)), dA = dO Vᵀ per head; a masked weight (0) gets exactly 0."""
+    da = torch.matmul(split_heads(dout, heads), split_heads(v, heads).transpose(-1, -2))
+    da -= (a * da).sum(dim=-1, keepdim=True)
+    da *= a
+    return da if out is None else out.copy_(da)
+
+
+@kernel(split_heads, backend="torch")
+def attn_query_grad(ds, k, heads, scale, out=None):
+    """dQ = dS K · scale per head, joined: (N, T, d)."""
+    dq = torch.matmul(ds, split_heads(k, heads)).mul_(scale).transpose(1, 2).reshape(k.shape)
+    return dq if out is None else out.copy_(dq)
+
+
+@kernel(split_heads, backend="torch")
+def attn_key_grad(ds, q, heads, scale, out=None):
+    """dK = dSᵀ Q · scale per head, joined: (N, T, d)."""
+    dk = torch.matmul(ds.transpose(-1, -2), split_heads(q, heads)).mul_(scale).transpose(1, 2).reshape(q.shape)
+    return dk if out is None else out.copy_(dk)
+
+
+@kernel(project_input_grad, backend="torch")
+def attn_input_grad(dq, dk, dv, Wq, Wk, Wv, out=None):
+    """dx = dQ W_q + dK W_k + dV W_v."""
+    out = project_input_grad(dq, Wq, out=out)
+    out += torch.matmul(dk, Wk)
+    out += torch.matmul(dv, Wv)
+    return out
+
+
+@kernel(backend="torch")
+def pos_add(x, P, out=None):
+    """x + P[:T]."""
+    return torch.add(x, P[:x.shape[1]], out=out)
+
+
+@kernel(backend="torch")
+def pos_grad(delta, length, out=None):
+    """∂C/∂P: rows 1 … T get δ summed over the examples, the rows after T 0."""
+    if out is None:
+        out = delta.new_zeros((length, delta.shape[-1]))
+    else:
+        out[delta.shape[1]:] = 0
+    torch.sum(delta, dim=0, out=out[:delta.shape[1]])
+    return out
