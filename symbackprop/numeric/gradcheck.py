@@ -68,7 +68,10 @@ def forward_pass(network: Network, params: dict, X, masks: dict | None = None) -
                                  strip({k: params[k] for k in layer.params}), strip({k: masks[k] for k in layer.data}))
         if layer.has_z:
             out[f"z{i}"] = pre
-            pre = _activate(layer.activation, pre)
+            # a sequence's softmax is over each step's last axis: one row per (example, step), which also
+            # keeps the lambdified softmax as wide as the vocabulary, not T times it (a tiny GPT's: 1,040)
+            rows = pre.reshape(-1, pre.shape[-1]) if layer.sequence else pre
+            pre = _activate(layer.activation, rows).reshape(pre.shape)
         out[f"a{i}"] = values[i] = pre
     return out
 
