@@ -65,7 +65,9 @@ class AttentionText(AttentionExplain):
                  rf"{n['A']}_h = {n['o']}_h \left({m['v']}_h\right)^\top",
                  rf"{n['S']}_h = {m['A']}_h \odot \left({n['A']}_h - \operatorname{{rowsum}}\left({m['A']}_h \odot {n['A']}_h\right)\right)",
                  rf"{n['q']}_h = {n['S']}_h {m['k']}_h / \sqrt{{{dk}}}",
-                 rf"{n['k']}_h = \left({n['S']}_h\right)^\top {m['q']}_h / \sqrt{{{dk}}}")
+                 rf"{n['k']}_h = \left({n['S']}_h\right)^\top {m['q']}_h / \sqrt{{{dk}}}",
+                 ) + ((rf"{n['q']} = \left[{n['q']}_1 \cdots {n['q']}_{{{h}}}\right] \quad \text{{(the heads joined; "
+                       rf"likewise }} {n['k']}, {n['v']}\text{{)}}",) if h > 1 else ())
         grads = {layer.param("Wo"): rf"{grad_tex(sup('W_o', i))} = \textstyle\sum_{{n,t}} \left({delta}\right)^\top {m['o']}"}
         if layer.opt["bias"]:
             grads[layer.param("bo")] = rf"{grad_tex(sup('b_o', i))} = \textstyle\sum_{{n,t}} {delta}"
