@@ -92,3 +92,16 @@ def test_the_generated_erf_is_math_erf_to_a_few_ulps():
     x32 = x.astype(np.float32)
     ref32 = np.array([math.erf(float(v)) for v in x32]).astype(np.float32)
     assert erf(x32).dtype == np.float32 and np.all(np.abs(erf(x32) - ref32) <= 2 * np.spacing(np.abs(ref32)))
+
+
+def test_finite_differences_take_a_sequence_softmax_per_step():
+    """gradcheck's plain forward pass applies a sequence's softmax over each step's last axis (each
+    row of every example sums to 1), as the compiled functions do."""
+    from symbackprop.numeric.gradcheck import forward_pass
+    net = mini_gpt(2)
+    rng = np.random.default_rng(0)
+    params = {k: rng.normal(scale=0.5, size=s) for k, s in net.parameter_shapes().items()}
+    X = rng.integers(0, V, (3, T)).astype(float)
+    a = forward_pass(net, params, X)[f"a{net.depth}"]
+    np.testing.assert_allclose(a.sum(axis=-1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(a, net.compile().forward(params, X), rtol=1e-10, atol=1e-14)

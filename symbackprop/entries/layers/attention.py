@@ -144,7 +144,7 @@ class Attention(AttentionText, LayerKind):
 
     # ---- arrays
     def forward(self, layer, inputs, params, data):
-        x, (t, d, h, dk) = inputs[0], self.sizes(layer)
+        x, (_, _, h, dk) = inputs[0], self.sizes(layer)
         b = lambda p: params.get(f"b{p}")                                         # noqa: E731
         q, k, v = (project(x, params[f"W{p}"], b(p)) for p in "qkv")
         a = attn_weights(q, k, h, layer.opt["causal"], 1 / math.sqrt(dk))

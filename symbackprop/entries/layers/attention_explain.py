@@ -24,7 +24,7 @@ class AttentionExplain:
         return arr[:, None] if layer.opt["heads"] == 1 else arr
 
     def explain_forward(self, lm, sheet):
-        layer, l, n = lm.layer, lm.index, sheet.n
+        layer, l = lm.layer, lm.index
         t, d, h, dk = self.sizes(layer)
         names = self.names(l)
         out = [Display((self.latex_forward(layer, sheet.out_tex(lm), [sheet.input_tex(lm)]),)),
@@ -102,7 +102,7 @@ class AttentionExplain:
         return rf"{names[o]} &= {sym} = {num} {n.eq(sheet.val(o))}"
 
     def explain_backward(self, lm, sheet, wanted):
-        layer, l, n = lm.layer, lm.index, sheet.n
+        layer, l = lm.layer, lm.index
         t, d, h, dk = self.sizes(layer)
         rule, names = self.latex_backward(layer, sheet.grad_tex(lm), [sheet.input_tex(lm)]), self.names(l)
         dnames = {p: f"\\mathrm{{d}}{s}" for p, s in names.items()}

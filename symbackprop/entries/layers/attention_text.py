@@ -34,7 +34,7 @@ class AttentionText(AttentionExplain):
         return r" + M" if layer.opt["causal"] else ""
 
     def tex_weights(self, layer):
-        i, (t, d, h, dk) = layer.index, self.sizes(layer)
+        i, dk = layer.index, self.sizes(layer)[3]
         n = self.names(i)
         return (rf"{n['A']}_h = \operatorname{{softmax}}\left({n['q']}_h \left({n['k']}_h\right)^\top / \sqrt{{{dk}}}"
                 rf"{self.mask_tex(layer)}\right)")
@@ -47,7 +47,7 @@ class AttentionText(AttentionExplain):
         return rf"{_d(sup('o', layer.index))} = {delta} {sup('W_o', layer.index)}"
 
     def latex_forward(self, layer, out, ins):
-        i, (t, d, h, dk) = layer.index, self.sizes(layer)
+        i, (_, _, h, dk) = layer.index, self.sizes(layer)
         n = self.names(i)
         qkv = r",\ ".join(self.tex_projection(layer, p, ins[0]) for p in "qkv")
         b = rf" + {sup('b_o', i)}" if layer.opt["bias"] else ""
@@ -57,7 +57,7 @@ class AttentionText(AttentionExplain):
                 rf"\quad (h = 1, \dots, {h};\ d_k = {dk}{mask})")
 
     def latex_backward(self, layer, delta, ins):
-        i, (t, d, h, dk) = layer.index, self.sizes(layer)
+        i, (_, _, h, dk) = layer.index, self.sizes(layer)
         n = {p: _d(s) for p, s in self.names(i).items()}
         m = self.names(i)
         steps = (self.tex_do(layer, delta),
@@ -65,7 +65,9 @@ class AttentionText(AttentionExplain):
                  rf"{n['A']}_h = {n['o']}_h \left({m['v']}_h\right)^\top",
                  rf"{n['S']}_h = {m['A']}_h \odot \left({n['A']}_h - \operatorname{{rowsum}}\left({m['A']}_h \odot {n['A']}_h\right)\right)",
                  rf"{n['q']}_h = {n['S']}_h {m['k']}_h / \sqrt{{{dk}}}",
-                 rf"{n['k']}_h = \left({n['S']}_h\right)^\top {m['q']}_h / \sqrt{{{dk}}}")
+                 rf"{n['k']}_h = \left({n['S']}_h\right)^\top {m['q']}_h / \sqrt{{{dk}}}",
+                 ) + ((rf"{n['q']} = \left[{n['q']}_1 \cdots {n['q']}_{{{h}}}\right] \quad \text{{(the heads joined; "
+                       rf"likewise }} {n['k']}, {n['v']}\text{{)}}",) if h > 1 else ())
         grads = {layer.param("Wo"): rf"{grad_tex(sup('W_o', i))} = \textstyle\sum_{{n,t}} \left({delta}\right)^\top {m['o']}"}
         if layer.opt["bias"]:
             grads[layer.param("bo")] = rf"{grad_tex(sup('b_o', i))} = \textstyle\sum_{{n,t}} {delta}"
@@ -86,7 +88,7 @@ class AttentionText(AttentionExplain):
 
     # ---- check: the mistakes of attention's arithmetic
     def slips(self, layer, ctx):
-        l, (t, d, h, dk), causal = layer.index, self.sizes(layer), layer.opt["causal"]
+        l, (t, _, h, dk), causal = layer.index, self.sizes(layer), layer.opt["causal"]
         q, k, v = (ctx.stages[p][0] for p in "qkv")
         S, A = (self.head_view(layer, ctx.stages[s][0]) for s in ("scores", "weights"))
         r = sympy.sqrt(dk)
@@ -180,7 +182,7 @@ class PosEmbedText:
         i, t, length = layer.index, layer.shape[0], layer.opt["length"]
         rest = rf" \text{{ for }} t \le {t}" + (rf",\ 0 \text{{ for }} t > {t}" if length > t else "")
         return Backward({layer.param("P"): rf"\left({grad_tex(sup('P', i))}\right)_t = \textstyle\sum_n {delta}_t{rest}"},
-                        (delta,), (f"each position's row of $P$ gets that position's gradient, summed over the examples"
+                        (delta,), ("each position's row of $P$ gets that position's gradient, summed over the examples"
                                    + (f"; rows {t + 1} to {length} are unused and get 0" if length > t else "") + ".",))
 
     def explain_backward(self, lm, sheet, wanted):
