@@ -1327,7 +1327,7 @@ def _data(args, limit=None, names=None):
     """X, Y: --data, or the spec's sample; ``names`` receives --data's target names (load_data())."""
     if args.data is None:
         return (np.array([[2.0, 3.0, -1.0]], dtype=DTYPE).reshape(-1, *INPUT),
-                np.array([[1.0]], dtype=DTYPE).reshape(-1, *Y_SHAPES[0]))
+                np.array([[1.0]], dtype=DTYPE))  # (N, *the output's shape), as the spec gives it
     return load_data(args.data, limit=limit, names=names)
 
 
