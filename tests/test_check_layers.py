@@ -238,9 +238,84 @@ def _batch_mean_plant():
            "grad.W4", "the batch mean's 1/N left out", ["sgd.W4"], T)
 
 
+def _sigmoid(u):
+    return 1 / (1 + np.exp(-u))
+
+
+def _gru_swapped(x, P):
+    """A GRU's h over the steps of x with h_t = z ⊙ n + (1 − z) ⊙ h_{t−1}: the two swapped."""
+    k, h, out = P["W_hh2"].shape[1], np.zeros(P["W_hh2"].shape[1]), []
+    for xt in x:
+        gi, gh = P["W_ih2"] @ xt + P["b_ih2"], P["W_hh2"] @ h + P["b_hh2"]
+        r, z = _sigmoid(gi[:k] + gh[:k]), _sigmoid(gi[k:2 * k] + gh[k:2 * k])
+        n = np.tanh(gi[2 * k:] + r * gh[2 * k:])
+        h = z * n + (1 - z) * h
+        out.append(h)
+    return np.array(out)
+
+
+def _lstm_o_for_g(x, P):
+    """An LSTM's g and c over the steps of x with the gate blocks read as i, f, o, g."""
+    k, h, c, gs, cs = P["W_hh2"].shape[1], np.zeros(P["W_hh2"].shape[1]), np.zeros(P["W_hh2"].shape[1]), [], []
+    for xt in x:
+        u = P["W_ih2"] @ xt + P["b_ih2"] + P["W_hh2"] @ h + P["b_hh2"]
+        i, f, o, g = _sigmoid(u[:k]), _sigmoid(u[k:2 * k]), _sigmoid(u[2 * k:3 * k]), np.tanh(u[3 * k:])
+        c = f * c + i * g
+        h = o * np.tanh(c)
+        gs.append(g)
+        cs.append(c)
+    return np.array(gs), np.array(cs)
+
+
+def _sequence_plants():
+    """The recurrent layers' catalogued mistakes, the mistaken numbers from the textbook's BPTT loops."""
+    net = build(*GRAPHS["rnn"])
+    T, P = truth(net), net.parameters
+    h, s, x, own = T["h2"], T["s2"], T["a1"], T["dC/da2"]
+    dh = own.copy()                                              # no gradient from step t + 1
+    ds = dh * (1 - h ** 2)
+    yield ("rnn future gradient dropped", net, {"dC/da2": own, "dC/dh2": dh, "dC/ds2": ds, "grad.W_ih2": ds.T @ x},
+           "dC/dh2", "the gradient from step t + 1 dropped", ["dC/ds2", "grad.W_ih2"], T)
+    ds = T["dC/ds2"]
+    yield ("rnn h_t for h_t-1 in dW_hh", net, {"dC/ds2": ds, "grad.W_hh2": ds.T @ h},
+           "grad.W_hh2", "h_t used in place of h_(t−1)", [], T)
+    wrong = T["dC/dh2"] * (1 - s ** 2)
+    yield ("rnn tanh' from the pre-activation", net, {"dC/dh2": T["dC/dh2"], "dC/ds2": wrong, "grad.b_ih2": wrong.sum(0)},
+           "dC/ds2", "tanh′ written as 1 − s²", ["grad.b_ih2"], T)
+    yield ("rnn gradient of one step", net, {"dC/ds2": ds, "grad.W_ih2": np.outer(ds[-1], x[-1])},
+           "grad.W_ih2", "taken from the last step alone", [], T)
+    net = build(*GRAPHS["gru"])
+    T, P = truth(net), net.parameters
+    h = _gru_swapped(T["a1"], P)                                 # z and 1 − z swapped at every step, carried on
+    yield ("gru z and 1 - z swapped", net, {"h2": h, "z3": h @ P["W3"].T + P["b3"]},
+           "h2", "z and 1 − z swapped", ["z3"], T)
+    net = build(*GRAPHS["lstm"])
+    T, P = truth(net), net.parameters
+    k = T["h2"].shape[1]
+    g, c = _lstm_o_for_g(T["a1"], P)                              # the o block read as g (i, f, o, g): step 1's
+    step1 = {f"{q}[1][{j + 1}]": v[0, j] for q, v in (("g2", g), ("c2", c)) for j in range(k)}
+    yield ("lstm gates in another order", net, step1, "g2", "the gates g and o in another order", ["c2"], T)
+    db = T["grad.b_ih2"].copy()
+    db[:k] = T["dC/di2"].sum(0)                                   # ∂i/∂b taken as 1: σ′ left out
+    yield ("lstm sigmoid derivative left out", net, {"dC/di2": T["dC/di2"], "grad.b_ih2": db},
+           "grad.b_ih2", "the sigmoid derivative of gate i left out", [], T)
+
+
+def _embedding_plant():
+    net = build(*GRAPHS["embedding"])                    # the first id repeated at the last position
+    T, P = truth(net), net.parameters
+    ids, grad = net.x[0].astype(int), np.zeros_like(P["E1"])
+    for t, v in enumerate(ids):
+        grad[v] = T["dC/da1"][t]                         # assigned: a repeated id keeps its last position's
+    assert ids[0] == ids[-1]
+    yield ("embedding repeated id overwritten", net, {"dC/da1": T["dC/da1"], "grad.E1": grad},
+           "grad.E1", "a repeated id's row overwritten instead of summed", [], T)
+
+
 def _plants():
     for case in [*_conv_plants(None), *_conv_plants(2), *_pool_plants(None), *_pool_plants(2), *_norm_plants(),
-                 *_dropout_add_plants(None), *_dropout_add_plants(2), *_batch_mean_plant()]:
+                 *_dropout_add_plants(None), *_dropout_add_plants(2), *_batch_mean_plant(), *_sequence_plants(),
+                 *_embedding_plant()]:
         yield pytest.param(*case[1:], id=case[0] + (" (batch)" if case[1].batched else ""))
 
 

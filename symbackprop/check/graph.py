@@ -151,12 +151,12 @@ class CheckGraph:
 
     def _forward(self):
         for lm in self.model.layers:
-            for stage in lm.stages:
-                for n in self.examples(stage.per_example):
-                    for idx, s in np.ndenumerate(stage.symbols):
-                        self.add(self.sym(s, n), self.ren(stage.defs[idx], n), stage.name, stage.quantity,
-                                  self.index(idx, stage.per_example, n), layer=lm, stage=stage.name, element=idx,
-                                  example=n, model_symbol=s)
+            for stage, group in lm.element_groups():    # in the order of computation (a recurrence step by step)
+                for n, idx in ((n, idx) for n in self.examples(stage.per_example) for idx in group):
+                    s = stage.symbols[idx]
+                    self.add(self.sym(s, n), self.ren(stage.defs[idx], n), stage.name, stage.quantity,
+                             self.index(idx, stage.per_example, n), layer=lm, stage=stage.name, element=idx,
+                             example=n, model_symbol=s)
         self.loss = sympy.Symbol("C", real=True)
         loss = self.model.loss_def
         if self.renamed:

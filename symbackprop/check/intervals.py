@@ -374,6 +374,14 @@ def _compile(expr):
     if expr.func in FUNCTIONS:
         fn, arg = FUNCTIONS[expr.func], _compile(expr.args[0])
         return lambda env: fn(arg(env))
+    if expr.func.__name__ == "Indicator":         # [x = v] of an id: data, an exact point
+        arg, v = _compile(expr.args[0]), float(expr.args[1])
+        def indicator(env):
+            x = arg(env)
+            if x.lo == x.hi:
+                return Interval.point(1.0 if x.lo == v else 0.0)
+            return Interval(0.0, 1.0) if x.lo <= v <= x.hi else Interval.point(0.0)
+        return indicator
     raise ValueError(f"no interval rule for {expr.func.__name__}")
 
 

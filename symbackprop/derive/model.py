@@ -72,6 +72,18 @@ class LayerModel:
     def stage(self, name: str) -> Stage | None:
         return next((s for s in self.stages if s.name == name), None)
 
+    def element_groups(self) -> list[tuple[Stage, list]]:
+        """(stage, its element indices) in the order of computation: a whole stage at a time, but a
+        recurrence's stages step by step (see :meth:`chunks`)."""
+        out, stepped = [], [st for st in self.stages if st.stepped]
+        for st in self.stages:
+            if not st.stepped:
+                out.append((st, list(np.ndindex(*st.symbols.shape))))
+            elif st is stepped[0]:
+                out += [(s, [idx for idx in np.ndindex(*s.symbols.shape) if idx[1] == t])
+                        for t in range(st.symbols.shape[1]) for s in stepped]
+        return out
+
     def chunks(self) -> list[tuple[Stage, np.ndarray, np.ndarray]]:
         """(stage, symbols, definitions) in the order of computation: a whole stage at a time, but
         the stages filled step by step (a recurrent layer's) interleaved by step — every stage's row

@@ -389,8 +389,8 @@ def param_tex(name: str) -> str:
     """A parameter's or mask's LaTeX name: ``W2`` -> ``W^{(2)}``, ``gamma2`` -> ``\\gamma^{(2)}``."""
     head = name.rstrip("0123456789")
     base = {"gamma": r"\gamma", "beta": r"\beta"}.get(head, head)
-    if "_" in base:                  # a recurrent layer's W_ih, b_hh: W_{ih}
-        base = base.replace("_", "_{", 1) + "}"
+    if "_" in base:                  # a recurrent layer's W_ih, b_hh: {W_{ih}}, a group an element's index can follow
+        base = "{" + base.replace("_", "_{", 1) + "}}"
     return f"{base}^{{({name[len(head):]})}}"
 
 

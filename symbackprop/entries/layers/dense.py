@@ -9,7 +9,8 @@ import sympy
 
 from ..arrayops import ColSum, Dot, Kernel, T
 from ...writers.document import Display, Para
-from .base import Backward, Field, LayerError, LayerKind, kernel, positive_int, shape_text
+from . import sequence_text
+from .base import Backward, Field, LayerError, LayerKind, kernel, positive_int, rule_and_tables, shape_text
 
 PAIRWISE_MAX = 16   # slips pairing two rows or two inputs are tried in layers up to this size
 SUMS_WRITTEN = 16   # neurons whose weighted sums a worked example writes out (the first 3 past this)
@@ -116,6 +117,8 @@ class Dense(LayerKind):
         return [(Dot(delta, params["W"]), tex.inputs[0]) if need[0] else None]
 
     def explain_forward(self, lm, sheet):
+        if lm.layer.sequence:
+            return sequence_text.dense_forward(lm, sheet)
         l, n, prev = lm.index, sheet.n, sheet.input_tex(lm)
         W, b = sheet.param(f"W{l}"), sheet.param(f"b{l}")
         x, z = sheet.inputs(lm)[0], sheet.stage(lm, "z")[0]
@@ -130,6 +133,8 @@ class Dense(LayerKind):
     def explain_backward(self, lm, sheet, wanted):
         if not wanted:
             return []
+        if lm.layer.sequence:
+            return sequence_text.parameter_sums(lm, sheet, wanted)
         l, n, prev = lm.index, sheet.n, sheet.input_tex(lm)
         out = [Para(f"Since $z^{{({l})}}_j = \\sum_k W^{{({l})}}_{{j,k}} {prev}_k + b^{{({l})}}_j$, "
                     f"$\\partial z^{{({l})}}_j / \\partial W^{{({l})}}_{{j,k}} = {prev}_k$ and "
@@ -152,6 +157,8 @@ class Dense(LayerKind):
         return out
 
     def explain_input_gradient(self, lm, sheet, k, part=None):
+        if lm.layer.sequence:
+            return rule_and_tables(self, lm, sheet, k, part)
         l, src, n_out = lm.index, lm.layer.sources[0], lm.layer.shape[0]
         prev = sheet.input_tex(lm)
         out = [Para(f"Each ${prev}_k$ feeds every $z^{{({l})}}_j = \\sum_k W^{{({l})}}_{{j,k}} {prev}_k + b^{{({l})}}_j$, so "

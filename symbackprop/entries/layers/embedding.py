@@ -12,6 +12,7 @@ import sympy
 
 from ..arrayops import Indicator, Kernel
 from ...writers.document import Display, Para
+from . import sequence_text
 from .base import Backward, Field, LayerError, LayerKind, kernel, positive_int, shape_text
 
 
@@ -113,8 +114,29 @@ class Embedding(LayerKind):
                         (rf"A repeated id adds its positions' gradients into its row (a scatter-add); a row no id reads gets 0.",))
 
     def explain_forward(self, lm, sheet):
+        ids = sheet.inputs(lm)[0].astype(int).ravel()
         return [Display((self.latex_forward(lm.layer, sheet.out_tex(lm), [sheet.input_tex(lm)]),)),
-                Para("Each id picks its row of the table.")]
+                Para(f"Each id picks its row of the table (row v + 1 for id v): example 1's ids "
+                     f"{', '.join(map(str, ids))} give the rows below.")]
+
+    def slips(self, layer, ctx):
+        """A repeated id's row gradient overwritten instead of added (``E_grad[x_t] = δ_t`` in a loop):
+        only each id's last position counts — as if the earlier ones read E as a constant."""
+        from .base import Slip
+        x, E = ctx.inputs[0], ctx.params["E"]
+        if x.ndim == 0:
+            return []
+        T, (V, D) = x.shape[0], E.shape
+
+        def defs():
+            later = lambda t, v: sympy.Mul(*[1 - Indicator(x[u], v) for u in range(t + 1, T)])  # noqa: E731
+            return {ctx.out: {(t, d): sympy.Add(*[Indicator(x[t], v) * later(t, v) * E[v, d] for v in range(V)])
+                              for t in range(T) for d in range(D)}}
+        what = f"a repeated id's row overwritten instead of summed in ∂C/∂E{layer.index} (only its last position kept)"
+        return [Slip({"params": (16, what)}, defs)]
+
+    def explain_backward(self, lm, sheet, wanted):
+        return sequence_text.embedding_backward(lm, sheet, wanted)
 
 
 EMBEDDING = Embedding()

@@ -5,12 +5,14 @@ mistakes, each a rewrite of the entry's own definitions. Mixed into
 import numpy as np
 import sympy
 
-from .base import Backward, Slip
+from . import sequence_text
+from .base import Backward, Slip, param_tex
+
+STAGES = {"rnn": ("s", "h"), "lstm": ("i", "f", "g", "o", "c", "h"), "gru": ("r", "z", "n", "h")}
 
 
 def _p(name: str, l: int) -> str:
-    head, _, tail = name.partition("_")
-    return f"{head}_{{{tail}}}^{{({l})}}"
+    return param_tex(f"{name}{l}")
 
 
 def _grad(name: str, l: int) -> str:
@@ -21,19 +23,23 @@ class RecurrentText:
     # ---- forward
     def latex_step(self, layer, x: str) -> str:
         """The forward rule of one step, for the kernel's statement (h_0 = 0, c_0 = 0)."""
+        return r",\ ".join(self.latex_step_lines(layer, x))
+
+    def latex_step_lines(self, layer, x: str) -> list[str]:
+        """The forward rule of one step as its equations, each short enough for a line."""
         l = layer.index
         W_ih, W_hh, b_ih, b_hh = (_p(n, l) for n in ("W_ih", "W_hh", "b_ih", "b_hh"))
         lin = rf"{W_ih} {x}_t + {b_ih} + {W_hh} h^{{({l})}}_{{t-1}} + {b_hh}"
         if self.name == "rnn":
             f = r"\tanh" if layer.opt["nonlinearity"] == "tanh" else r"\operatorname{relu}"
-            return rf"h^{{({l})}}_t = {f}\left(s^{{({l})}}_t\right),\ s^{{({l})}}_t = {lin},\ h^{{({l})}}_0 = 0"
+            return [rf"s^{{({l})}}_t = {lin}", rf"h^{{({l})}}_t = {f}\left(s^{{({l})}}_t\right),\ h^{{({l})}}_0 = 0"]
         if self.name == "lstm":
-            return (rf"\begin{{pmatrix}} i_t \\ f_t \\ g_t \\ o_t \end{{pmatrix}} = \begin{{pmatrix}} \sigma \\ \sigma \\ "
-                    rf"\tanh \\ \sigma \end{{pmatrix}}\left({lin}\right),\ c_t = f_t \odot c_{{t-1}} + i_t \odot g_t,\ "
-                    rf"h^{{({l})}}_t = o_t \odot \tanh c_t")
-        return (rf"\begin{{pmatrix}} r_t \\ z_t \end{{pmatrix}} = \sigma\left({lin}\right)_{{r,z}},\ "
-                rf"n_t = \tanh\left((W_{{ih}} {x}_t + b_{{ih}})_n + r_t \odot (W_{{hh}} h_{{t-1}} + b_{{hh}})_n\right),\ "
-                rf"h^{{({l})}}_t = (1 - z_t) \odot n_t + z_t \odot h^{{({l})}}_{{t-1}}")
+            return [rf"\begin{{pmatrix}} i_t \\ f_t \\ g_t \\ o_t \end{{pmatrix}} = \begin{{pmatrix}} \sigma \\ \sigma \\ "
+                    rf"\tanh \\ \sigma \end{{pmatrix}}\left({lin}\right)",
+                    rf"c_t = f_t \odot c_{{t-1}} + i_t \odot g_t,\ h^{{({l})}}_t = o_t \odot \tanh c_t,\ h_0 = c_0 = 0"]
+        return [rf"\begin{{pmatrix}} r_t \\ z_t \end{{pmatrix}} = \sigma\left({lin}\right)_{{r,z}}",
+                rf"n_t = \tanh\left((W_{{ih}} {x}_t + b_{{ih}})_n + r_t \odot (W_{{hh}} h_{{t-1}} + b_{{hh}})_n\right)",
+                rf"h^{{({l})}}_t = (1 - z_t) \odot n_t + z_t \odot h^{{({l})}}_{{t-1}},\ h_0 = 0"]
 
     def latex_forward(self, layer, out, ins):
         step = self.latex_step(layer, ins[0])
@@ -79,34 +85,94 @@ class RecurrentText:
                  "W_hh's pairs δ_t with h_{t−1} (h_0 = 0 adds nothing).")
         return Backward(grads, (rf"\left({_p('W_ih', l)}\right)^\top {di}",), notes)
 
+    # ---- explain
+    def explain_forward(self, lm, sheet):
+        from ...writers.document import Display
+        l, out = lm.index, sheet.out_tex(lm)
+        seq = rf"h^{{({l})}}_T" if lm.layer.opt["return"] == "last" else rf"(h^{{({l})}}_1, \dots, h^{{({l})}}_T)"
+        rule = Display((*self.latex_step_lines(lm.layer, sheet.input_tex(lm)), f"{out} = {seq}"))
+        return [rule] + sequence_text.forward_steps(lm, sheet, STAGES[self.name],
+                                                    "Step by step from $h_0 = 0$" + (", $c_0 = 0$" if self.name == "lstm" else "")
+                                                    + ": each step reads the previous step's values by their names.")
+
+    def explain_backward(self, lm, sheet, wanted):
+        l = lm.index
+        intro = (f"From the last step back. $\\partial C/\\partial h^{{({l})}}_t$ has two parts: the gradient from step "
+                 f"$t$'s own output, and the one from step $t + 1$, which reads $h_t$ through $W_{{hh}}$"
+                 + (" (and, for the GRU, directly through $z_{t+1} \\odot h_t$)" if self.name == "gru" else "")
+                 + (" — the last step has only the first"
+                    + ('; with return = "last" the other steps have only the second' if lm.layer.opt["return"] == "last" else "")
+                    + ".")
+                 + (" The cell's gradient likewise adds $\\partial C/\\partial c_{t+1} \\odot f_{t+1}$."
+                    if self.name == "lstm" else ""))
+        names = tuple(reversed(STAGES[self.name]))
+        return sequence_text.backward_steps(lm, sheet, wanted, names, intro)
+
     # ---- check: the catalogued mistakes, rewrites of the entry's own definitions
     def slips(self, layer, ctx):
-        out = [self._dropped_future(layer, ctx)]
-        if self.name == "rnn" and layer.opt["nonlinearity"] == "tanh":
-            out.append(self._tanh_slip(layer, ctx, ctx.stages["s"][0]))
+        l = layer.index
+        out = [self._one_step(layer, ctx)]
+        if self.name == "rnn":        # its pre-activation s is staged: the recurrence's rewrites stay linear
+            out.append(self._dropped_future(layer, ctx))
+            (s, s_defs), h = ctx.stages["s"], ctx.stages["h"][0]
+            what = f"h_t used in place of h_(t−1) in ∂C/∂W_hh (layer {l})"
+            W_hh = ctx.params["W_hh"]
+            own = {(t, j): sympy.Add(*[a for a in sympy.Add.make_args(d) if not a.has(*W_hh.ravel())],
+                                     *[W_hh[j, m] * h[t, m] for m in range(h.shape[1])])
+                   for (t, j), d in np.ndenumerate(s_defs)}
+            out.append(Slip({"params": (19, what)}, lambda own=own: {"s": own}, generic=True))
+            if layer.opt["nonlinearity"] == "tanh":
+                what = f"tanh′ written as 1 − s² (the pre-activation squared, not h²) in layer {l}"
+                out.append(Slip({"inputs": (21, what), "params": (21, what)},
+                                lambda: {"h": {idx: s[idx] - s[idx] ** 3 / 3 for idx in np.ndindex(*s.shape)}}))
+        if self.name == "lstm":
+            swap = self._permuted(ctx, (0, 1, 3, 2))
+            out.append(ctx.slip({"forward": (23, f"the gates g and o in another order (i, f, o, g) in layer {l}; "
+                                                 "PyTorch stacks i, f, g, o")}, params=swap, stages=("g", "o", "c", "h")))
         if self.name == "gru":
-            out.append(Slip({"inputs": (22, f"the GRU's z and 1 − z swapped in layer {layer.index}"),
-                             "params": (22, f"the GRU's z and 1 − z swapped in layer {layer.index}")},
-                            lambda: {"h": self._gru_swapped(ctx)}))
+            what = f"the GRU's z and 1 − z swapped in layer {l}"
+            out.append(Slip({"forward": (22, what), "inputs": (22, what)}, lambda: {"h": self._gru_swapped(ctx)}))
+        for gate in {"lstm": ("i", "f", "o"), "gru": ("r", "z")}.get(self.name, ()):
+            out.append(self._no_sigmoid(layer, ctx, gate))
         return out
 
     def _dropped_future(self, layer, ctx) -> Slip:
-        """The gradient from step t + 1 dropped: each step's h_{t−1} taken as a constant."""
+        """The gradient from step t + 1 dropped: the definitions of step t + 1 read h_t as a
+        constant, so ∂C/∂h_t keeps only its own output's part."""
         hs = ctx.stages["h"][0]
 
         def defs():
-            found = {}
             frozen = {h: sympy.Symbol(f"{h.name}_const", real=True) for h in hs.ravel()}
-            for name, (symbols, definitions) in ctx.stages.items():
-                found[name] = {idx: d.xreplace(frozen) for idx, d in np.ndenumerate(definitions)}
-            return found
-        what = f"the gradient from step t + 1 dropped (δh_t from its own output only) in layer {layer.index}"
-        return Slip({"inputs": (18, what), "params": (18, what)}, defs)
+            return {"s": {idx: d.xreplace(frozen) for idx, d in np.ndenumerate(ctx.stages["s"][1])}}
+        what = f"the gradient from step t + 1 dropped (∂C/∂h_t from its own output only) in layer {layer.index}"
+        return Slip({"inputs": (18, what)}, defs)
 
-    def _tanh_slip(self, layer, ctx, s) -> Slip:
-        what = f"tanh′ written as 1 − s² (the pre-activation squared, not h²) in layer {layer.index}"
-        return Slip({"inputs": (21, what), "params": (21, what)},
-                    lambda: {"h": {idx: s[idx] - s[idx] ** 3 / 3 for idx in np.ndindex(*s.shape)}})
+    def _one_step(self, layer, ctx) -> Slip:
+        """A shared weight's gradient taken from the last step alone (assigned in the loop over the
+        steps, not added): the steps before it read the parameters as constants."""
+        frozen = {p: sympy.Symbol(f"{p.name}_const", real=True)
+                  for arr in ctx.params.values() for p in arr.ravel()}
+        T = ctx.stages["h"][0].shape[0]
+
+        def defs():
+            return {name: {idx: d.xreplace(frozen) for idx, d in np.ndenumerate(definitions) if idx[0] < T - 1}
+                    for name, (symbols, definitions) in ctx.stages.items() if name != "h" or self.name == "gru"}
+        what = f"the shared weights' gradients taken from the last step alone (assigned, not summed over the steps) in layer {layer.index}"
+        return Slip({"params": (17, what)}, defs)
+
+    def _no_sigmoid(self, layer, ctx, gate) -> Slip:
+        """Gate ``gate``'s σ′ left out: its definition σ(u) read as u."""
+        symbols, definitions = ctx.stages[gate]
+
+        def defs():
+            return {gate: {idx: sequence_text._squashed(d)[1] for idx, d in np.ndenumerate(definitions)}}
+        what = f"the sigmoid derivative of gate {gate} left out in layer {layer.index}"
+        return Slip({"inputs": (24, what), "params": (24, what)}, defs)
+
+    def _permuted(self, ctx, order) -> dict:
+        k = ctx.params["W_hh"].shape[1]
+        rows = [r for block in order for r in range(block * k, (block + 1) * k)]
+        return {name: ctx.params[name][rows] for name in ("W_ih", "W_hh", "b_ih", "b_hh")}
 
     def _gru_swapped(self, ctx) -> dict:
         z, n, h = ctx.stages["z"][0], ctx.stages["n"][0], ctx.stages["h"][0]

@@ -82,7 +82,11 @@ def incoming(work, lm) -> list:
     sheet, l, a = work.before, lm.index, lm.stage("a")
     steps = [sheet.steps[("dC/da", s)] for s in a.symbols[0, ...].ravel()]
     if l == work.L:
-        return [Para(f"$\\partial C/\\partial a$ comes from the loss, $C = {sheet.sym(_first_loss(work))}$:")] \
+        shape = work.net.output_shape
+        loss = (sheet.sym(_first_loss(work)) if len(shape) == 1 else      # a sequence's: the mean of its steps' losses
+                rf"\frac{{{sympy.latex(sympy.Rational(str(work.net.target_weight)))}}}{{{shape[0]}}} \sum_{{t=1}}^{{{shape[0]}}} C_t,\ "
+                rf"C_t = {sympy.latex(work.net.loss.formula()).replace('{a}_{j}', 'a_{t,j}').replace('{y}_{j}', 'y_{t,j}')}")
+        return [Para(f"$\\partial C/\\partial a$ comes from the loss, $C = {loss}$:")] \
             + sheet.steps_display(steps)
     readers = work.consumers(l)
     if len(readers) == 1:
@@ -115,7 +119,7 @@ def _first_loss(work):
     model = work.model
     if model.examples == 1:
         return model.loss_def
-    return work.net.loss.total(list(model.output_array[0]), list(model.Y[0]))
+    return work.net.example_loss(model.output_array[0], model.Y[0])
 
 
 def activation(work, lm) -> list:
@@ -146,7 +150,7 @@ def activation(work, lm) -> list:
                                 sheet.array(sheet.step_symbols(z, "da/dz")), None)
     if not act.elementwise:
         out.append(Para(f"Each output of {act.name} depends on every $z^{{({l})}}_i$ "
-                        f"(${sheet.names[lm.stage('a').symbols[0][0]]} = {sheet.model.latex(lm.stage('a').defs[0][0])}$, "
+                        f"(${sheet.names[lm.stage('a').symbols[0].ravel()[0]]} = {sheet.model.latex(lm.stage('a').defs[0].ravel()[0])}$, "
                         f"...), so the error signal $\\delta^{{({l})}}_i$ sums over the outputs $j$; SymPy's derivative "
                         f"$\\partial a^{{({l})}}_j / \\partial z^{{({l})}}_i$ equals "
                         f"$a^{{({l})}}_j ([i = j] - a^{{({l})}}_i)$:"))

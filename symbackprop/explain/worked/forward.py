@@ -1,5 +1,6 @@
 """The forward pass of a worked example (before the step and after it) and the loss: layer by
 layer, the entry's own part (``explain_forward``), then the activation and the layer's values."""
+import numpy as np
 import sympy
 
 from ...writers.document import Display, Heading, Para, Table
@@ -40,9 +41,11 @@ def activation(work, sheet, lm) -> list:
         return [Para(f"No activation: $a^{{({l})}} = z^{{({l})}}$.")]
     z, a = lm.stage("z"), lm.stage("a")
     if not act.elementwise:
+        row = a.symbols[0].shape[-1]          # a sequence's: each step's row, the first written out
         lines = [f"{sheet.names[s]} &= {sheet.model.latex(d)} = {sheet.plug(d, 0, wrap=False)} {n.eq(sheet.val(s))}"
-                 for s, d in zip(a.symbols[0], a.defs[0])]
-        return [Para(f"Then the activation ({act.name}), on the whole layer:"), Display(tuple(lines))]
+                 for s, d in zip(a.symbols[0].ravel()[:row], a.defs[0].ravel()[:row])]
+        where = "over each step's row (the first step written out)" if layer.sequence else "on the whole layer"
+        return [Para(f"Then the activation ({act.name}), {where}:"), Display(tuple(lines))]
     pairs = list(zip(a.symbols[0, ...].ravel(), z.symbols[0, ...].ravel()))
     shown = pairs if len(pairs) <= WRITE_ALL else pairs[:1]
     lines = [f"{sheet.names[s]} &= {act.latex}({sheet.names[t]}) = {act.latex}({n.tex(sheet.val(t))}) {n.eq(sheet.val(s))}"
@@ -58,7 +61,7 @@ def values(work, sheet, lm) -> list:
     """The layer's values: for a vector layer with a batch (or a long vector), one table of z and a
     per example; for arrays, a table per channel of each."""
     layer, l = lm.layer, lm.index
-    names = [name for name in ("z", "a") if lm.stage(name) is not None]
+    names = ["z", "a"] if layer.has_z else ["a"]      # (a GRU's stage z is its update gate, tabulated with the gates)
     if layer.has_z and layer.activation.name == "identity" and not work.net.is_stack:
         names = ["z"]
     if len(layer.shape) == 1:
@@ -100,16 +103,23 @@ def loss(work, sheet, name: str) -> list:
     if name == "C":
         out.append(Para(f"The loss is `{loss_.name}`: $C = {sympy.latex(loss_.formula())}$, where $a_j$ is "
                         f"output $a^{{({work.L})}}_j$, $y_j$ its target and $n = {net.output_size}$."
+                        + (f" On a sequence it is taken on each step's row and averaged over the "
+                           f"{len(net.output_shape) and net.output_shape[0]} steps, as F.cross_entropy on the "
+                           "(N·T, V) rows" + (f", the steps whose target is ignore_index {net.ignore_index} left out "
+                                              f"(each example's mean scaled by {net.target_weight}, the batch's steps "
+                                              "over the ones kept)" if net.ignore_index is not None else "") + "."
+                           if len(net.output_shape) > 1 else "")
+                        + (" The targets are class indices: $y$ is their one-hot rows." if net.targets is not None else "")
                         + (" It is computed for each example $i$ as $C_i$; $C$ is their mean." if work.N > 1 else "")))
     head = name if work.N == 1 else (name + "_1" if name == "C" else r"C_{\text{new},1}")
     first = _per_example_losses(work)[0]
     out.append(Display((f"{head} &= {sheet.sym(first)}", f"&= {sheet.plug(first, 0)}", f"&{n.eq(per[0])}")))
     if work.N > 1:
         shown = range(min(work.N, EXAMPLES_SHOWN))
-        rows = tuple((str(i + 1),) + tuple(f"${n.tex(sheet.val(sheet.at(out_syms, i, (j,)), i))}$"
-                                           for j in range(net.output_size)) + (f"${n.tex(per[i])}$",) for i in shown)
-        header = (sheet.example_head,) + tuple(f"${sheet.column_name(out_syms, (j,))}$"
-                                               for j in range(net.output_size)) + ("$C_i$",)
+        cols = list(np.ndindex(*net.output_shape))[:12]        # a sequence's first steps
+        rows = tuple((str(i + 1),) + tuple(f"${n.tex(sheet.val(sheet.at(out_syms, i, j), i))}$"
+                                           for j in cols) + (f"${n.tex(per[i])}$",) for i in shown)
+        header = (sheet.example_head,) + tuple(f"${sheet.column_name(out_syms, j)}$" for j in cols) + ("$C_i$",)
         out.append(Table(header, rows))
         if work.N > len(shown):
             out.append(Para(f"(examples {len(shown) + 1} to {work.N} not shown)"))
@@ -126,7 +136,7 @@ def _per_example_losses(work) -> list:
     model = work.model
     if model.examples == 1:
         return [model.loss_def] * work.N
-    return [work.net.loss.total(list(model.output_array[i]), list(model.Y[i])) for i in range(model.examples)]
+    return [work.net.example_loss(model.output_array[i], model.Y[i]) for i in range(model.examples)]
 
 
 def named_function(act) -> bool:
