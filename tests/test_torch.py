@@ -32,7 +32,7 @@ def arrays(net):
     """The spec's parameters and sample as float64 arrays in the network's shapes."""
     params = {k: np.asarray(v, dtype=np.float64) for k, v in net.parameters.items()}
     X = np.asarray(net.x, dtype=np.float64).reshape(-1, *net.input)
-    return params, X, np.asarray(net.y, dtype=np.float64).reshape(len(X), -1)
+    return params, X, np.asarray(net.y, dtype=np.float64).reshape(len(X), *net.output_shape)
 
 
 def compare(net, seed=0, directions=1):

@@ -74,6 +74,7 @@ import sympy
 from ..entries.arrayops import Clip, Kernel, Softmax, Total
 from ..entries.layers import kernel_sources
 from ..entries.layers.base import param_tex
+from ..entries.layers.targets import read_targets   # class-index targets: one-hot rows
 from ..derive.matrix import MatrixDerivation, derive_matrix, softmax_jvp
 from .inplace import inplace_code
 from .printing import BACKENDS, code
@@ -131,10 +132,10 @@ class Program:
     running: tuple[str, ...]     # the running statistics predict reads
     statements: tuple[Statement, ...] = ()  # every statement built, in order: what printing walks
     min_batch: int = 1           # batch norm needs 2 values per channel
-    out_shape: tuple = ()        # one example's output: (n_out,), or (T, n_out) for a sequence
-    targets: tuple = ()          # the shapes one example's Y may have: the output's, and for class indices its less the last axis
-    ids: bool = False            # X holds integer ids (an embedding reads them)
-    steps: bool = False          # some arrays are sequences (N, T, D), never stored batch-last as images are
+    out_shape: tuple = ()        # one example's output: (n_out,), or (T, n_out) for a sequence; targets: the shapes
+    targets: tuple = ()          # one example's Y may have (the output's; for class indices, less its last axis)
+    ids: bool = False            # X holds integer ids (an embedding reads them); steps: some arrays are sequences
+    steps: bool = False          # (N, T, D), never stored batch-last as images are
     # filled in by print_program, for one backend:
     backend: str = ""            # "numpy" or "torch"; "" while the statements hold expressions only
     buffers: dict = field(default_factory=dict)  # workspace array name -> its shape as code, e.g. "(N, 128)"
@@ -275,12 +276,7 @@ def _program(network: Network, md: MatrixDerivation) -> Program:
     b.section = "loss"
     loss_start = len(b.statements)
     term = md.loss_term
-    Yv, targets = Y, (network.output_shape,)
-    if _class_targets(network):         # class indices (or one-hot rows) -> rows scaled by N·P/M
-        ignore = () if network.ignore_index is None else (network.ignore_index,)
-        targets += (network.output_shape[:-1],)
-        Yv = b.add("Yt", Kernel("class_targets", Y, network.output_size, ignore, len(network.output_shape) + 1),
-                   r"Y_t = \operatorname{onehot}(Y)" + (r" \cdot \frac{NP}{M}" if ignore else ""), None)
+    Yv, targets = read_targets(network, b, Y)       # class indices -> one-hot rows, where the network takes them
     if md.output.kind == "fused":
         out_value = form_L.expr.xreplace({Z_: zL}) if form_L.elementwise else Softmax(zL)
         per_output = term.xreplace({A_: out_value, Y_: Yv})
@@ -363,15 +359,7 @@ def _program(network: Network, md: MatrixDerivation) -> Program:
         running=tuple(dict.fromkeys(b.reads)), statements=tuple(b.statements),
         min_batch=2 if any(layer.kind.couples_batch for layer in graph) else 1,
         out_shape=network.output_shape, targets=targets, ids=network.reads_ids,
-        steps=any(layer.sequence or any(len(shape) == 2 for shape in layer.in_shapes) and layer.kind.sequence_input
-                  for layer in graph))
-
-
-def _class_targets(network: Network) -> bool:
-    """Whether the compiled functions take class indices for Y (and read Y through class_targets):
-    cross-entropy on a sequence network (ids in, or a per-step output), or with ignore_index."""
-    return network.loss.name == "cross_entropy" and (
-        network.reads_ids or len(network.output_shape) > 1 or network.ignore_index is not None)
+        steps=any(layer.sequence or layer.kind.sequence_input for layer in graph))
 
 
 def _needed(statements: list[Statement], wanted: set[str]) -> tuple[Statement, ...]:
@@ -498,8 +486,7 @@ class CompiledNetwork:
 
 @functools.lru_cache(maxsize=256)
 def _compiled(key, dtype_name: str, backend: str = "numpy") -> CompiledNetwork:
-    net = Network(*key[:3], ignore_index=key[3])
-    program = array_program(net, backend)
+    program = array_program(Network(*key[:3], ignore_index=key[3]), backend)
     source = render_source(program, dtype_name, backend)
     digest = hashlib.sha1(source.encode()).hexdigest()[:12]
     filename = f"<symbackprop-compiled-{digest}>"

@@ -34,11 +34,12 @@ def plain(label: str, stages: dict | None = None) -> str:
     a stage's LaTeX base by its name in outputs and hand files (``stages``: LaTeX base -> name,
     default batch norm's): ``\hat{x}^{(2)}_{1,1}`` -> ``xhat2[1,1]``, ``\mu^{(2)}_{1}`` -> ``mean2[1]``.
 
-    >>> plain(r"\frac{\partial C}{\partial \mathrm{var}^{(2)}_{1}}")
-    'dC/dvar2[1]'
+    >>> plain(r"\frac{\partial C}{\partial \mathrm{var}^{(2)}_{1}}"), plain(r"{W_{hh}}^{(2)}_{1,2}")
+    ('dC/dvar2[1]', 'W_hh2[1,2]')
     """
     for tex, name in (STAGE_NAMES if stages is None else stages).items():
         label = label.replace(tex + "^{(", name + "^{(")
+    label = re.sub(r"\{([A-Za-z]+)_\{([a-z]+)\}\}\^", r"\1_\2^", label)   # a recurrent layer's {W_{hh}}^{(2)}: W_hh2
     text = re.sub(r"\^\{\((\d+)\)\}_\{([\d,]+)\}", r"\1[\2]", label)
     text = re.sub(r"\^\{\((\d+)\)\}", r"\1", text)
     text = re.sub(r"_\{([\d,]+)\}", r"[\1]", text)

@@ -103,6 +103,13 @@ class Network:
         return self.graph[0].kind.reads_ids
 
     @property
+    def class_indices(self) -> bool:
+        """Whether the compiled functions take class indices for Y (one-hot rows still work):
+        cross-entropy on a sequence network (ids in, or a per-step output), or with ignore_index."""
+        return self.loss.name == "cross_entropy" and (
+            self.reads_ids or len(self.output_shape) > 1 or self.ignore_index is not None)
+
+    @property
     def target_weight(self) -> Fraction:
         """r = N·P / M: what each example's mean over its P steps is scaled by so that the batch mean
         is over the M steps that count (1 unless ``ignore_index`` leaves some out)."""

@@ -49,14 +49,15 @@ def forward_steps(lm, sheet, names, intro) -> list:
     from ...writers.document import Display, Para
     stages = [lm.stage(name) for name in names]
     T, k = stages[-1].symbols.shape[1], stages[-1].symbols.shape[2]
-    out = [Para(intro + " Here $u$ is a gate's pre-activation, its row of the rule above.")]
+    gates = "s" not in names
+    out = [Para(intro + (" Here $u$ is a gate's pre-activation, its row of the rule above." if gates else ""))]
     for t in _steps(T):
         lines = []
         for st in stages:
             width = st.symbols.shape[2]
             for j in _units(width):
                 lines += stage_lines(sheet, st.symbols[0, t, j], st.defs[0, t, j])
-        out += [Para(f"Step {t + 1}" + (f" (h_{t} = 0)" if t == 0 else f", reading step {t}'s values by name:")),
+        out += [Para(f"Step {t + 1}" + (" ($h_0 = 0$):" if t == 0 else f", reading step {t}'s values by name:")),
                 Display(tuple(lines))]
     if T > len(_steps(T)) or k > len(_units(k)):
         out.append(Para(f"The other steps and units the same way; the tables give every value."))

@@ -9,7 +9,10 @@ over the M kept ones (r = 1 when none is ignored). Its torch twin is in ``torch_
 """
 import numpy as np
 
+from ..arrayops import Kernel
 from .base import kernel
+
+LOSS_KERNELS = ("class_targets",)     # the kernels the loss's statements call (the layers name their own)
 
 
 @kernel(view=True)
@@ -34,3 +37,15 @@ def class_targets(Y, V, ignore, ndim):
     np.put_along_axis(out, np.where(kept, index, 0)[..., None], 1, axis=-1)
     out *= kept[..., None] * (Y.size / count)
     return out
+
+
+def read_targets(network, b, Y) -> tuple:
+    """(the array the loss reads as its targets, the shapes one example's Y may have): Y itself, or
+    for a network taking class indices (``Network.class_indices``) the statement ``Yt`` that makes
+    them one-hot rows scaled by N·P/M (``b`` is the compiled program's builder)."""
+    if not network.class_indices:
+        return Y, (network.output_shape,)
+    ignore = (network.ignore_index,) if network.ignore_index is not None else ()
+    Yt = b.add("Yt", Kernel("class_targets", Y, network.output_size, ignore, len(network.output_shape) + 1),
+               r"Y_t = \operatorname{onehot}(Y)" + (r" \cdot \frac{NP}{M}" if ignore else ""), None)
+    return Yt, (network.output_shape, network.output_shape[:-1])
