@@ -158,3 +158,15 @@ def test_check_refuses_a_clipped_update_in_one_line(tmp_path, capsys):
     assert main(["check", "examples/seed.toml", str(hand)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "optimizer.clip_norm" in err[0]
+
+
+def test_explain_clip_norm_option_over_the_spec(tmp_path, capsys):
+    from symbackprop.cli import main
+    out = tmp_path / "e.md"
+    assert main(["explain", "examples/seed.toml", "--clip-norm", "0.1", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert r"\lVert g \rVert &= 0.25239" in text and r"\frac{0.1}{0.25239 + 10^{-6}}\right) &= 0.39620" in text
+    for bad in ("0", "-2", "abc", "nan"):
+        assert main(["explain", "examples/seed.toml", "--clip-norm", bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--clip-norm: expected a number greater than 0" in err[0]

@@ -33,6 +33,9 @@ def add_parser(subparsers):
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.add_argument("--fragment", action="store_true",
                    help="LaTeX: the body only, to \\input into a document of your own (default: a complete document)")
+    p.add_argument("--clip-norm", metavar="C", help="clip the gradients by their global 2-norm C before the update, "
+                   "as the trainers' --clip-norm and torch.nn.utils.clip_grad_norm_ (default: the spec's "
+                   "[optimizer] clip_norm, else none)")
     p.add_argument("--max-iters", metavar="N", help="stop after at most N steps")
     p.add_argument("--loss-below", metavar="T", help="stop once the loss is below T")
     p.add_argument("--min-delta", metavar="D", help="stop once the loss changes by less than D in a step")
@@ -90,7 +93,15 @@ def run(args) -> int:
     if network.x is not None and network.element_count * len(network.x) >= PROGRESS_ELEMENTS:
         progress("explain", f"working the example through ({network.parameter_count:,} parameters, "
                             f"{network.element_count:,} values for each of {len(network.x)} examples)")
-    explanation = explain(network, args.optimizer, steps, digits, max_iters, loss_below, min_delta, args.wrt)
+    clip_norm = None
+    if args.clip_norm is not None:
+        from ..entries.optimizers import CLIP
+        try:
+            clip_norm = CLIP.hyper.check(float(args.clip_norm), "--clip-norm")
+        except ValueError:
+            raise SpecError("--clip-norm", f"expected a number greater than 0, got {shown(args.clip_norm)}") from None
+    explanation = explain(network, args.optimizer, steps, digits, max_iters, loss_below, min_delta, args.wrt,
+                          clip_norm=clip_norm)
     text = explanation.latex(fragment=True) if args.fragment else explanation.render(fmt)
     if args.steps_csv is not None:
         write_text(explanation.steps_csv(), args.steps_csv, args.force, field="--steps-csv")

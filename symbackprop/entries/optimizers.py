@@ -171,7 +171,7 @@ class Clip:
     (:meth:`latex`) and the numbers of :func:`step`.
 
     >>> float(CLIP.factor().subs({CLIP.norm: 10.0, CLIP.limit: 1.0}))  # doctest: +ELLIPSIS
-    0.0999999990...
+    0.09999999...
     """
     hyper: Hyper = Hyper("clip_norm", "C", low_open=True)
     eps: float = 1e-6

@@ -165,12 +165,14 @@ def check_size(network) -> None:
 
 def explain(network, optimizer: str | None = None, steps: int | None = None, digits: int = 5,
             max_iters: int | None = None, loss_below: float | None = None,
-            min_delta: float | None = None, wrt=None) -> Explanation:
+            min_delta: float | None = None, wrt=None, clip_norm: float | None = None) -> Explanation:
     """Work one training step of ``network`` (with its [parameters] and [sample]) in full, then
     train up to ``steps`` steps (default 1, or ``max_iters``), stopping early when the loss falls
     below ``loss_below`` or changes by less than ``min_delta``. Conditions not given here come from
     the spec's ``[optimizer]`` table (``max_iters`` there only caps ``steps``). ``wrt`` (parameter
     names) limits the backward pass and the update to those parameters and what they need.
+    ``clip_norm`` (C > 0) clips the gradients by their global norm before every update, over the
+    spec's ``[optimizer] clip_norm``.
     ``network`` is a Network, a spec's data as a dict, or a spec path. SpecError on bad input."""
     network = as_network(network)
     if network.parameters is None:
@@ -204,7 +206,10 @@ def explain(network, optimizer: str | None = None, steps: int | None = None, dig
     loss_below = loss_below if loss_below is not None else table.get("loss_below")
     min_delta = min_delta if min_delta is not None else table.get("min_delta")
 
-    opt, settings = OPTIMIZERS[name], Settings.of(network.optimizer)
+    table = dict(network.optimizer)
+    if clip_norm is not None:
+        table["clip_norm"] = clip_norm
+    opt, settings = OPTIMIZERS[name], Settings.of(table)
     derivation = Derivation(Model(network))
     with np.errstate(all="ignore"):  # a non-finite number is reported below, not warned about
         values = evaluate(derivation)
