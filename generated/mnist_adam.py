@@ -755,7 +755,7 @@ def measure(params, state, X, Y, batch_size=256):
 def correct(outputs, Y):
     """How many of the predictions ``outputs`` makes are right against the targets Y:
     the examples whose largest output is in their largest target's column."""
-    return int((outputs.argmax(1) == Y.argmax(1)).sum())
+    return int((outputs.argmax(-1) == Y.argmax(-1)).sum())
 
 
 def snapshot(run):

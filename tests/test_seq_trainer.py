@@ -219,3 +219,26 @@ def test_the_torch_trainer_samples_the_same_text_from_the_same_checkpoint(tmp_pa
                   "--device", "cpu", "--threads", 1)
     assert theirs.returncode == 0, theirs.stderr
     assert theirs.stdout == ours.stdout
+
+
+def test_a_sequence_of_floats_with_one_hot_targets(tmp_path):
+    """No embedding: X (N, T, D) numbers, Y one-hot rows of the (T, V) output; accuracy counts each
+    step's prediction (COUNTED = T), predict writes each step's outputs and class."""
+    spec = {"network": {"input": [4, 3], "loss": "cross_entropy"},
+            "layer": [{"type": "lstm", "hidden": 5}, {"type": "dense", "units": 3, "activation": "softmax"}]}
+    trainer = trainer_file(tmp_path, spec, "floats")
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(12, 4, 3)), np.eye(3)[rng.integers(0, 3, (12, 4))]
+    np.savez(tmp_path / "d.npz", X=X, Y=Y)
+    np.savetxt(tmp_path / "d.csv", np.hstack([X.reshape(12, -1), Y.reshape(12, -1)]), delimiter=",")
+    module = module_of(trainer)
+    assert module.COUNTED == 4 and module.Y_SHAPE == (4, 3)
+    np.testing.assert_array_equal(module.load_data(str(tmp_path / "d.csv"))[1], Y)
+    outputs = np.zeros((2, 4, 3))
+    outputs[..., 1] = 1
+    assert module.correct(outputs, np.eye(3)[[[1, 1, 0, 1], [2, 1, 1, 1]]]) == 6
+    assert call(trainer, "--data", tmp_path / "d.npz", "--epochs", 1, "--save", tmp_path / "c.npz", "--quiet").returncode == 0
+    result = call(trainer, "predict", "--params", tmp_path / "c.npz", "--data", tmp_path / "d.csv")
+    header, first = result.stdout.splitlines()[:2]
+    assert header.split(",")[-5:] == ["output_4_3", "class_1", "class_2", "class_3", "class_4"]
+    assert len(first.split(",")) == 12 + 4

@@ -255,11 +255,13 @@ def data_context(network: Network) -> dict:
     first, out = network.graph[0], tuple(network.graph[-1].shape)
     vocab = first.opt["vocab"] if getattr(first.kind, "reads_ids", False) else None
     classes = out[-1] if vocab is not None and network.loss.name == "cross_entropy" else None
-    y_shape = out[:-1] if classes else (math.prod(out),)
+    y_shape = out[:-1] if classes else out
     steps = network.input[0] if vocab is not None and len(network.input) == 1 else None
     ignore = getattr(network, "ignore_index", None) if classes else None
     return {"vocab": vocab, "classes": classes, "y_shape": y_shape, "n_y": math.prod(y_shape),
             "y_text": "".join(f", {n}" for n in y_shape), "steps": steps, "ignore_index": ignore,
+            "positions": math.prod(out[:-1]),      # predictions an example makes: one per step of a sequence
+            "sequence_out": len(out) > 1,
             "text": bool(classes and steps and classes == vocab)}   # a character LM: --text, sample
 
 
