@@ -217,14 +217,26 @@ def _described(tree) -> list[tuple[str, int, str, str]]:
     ``where`` is the slip's key (forward, inputs, params) when the tuple is a dict's value."""
     found = []
 
+    def text(node):
+        return isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Constant) and isinstance(node.value, str))
+
     def is_entry(node):
         return (isinstance(node, ast.Tuple) and len(node.elts) >= 2 and isinstance(node.elts[0], ast.Constant)
-                and type(node.elts[0].value) is int and isinstance(node.elts[1], (ast.Constant, ast.JoinedStr))
-                and (isinstance(node.elts[1], ast.JoinedStr) or isinstance(node.elts[1].value, str)))
+                and type(node.elts[0].value) is int and text(node.elts[1]))
 
     for fn in ast.walk(tree):
         if not isinstance(fn, (ast.FunctionDef,)):
             continue
+        # (rank, what) with ``what = f"..."`` assigned earlier in the function: the text it names
+        said = sorted((node.lineno, node.targets[0].id, node.value) for node in ast.walk(fn)
+                      if isinstance(node, ast.Assign) and len(node.targets) == 1
+                      and isinstance(node.targets[0], ast.Name) and text(node.value))
+        for node in ast.walk(fn):
+            if (isinstance(node, ast.Tuple) and len(node.elts) >= 2 and isinstance(node.elts[0], ast.Constant)
+                    and type(node.elts[0].value) is int and isinstance(node.elts[1], ast.Name)):
+                named = [v for line, name, v in said if name == node.elts[1].id and line <= node.lineno]
+                if named:
+                    node.elts[1] = named[-1]
         keyed = {}
         for node in ast.walk(fn):
             if isinstance(node, ast.Dict):
@@ -259,20 +271,34 @@ def mistakes_page() -> str:
                 _described(ast.parse(inspect.getsource(module)))]
         out += [f"## {title}\n\n", table(["number", "rank", "mistake"], sorted(rows, key=lambda r: (r[1], r[2]))), "\n"]
     out.append("## The layers' own slips\n\n")
-    modules = {}
-    for name, kind in LAYERS.items():
-        modules.setdefault(type(kind).__module__, []).append(name)
-    for module, names in modules.items():
-        try:
-            source = inspect.getsource(sys.modules[module])
-        except (KeyError, OSError, TypeError):     # a kind defined outside a module file has no source to read
-            continue
-        rows = [[WHERE.get(where, where), rank, text] for fn, rank, text, where in
-                _described(ast.parse(source)) if fn == "slips" or where]
-        if rows:
-            out += [f"### {', '.join(f'`{n}`' for n in names)}\n\n",
-                    table(["tried on", "rank", "mistake"], sorted(rows, key=lambda r: (r[1], r[2]))), "\n"]
+    out.append(layer_mistakes())
     return "".join(out)
+
+
+def layer_mistakes(*families: str, level: int = 3) -> str:
+    """The catalogued slips of the layer kinds of ``families`` (modules of entries/layers; all when
+    none is named), one table per module, read off the module's source (and its text module's)."""
+    from symbackprop.entries.layers import LAYERS
+    modules, out = {}, []
+    for name, kind in LAYERS.items():
+        if not families or family(kind) in families:
+            modules.setdefault(type(kind).__module__, []).append(name)
+    for module, names in modules.items():
+        # the kind's module and those of the classes it inherits its text from (recurrent_text.py, ...)
+        sources = {c.__module__ for n in names for c in type(LAYERS[n]).__mro__
+                   if c.__module__.startswith("symbackprop.entries.layers.") and not c.__module__.endswith(".base")}
+        rows = []
+        for name in sorted(sources):
+            try:
+                source = inspect.getsource(sys.modules[name])
+            except (KeyError, OSError, TypeError):     # a kind defined outside a module file has no source to read
+                continue
+            rows += [[WHERE.get(where, where), rank, text] for fn, rank, text, where in
+                     _described(ast.parse(source)) if fn == "slips" or where]
+        if rows:
+            out += [f"{'#' * level} {', '.join(f'`{n}`' for n in names)}\n\n",
+                    table(["tried on", "rank", "mistake"], sorted(rows, key=lambda r: (r[1], r[2]))), "\n"]
+    return "".join(out) or "*(no catalogued slip for these kinds)*\n"
 
 
 # ---- command lines ----------------------------------------------------------------------------
@@ -373,7 +399,7 @@ def limits() -> str:
 
 # ---- the pages --------------------------------------------------------------------------------
 
-INSERTS = {"layer-fields": layer_fields, "cli": cli, "trainer-flags": trainer_flags, "limits": limits}
+INSERTS = {"layer-fields": layer_fields, "layer-mistakes": layer_mistakes, "cli": cli, "trainer-flags": trainer_flags, "limits": limits}
 
 
 def pages() -> dict[str, str]:
