@@ -327,16 +327,18 @@ def cli(command: str) -> str:
     return f"```text\n{usage.removeprefix('usage: ')}\n```\n\n" + _flags(sub)
 
 
-def _trainer(backend: str):
-    """A trainer generated here from ``examples/xor.toml`` (``mnist`` for torch), imported."""
+def _trainer(backend: str, example: str = ""):
+    """A trainer generated here from ``examples/xor.toml`` (``mnist`` for torch; ``example`` when
+    given), imported."""
     from symbackprop.api import load
     from symbackprop.codegen.trainer import render
-    spec = ROOT / "examples" / ("xor.toml" if backend == "numpy" else "mnist.toml")
+    spec = ROOT / "examples" / (example or ("xor.toml" if backend == "numpy" else "mnist.toml"))
     source = render(load(spec), backend=backend, source=str(spec.relative_to(ROOT)))
     folder = Path(tempfile.mkdtemp(prefix="symbackprop-docs-"))
-    path = folder / f"trainer_{backend}.py"
+    name = f"trainer_{backend}{'_' + Path(example).stem if example else ''}"
+    path = folder / f"{name}.py"
     path.write_text(source, encoding="utf-8")
-    module_spec = importlib.util.spec_from_file_location(f"_docs_trainer_{backend}", path)
+    module_spec = importlib.util.spec_from_file_location(f"_docs_{name}", path)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     return module
@@ -344,8 +346,15 @@ def _trainer(backend: str):
 
 def trainer_flags(which: str = "train") -> str:
     """The generated trainer's flags (``train`` or ``predict``), from its own argparse parser; the
-    torch backend's extra flags after them."""
+    torch backend's extra flags after them. ``text``: the flags a next-character model's trainer
+    (``examples/charlstm.toml``) adds; ``sample``: its ``sample`` subcommand's."""
     numpy_ = _trainer("numpy")
+    if which in ("text", "sample"):
+        text = _trainer("numpy", "charlstm.toml")
+        if which == "sample":
+            return _flags(text.build_sample_parser())
+        base = {s for a in numpy_.build_parser()._actions for s in a.option_strings}
+        return _flags(text.build_parser(), skip=tuple(base | {"-h"}))
     build = numpy_.build_parser if which == "train" else numpy_.build_predict_parser
     out = _flags(build())
     if which == "train":
