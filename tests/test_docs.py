@@ -84,14 +84,14 @@ def test_a_new_layer_kind_appears_with_no_docs_edit(gen, monkeypatch):
     from symbackprop.entries.layers import LAYERS
     from symbackprop.entries.layers.base import Field, LayerKind, positive_int
 
-    Kind = type("Recurrent", (LayerKind,), {"__module__": "symbackprop.entries.layers.recurrent",
-                                            "name": "rnn", "doc": "an Elman recurrence", "params": ("W", "U", "b"),
-                                            "fields": (Field("hidden", positive_int, doc="the state's size"),)})
-    monkeypatch.setitem(LAYERS, "rnn", Kind())
+    Kind = type("Elman", (LayerKind,), {"__module__": "symbackprop.entries.layers.elman",
+                                        "name": "elman", "doc": "an Elman recurrence", "params": ("W", "U", "b"),
+                                        "fields": (Field("hidden", positive_int, doc="the state's size"),)})
+    monkeypatch.setitem(LAYERS, "elman", Kind())
     pages = gen.pages()
-    assert "[`rnn`](../layers/recurrent.md#rnn)" in pages["reference/layers.md"]
-    page = pages["layers/recurrent.md"]
-    assert "### `rnn`" in page and "| `hidden` | a positive integer | required | the state's size |" in page
+    assert "[`elman`](../layers/elman.md#elman)" in pages["reference/layers.md"]
+    page = pages["layers/elman.md"]
+    assert "### `elman`" in page and "| `hidden` | a positive integer | required | the state's size |" in page
     assert "`W<i>`, `U<i>`, `b<i>`" in page
 
 
