@@ -84,7 +84,9 @@ def sheets() -> list[Sheet]:
     # the example hand files
     for spec, hand_path in [("examples/seed.toml", "examples/seed-hand.toml"),
                             ("examples/cnn-exercise.toml", "examples/cnn-exercise-hand.toml"),
-                            ("examples/batchnorm.toml", "examples/batchnorm-hand.toml")]:
+                            ("examples/batchnorm.toml", "examples/batchnorm-hand.toml"),
+                            ("examples/rnn3.toml", "examples/rnn3-hand.toml"),
+                            ("examples/attention.toml", "examples/attention-hand.toml")]:
         table = tomllib.loads((HERE.parent / hand_path).read_text()).get("optimizer")
         net = with_optimizer(spec, table)
         values = tomllib.loads((HERE.parent / hand_path).read_text(), parse_float=str)["values"]

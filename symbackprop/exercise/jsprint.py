@@ -89,6 +89,10 @@ class IntervalPrinter(JavascriptCodePrinter):
             return f"{FUNCTIONS[expr.func]}({self._print(expr.args[0])})"
         raise NoRule(f"no interval rule for {expr.func.__name__}")
 
+    def _print_Indicator(self, expr):
+        # [x = v] of an id (check/intervals.py's rule): exact where the id is
+        return f"I.indicator({self._print(expr.args[0])}, {_float(float(expr.args[1]))})"
+
     _print_exp = _print_log = _print_tanh = _print_erf = _print_Abs = _print_sign = _print_Function
     _print_atan = _print_asinh = _print_sin = _print_cos = _print_Heaviside = _print_Function
 

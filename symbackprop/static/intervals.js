@@ -152,6 +152,10 @@ var I = (function () {
     };
   }
   function heaviside(x) { return new Iv(x.lo <= 0 ? 0 : 1, x.hi >= 0 ? 1 : 0); }
+  function indicator(x, v) {      // [x = v] of an id (an embedding's row): data, an exact point
+    if (x.lo === x.hi) return point(x.lo === v ? 1 : 0);
+    return x.lo <= v && v <= x.hi ? new Iv(0, 1) : point(0);
+  }
   function minmax(pick, parts) {
     for (var i = 0; i < parts.length; i++) if (isEmpty(parts[i])) return EMPTY;
     return new Iv(pick.apply(null, parts.map(function (p) { return p.lo; })),
@@ -277,7 +281,7 @@ var I = (function () {
     add: add, neg: neg, sub: sub, mul: mul, reciprocal: reciprocal, div: div, sum: sum, prod: prod,
     power: power, powi: powi, exp: exp, log: log, sqrt: sqrt, tanh: tanh, erf: erf, abs: abs, sign: sign,
     atan: function (x) { return monotone(Math.atan, x); }, asinh: function (x) { return monotone(Math.asinh, x); },
-    sin: periodic(Math.sin, 0), cos: periodic(Math.cos, 0), heaviside: heaviside,
+    sin: periodic(Math.sin, 0), cos: periodic(Math.cos, 0), heaviside: heaviside, indicator: indicator,
     max: function (parts) { return minmax(Math.max, parts); }, min: function (parts) { return minmax(Math.min, parts); },
     cmp: cmp, all: all, any: any, not: not, piecewise: piecewise, bound: bound, written: written,
     // a constant: exact where the float is the number, else the float's neighbours around it
