@@ -498,8 +498,8 @@ def _step_tensors(device):
         sizes = [math.prod(shape) for shape in SHAPES.values()]
         flat = _STEP.flat = torch.empty(sum(sizes) + 3, dtype=TORCH_DTYPE, device=device)
         _STEP.grads = {name: part.view(shape) for (name, shape), part in zip(SHAPES.items(), flat[:-3].split(sizes))}
-        _STEP.scratch = {name: [torch.empty(shape, dtype=TORCH_DTYPE, device=device) for _ in range(2)]
-                         for name, shape in SHAPES.items()}
+        _STEP.scratch = [[torch.empty(SHAPES[name], dtype=TORCH_DTYPE, device=device) for name in TRAINED]
+                         for _ in range(2)]
     return flat, _STEP.grads
 
 
@@ -507,10 +507,10 @@ def clip_gradients(grads, clip_norm):
     """Clip the trained parameters' gradients together, in place: g ← g*min(1, C/(grad_norm + 1e-6)),
     grad_norm their global 2-norm (the norm of the tensors' norms), C = ``clip_norm``, as
     torch.nn.utils.clip_grad_norm_ does. Returns (grad_norm, the factor) as tensors."""
-    grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(grads[name]) for name in TRAINED]))
+    gs = [grads[name] for name in TRAINED]
+    grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(gs)))
     factor = torch.clamp(clip_norm/(grad_norm + 1e-06), max=1)
-    for name in TRAINED:
-        grads[name].mul_(factor)
+    torch._foreach_mul_(gs, factor)
     return grad_norm, factor
 
 
@@ -551,24 +551,33 @@ def step(params, state, X, Y, learning_rate=learning_rate, count=False, clip_nor
     if clip_norm is not None:
         clip_gradients(grads, clip_norm)
     state["t"] = t = state["t"] + 1
-    for name in TRAINED:
-        theta, g = params[name], grads[name]
-        m, v = state["m"][name], state["v"][name]
-        m_hat, v_hat = _STEP.scratch[name]
-        # m ← beta1*m + (1 - beta1)*g
-        m *= beta1
-        m.add_(g, alpha=1 - beta1)
-        # v ← beta2*v + (1 - beta2)*g**2
-        v *= beta2
-        v.addcmul_(g, g, value=1 - beta2)
-        # m_hat = m/(1 - beta1**t)
-        torch.div(m, 1 - beta1**t, out=m_hat)
-        # v_hat = v/(1 - beta2**t)
-        torch.div(v, 1 - beta2**t, out=v_hat)
-        # theta ← theta - learning_rate*m_hat/(sqrt(v_hat) + eps)
-        torch.sqrt(v_hat, out=g)
-        torch.add(g, eps, out=g)
-        theta.addcdiv_(m_hat, g, value=-learning_rate)
+    if not TRAINED:
+        return (C, right) if count else C
+    # every trained parameter at once: one multi-tensor (foreach) call per operation
+    thetas = [params[name] for name in TRAINED]
+    gs = [grads[name] for name in TRAINED]
+    ms = [state["m"][name] for name in TRAINED]
+    vs = [state["v"][name] for name in TRAINED]
+    scratch = _STEP.scratch
+    # m ← beta1*m + (1 - beta1)*g
+    torch._foreach_mul_(ms, beta1)
+    torch._foreach_add_(ms, gs, alpha=1 - beta1)
+    # v ← beta2*v + (1 - beta2)*g**2
+    torch._foreach_mul_(vs, beta2)
+    torch._foreach_addcmul_(vs, gs, gs, value=1 - beta2)
+    # m_hat = m/(1 - beta1**t)
+    torch._foreach_copy_(scratch[0], ms)
+    torch._foreach_div_(scratch[0], 1 - beta1**t)
+    m_hats = scratch[0]
+    # v_hat = v/(1 - beta2**t)
+    torch._foreach_copy_(scratch[1], vs)
+    torch._foreach_div_(scratch[1], 1 - beta2**t)
+    v_hats = scratch[1]
+    # theta ← theta - learning_rate*m_hat/(sqrt(v_hat) + eps)
+    torch._foreach_copy_(gs, v_hats)
+    torch._foreach_sqrt_(gs)
+    torch._foreach_add_(gs, eps)
+    torch._foreach_addcdiv_(thetas, m_hats, gs, value=-learning_rate)
     return (C, right) if count else C
 
 
