@@ -498,9 +498,31 @@ def _step_tensors(device):
         sizes = [math.prod(shape) for shape in SHAPES.values()]
         flat = _STEP.flat = torch.empty(sum(sizes) + 3, dtype=TORCH_DTYPE, device=device)
         _STEP.grads = {name: part.view(shape) for (name, shape), part in zip(SHAPES.items(), flat[:-3].split(sizes))}
-        _STEP.scratch = [[torch.empty(SHAPES[name], dtype=TORCH_DTYPE, device=device) for name in TRAINED]
-                         for _ in range(2)]
+        _STEP.g, _STEP.gs = flat[:-3], list(_STEP.grads.values())
+        _STEP.scratch = [torch.empty(sum(sizes), dtype=TORCH_DTYPE, device=device) for _ in range(2)]
+        _STEP.scratches = [_views(part) for part in _STEP.scratch]
     return flat, _STEP.grads
+
+
+def _views(flat):
+    """Views of the flat tensor ``flat``, one per parameter (SHAPES' order, each its shape)."""
+    return [part.view(shape) for part, shape in zip(flat.split([math.prod(s) for s in SHAPES.values()]), SHAPES.values())]
+
+
+def _flat_state(table):
+    """The optimizer state ``table`` ({parameter: tensor}) as (one flat tensor, its views per parameter),
+    so that the update runs one call over every parameter. The first step (and one after the tensors
+    were replaced: a checkpoint loaded) copies them into a new flat tensor and puts its views in their
+    place in ``table``; the values stay."""
+    cached = getattr(_STEP, "state", {}).get(id(table))
+    if cached is not None and all(table[name] is view for name, view in zip(SHAPES, cached[1])):
+        return cached
+    flat = torch.cat([table[name].reshape(-1) for name in SHAPES])
+    views = _views(flat)
+    table.update(zip(SHAPES, views))
+    recent = list(getattr(_STEP, "state", {}).items())[-7:]     # a few states' (runs') at most
+    _STEP.state = {**dict(recent), id(table): (flat, views)}
+    return flat, views
 
 
 def clip_gradients(grads, clip_norm):
@@ -553,31 +575,30 @@ def step(params, state, X, Y, learning_rate=learning_rate, count=False, clip_nor
     state["t"] = t = state["t"] + 1
     if not TRAINED:
         return (C, right) if count else C
-    # every trained parameter at once: one multi-tensor (foreach) call per operation
+    # every parameter at once: the gradients, the state and the temporaries are flat tensors over all of
+    # them (one call an operation), the parameters a list (one multi-tensor, foreach, call; the flat ones' views)
     thetas = [params[name] for name in TRAINED]
-    gs = [grads[name] for name in TRAINED]
-    ms = [state["m"][name] for name in TRAINED]
-    vs = [state["v"][name] for name in TRAINED]
-    scratch = _STEP.scratch
+    g, gs = _STEP.g, _STEP.gs
+    m, ms = _flat_state(state["m"])
+    v, vs = _flat_state(state["v"])
+    scratch, scratches = _STEP.scratch, _STEP.scratches
     # m ← beta1*m + (1 - beta1)*g
-    torch._foreach_mul_(ms, beta1)
-    torch._foreach_add_(ms, gs, alpha=1 - beta1)
+    m.mul_(beta1)
+    m.add_(g, alpha=1 - beta1)
     # v ← beta2*v + (1 - beta2)*g**2
-    torch._foreach_mul_(vs, beta2)
-    torch._foreach_addcmul_(vs, gs, gs, value=1 - beta2)
+    v.mul_(beta2)
+    v.addcmul_(g, g, value=1 - beta2)
     # m_hat = m/(1 - beta1**t)
-    torch._foreach_copy_(scratch[0], ms)
-    torch._foreach_div_(scratch[0], 1 - beta1**t)
-    m_hats = scratch[0]
+    scratch[0].copy_(m)
+    scratch[0].div_(1 - beta1**t)
     # v_hat = v/(1 - beta2**t)
-    torch._foreach_copy_(scratch[1], vs)
-    torch._foreach_div_(scratch[1], 1 - beta2**t)
-    v_hats = scratch[1]
+    scratch[1].copy_(v)
+    scratch[1].div_(1 - beta2**t)
     # theta ← theta - learning_rate*m_hat/(sqrt(v_hat) + eps)
-    torch._foreach_copy_(gs, v_hats)
-    torch._foreach_sqrt_(gs)
-    torch._foreach_add_(gs, eps)
-    torch._foreach_addcdiv_(thetas, m_hats, gs, value=-learning_rate)
+    g.copy_(scratch[1])
+    g.sqrt_()
+    g.add_(eps)
+    torch._foreach_addcdiv_(thetas, scratches[0], gs, value=-learning_rate)
     return (C, right) if count else C
 
 

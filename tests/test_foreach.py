@@ -44,15 +44,19 @@ def test_a_rule_it_cannot_print_falls_back_to_the_per_parameter_loop():
     assert foreach_update(odd, opt.Settings.of({})) is None
 
 
+@pytest.mark.parametrize("frozen", [False, True])
 @pytest.mark.parametrize("weight_decay", [0, 0.05])
 @pytest.mark.parametrize("name", sorted(opt.OPTIMIZERS))
-def test_torch_trainer_steps_equal_torch_optim(tmp_path, name, weight_decay):
-    """Three steps in float64, W1 frozen (train lists the others): the parameters equal those of
-    torch.optim's step on the same gradients (our compiled ones, tested elsewhere)."""
-    trained = ["W2", "b1", "b2"]
-    network = Network.from_dict({**DENSE, "optimizer": {"weight_decay": weight_decay, "train": trained}})
+def test_torch_trainer_steps_equal_torch_optim(tmp_path, name, weight_decay, frozen):
+    """Three steps in float64: the parameters equal those of torch.optim's step on the same gradients
+    (our compiled ones, tested elsewhere). Every parameter trained: the update runs on flat tensors
+    (the state's tensors become views of one; between steps they are replaced by copies, as loading
+    a checkpoint does, and the next step takes those); W1 frozen: over lists."""
+    trained = ["W2", "b1", "b2"] if frozen else ["W1", "W2", "b1", "b2"]
+    network = Network.from_dict({**DENSE, "optimizer": {"weight_decay": weight_decay, **({"train": trained} if frozen else {})}})
     text = render(network, learning_rate=0.05, optimizer=name, backend="torch")
     assert "torch._foreach_" in text and "theta, g = params[name], grads[name]" not in text
+    assert ("_flat_state(state" in text) == (not frozen and name != "sgd")
     module = load_trainer(text, tmp_path)
     params = {k: v.numpy().copy() for k, v in module.init_params(seed=3).items()}
     batches = [data(network, 5, seed=s) for s in (1, 2, 3)]
@@ -68,6 +72,9 @@ def test_torch_trainer_steps_equal_torch_optim(tmp_path, name, weight_decay):
     state = module.init_state(mine)
     for X, Y in batches:
         module.step(mine, state, torch.tensor(X), torch.tensor(Y), 0.05)
+        for key in module.STATE:
+            state[key].update({k: v.clone() for k, v in state[key].items()})
     for k in params:
         np.testing.assert_allclose(mine[k].numpy(), tensors[k].detach().numpy(), rtol=1e-10, atol=1e-13, err_msg=k)
-    assert not np.allclose(mine["W2"].numpy(), params["W2"]) and np.array_equal(mine["W1"].numpy(), params["W1"])
+    assert not np.allclose(mine["W2"].numpy(), params["W2"])
+    assert np.array_equal(mine["W1"].numpy(), params["W1"]) == frozen

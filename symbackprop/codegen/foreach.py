@@ -34,44 +34,68 @@ def _is_array(e) -> bool:
 
 
 def lists(name: str) -> str:
-    """The name of the list of every trained parameter's ``name`` tensors: ``ms``, ``thetas``."""
-    return f"{name}s"
+    """The name of the list of every trained parameter's ``name`` tensors: ``ms``, ``thetas``, ``scratches[0]``."""
+    return f"scratches[{name[7:]}]" if name.startswith("scratch") else f"{name}s"
+
+
+def flat_name(name: str) -> str:
+    """The name of the flat tensor ``name`` is over all parameters: ``m``, ``scratch[0]``."""
+    return f"scratch[{name[7:]}]" if name.startswith("scratch") else name
+
+
+class Arr(str):
+    """An array operand of a call: the name of its storage ("g", "m", "theta", "scratch0")."""
 
 
 class ListWriter:
-    """Lines writing element-wise expressions into lists of tensors with in-place foreach calls.
-    ``out`` is always a list the step may overwrite (a scratch list, or the spent gradients)."""
+    """Lines writing element-wise expressions with in-place calls. With ``flat``, every array but θ
+    is one flat tensor over all the parameters (the gradients, the state, the scratch), so a call
+    that does not touch θ is one tensor call (``m.mul_(beta1)``); a call that does runs over the
+    lists of per-parameter tensors (``torch._foreach_addcdiv_(thetas, scratches[0], gs, ...)``, the
+    flat ones' views). Without ``flat``, every call is a foreach call over lists. ``out`` is always
+    storage the step may overwrite (a scratch tensor, or the spent gradients)."""
 
-    def __init__(self):
+    def __init__(self, flat: bool = False):
+        self.flat = flat
         self.lines: list[str] = []
-        self.scratch = 0              # scratch lists used
-        self.spare: list[str] = []    # lists free to overwrite (the spent gradients) before scratch
+        self.scratch = 0              # scratch tensors used
+        self.spare: list[str] = []    # storage free to overwrite (the spent gradients) before scratch
+        self.alias: dict[str, str] = {}   # a temporary (m_hat) -> the storage holding it
 
-    def new_scratch(self) -> str:
+    def new_scratch(self) -> Arr:
         if self.spare:
-            return self.spare.pop()
+            return Arr(self.spare.pop())
         self.scratch += 1
-        return f"scratch[{self.scratch - 1}]"
+        return Arr(f"scratch{self.scratch - 1}")
 
-    def call(self, fn, *args, **keywords):
+    def array(self, symbol) -> Arr:
+        return Arr(self.alias.get(symbol.name, symbol.name))
+
+    def call(self, fn, out, *args, **keywords):
         kw = [f"{k}={code(v, 'torch')}" for k, v in keywords.items() if v is not None]
-        self.lines.append(f"torch._foreach_{fn}({', '.join([*args, *kw])})")
+        arrays = [a for a in (out, *args) if isinstance(a, Arr)]
+        if self.flat and "theta" not in arrays:
+            shown = [flat_name(a) if isinstance(a, Arr) else a for a in args]
+            self.lines.append(f"{flat_name(out)}.{fn}({', '.join([*shown, *kw])})")
+        else:
+            shown = [lists(a) if isinstance(a, Arr) else a for a in (out, *args)]
+            self.lines.append(f"torch._foreach_{fn}({', '.join([*shown, *kw])})")
 
-    def operand(self, e) -> str:
-        """A list holding ``e``: its own for a parameter's array, else a scratch list written with it."""
+    def operand(self, e) -> Arr:
+        """Storage holding ``e``: a parameter's array's own, else a scratch tensor written with it."""
         if e.is_Symbol:
-            return lists(e.name)
+            return self.array(e)
         out = self.new_scratch()
         self.write(e, out)
         return out
 
-    def write(self, e, out: str):
+    def write(self, e, out: Arr):
         """``out ← e`` element-wise, in place."""
         if e.is_Symbol and _is_array(e):
-            if lists(e.name) != out:
-                self.call("copy_", out, lists(e.name))
+            if self.array(e) != out:
+                self.call("copy_", out, self.array(e))
         elif e.is_Add:
-            terms = sorted(sympy.Add.make_args(e), key=lambda a: (not _is_array(a), lists(str(a)) != out))
+            terms = sorted(sympy.Add.make_args(e), key=lambda a: (not _is_array(a), not (a.is_Symbol and self.array(a) == out)))
             if not _is_array(terms[0]):
                 raise LookupError(e)
             self.write(terms[0], out)
@@ -131,41 +155,36 @@ class ListWriter:
             self.call("add_", out, self.operand(term / scale), alpha=alpha)
 
 
-def foreach_update(optimizer, settings):
-    """The update over lists: ([(rule comment or "", line)], the arrays listed from params, grads and
-    state in the order the step binds them, the number of scratch lists), or None where a rule
-    cannot be written so."""
+def foreach_update(optimizer, settings, flat: bool = False):
+    """The update of every trained parameter at once (:class:`ListWriter`; ``flat``: the gradients,
+    state and scratch as flat tensors): ([(rule comment or "", line)], the arrays the step binds
+    (θ, g, the state), the number of scratch tensors), or None where a rule cannot be written so."""
     rules = optimizer.assignments(settings)
-    writer, lines, temporaries = ListWriter(), [], {}
+    writer, lines = ListWriter(flat), []
     try:
         for n, (target, expr) in enumerate(rules):
             expr = rewrites.stabilize(expr)
             start = len(writer.lines)
             later = set().union(*[e.free_symbols for _, e in rules[n + 1:]])
-            in_g = {opt.g, *[t for t, held in temporaries.items() if held == lists("g")]}  # what the list gs holds
-            writer.spare = [lists("g")] if not in_g & (later | expr.free_symbols) else []
+            in_g = {opt.g, *[sympy.Symbol(t, real=True) for t, held in writer.alias.items() if held == "g"]}
+            writer.spare = ["g"] if not in_g & (later | expr.free_symbols) else []   # the gradients, spent
             if target.name in ("theta", "m", "v", "s"):
                 for op, part in in_place(target, expr):
                     if op == "*=":
-                        writer.scale(lists(target.name), part)
+                        writer.scale(Arr(target.name), part)
                     elif op in ("+=", "-="):
-                        writer.add(lists(target.name), part, -1 if op == "-=" else 1)
+                        writer.add(Arr(target.name), part, -1 if op == "-=" else 1)
                     else:
                         out = writer.new_scratch()
                         writer.write(expr, out)
-                        writer.call("copy_", lists(target.name), out)
-            else:   # a temporary (g_hat, m_hat, v_hat): into the gradients once they are spent, else a scratch list
-                spent = opt.g not in later and opt.g in expr.free_symbols
-                writer.spare = []
-                out = lists("g") if spent else writer.new_scratch()
+                        writer.call("copy_", Arr(target.name), out)
+            else:   # a temporary (g_hat, m_hat, v_hat): into the gradients once they are spent, else scratch
+                writer.spare = ["g"] if opt.g not in later and opt.g in expr.free_symbols else []
+                out = writer.new_scratch()
                 writer.write(expr, out)
-                writer.lines.append(f"{lists(target.name)} = {out}")
-                temporaries[target] = out
+                writer.alias[target.name] = out
             rule = _rule_text(target, rules[n][1])
             lines += [(rule if i == start else "", line) for i, line in enumerate(writer.lines[start:], start)]
     except (LookupError, IndexError):
         return None
-    bound = [x.name for x in sorted(set().union(*[e.free_symbols for _, e in rules]) | {opt.theta, opt.g},
-                                    key=lambda x: x.name) if x.name in ("theta", "g", *optimizer.state)]
-    order = ["theta", "g", *optimizer.state]
-    return lines, sorted(bound, key=order.index), writer.scratch
+    return lines, ["theta", "g", *optimizer.state], writer.scratch

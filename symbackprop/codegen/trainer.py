@@ -212,7 +212,9 @@ def render(network: Network, optimizer: str | None = None, learning_rate: float 
     if form == "array":
         context.update(array_context(network, dtype, backend))
         context["update"] = array_update(optimizer_, settings, backend)
-        context["foreach"] = foreach_update(optimizer_, settings) if backend == "torch" else None
+        flat = context["trained"] == list(network.parameter_shapes())   # the gradients' flat tensor is the trained ones'
+        context["foreach"] = foreach_update(optimizer_, settings, flat) if backend == "torch" else None
+        context["flat_update"] = flat and context["foreach"] is not None
         context["gradient_scale"] = gradient_scale(optimizer_, settings) if backend == "numpy" else None
     else:
         context.update(scalar_context(network))
