@@ -498,19 +498,41 @@ def _step_tensors(device):
         sizes = [math.prod(shape) for shape in SHAPES.values()]
         flat = _STEP.flat = torch.empty(sum(sizes) + 3, dtype=TORCH_DTYPE, device=device)
         _STEP.grads = {name: part.view(shape) for (name, shape), part in zip(SHAPES.items(), flat[:-3].split(sizes))}
-        _STEP.scratch = {name: [torch.empty(shape, dtype=TORCH_DTYPE, device=device) for _ in range(2)]
-                         for name, shape in SHAPES.items()}
+        _STEP.g, _STEP.gs = flat[:-3], list(_STEP.grads.values())
+        _STEP.scratch = [torch.empty(sum(sizes), dtype=TORCH_DTYPE, device=device) for _ in range(2)]
+        _STEP.scratches = [_views(part) for part in _STEP.scratch]
     return flat, _STEP.grads
+
+
+def _views(flat):
+    """Views of the flat tensor ``flat``, one per parameter (SHAPES' order, each its shape)."""
+    return [part.view(shape) for part, shape in zip(flat.split([math.prod(s) for s in SHAPES.values()]), SHAPES.values())]
+
+
+def _flat_state(table):
+    """The optimizer state ``table`` ({parameter: tensor}) as (one flat tensor, its views per parameter),
+    so that the update runs one call over every parameter. The first step (and one after the tensors
+    were replaced: a checkpoint loaded) copies them into a new flat tensor and puts its views in their
+    place in ``table``; the values stay."""
+    cached = getattr(_STEP, "state", {}).get(id(table))
+    if cached is not None and all(table[name] is view for name, view in zip(SHAPES, cached[1])):
+        return cached
+    flat = torch.cat([table[name].reshape(-1) for name in SHAPES])
+    views = _views(flat)
+    table.update(zip(SHAPES, views))
+    recent = list(getattr(_STEP, "state", {}).items())[-7:]     # a few states' (runs') at most
+    _STEP.state = {**dict(recent), id(table): (flat, views)}
+    return flat, views
 
 
 def clip_gradients(grads, clip_norm):
     """Clip the trained parameters' gradients together, in place: g ← g*min(1, C/(grad_norm + 1e-6)),
     grad_norm their global 2-norm (the norm of the tensors' norms), C = ``clip_norm``, as
     torch.nn.utils.clip_grad_norm_ does. Returns (grad_norm, the factor) as tensors."""
-    grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(grads[name]) for name in TRAINED]))
+    gs = [grads[name] for name in TRAINED]
+    grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(gs)))
     factor = torch.clamp(clip_norm/(grad_norm + 1e-06), max=1)
-    for name in TRAINED:
-        grads[name].mul_(factor)
+    torch._foreach_mul_(gs, factor)
     return grad_norm, factor
 
 
@@ -551,24 +573,32 @@ def step(params, state, X, Y, learning_rate=learning_rate, count=False, clip_nor
     if clip_norm is not None:
         clip_gradients(grads, clip_norm)
     state["t"] = t = state["t"] + 1
-    for name in TRAINED:
-        theta, g = params[name], grads[name]
-        m, v = state["m"][name], state["v"][name]
-        m_hat, v_hat = _STEP.scratch[name]
-        # m ← beta1*m + (1 - beta1)*g
-        m *= beta1
-        m.add_(g, alpha=1 - beta1)
-        # v ← beta2*v + (1 - beta2)*g**2
-        v *= beta2
-        v.addcmul_(g, g, value=1 - beta2)
-        # m_hat = m/(1 - beta1**t)
-        torch.div(m, 1 - beta1**t, out=m_hat)
-        # v_hat = v/(1 - beta2**t)
-        torch.div(v, 1 - beta2**t, out=v_hat)
-        # theta ← theta - learning_rate*m_hat/(sqrt(v_hat) + eps)
-        torch.sqrt(v_hat, out=g)
-        torch.add(g, eps, out=g)
-        theta.addcdiv_(m_hat, g, value=-learning_rate)
+    if not TRAINED:
+        return (C, right) if count else C
+    # every parameter at once: the gradients, the state and the temporaries are flat tensors over all of
+    # them (one call an operation), the parameters a list (one multi-tensor, foreach, call; the flat ones' views)
+    thetas = [params[name] for name in TRAINED]
+    g, gs = _STEP.g, _STEP.gs
+    m, ms = _flat_state(state["m"])
+    v, vs = _flat_state(state["v"])
+    scratch, scratches = _STEP.scratch, _STEP.scratches
+    # m ← beta1*m + (1 - beta1)*g
+    m.mul_(beta1)
+    m.add_(g, alpha=1 - beta1)
+    # v ← beta2*v + (1 - beta2)*g**2
+    v.mul_(beta2)
+    v.addcmul_(g, g, value=1 - beta2)
+    # m_hat = m/(1 - beta1**t)
+    scratch[0].copy_(m)
+    scratch[0].div_(1 - beta1**t)
+    # v_hat = v/(1 - beta2**t)
+    scratch[1].copy_(v)
+    scratch[1].div_(1 - beta2**t)
+    # theta ← theta - learning_rate*m_hat/(sqrt(v_hat) + eps)
+    g.copy_(scratch[1])
+    g.sqrt_()
+    g.add_(eps)
+    torch._foreach_addcdiv_(thetas, scratches[0], gs, value=-learning_rate)
     return (C, right) if count else C
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import sympy
 
 from . import compiled as codegen
+from .foreach import foreach_update
 from .updates import (array_code, array_update, clip_formula, gradient_scale, optimizer_settings, scalar_code,
                       scalar_update, update_formulas)
 from ..writers import curve
@@ -211,6 +212,9 @@ def render(network: Network, optimizer: str | None = None, learning_rate: float 
     if form == "array":
         context.update(array_context(network, dtype, backend))
         context["update"] = array_update(optimizer_, settings, backend)
+        flat = context["trained"] == list(network.parameter_shapes())   # the gradients' flat tensor is the trained ones'
+        context["foreach"] = foreach_update(optimizer_, settings, flat) if backend == "torch" else None
+        context["flat_update"] = flat and context["foreach"] is not None
         context["gradient_scale"] = gradient_scale(optimizer_, settings) if backend == "numpy" else None
     else:
         context.update(scalar_context(network))

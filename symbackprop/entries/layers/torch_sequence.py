@@ -152,18 +152,23 @@ def lstm_forward(x, W_ih, b_ih, W_hh, b_hh, out=None, ws=None):
     scale = pre.new_ones((4 * k,))
     scale[2 * k:3 * k] = 2
     shift = 1 - scale                     # σ as it is on i, f, o; 2σ − 1 on g
-    W_hhT = W_hh.T.contiguous()
-    for t in range(steps):
+    pre.mul_(scale)                       # the g block's 2u, for every step at once (×2 is exact) ...
+    W_hhT = W_hh.T * scale                # ... and in the product's columns: addmm gives the scaled u
+    u, tc = pre.new_empty((n, 4 * k)), pre.new_empty((n, k))
+    for t in range(steps):                # each step writes into S: no temporaries and no copies
         prev = S[:, t - 1, 5 * k:] if t else h0
-        u = pre[:, t] * scale if prev is None else torch.addmm(pre[:, t], prev, W_hhT).mul_(scale)
-        gates = torch.addcmul(shift, torch.sigmoid(u), scale)
-        S[:, t, :4 * k] = gates
+        if prev is None:
+            u.copy_(pre[:, t])
+        else:
+            torch.addmm(pre[:, t], prev, W_hhT, out=u)
+        gates = torch.addcmul(shift, u.sigmoid_(), scale, out=S[:, t, :4 * k])
         c_prev = S[:, t - 1, 4 * k:5 * k] if t else c0
-        c = gates[:, :k] * gates[:, 2 * k:3 * k]
+        c = torch.mul(gates[:, :k], gates[:, 2 * k:3 * k], out=S[:, t, 4 * k:5 * k])
         if c_prev is not None:
             c.addcmul_(gates[:, k:2 * k], c_prev)
-        S[:, t, 4 * k:5 * k] = c
-        S[:, t, 5 * k:] = tanh_by_sigmoid(c).mul_(gates[:, 3 * k:])
+        o = gates[:, 3 * k:]
+        torch.mul(c, 2, out=tc).sigmoid_()                        # tanh c = 2σ(2c) − 1: h = 2σ(2c)·o − o
+        torch.mul(tc, o, out=S[:, t, 5 * k:]).mul_(2).sub_(o)
     if back:
         ws["final"] = (S[:, -1, 5 * k:].clone(), S[:, -1, 4 * k:5 * k].clone())
     return S
