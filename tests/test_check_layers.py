@@ -276,6 +276,12 @@ def _sequence_plants():
     ds = dh * (1 - h ** 2)
     yield ("rnn future gradient dropped", net, {"dC/da2": own, "dC/dh2": dh, "dC/ds2": ds, "grad.W_ih2": ds.T @ x},
            "dC/dh2", "the gradient from step t + 1 dropped", ["dC/ds2", "grad.W_ih2"], T)
+    steps = h.shape[0]                                           # Σ over the steps: the mean over N only
+    yield ("sequence loss mean over N only", net, {"loss": T["loss"] * steps}, "loss", "taken over N only", [], T)
+    da = T["dC/da3"] * steps
+    yield ("sequence dC/da mean over N only", net, {"dC/da3": da, "delta3": T["delta3"] * steps,
+                                                    "grad.b3": (T["delta3"] * steps).sum(0)},
+           "dC/da3", "the mean over N·T taken over N only", ["delta3", "grad.b3"], T)
     ds = T["dC/ds2"]
     yield ("rnn h_t for h_t-1 in dW_hh", net, {"dC/ds2": ds, "grad.W_hh2": ds.T @ h},
            "grad.W_hh2", "h_t used in place of h_(t−1)", [], T)
