@@ -288,6 +288,9 @@ def _sequence_plants():
     wrong = T["dC/dh2"] * (1 - s ** 2)
     yield ("rnn tanh' from the pre-activation", net, {"dC/dh2": T["dC/dh2"], "dC/ds2": wrong, "grad.b_ih2": wrong.sum(0)},
            "dC/ds2", "tanh′ written as 1 − s²", ["grad.b_ih2"], T)
+    wrong = T["dC/dh2"] / (1 - h ** 2)
+    yield ("rnn tanh' as a reciprocal", net, {"dC/dh2": T["dC/dh2"], "dC/ds2": wrong, "grad.b_ih2": wrong.sum(0)},
+           "dC/ds2", "tanh′ written as 1/(1 − h²)", ["grad.b_ih2"], T)
     yield ("rnn gradient of one step", net, {"dC/ds2": ds, "grad.W_ih2": np.outer(ds[-1], x[-1])},
            "grad.W_ih2", "taken from the last step alone", [], T)
     net = build(*GRAPHS["gru"])

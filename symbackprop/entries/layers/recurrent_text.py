@@ -125,6 +125,7 @@ class RecurrentText:
                 what = f"tanh′ written as 1 − s² (the pre-activation squared, not h²) in layer {l}"
                 out.append(Slip({"inputs": (21, what), "params": (21, what)},
                                 lambda: {"h": {idx: s[idx] - s[idx] ** 3 / 3 for idx in np.ndindex(*s.shape)}}))
+                out.append(self._reciprocal_derivative(layer, ctx))
         if self.name == "lstm":
             swap = self._permuted(ctx, (0, 1, 3, 2))
             out.append(ctx.slip({"forward": (23, f"the gates g and o in another order (i, f, o, g) in layer {l}; "
@@ -146,6 +147,21 @@ class RecurrentText:
             return {"s": {idx: d.xreplace(frozen) for idx, d in np.ndenumerate(ctx.stages["s"][1])}}
         what = f"the gradient from step t + 1 dropped (∂C/∂h_t from its own output only) in layer {layer.index}"
         return Slip({"inputs": (18, what)}, defs)
+
+    def _reciprocal_derivative(self, layer, ctx) -> Slip:
+        """tanh′ written as 1/(1 − h²): h redefined as an antiderivative (by SymPy, in exponentials,
+        which check's intervals know) of 1 / the entry's own ∂h/∂s, so that the derivative of the
+        mistaken definition is the reciprocal of the right one."""
+        (s, _), (h, h_defs) = ctx.stages["s"], ctx.stages["h"]
+
+        def defs():
+            u = sympy.Dummy("u", real=True)
+            f = h_defs[(0,) * h_defs.ndim].xreplace({s[(0,) * s.ndim]: u})
+            wrong = sympy.simplify((1 / sympy.diff(f, u)).rewrite(sympy.exp))
+            H = sympy.integrate(wrong, u).rewrite(sympy.exp)
+            return {"h": {idx: H.xreplace({u: s[idx]}) for idx in np.ndindex(*s.shape)}}
+        what = f"tanh′ written as 1/(1 − h²) (the reciprocal of 1 − h²) in layer {layer.index}"
+        return Slip({"inputs": (21, what), "params": (21, what)}, defs)
 
     def _one_step(self, layer, ctx) -> Slip:
         """A shared weight's gradient taken from the last step alone (assigned in the loop over the
