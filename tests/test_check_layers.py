@@ -321,6 +321,9 @@ def _gated_plants():
     yield ("lstm future gradient dropped", net, {"dC/da2": own, "dC/dh2": own, "dC/do2": do},
            "dC/dh2", "the gradient from step t + 1 dropped", ["dC/do2"], T)
     i, f, g, o = (T[q] for q in ("i2", "f2", "g2", "o2"))
+    dc = T["dC/dh2"] * T["o2"] * (1 - np.tanh(c) ** 2)                # δc without δc_(t+1) ⊙ f_(t+1)
+    yield ("lstm cell gradient not carried", net, {"dC/dh2": T["dC/dh2"], "dC/dc2": dc, "dC/dg2": dc * T["i2"]},
+           "dC/dc2", "the cell-state gradient not carried from step t + 1", ["dC/dg2"], T)
     delta = np.concatenate([T["dC/di2"] * i * (1 - i), T["dC/df2"] * f * (1 - f), T["dC/dg2"] * (1 - g ** 2),
                             T["dC/do2"] * o * (1 - o)], axis=1)
     yield ("lstm h_t for h_t-1 in dW_hh", net, {"dC/di2": T["dC/di2"], "grad.W_hh2": delta.T @ h},

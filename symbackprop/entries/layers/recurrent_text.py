@@ -123,6 +123,7 @@ class RecurrentText:
                                 lambda: {"h": {idx: s[idx] - s[idx] ** 3 / 3 for idx in np.ndindex(*s.shape)}}))
                 out.append(self._reciprocal_derivative(layer, ctx))
         if self.name == "lstm":
+            out.append(self._cell_not_carried(layer, ctx))
             swap = self._permuted(ctx, (0, 1, 3, 2))
             out.append(ctx.slip({"forward": (23, f"the gates g and o in another order (i, f, o, g) in layer {l}; "
                                                  "PyTorch stacks i, f, g, o")}, params=swap, stages=("g", "o", "c", "h")))
@@ -143,6 +144,17 @@ class RecurrentText:
             return {name: {idx: d.xreplace(frozen) for idx, d in np.ndenumerate(ctx.stages[name][1])}
                     for name in READS_H[self.name]}
         what = f"the gradient from step t + 1 dropped (∂C/∂h_t from its own output only) in layer {layer.index}"
+        return Slip({"inputs": (18, what)}, defs)
+
+    def _cell_not_carried(self, layer, ctx) -> Slip:
+        """The LSTM's cell-state gradient not carried from t + 1: c_t's definition reads c_(t−1) as a
+        stop-gradient, so ∂C/∂c_t keeps only the part through h_t (∂c_t/∂f_t is still c_(t−1))."""
+        cs, defs_c = ctx.stages["c"]
+
+        def defs():
+            frozen = {c: Frozen(c) for c in cs.ravel()}
+            return {"c": {idx: d.xreplace(frozen) for idx, d in np.ndenumerate(defs_c)}}
+        what = f"the cell-state gradient not carried from step t + 1 (∂C/∂c_t through h_t only) in layer {layer.index}"
         return Slip({"inputs": (18, what)}, defs)
 
     def _h_for_previous(self, layer, ctx) -> Slip:
