@@ -276,14 +276,24 @@ def _sequence_plants():
     ds = dh * (1 - h ** 2)
     yield ("rnn future gradient dropped", net, {"dC/da2": own, "dC/dh2": dh, "dC/ds2": ds, "grad.W_ih2": ds.T @ x},
            "dC/dh2", "the gradient from step t + 1 dropped", ["dC/ds2", "grad.W_ih2"], T)
+    steps = h.shape[0]                                           # Σ over the steps: the mean over N only
+    yield ("sequence loss mean over N only", net, {"loss": T["loss"] * steps}, "loss", "taken over N only", [], T)
+    da = T["dC/da3"] * steps
+    yield ("sequence dC/da mean over N only", net, {"dC/da3": da, "delta3": T["delta3"] * steps,
+                                                    "grad.b3": (T["delta3"] * steps).sum(0)},
+           "dC/da3", "the mean over N·T taken over N only", ["delta3", "grad.b3"], T)
     ds = T["dC/ds2"]
     yield ("rnn h_t for h_t-1 in dW_hh", net, {"dC/ds2": ds, "grad.W_hh2": ds.T @ h},
            "grad.W_hh2", "h_t used in place of h_(t−1)", [], T)
     wrong = T["dC/dh2"] * (1 - s ** 2)
     yield ("rnn tanh' from the pre-activation", net, {"dC/dh2": T["dC/dh2"], "dC/ds2": wrong, "grad.b_ih2": wrong.sum(0)},
            "dC/ds2", "tanh′ written as 1 − s²", ["grad.b_ih2"], T)
+    wrong = T["dC/dh2"] / (1 - h ** 2)
+    yield ("rnn tanh' as a reciprocal", net, {"dC/dh2": T["dC/dh2"], "dC/ds2": wrong, "grad.b_ih2": wrong.sum(0)},
+           "dC/ds2", "tanh′ written as 1/(1 − h²)", ["grad.b_ih2"], T)
     yield ("rnn gradient of one step", net, {"dC/ds2": ds, "grad.W_ih2": np.outer(ds[-1], x[-1])},
            "grad.W_ih2", "taken from the last step alone", [], T)
+    yield from _gated_plants()
     net = build(*GRAPHS["gru"])
     T, P = truth(net), net.parameters
     h = _gru_swapped(T["a1"], P)                                 # z and 1 − z swapped at every step, carried on
@@ -299,6 +309,34 @@ def _sequence_plants():
     db[:k] = T["dC/di2"].sum(0)                                   # ∂i/∂b taken as 1: σ′ left out
     yield ("lstm sigmoid derivative left out", net, {"dC/di2": T["dC/di2"], "grad.b_ih2": db},
            "grad.b_ih2", "the sigmoid derivative of gate i left out", [], T)
+
+
+def _gated_plants():
+    """The future gradient dropped and h_t for h_(t−1), for the LSTM and the GRU: dC/di2, ... are the
+    gradients of the gates' values; δ_t, their pre-activations', stacked as the weights' rows."""
+    net = build(*GRAPHS["lstm"])
+    T = truth(net)
+    h, c, own = T["h2"], T["c2"], T["dC/da2"]
+    do = own * np.tanh(c)                                        # δh = own output only
+    yield ("lstm future gradient dropped", net, {"dC/da2": own, "dC/dh2": own, "dC/do2": do},
+           "dC/dh2", "the gradient from step t + 1 dropped", ["dC/do2"], T)
+    i, f, g, o = (T[q] for q in ("i2", "f2", "g2", "o2"))
+    dc = T["dC/dh2"] * T["o2"] * (1 - np.tanh(c) ** 2)                # δc without δc_(t+1) ⊙ f_(t+1)
+    yield ("lstm cell gradient not carried", net, {"dC/dh2": T["dC/dh2"], "dC/dc2": dc, "dC/dg2": dc * T["i2"]},
+           "dC/dc2", "the cell-state gradient not carried from step t + 1", ["dC/dg2"], T)
+    delta = np.concatenate([T["dC/di2"] * i * (1 - i), T["dC/df2"] * f * (1 - f), T["dC/dg2"] * (1 - g ** 2),
+                            T["dC/do2"] * o * (1 - o)], axis=1)
+    yield ("lstm h_t for h_t-1 in dW_hh", net, {"dC/di2": T["dC/di2"], "grad.W_hh2": delta.T @ h},
+           "grad.W_hh2", "h_t used in place of h_(t−1)", [], T)
+    net = build(*GRAPHS["gru"])
+    T = truth(net)
+    h, r, z, n, own = T["h2"], T["r2"], T["z2"], T["n2"], T["dC/da2"]
+    dn = own * (1 - z)
+    yield ("gru future gradient dropped", net, {"dC/da2": own, "dC/dh2": own, "dC/dn2": dn},
+           "dC/dh2", "the gradient from step t + 1 dropped", ["dC/dn2"], T)
+    delta = np.concatenate([T["dC/dr2"] * r * (1 - r), T["dC/dz2"] * z * (1 - z), T["dC/dn2"] * (1 - n ** 2) * r], axis=1)
+    yield ("gru h_t for h_t-1 in dW_hh", net, {"dC/dr2": T["dC/dr2"], "grad.W_hh2": delta.T @ h},
+           "grad.W_hh2", "h_t used in place of h_(t−1)", [], T)
 
 
 def _embedding_plant():

@@ -116,6 +116,8 @@ def test_every_catalogued_mistake_is_listed(pages):
                  "dropout's mask left out of the gradient", "the bias ⟨b⟩ left out",
                  # slips whose text is in a kind's text module, or named by a variable in the tuple
                  "the gradient from step t + 1 dropped", "the GRU's z and 1 − z swapped",
+                 "the mean over N·T taken over N only", "tanh′ written as 1/(1 − h²)",
+                 "the cell-state gradient not carried from step t + 1",
                  "a repeated id's row overwritten", "the softmax's backward without its row-sum term"):
         assert text in mistakes, text
     for name in ("`maxpool1d`, `maxpool2d`", "`batchnorm`, `layernorm`", "`dense`", "`add`", "`embedding`",

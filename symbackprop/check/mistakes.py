@@ -59,6 +59,19 @@ def scale_parts(loss, outputs: int) -> tuple[bool, sympy.Expr | None]:
     return coeff == sympy.Rational(1, 2), mean
 
 
+def steps_factor(network):
+    """What the loss is multiplied by when a sequence's mean over the N·T steps is taken over the N
+    examples only (the steps' losses summed): M / N for M counted steps, i.e. P / r (P steps an
+    example, r its :attr:`~symbackprop.spec.network.Network.target_weight`); None for a vector
+    output or a single step."""
+    shape = network.output_shape
+    if len(shape) < 2 or shape[0] < 2:
+        return None
+    r = network.target_weight
+    factor = sympy.Integer(shape[0]) / sympy.Rational(r.numerator, r.denominator)
+    return None if factor == 1 else factor
+
+
 def fname(act) -> str:
     """The activation's name as its registry entry writes it in LaTeX, as plain text: σ for
     ``\\sigma``, relu for ``\\operatorname{relu}``, f for a formula from the spec."""

@@ -5,7 +5,7 @@ the node's expression and the registry entries. Each is (rank, description, rewr
 """
 import sympy
 
-from .mistakes import Mistakes, fname, pretty, scale_parts, squared, sub, times, unsquare
+from .mistakes import Mistakes, fname, pretty, scale_parts, squared, steps_factor, sub, times, unsquare
 from ..entries.registry import a as A, z as Z
 
 PEERS_MAX = 16        # a gradient's δ swapped for another element's: in quantities up to this size
@@ -42,6 +42,10 @@ class ForwardMistakes(Mistakes):
         if self.graph.N > 1:
             out.append((14, f"the batch mean's 1/N left out (the {self.graph.N} losses summed, not averaged)",
                         times(self.graph.N), True))
+        steps = steps_factor(self.network)
+        if steps is not None:
+            out.append((15, "the mean over N·T taken over N only (the steps' losses summed, not averaged)",
+                        times(steps), True))
         return out
 
 
@@ -62,6 +66,9 @@ class BackwardMistakes(Mistakes):
             out.append((5, "the sign flipped ((y − a) for (a − y))", times(-1), True))
             if self.graph.model.examples > 1:
                 out.append((7, "the batch mean's 1/N left out", times(self.graph.N), True))
+            steps = steps_factor(self.network)
+            if steps is not None:
+                out.append((8, "the mean over N·T taken over N only in ∂C/∂a", times(steps), True))
             return out
         return self.upstream(node)
 

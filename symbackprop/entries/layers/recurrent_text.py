@@ -6,8 +6,10 @@ import numpy as np
 import sympy
 
 from . import sequence_text
+from ..arrayops import Frozen
 from .base import Backward, Slip, param_tex
 
+READS_H = {"rnn": ("s",), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n", "h")}   # the stages reading h_(t−1)
 STAGES = {"rnn": ("s", "h"), "lstm": ("i", "f", "g", "o", "c", "h"), "gru": ("r", "z", "n", "h")}
 
 
@@ -112,20 +114,16 @@ class RecurrentText:
     def slips(self, layer, ctx):
         l = layer.index
         out = [self._one_step(layer, ctx)]
-        if self.name == "rnn":        # its pre-activation s is staged: the recurrence's rewrites stay linear
-            out.append(self._dropped_future(layer, ctx))
-            (s, s_defs), h = ctx.stages["s"], ctx.stages["h"][0]
-            what = f"h_t used in place of h_(t−1) in ∂C/∂W_hh (layer {l})"
-            W_hh = ctx.params["W_hh"]
-            own = {(t, j): sympy.Add(*[a for a in sympy.Add.make_args(d) if not a.has(*W_hh.ravel())],
-                                     *[W_hh[j, m] * h[t, m] for m in range(h.shape[1])])
-                   for (t, j), d in np.ndenumerate(s_defs)}
-            out.append(Slip({"params": (19, what)}, lambda own=own: {"s": own}, generic=True))
+        out += [self._dropped_future(layer, ctx), self._h_for_previous(layer, ctx)]
+        if self.name == "rnn":
+            s, h = ctx.stages["s"][0], ctx.stages["h"][0]
             if layer.opt["nonlinearity"] == "tanh":
                 what = f"tanh′ written as 1 − s² (the pre-activation squared, not h²) in layer {l}"
                 out.append(Slip({"inputs": (21, what), "params": (21, what)},
                                 lambda: {"h": {idx: s[idx] - s[idx] ** 3 / 3 for idx in np.ndindex(*s.shape)}}))
+                out.append(self._reciprocal_derivative(layer, ctx))
         if self.name == "lstm":
+            out.append(self._cell_not_carried(layer, ctx))
             swap = self._permuted(ctx, (0, 1, 3, 2))
             out.append(ctx.slip({"forward": (23, f"the gates g and o in another order (i, f, o, g) in layer {l}; "
                                                  "PyTorch stacks i, f, g, o")}, params=swap, stages=("g", "o", "c", "h")))
@@ -137,15 +135,61 @@ class RecurrentText:
         return out
 
     def _dropped_future(self, layer, ctx) -> Slip:
-        """The gradient from step t + 1 dropped: the definitions of step t + 1 read h_t as a
-        constant, so ∂C/∂h_t keeps only its own output's part."""
+        """The gradient from step t + 1 dropped: the definitions that read h_(t−1) (the gates, and
+        the GRU's h itself) read it as a stop-gradient, so ∂C/∂h_t keeps only its own output's part."""
         hs = ctx.stages["h"][0]
 
         def defs():
-            frozen = {h: sympy.Symbol(f"{h.name}_const", real=True) for h in hs.ravel()}
-            return {"s": {idx: d.xreplace(frozen) for idx, d in np.ndenumerate(ctx.stages["s"][1])}}
+            frozen = {h: Frozen(h) for h in hs.ravel()}
+            return {name: {idx: d.xreplace(frozen) for idx, d in np.ndenumerate(ctx.stages[name][1])}
+                    for name in READS_H[self.name]}
         what = f"the gradient from step t + 1 dropped (∂C/∂h_t from its own output only) in layer {layer.index}"
         return Slip({"inputs": (18, what)}, defs)
+
+    def _cell_not_carried(self, layer, ctx) -> Slip:
+        """The LSTM's cell-state gradient not carried from t + 1: c_t's definition reads c_(t−1) as a
+        stop-gradient, so ∂C/∂c_t keeps only the part through h_t (∂c_t/∂f_t is still c_(t−1))."""
+        cs, defs_c = ctx.stages["c"]
+
+        def defs():
+            frozen = {c: Frozen(c) for c in cs.ravel()}
+            return {"c": {idx: d.xreplace(frozen) for idx, d in np.ndenumerate(defs_c)}}
+        what = f"the cell-state gradient not carried from step t + 1 (∂C/∂c_t through h_t only) in layer {layer.index}"
+        return Slip({"inputs": (18, what)}, defs)
+
+    def _h_for_previous(self, layer, ctx) -> Slip:
+        """h_t used in place of h_(t−1) in ∂C/∂W_hh: beside each b_hh[r] (which sits where W_hh's row r
+        meets h_(t−1)) goes Σ_m (W_hh[r, m] − Frozen(W_hh[r, m]))·(h_t[m] − h_(t−1)[m]), worth 0, whose
+        derivative moves ∂/∂W_hh[r, m] from h_(t−1)[m] to h_t[m] and leaves every other one alone."""
+        W, b, h = ctx.params["W_hh"], ctx.params["b_hh"], ctx.stages["h"][0]
+
+        def defs():
+            out = {}
+            for t in range(h.shape[0]):
+                moved = {b[r]: b[r] + sympy.Add(*[(W[r, m] - Frozen(W[r, m])) * (h[t, m] - (h[t - 1, m] if t else 0))
+                                                  for m in range(h.shape[1])]) for r in range(b.shape[0])}
+                for name in READS_H[self.name]:
+                    for j, d in enumerate(ctx.stages[name][1][t]):
+                        if d.has(*moved):
+                            out.setdefault(name, {})[(t, j)] = d.xreplace(moved)
+            return out
+        what = f"h_t used in place of h_(t−1) in ∂C/∂W_hh (layer {layer.index})"
+        return Slip({"params": (19, what)}, defs, generic=True)
+
+    def _reciprocal_derivative(self, layer, ctx) -> Slip:
+        """tanh′ written as 1/(1 − h²): h redefined as an antiderivative (by SymPy, in exponentials,
+        which check's intervals know) of 1 / the entry's own ∂h/∂s, so that the derivative of the
+        mistaken definition is the reciprocal of the right one."""
+        (s, _), (h, h_defs) = ctx.stages["s"], ctx.stages["h"]
+
+        def defs():
+            u = sympy.Dummy("u", real=True)
+            f = h_defs[(0,) * h_defs.ndim].xreplace({s[(0,) * s.ndim]: u})
+            wrong = sympy.simplify((1 / sympy.diff(f, u)).rewrite(sympy.exp))
+            H = sympy.integrate(wrong, u).rewrite(sympy.exp)
+            return {"h": {idx: H.xreplace({u: s[idx]}) for idx in np.ndindex(*s.shape)}}
+        what = f"tanh′ written as 1/(1 − h²) (the reciprocal of 1 − h²) in layer {layer.index}"
+        return Slip({"inputs": (21, what), "params": (21, what)}, defs)
 
     def _one_step(self, layer, ctx) -> Slip:
         """A shared weight's gradient taken from the last step alone (assigned in the loop over the
