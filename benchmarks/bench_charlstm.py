@@ -21,8 +21,6 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import platform  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -37,19 +35,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_torch import interleaved, fmt  # noqa: E402
+from seqbench import batch, check_agreement, cold, ours_step  # noqa: E402
 from bench_trainer import load_module  # noqa: E402
 
 torch.set_num_threads(1)
 SPEC = ROOT / "examples" / "charlstm.toml"
 V, DIM, HIDDEN, T, N = 65, 32, 128, 32, 32
 LEARNING_RATE = 0.5
-
-
-def batch(seed=0):
-    """N windows of T ids and their next-character targets, as int64 arrays."""
-    rng = np.random.default_rng(seed)
-    ids = rng.integers(0, V, (N, T + 1))
-    return ids[:, :-1], ids[:, 1:]
 
 
 def reference_params(seed=0):
@@ -116,44 +108,6 @@ def generated(backend):
     return load_module(text, f"charlstm_{backend}"), None
 
 
-def ours_step(module, params, X, Y, backend):
-    p = {k: v.copy() for k, v in params.items()}
-    if backend == "torch":
-        p = {k: torch.from_numpy(v) for k, v in p.items()}
-        X, Y = torch.from_numpy(X), torch.from_numpy(Y)
-    state = module.init_state(p)
-    return lambda: module.step(p, state, X, Y, LEARNING_RATE, clip_norm=None)
-
-
-def check_agreement(module, params, X, Y, backend):
-    """The trainer's loss and gradients equal eager's (float32 rounding) before any timing."""
-    C_ref, g_ref = eager_loss_and_grads(params, X, Y)
-    args = (params, X, Y) if backend == "numpy" else tuple(
-        {k: torch.from_numpy(v) for k, v in a.items()} if isinstance(a, dict) else torch.from_numpy(a)
-        for a in (params, X, Y))
-    C, grads = module.loss_and_gradients(*args)
-    assert abs(float(C) - C_ref) <= 1e-4 * max(1.0, abs(C_ref)), (float(C), C_ref)
-    for name, g in grads.items():
-        g = g.numpy() if backend == "torch" else g
-        scale = float(np.abs(g_ref[name]).max()) + 1e-12
-        assert float(np.abs(g - g_ref[name]).max()) <= 2e-3 * scale, name
-
-
-def cold(command, runs):
-    """Median wall seconds of ``command`` (a new process each time) and median CPU seconds (user +
-    system, of the child: what a busy machine's load inflates less)."""
-    import resource
-    times, cpu = [], []
-    for _ in range(runs):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-        times.append(time.perf_counter() - start)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-    return statistics.median(times), statistics.median(cpu)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
@@ -162,7 +116,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     rounds = args.rounds or (5 if args.quick else 21)
     started, load_before = time.gmtime(), os.getloadavg()
-    params, (ids, targets) = reference_params(), batch()
+    params, (ids, targets) = reference_params(), batch(N, T, V)
     X, Y = ids.astype(np.float32), targets.astype(np.float32)   # the trainers hold ids as DTYPE
     contenders, notes = {"eager": eager_step(params, X, Y)[0]}, []
     for backend in ("numpy", "torch"):
@@ -170,8 +124,8 @@ def main(argv=None):
         if module is None:
             notes.append(f"The {backend} trainer was not measured: {why}")
             continue
-        check_agreement(module, params, X, Y, backend)
-        contenders[backend] = ours_step(module, params, X, Y, backend)
+        check_agreement(module, eager_loss_and_grads, params, X, Y, backend)
+        contenders[backend] = ours_step(module, params, X, Y, backend, LEARNING_RATE)
     inner = 5 if args.quick else 10
     times, _ = interleaved(contenders, rounds, inner, "cpu")
     for name, seconds in times.items():

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_charlstm import cold  # noqa: E402
+from seqbench import batch, check_agreement, cold, ours_step  # noqa: E402
 from bench_torch import fmt, interleaved  # noqa: E402
 from bench_trainer import load_module  # noqa: E402
 
@@ -46,12 +46,6 @@ V, D, T, N, HEADS, HIDDEN = 65, 32, 16, 16, 2, 128
 BLOCKS = ((3, 4, 6, 7, 8), (10, 11, 13, 14, 15))   # per block: layer norm, attention, layer norm, dense, dense
 FINAL_NORM, HEAD = 17, 18
 LEARNING_RATE = 1e-3
-
-
-def batch(seed=0):
-    rng = np.random.default_rng(seed)
-    ids = rng.integers(0, V, (N, T + 1))
-    return ids[:, :-1], ids[:, 1:]
 
 
 def reference_params(shapes, seed=0):
@@ -160,30 +154,6 @@ def generated(backend):
     return load_module(text, f"tinygpt_{backend}"), net.parameter_shapes()
 
 
-def ours_step(module, params, X, Y, backend):
-    p = {k: v.copy() for k, v in params.items()}
-    if backend == "torch":
-        p = {k: torch.from_numpy(v) for k, v in p.items()}
-        X, Y = torch.from_numpy(X), torch.from_numpy(Y)
-    state = module.init_state(p)
-    return lambda: module.step(p, state, X, Y, LEARNING_RATE, clip_norm=None)
-
-
-def check_agreement(module, params, X, Y, backend):
-    """The trainer's loss and every gradient equal eager's (float32 rounding) before any timing."""
-    C_ref, g_ref = eager_loss_and_grads(params, X, Y)
-    args = (params, X, Y) if backend == "numpy" else tuple(
-        {k: torch.from_numpy(v) for k, v in a.items()} if isinstance(a, dict) else torch.from_numpy(a)
-        for a in (params, X, Y))
-    C, grads = module.loss_and_gradients(*args)
-    assert abs(float(C) - C_ref) <= 1e-4 * max(1.0, abs(C_ref)), (float(C), C_ref)
-    assert set(grads) == set(g_ref), set(grads) ^ set(g_ref)
-    for name, g in grads.items():
-        g = g.numpy() if backend == "torch" else g
-        scale = max(float(np.abs(g_ref[name]).max()), 1e-3)    # b_k's gradient is 0: float32 noise on both sides
-        assert float(np.abs(g - g_ref[name]).max()) <= 2e-3 * scale, name
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
@@ -192,14 +162,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     rounds = args.rounds or (5 if args.quick else 21)
     started, load_before = time.gmtime(), os.getloadavg()
-    ids, targets = batch()
+    ids, targets = batch(N, T, V)
     X, Y = ids.astype(np.float32), targets.astype(np.float32)   # the trainers hold ids as DTYPE
     modules = {backend: generated(backend) for backend in ("numpy", "torch")}
     params = reference_params(modules["numpy"][1])
     contenders = {"eager": eager_step(params, X, Y)}
     for backend, (module, _) in modules.items():
-        check_agreement(module, params, X, Y, backend)
-        contenders[backend] = ours_step(module, params, X, Y, backend)
+        check_agreement(module, eager_loss_and_grads, params, X, Y, backend, floor=1e-3)  # b_k's gradient is 0
+        contenders[backend] = ours_step(module, params, X, Y, backend, LEARNING_RATE)
     inner = 5 if args.quick else 10
     times, _ = interleaved(contenders, rounds, inner, "cpu")
     for name, seconds in times.items():
